@@ -1,0 +1,368 @@
+"""Shard (MDB) files: parse uploads strictly, serialize full shards (lookup tables + footer).
+
+Layout: 48-byte header, file-info section, xorb-info section (each a run of 48-byte entries closed by a
+bookend), then, in full shards only, three lookup tables and a 200-byte footer. All integers are LE.
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from cove.xet import hashes
+from cove.xet.errors import ShardFormatError
+
+TAG = b"HFRepoMetaData" + bytes(
+    [0, 85, 105, 103, 69, 106, 123, 129, 87, 131, 165, 189, 217, 92, 205, 209, 74, 169]
+)
+VERSION = 2
+HEADER_LEN = 48
+ENTRY_LEN = 48
+FOOTER_LEN = 200
+FOOTER_VERSION = 1
+BOOKEND = b"\xff" * 32 + bytes(16)
+
+FLAG_VERIFICATION = 1 << 31
+FLAG_METADATA_EXT = 1 << 30
+CHUNK_FLAG_GLOBAL_DEDUP = 1 << 31
+MAX_SHARD_LEN = 64 * 1024 * 1024 + 64 * 1024
+U32_MAX = 0xFFFFFFFF
+U64_MAX = 0xFFFFFFFFFFFFFFFF
+
+_HEADER = struct.Struct("<32sQQ")
+_FILE_HEADER = struct.Struct("<32sIIQ")
+_FILE_ENTRY = struct.Struct("<32sIIII")
+_XORB_HEADER = struct.Struct("<32sIIII")
+_XORB_ENTRY = struct.Struct("<32sIIII")
+_LOOKUP = struct.Struct("<QI")
+_CHUNK_LOOKUP = struct.Struct("<QII")
+_FOOTER_HEAD = struct.Struct("<9Q32sQQ6Q4Q")
+
+
+@dataclass(frozen=True, slots=True)
+class FileTerm:
+    """A reconstruction term: chunks ``[chunk_start, chunk_end)`` of one xorb."""
+
+    xorb_hash: bytes
+    unpacked_len: int
+    chunk_start: int
+    chunk_end: int
+    flags: int = 0
+
+
+@dataclass
+class FileEntry:
+    file_hash: bytes
+    terms: list[FileTerm]
+    verification: list[bytes] | None = None
+    sha256: bytes | None = None  # raw FileMetadataExt bytes (string form == ordinary sha256 hex)
+    flags: int = 0
+
+    @property
+    def size(self) -> int:
+        return sum(t.unpacked_len for t in self.terms)
+
+    @property
+    def sha256_hex(self) -> str | None:
+        return None if self.sha256 is None else hashes.raw_to_sha256(self.sha256)
+
+
+@dataclass(frozen=True, slots=True)
+class XorbChunkEntry:
+    hash: bytes
+    offset: int  # cumulative uncompressed offset inside the xorb
+    size: int
+    flags: int = 0
+
+
+@dataclass
+class XorbEntry:
+    xorb_hash: bytes
+    chunks: list[XorbChunkEntry]
+    num_bytes_on_disk: int = 0
+    flags: int = 0
+
+    @property
+    def num_bytes(self) -> int:
+        return sum(c.size for c in self.chunks)
+
+
+@dataclass
+class ShardFooter:
+    file_info_offset: int
+    xorb_info_offset: int
+    file_lookup_offset: int
+    file_lookup_num_entry: int
+    xorb_lookup_offset: int
+    xorb_lookup_num_entry: int
+    chunk_lookup_offset: int
+    chunk_lookup_num_entry: int
+    chunk_hash_hmac_key: bytes
+    creation_timestamp: int
+    key_expiry: int
+    stored_bytes_on_disk: int
+    materialized_bytes: int
+    stored_bytes: int
+    footer_offset: int
+
+
+@dataclass
+class Shard:
+    files: list[FileEntry] = field(default_factory=list)
+    xorbs: list[XorbEntry] = field(default_factory=list)
+    footer: ShardFooter | None = None
+    length: int = 0  # bytes up to the end of the xorb-info bookend
+
+
+@dataclass(frozen=True)
+class ShardLimits:
+    max_len: int = MAX_SHARD_LEN
+    max_files: int = 100_000
+    max_terms: int = 500_000
+    max_xorbs: int = 100_000
+    max_xorb_chunks: int = 8192
+    max_chunk_entries: int = 1_000_000
+
+
+DEFAULT_LIMITS = ShardLimits()
+
+
+class _Reader:
+    def __init__(self, data: memoryview, pos: int) -> None:
+        self.data = data
+        self.pos = pos
+
+    def entry(self, what: str) -> memoryview:
+        end = self.pos + ENTRY_LEN
+        if end > len(self.data):
+            raise ShardFormatError(f"shard truncated while reading {what} at offset {self.pos}")
+        view = self.data[self.pos : end]
+        self.pos = end
+        return view
+
+
+def _is_bookend(entry: memoryview) -> bool:
+    return bytes(entry[:32]) == BOOKEND[:32]
+
+
+def parse_shard(data: bytes | memoryview, limits: ShardLimits = DEFAULT_LIMITS) -> Shard:
+    """Parse a shard (upload form without footer, or full form). Raises ``ShardFormatError``."""
+    view = memoryview(data)
+    if len(view) > limits.max_len:
+        raise ShardFormatError(f"shard larger than {limits.max_len} bytes")
+    if len(view) < HEADER_LEN:
+        raise ShardFormatError("shard truncated: no header")
+    tag, version, footer_size = _HEADER.unpack_from(view, 0)
+    if tag != TAG:
+        raise ShardFormatError("not a shard: bad header tag")
+    if version != VERSION:
+        raise ShardFormatError(f"unsupported shard version {version}")
+    if footer_size not in (0, FOOTER_LEN):
+        raise ShardFormatError(f"unexpected shard footer size {footer_size}")
+
+    shard = Shard()
+    reader = _Reader(view, HEADER_LEN)
+    n_terms = 0
+    verification_seen: bool | None = None
+    while True:
+        head = reader.entry("file header")
+        if _is_bookend(head):
+            if bytes(head) != BOOKEND:
+                raise ShardFormatError("corrupt file section bookend")
+            break
+        if len(shard.files) >= limits.max_files:
+            raise ShardFormatError(f"shard lists more than {limits.max_files} files")
+        file_hash, flags, num_entries, _unused = _FILE_HEADER.unpack(head)
+        n_terms += num_entries
+        if n_terms > limits.max_terms:
+            raise ShardFormatError(f"shard has more than {limits.max_terms} terms")
+        terms: list[FileTerm] = []
+        for _ in range(num_entries):
+            xh, xflags, ulen, start, end = _FILE_ENTRY.unpack(reader.entry("file term"))
+            if not start < end:
+                raise ShardFormatError(f"empty or reversed chunk range [{start}, {end})")
+            if ulen == 0:
+                raise ShardFormatError("term with zero unpacked bytes")
+            terms.append(FileTerm(xh, ulen, start, end, xflags))
+        has_verification = bool(flags & FLAG_VERIFICATION)
+        if verification_seen is None:
+            verification_seen = has_verification
+        elif verification_seen != has_verification:
+            raise ShardFormatError("verification entries must be present for all files or none")
+        verification = None
+        if has_verification:
+            verification = [bytes(reader.entry("verification entry")[:32]) for _ in range(num_entries)]
+        sha256 = None
+        if flags & FLAG_METADATA_EXT:
+            sha256 = bytes(reader.entry("metadata ext")[:32])
+        if num_entries == 0 and file_hash != hashes.ZERO_HASH:
+            raise ShardFormatError("a file without terms must have the zero hash")
+        shard.files.append(FileEntry(file_hash, terms, verification, sha256, flags))
+
+    n_chunks = 0
+    while True:
+        head = reader.entry("xorb header")
+        if _is_bookend(head):
+            if bytes(head) != BOOKEND:
+                raise ShardFormatError("corrupt xorb section bookend")
+            break
+        if len(shard.xorbs) >= limits.max_xorbs:
+            raise ShardFormatError(f"shard lists more than {limits.max_xorbs} xorbs")
+        xh, xflags, num_entries, num_bytes, on_disk = _XORB_HEADER.unpack(head)
+        if num_entries == 0 or num_entries > limits.max_xorb_chunks:
+            raise ShardFormatError(f"xorb entry with {num_entries} chunks")
+        n_chunks += num_entries
+        if n_chunks > limits.max_chunk_entries:
+            raise ShardFormatError(f"shard has more than {limits.max_chunk_entries} chunk entries")
+        chunks: list[XorbChunkEntry] = []
+        offset = 0
+        for _ in range(num_entries):
+            ch, start, size, cflags, _unused = _XORB_ENTRY.unpack(reader.entry("xorb chunk"))
+            if start != offset or size == 0:
+                raise ShardFormatError("xorb chunk offsets are not contiguous")
+            offset += size
+            chunks.append(XorbChunkEntry(ch, start, size, cflags))
+        if offset != num_bytes:
+            raise ShardFormatError("xorb entry byte count does not match its chunks")
+        shard.xorbs.append(XorbEntry(xh, chunks, on_disk, xflags))
+    shard.length = reader.pos
+
+    if footer_size:
+        shard.footer = _parse_footer(view)
+        if shard.footer.xorb_info_offset > shard.length or shard.footer.file_info_offset != HEADER_LEN:
+            raise ShardFormatError("shard footer offsets do not match the sections")
+    elif reader.pos != len(view):
+        raise ShardFormatError(f"{len(view) - reader.pos} trailing bytes after the shard sections")
+    return shard
+
+
+def _parse_footer(view: memoryview) -> ShardFooter:
+    if len(view) < HEADER_LEN + 2 * ENTRY_LEN + FOOTER_LEN:
+        raise ShardFormatError("shard truncated: no footer")
+    start = len(view) - FOOTER_LEN
+    f = _FOOTER_HEAD.unpack_from(view, start)
+    if f[0] != FOOTER_VERSION:
+        raise ShardFormatError(f"unsupported shard footer version {f[0]}")
+    footer = ShardFooter(
+        file_info_offset=f[1],
+        xorb_info_offset=f[2],
+        file_lookup_offset=f[3],
+        file_lookup_num_entry=f[4],
+        xorb_lookup_offset=f[5],
+        xorb_lookup_num_entry=f[6],
+        chunk_lookup_offset=f[7],
+        chunk_lookup_num_entry=f[8],
+        chunk_hash_hmac_key=f[9],
+        creation_timestamp=f[10],
+        key_expiry=f[11],
+        stored_bytes_on_disk=f[18],
+        materialized_bytes=f[19],
+        stored_bytes=f[20],
+        footer_offset=f[21],
+    )
+    if footer.footer_offset != start:
+        raise ShardFormatError("shard footer offset field is wrong")
+    return footer
+
+
+# --- serialization ---------------------------------------------------------------------------------
+
+
+def _file_section(files: Sequence[FileEntry]) -> tuple[bytes, list[tuple[int, int]]]:
+    out = bytearray()
+    lookup: list[tuple[int, int]] = []
+    with_verification = any(f.verification is not None for f in files)
+    for f in files:
+        lookup.append((int.from_bytes(f.file_hash[:8], "little"), len(out) // ENTRY_LEN))
+        flags = (FLAG_VERIFICATION if with_verification else 0) | (FLAG_METADATA_EXT if f.sha256 else 0)
+        out += _FILE_HEADER.pack(f.file_hash, flags, len(f.terms), 0)
+        for t in f.terms:
+            out += _FILE_ENTRY.pack(t.xorb_hash, t.flags, t.unpacked_len, t.chunk_start, t.chunk_end)
+        if with_verification:
+            if f.verification is None or len(f.verification) != len(f.terms):
+                raise ValueError("verification hashes must be given for every term of every file")
+            for v in f.verification:
+                out += v + bytes(16)
+        if f.sha256:
+            out += f.sha256 + bytes(16)
+    out += BOOKEND
+    return bytes(out), lookup
+
+
+def serialize_shard(
+    files: Sequence[FileEntry] = (),
+    xorbs: Sequence[XorbEntry] = (),
+    *,
+    full: bool = True,
+    hmac_key: bytes | None = None,
+    creation_timestamp: int | None = None,
+    key_expiry: int = U64_MAX,
+) -> bytes:
+    """Serialize a shard. ``full=False`` gives the upload form (no lookup tables, no footer).
+
+    With ``hmac_key`` the chunk hashes of the xorb section (and the chunk lookup) are keyed with it, as
+    in global-dedup answers.
+    """
+    body = bytearray(_HEADER.pack(TAG, VERSION, FOOTER_LEN if full else 0))
+    file_bytes, file_lookup = _file_section(files)
+    body += file_bytes
+    xorb_info_offset = len(body)
+    xorb_lookup: list[tuple[int, int]] = []
+    chunk_lookup: list[tuple[int, int, int]] = []
+    stored = on_disk = 0
+    pos = 0
+    for x in xorbs:
+        xorb_lookup.append((int.from_bytes(x.xorb_hash[:8], "little"), pos))
+        body += _XORB_HEADER.pack(x.xorb_hash, x.flags, len(x.chunks), x.num_bytes, x.num_bytes_on_disk)
+        stored += x.num_bytes
+        on_disk += x.num_bytes_on_disk
+        offset = 0
+        for i, c in enumerate(x.chunks):
+            h = hashes.dedup_hmac(hmac_key, c.hash) if hmac_key else c.hash
+            chunk_lookup.append((int.from_bytes(h[:8], "little"), pos, i))
+            body += _XORB_ENTRY.pack(h, offset, c.size, c.flags, 0)
+            offset += c.size
+        pos += 1 + len(x.chunks)
+    body += BOOKEND
+    if not full:
+        return bytes(body)
+
+    file_lookup_offset = len(body)
+    for key, idx in sorted(file_lookup):
+        body += _LOOKUP.pack(key, idx)
+    xorb_lookup_offset = len(body)
+    for key, idx in sorted(xorb_lookup):
+        body += _LOOKUP.pack(key, idx)
+    chunk_lookup_offset = len(body)
+    for key, xi, ci in sorted(chunk_lookup):
+        body += _CHUNK_LOOKUP.pack(key, xi, ci)
+    footer_offset = len(body)
+    materialized = sum(f.size for f in files)
+    body += _FOOTER_HEAD.pack(
+        FOOTER_VERSION,
+        HEADER_LEN,
+        xorb_info_offset,
+        file_lookup_offset,
+        len(file_lookup),
+        xorb_lookup_offset,
+        len(xorb_lookup),
+        chunk_lookup_offset,
+        len(chunk_lookup),
+        hmac_key or bytes(32),
+        int(time.time()) if creation_timestamp is None else creation_timestamp,
+        key_expiry,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        on_disk,
+        materialized,
+        stored,
+        footer_offset,
+    )
+    assert len(body) - footer_offset == FOOTER_LEN
+    return bytes(body)
