@@ -1,0 +1,34 @@
+"""HTTP routers, one module per Hub API area. Handlers parse and shape; services decide."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+
+from fastapi import APIRouter
+
+# Order matters where paths overlap: specific API routes first, the web pages and git last.
+_MODULES = (
+    "cove.api.auth",
+    "cove.api.xet",
+    "cove.api.cas",
+    "cove.api.repos",
+    "cove.api.search",
+    "cove.api.refs",
+    "cove.api.commits",
+    "cove.api.compare",
+    "cove.api.discussions",
+    "cove.api.lfs",
+    "cove.api.git_http",
+    "cove.api.files",
+    "cove.web.pages",
+)
+
+
+def routers() -> list[APIRouter]:
+    out = []
+    for name in _MODULES:
+        if importlib.util.find_spec(name) is None:
+            continue
+        out.append(importlib.import_module(name).router)
+    return out

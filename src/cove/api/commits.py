@@ -1,0 +1,138 @@
+"""Uploads and history: preupload, the NDJSON commit, validate-yaml, the commit list, super-squash."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Body, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from cove.api.shapes import PREFIX, iso
+from cove.deps import Bk, CurrentActor, repo_type_of
+from cove.errors import BadRequest
+from cove.services import access, commits, files, history
+from cove.services.cards import parse_card
+
+router = APIRouter()
+MAX_COMMIT_BODY = 1 << 30
+
+
+@router.post("/api/{plural}/{ns}/{name}/preupload/{rev:path}")
+def preupload(plural: str, ns: str, name: str, rev: str, body: Annotated[dict[str, Any], Body()],
+              bk: Bk, actor: CurrentActor) -> dict:
+    items = body.get("files")
+    if not isinstance(items, list) or len(items) > 1000:
+        raise BadRequest("'files' must be a list of at most 1000 files")
+    with bk.db.session() as db:
+        repo = access.readable_repo(db, actor, repo_type_of(plural), f"{ns}/{name}")
+        out = commits.preupload(db, bk, actor, repo, revision=rev, files=items, git_ignore=body.get("gitIgnore"))
+        sha = bk.repos.resolve(repo.storage_key, rev)
+    return {"files": out, "commitOid": sha}
+
+
+@router.post("/api/{plural}/{ns}/{name}/commit/{rev:path}")
+async def commit(plural: str, ns: str, name: str, rev: str, request: Request, bk: Bk,
+                 actor: CurrentActor) -> JSONResponse:
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_COMMIT_BODY:
+            raise BadRequest("Commit payload too large: upload large files as LFS")
+    ctype = request.headers.get("content-type", "")
+    try:
+        if "ndjson" in ctype or not raw.lstrip().startswith(b"{\"summary"):
+            lines = [json.loads(line) for line in bytes(raw).splitlines() if line.strip()]
+        else:  # legacy JSON commit body
+            legacy = json.loads(raw)
+            lines = [{"key": "header", "value": {k: legacy.get(k) for k in ("summary", "description", "parentCommit")}}]
+            lines += [{"key": "file", "value": f} for f in legacy.get("files", [])]
+            lines += [{"key": "lfsFile", "value": f} for f in legacy.get("lfsFiles", [])]
+            lines += [{"key": "deletedFile", "value": f} for f in legacy.get("deletedFiles", [])]
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"Malformed commit payload: {exc}") from exc
+    create_pr = request.query_params.get("create_pr") in ("1", "true", "True")
+    return await run_in_threadpool(_commit, plural, ns, name, rev, lines, create_pr, bk, actor)
+
+
+def _commit(plural, ns, name, rev, lines, create_pr, bk, actor) -> JSONResponse:  # noqa: ANN001
+    repo_type = repo_type_of(plural)
+    header, ops = commits.parse_operations(lines)
+    with bk.db.session() as db:
+        repo = access.readable_repo(db, actor, repo_type, f"{ns}/{name}")
+        result = commits.create_commit(db, bk, actor, repo, revision=rev, header=header, ops=ops,
+                                       create_pr=create_pr)
+        base = f"{bk.settings.public_endpoint}/{PREFIX[repo_type]}{repo.repo_id}"
+    out = {"success": True, "commitOid": result.oid, "commitUrl": f"{base}/commit/{result.oid}",
+           "hookOutput": ""}
+    if result.pr_num is not None:
+        out["pullRequestUrl"] = f"{base}/discussions/{result.pr_num}"
+    return JSONResponse(out)
+
+
+@router.post("/api/validate-yaml")
+def validate_yaml(body: Annotated[dict[str, Any], Body()]) -> JSONResponse:
+    content = body.get("content")
+    if not isinstance(content, str):
+        return JSONResponse({"errors": [{"message": "'content' must be a string"}], "warnings": []}, 400)
+    meta, _, err = parse_card(content)
+    errors = []
+    if err:
+        errors.append({"message": f"Invalid YAML in README.md header: {err}"})
+    elif content.lstrip().startswith("---") and not isinstance(meta, dict):
+        errors.append({"message": "The YAML header must be a mapping"})
+    else:
+        mi = meta.get("model-index")
+        if mi is not None:
+            errors += _check_model_index(mi)
+    return JSONResponse({"errors": errors, "warnings": []}, status_code=400 if errors else 200)
+
+
+def _check_model_index(mi: object) -> list[dict]:
+    if not isinstance(mi, list):
+        return [{"message": "\"model-index\" must be an array"}]
+    errs = []
+    for item in mi:
+        if not isinstance(item, dict) or "name" not in item:
+            errs.append({"message": "\"model-index[].name\" is required"})
+            continue
+        for res in item.get("results") or []:
+            if not isinstance(res, dict) or not isinstance(res.get("task"), dict) or "type" not in res["task"]:
+                errs.append({"message": "\"model-index[].results[].task.type\" is required"})
+            for m in (res.get("metrics") or []) if isinstance(res, dict) else []:
+                if not isinstance(m, dict) or "type" not in m or "value" not in m:
+                    errs.append({"message": "\"metrics[].type\" and \"metrics[].value\" are required"})
+    return errs
+
+
+@router.get("/api/{plural}/{ns}/{name}/commits/{rev:path}")
+def list_commits(plural: str, ns: str, name: str, rev: str, bk: Bk, actor: CurrentActor,
+                 p: int = 0, limit: int = 50, expand: Annotated[list[str] | None, None] = None) -> JSONResponse:
+    limit = max(1, min(limit, 1000))
+    with bk.db.session() as db:
+        repo = access.readable_repo(db, actor, repo_type_of(plural), f"{ns}/{name}")
+        sha = files.resolve_revision(bk, repo, rev)
+        items = bk.repos.log(repo.storage_key, sha, skip=p * limit, limit=limit + 1)
+    headers = {}
+    if len(items) > limit:
+        items = items[:limit]
+        nxt = f"{bk.settings.public_endpoint}/api/{plural}/{ns}/{name}/commits/{quote(rev, safe='')}?p={p + 1}&limit={limit}"
+        headers["Link"] = f'<{nxt}>; rel="next"'
+    out = [{
+        "id": c.id, "title": c.title, "message": c.message, "date": iso(c.date),
+        "authors": [{"user": c.author, "avatar": None}],
+        "formatted": {"title": c.title, "message": c.message},
+    } for c in items]
+    return JSONResponse(out, headers=headers)
+
+
+@router.post("/api/{plural}/{ns}/{name}/super-squash/{rev:path}")
+def super_squash(plural: str, ns: str, name: str, rev: str, bk: Bk, actor: CurrentActor,
+                 body: Annotated[dict[str, Any] | None, Body()] = None) -> dict:
+    message = (body or {}).get("message") or "Super-squash branch using huggingface_hub"
+    with bk.db.session() as db:
+        repo = access.readable_repo(db, actor, repo_type_of(plural), f"{ns}/{name}")
+        sha = history.super_squash(db, bk, actor, repo, branch=rev, message=message)
+    return {"commitId": sha}

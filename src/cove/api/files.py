@@ -1,0 +1,213 @@
+"""Files: tree listing, paths-info, and `/resolve` (HEAD and GET, with byte ranges)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+
+from cove.api.ranges import parse_range
+from cove.api.shapes import PLURAL, PREFIX, entry_json
+from cove.deps import Bk, CurrentActor, repo_type_of
+from cove.errors import BadRequest
+from cove.services import access, downloads, files
+from cove.services.paths import clean_path, split_rev_path
+
+router = APIRouter()
+TREE_PAGE = 1000
+TREE_PAGE_EXPANDED = 50
+
+
+def _xet_for(db, repo, entries) -> dict[str, str]:  # noqa: ANN001
+    """sha256 → xet hash for the LFS entries of a listing (only files stored in Xet)."""
+    from sqlalchemy import select
+
+    from cove.db.tables import LfsObject
+
+    oids = {e.lfs_oid for e in entries if e.is_lfs}
+    if not oids:
+        return {}
+    q = select(LfsObject.oid, LfsObject.xet_hash).where(
+        LfsObject.repo_pk == repo.id, LfsObject.oid.in_(oids), LfsObject.xet_hash.is_not(None)
+    )
+    return dict(db.execute(q).all())
+
+
+def _tree(plural: str, ns: str, name: str, rev: str, path: str, request: Request, bk, actor,  # noqa: ANN001
+          recursive: bool, expand: bool, cursor: int, limit: int | None) -> JSONResponse:
+    repo_type = repo_type_of(plural)
+    rev, path = split_rev_path(rev, path)
+    path = clean_path(path, allow_root=True)
+    with bk.db.session() as db:
+        repo = access.readable_repo(db, actor, repo_type, f"{ns}/{name}")
+        sha = files.resolve_revision(bk, repo, rev)
+        entries = files.list_tree(bk, repo, sha, path, recursive=recursive)
+        page = limit or (TREE_PAGE_EXPANDED if expand else TREE_PAGE)
+        chunk = entries[cursor: cursor + page]
+        xet = _xet_for(db, repo, chunk)
+    out = []
+    for e in chunk:
+        item = entry_json(e, xet_hash=xet.get(e.lfs_oid or ""))
+        if expand:
+            info = bk.repos.last_commit_for(repo.storage_key, sha, e.path)
+            if info:
+                item["lastCommit"] = {"id": info.id, "title": info.title,
+                                      "date": info.date.strftime("%Y-%m-%dT%H:%M:%S.000Z")}
+            if e.type == "file":
+                item["securityFileStatus"] = {"status": "safe", "avScan": {"virusFound": False},
+                                              "pickleImportScan": None}
+        out.append(item)
+    headers = {}
+    if cursor + page < len(entries):
+        base = f"{bk.settings.public_endpoint}/api/{plural}/{ns}/{name}/tree/{quote(rev, safe='')}"
+        if path:
+            base += "/" + quote(path, safe="")
+        nxt = (f"{base}?recursive={str(recursive).lower()}&expand={str(expand).lower()}"
+               f"&cursor={cursor + page}" + (f"&limit={limit}" if limit else ""))
+        headers["Link"] = f'<{nxt}>; rel="next"'
+    return JSONResponse(out, headers=headers)
+
+
+@router.get("/api/{plural}/{ns}/{name}/tree/{rev}")
+def tree_root(plural: str, ns: str, name: str, rev: str, request: Request, bk: Bk, actor: CurrentActor,
+              recursive: bool = False, expand: bool = False, cursor: int = 0,
+              limit: Annotated[int | None, Query(ge=1, le=10000)] = None) -> JSONResponse:
+    return _tree(plural, ns, name, rev, "", request, bk, actor, recursive, expand, cursor, limit)
+
+
+@router.get("/api/{plural}/{ns}/{name}/tree/{rev}/{path:path}")
+def tree_path(plural: str, ns: str, name: str, rev: str, path: str, request: Request, bk: Bk,
+              actor: CurrentActor, recursive: bool = False, expand: bool = False, cursor: int = 0,
+              limit: Annotated[int | None, Query(ge=1, le=10000)] = None) -> JSONResponse:
+    return _tree(plural, ns, name, rev, path, request, bk, actor, recursive, expand, cursor, limit)
+
+
+@router.post("/api/{plural}/{ns}/{name}/paths-info/{rev:path}")
+async def paths_info(plural: str, ns: str, name: str, rev: str, request: Request, bk: Bk,
+                     actor: CurrentActor) -> JSONResponse:
+    ctype = request.headers.get("content-type", "")
+    if "json" in ctype:
+        try:
+            body = await request.json()
+        except ValueError as exc:
+            raise BadRequest("Body is not valid JSON") from exc
+        paths = body.get("paths", []) if isinstance(body, dict) else []
+    else:
+        form = await request.form()
+        paths = form.getlist("paths")
+    if not isinstance(paths, list) or len(paths) > 1000:
+        raise BadRequest("'paths' must be a list of at most 1000 paths")
+    from starlette.concurrency import run_in_threadpool
+
+    return await run_in_threadpool(_paths_info, plural, ns, name, rev, [str(p) for p in paths], bk, actor)
+
+
+def _paths_info(plural, ns, name, rev, paths, bk, actor) -> JSONResponse:  # noqa: ANN001
+    with bk.db.session() as db:
+        repo = access.readable_repo(db, actor, repo_type_of(plural), f"{ns}/{name}")
+        sha = files.resolve_revision(bk, repo, rev)
+        entries = []
+        for p in paths:
+            e = bk.repos.entry(repo.storage_key, sha, clean_path(p, allow_root=True))
+            if e is not None and e.path:
+                entries.append(e)
+        xet = _xet_for(db, repo, entries)
+    return JSONResponse([entry_json(e, xet_hash=xet.get(e.lfs_oid or "")) for e in entries])
+
+
+# -- resolve ------------------------------------------------------------------------------------
+
+
+def _resolve(repo_type: str, ns: str, name: str, rev: str, path: str, request: Request, bk, actor) -> Response:  # noqa: ANN001
+    rev, path = split_rev_path(rev, path)
+    path = clean_path(path)
+    head = request.method == "HEAD"
+    with bk.db.session() as db:
+        repo = access.readable_repo(db, actor, repo_type, f"{ns}/{name}")
+        sha = files.resolve_revision(bk, repo, rev)
+        entry = files.get_entry(bk, repo, sha, path)
+        if entry.type != "file":
+            raise files.EntryNotFound(f"{path} is a folder", headers={"X-Repo-Commit": sha})
+        loc = files.locate(db, bk, repo, entry)
+        downloads.maybe_count(db, repo, path, head=head,
+                              counter_header=request.headers.get("x-hf-download-counter"))
+        private = repo.private
+    headers = {
+        "X-Repo-Commit": sha,
+        "Accept-Ranges": "bytes",
+        "Content-Disposition": f"inline; filename*=UTF-8''{quote(path.rsplit('/', 1)[-1])}",
+        "Cache-Control": "private, max-age=0" if private else "public, max-age=0",
+        "Access-Control-Expose-Headers": "X-Repo-Commit,X-Request-Id,X-Error-Code,X-Error-Message,ETag,Link,"
+        "Accept-Ranges,Content-Range,X-Linked-Size,X-Linked-ETag,X-Xet-Hash",
+    }
+    if entry.is_lfs:
+        headers["ETag"] = f'"{entry.lfs_oid}"'
+        headers["X-Linked-Etag"] = f'"{entry.lfs_oid}"'
+        headers["X-Linked-Size"] = str(entry.size)
+    else:
+        headers["ETag"] = f'"{entry.oid}"'
+    if loc.kind == "xet":
+        p = PLURAL[repo_type]
+        headers["X-Xet-Hash"] = loc.key
+        headers["Link"] = (f'<{bk.settings.public_endpoint}/api/{p}/{ns}/{name}/xet-read-token/{sha}>; '
+                           'rel="xet-auth"')
+    size = entry.size
+    if head:
+        headers["Content-Length"] = str(size)
+        return Response(status_code=200, headers=headers, media_type=_media_type(path))
+    rng = parse_range(request.headers.get("range"), size)
+    if loc.kind == "lfs":
+        local = bk.blobs.local_path(loc.key)
+        if local is not None:
+            return FileResponse(local, headers=headers, media_type=_media_type(path))
+        start, end = rng or (0, size)
+        return _stream(bk.blobs.iter_range(loc.key, start, end), start, end, size, rng is not None, headers, path)
+    if loc.kind == "xet":
+        from cove.services import xet as xet_service  # provided by the Xet module
+
+        start, end = rng or (0, size)
+        body = xet_service.stream_file(bk, loc.key, start, end)
+        return _stream(body, start, end, size, rng is not None, headers, path)
+    data = bk.repos.read_blob(repo.storage_key, loc.key)
+    if rng:
+        start, end = rng
+        headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
+        return Response(data[start:end], status_code=206, headers=headers, media_type=_media_type(path))
+    return Response(data, headers=headers, media_type=_media_type(path))
+
+
+def _stream(body, start: int, end: int, size: int, partial: bool, headers: dict, path: str) -> Response:  # noqa: ANN001
+    headers = dict(headers, **{"Content-Length": str(end - start)})
+    if partial:
+        headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
+    return StreamingResponse(body, status_code=206 if partial else 200, headers=headers,
+                             media_type=_media_type(path))
+
+
+def _media_type(path: str) -> str:
+    low = path.lower()
+    if low.endswith((".json", ".ipynb")):
+        return "application/json"
+    if low.endswith((".md", ".txt", ".py", ".yaml", ".yml", ".csv", ".jinja", ".gitattributes")) or "." not in low:
+        return "text/plain; charset=utf-8"
+    if low.endswith(".png"):
+        return "image/png"
+    if low.endswith((".jpg", ".jpeg")):
+        return "image/jpeg"
+    return "application/octet-stream"
+
+
+for _prefix, _type in (("/datasets", "dataset"), ("/spaces", "space"), ("", "model")):
+    def _make(repo_type: str):  # noqa: ANN202
+        def resolve(ns: str, name: str, rev: str, path: str, request: Request, bk: Bk,
+                    actor: CurrentActor) -> Response:
+            return _resolve(repo_type, ns, name, rev, path, request, bk, actor)
+
+        return resolve
+
+    router.add_api_route(f"{_prefix}/{{ns}}/{{name}}/resolve/{{rev}}/{{path:path}}", _make(_type),
+                         methods=["GET", "HEAD"], name=f"resolve_{_type}")
+
+__all__ = ["router", "PREFIX"]

@@ -1,0 +1,252 @@
+"""Git LFS: the batch API (upload and download), signed object transfer URLs, verify, multipart."""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from cove.api.ranges import parse_range
+from cove.deps import Bk, resolve_actor
+from cove.errors import BadRequest, HubError, RepoNotFound, Unauthorized
+from cove.services import access, uploads
+from cove.services.files import xet_hash_for
+from cove.services.signing import Signer
+
+router = APIRouter()
+LFS_JSON = "application/vnd.git-lfs+json"
+_OID_RE = re.compile(r"^[0-9a-f]{64}$")
+
+
+def _signer(bk) -> Signer:  # noqa: ANN001
+    return Signer(bk.settings.signing_secret)
+
+
+def _lfs_error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse({"message": message}, status_code=status, media_type=LFS_JSON, headers=headers or {})
+
+
+def _batch(repo_type: str, ns: str, name: str, body: dict, bk, authorization: str | None) -> JSONResponse:  # noqa: ANN001
+    try:
+        actor = resolve_actor(bk, authorization)
+    except Unauthorized as exc:
+        return _lfs_error(401, exc.message, {"LFS-Authenticate": 'Basic realm="Cove"'})
+    operation = body.get("operation")
+    objects = body.get("objects")
+    if operation not in ("upload", "download") or not isinstance(objects, list):
+        raise BadRequest("Batch request needs 'operation' (upload|download) and 'objects'")
+    transfers = body.get("transfers") or ["basic"]
+    e = bk.settings.public_endpoint
+    sign = _signer(bk)
+    out = []
+    with bk.db.session() as db:
+        try:
+            repo = access.readable_repo(db, actor, repo_type, f"{ns}/{name}")
+            if operation == "upload":
+                access.require_write(db, actor, repo)
+        except (RepoNotFound, Unauthorized) as exc:
+            if actor.anonymous:
+                return _lfs_error(401, "Authentication required", {"LFS-Authenticate": 'Basic realm="Cove"'})
+            return _lfs_error(404 if isinstance(exc, RepoNotFound) else 401, exc.message)
+        except HubError as exc:
+            return _lfs_error(exc.status, exc.message)
+        prefix = {"model": "", "dataset": "datasets/", "space": "spaces/"}[repo_type]
+        for obj in objects:
+            oid, size = str(obj.get("oid", "")), obj.get("size")
+            if not _OID_RE.match(oid) or not isinstance(size, int) or size < 0:
+                out.append({"oid": oid, "size": size if isinstance(size, int) else 0,
+                            "error": {"code": 422, "message": "Invalid oid or size"}})
+                continue
+            known = uploads.readable_lfs(db, actor, repo, oid)
+            if operation == "upload":
+                if known is not None and known.size == size and (
+                    bk.blobs.exists(f"lfs/{oid}") or known.xet_hash
+                ):
+                    uploads.adopt(db, repo, oid, size, known.xet_hash)
+                    out.append({"oid": oid, "size": size})
+                    continue
+                token = sign.sign("lfs-up", {"r": repo.id, "o": oid, "s": size})
+                href = f"{e}/lfs/objects/{token}"
+                actions: dict[str, Any] = {
+                    "upload": {"href": href, "expires_in": uploads.URL_TTL},
+                    "verify": {"href": f"{e}/{prefix}{ns}/{name}.git/info/lfs/objects/verify",
+                               "expires_in": uploads.URL_TTL},
+                }
+                if size > uploads.MULTIPART_THRESHOLD and "multipart" in transfers:
+                    n = math.ceil(size / uploads.PART_SIZE)
+                    header = {"chunk_size": str(uploads.PART_SIZE)}
+                    for i in range(1, n + 1):
+                        header[f"{i:05d}"] = f"{href}/parts/{i}"
+                    actions["upload"] = {"href": f"{href}/complete", "header": header,
+                                         "expires_in": uploads.URL_TTL}
+                out.append({"oid": oid, "size": size, "authenticated": True, "actions": actions})
+            else:
+                if known is None or known.size != size:
+                    out.append({"oid": oid, "size": size, "error": {"code": 404, "message": "Object does not exist"}})
+                    continue
+                token = sign.sign("lfs-down", {"r": repo.id, "o": oid})
+                out.append({"oid": oid, "size": size, "authenticated": True, "actions": {
+                    "download": {"href": f"{e}/lfs/objects/{token}", "expires_in": uploads.URL_TTL}}})
+    transfer = "multipart" if any("header" in o.get("actions", {}).get("upload", {}) for o in out) else "basic"
+    return JSONResponse({"transfer": transfer, "objects": out, "hash_algo": "sha256"}, media_type=LFS_JSON)
+
+
+def _add_routes(prefix: str, repo_type: str) -> None:
+    async def batch(ns: str, name: str, request: Request, bk: Bk) -> Response:
+        try:
+            body = await request.json()
+        except ValueError as exc:
+            raise BadRequest("Batch body must be JSON") from exc
+        if not isinstance(body, dict):
+            raise BadRequest("Batch body must be an object")
+        return await run_in_threadpool(_batch, repo_type, ns, name, body, bk, request.headers.get("authorization"))
+
+    async def verify(ns: str, name: str, request: Request, bk: Bk) -> Response:
+        try:
+            body = await request.json()
+            oid, size = str(body["oid"]), int(body["size"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise BadRequest("Verify body needs 'oid' and 'size'") from exc
+
+        def run() -> Response:
+            actor = resolve_actor(bk, request.headers.get("authorization"))
+            with bk.db.session() as db:
+                repo = access.writable_repo(db, actor, repo_type, f"{ns}/{name}")
+                uploads.verify(db, bk, actor, repo, oid, size)
+            return JSONResponse({"message": "ok"}, media_type=LFS_JSON)
+
+        return await run_in_threadpool(run)
+
+    for suffix in (".git", ""):
+        router.add_api_route(f"{prefix}/{{ns}}/{{name}}{suffix}/info/lfs/objects/batch", batch, methods=["POST"],
+                             name=f"lfs_batch_{repo_type}{suffix}")
+        router.add_api_route(f"{prefix}/{{ns}}/{{name}}{suffix}/info/lfs/objects/verify", verify, methods=["POST"],
+                             name=f"lfs_verify_{repo_type}{suffix}")
+
+
+for _p, _t in (("/datasets", "dataset"), ("/spaces", "space"), ("", "model")):
+    _add_routes(_p, _t)
+
+
+class _Body:
+    """Synchronous file-like view of the request body, for streaming into the blob store."""
+
+    def __init__(self, request: Request, loop) -> None:  # noqa: ANN001
+        import asyncio
+
+        self._it = request.stream().__aiter__()
+        self._loop = loop
+        self._buf = b""
+        self._asyncio = asyncio
+
+    def read(self, n: int = -1) -> bytes:
+        while len(self._buf) < n or n < 0:
+            try:
+                chunk = self._asyncio.run_coroutine_threadsafe(self._it.__anext__(), self._loop).result()
+            except StopAsyncIteration:
+                break
+            self._buf += chunk
+        out, self._buf = (self._buf, b"") if n < 0 else (self._buf[:n], self._buf[n:])
+        return out
+
+
+def _load_upload(bk, token: str) -> tuple[Any, str, int]:  # noqa: ANN001
+    from cove.db.tables import Repo
+
+    data = _signer(bk).load("lfs-up", token, uploads.URL_TTL)
+    with bk.db.session() as db:
+        repo = db.get(Repo, data["r"])
+        if repo is None:
+            raise RepoNotFound()
+        db.expunge(repo)
+    return repo, data["o"], data["s"]
+
+
+@router.put("/lfs/objects/{token}")
+async def put_object(token: str, request: Request, bk: Bk) -> Response:
+    import asyncio
+
+    repo, oid, size = _load_upload(bk, token)
+    body = _Body(request, asyncio.get_running_loop())
+
+    def run() -> None:
+        with bk.db.session() as db:
+            uploads.store_object(db, bk, db.merge(repo), oid, size, body)
+
+    await run_in_threadpool(run)
+    return Response(status_code=200)
+
+
+@router.put("/lfs/objects/{token}/parts/{n}")
+async def put_part(token: str, n: int, request: Request, bk: Bk) -> Response:
+    import asyncio
+
+    repo, oid, size = _load_upload(bk, token)
+    n_parts = math.ceil(size / uploads.PART_SIZE)
+    if not 1 <= n <= n_parts:
+        raise BadRequest(f"Part number must be between 1 and {n_parts}")
+    expected = min(uploads.PART_SIZE, size - (n - 1) * uploads.PART_SIZE)
+    body = _Body(request, asyncio.get_running_loop())
+    etag = await run_in_threadpool(uploads.MultipartUpload(bk, oid).put_part, n, body, expected)
+    return Response(status_code=200, headers={"ETag": f'"{etag}"'})
+
+
+@router.post("/lfs/objects/{token}/complete")
+async def complete(token: str, request: Request, bk: Bk) -> Response:
+    repo, oid, size = _load_upload(bk, token)
+    try:
+        body = await request.json()
+    except ValueError as exc:
+        raise BadRequest("Completion body must be JSON") from exc
+    if body.get("oid") != oid:
+        raise BadRequest("Completion oid does not match the upload")
+
+    def run() -> None:
+        with bk.db.session() as db:
+            uploads.MultipartUpload(bk, oid).complete(db, bk, db.merge(repo), oid, size,
+                                                      math.ceil(size / uploads.PART_SIZE))
+
+    await run_in_threadpool(run)
+    return JSONResponse({"message": "ok"})
+
+
+@router.api_route("/lfs/objects/{token}", methods=["GET", "HEAD"])
+def get_object(token: str, request: Request, bk: Bk) -> Response:
+    from cove.db.tables import LfsObject, Repo
+
+    data = _signer(bk).load("lfs-down", token, uploads.URL_TTL)
+    oid = data["o"]
+    with bk.db.session() as db:
+        repo = db.get(Repo, data["r"])
+        row = db.get(LfsObject, (data["r"], oid))
+        if repo is None or row is None:
+            raise RepoNotFound()
+        xet = xet_hash_for(db, repo, oid)
+        size = row.size
+    key = f"lfs/{oid}"
+    headers = {"ETag": f'"{oid}"', "Accept-Ranges": "bytes"}
+    if bk.blobs.exists(key):
+        local = bk.blobs.local_path(key)
+        if local:
+            return FileResponse(local, headers=headers, media_type="application/octet-stream")
+    if request.method == "HEAD":
+        return Response(headers={**headers, "Content-Length": str(size)})
+    rng = parse_range(request.headers.get("range"), size)
+    start, end = rng or (0, size)
+    if bk.blobs.exists(key):
+        body = bk.blobs.iter_range(key, start, end)
+    elif xet:
+        from cove.services import xet as xet_service
+
+        body = xet_service.stream_file(bk, xet, start, end)
+    else:
+        raise RepoNotFound("Object not found")
+    headers["Content-Length"] = str(end - start)
+    if rng:
+        headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
+    return StreamingResponse(body, status_code=206 if rng else 200, headers=headers,
+                             media_type="application/octet-stream")

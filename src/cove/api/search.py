@@ -1,0 +1,56 @@
+"""`list_models` / `list_datasets` / `list_spaces`: filters, sort, and absolute `Link` pagination."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+
+from cove.api.shapes import repo_info_json
+from cove.deps import Bk, CurrentActor
+from cove.services import search
+
+router = APIRouter()
+DEFAULT_PAGE = 1000
+MAX_PAGE = 1000
+ListQ = Annotated[list[str] | None, Query()]
+
+
+def _listing(repo_type: str, plural: str, request: Request, bk, actor, search_terms, author, filters,  # noqa: ANN001
+             pipeline_tag, library, sort, direction, limit, full, card_data, expand, cursor, gated) -> JSONResponse:
+    page_size = min(limit or DEFAULT_PAGE, MAX_PAGE)
+    q = search.Query(repo_type=repo_type, search=search_terms or [], author=author, filters=filters or [],
+                     pipeline_tag=pipeline_tag, library=library, sort=sort,
+                     direction=int(direction) if direction not in (None, "") else -1, gated=gated)
+    with bk.db.session() as db:
+        rows = search.page(db, actor, q, offset=cursor, limit=page_size + 1)
+        count = search.count(db, actor, q)
+        items = []
+        for repo in rows[:page_size]:
+            items.append(repo_info_json(repo, sha=repo.sha, siblings=[] if full else None, expand=expand,
+                                        full=bool(full), card=bool(card_data or full)))
+    headers = {"X-Total-Count": str(count)}
+    if len(rows) > page_size and not limit:
+        params = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
+        params.append(("cursor", str(cursor + page_size)))
+        headers["Link"] = f'<{bk.settings.public_endpoint}/api/{plural}?{urlencode(params)}>; rel="next"'
+    return JSONResponse(items, headers=headers)
+
+
+def _make(repo_type: str, plural: str):  # noqa: ANN202
+    def listing(request: Request, bk: Bk, actor: CurrentActor, search: ListQ = None, author: str | None = None,
+                filter: ListQ = None, pipeline_tag: str | None = None, library: str | None = None,
+                sort: str | None = None, direction: str | None = None,
+                limit: Annotated[int | None, Query(ge=1)] = None, full: bool = False,
+                cardData: bool = False, expand: ListQ = None, cursor: int = 0,  # noqa: N803
+                gated: bool | None = None, config: bool = False) -> JSONResponse:
+        return _listing(repo_type, plural, request, bk, actor, search, author, filter, pipeline_tag, library, sort,
+                        direction, limit, full, cardData, expand, cursor, gated)
+
+    return listing
+
+
+for _t, _p in (("model", "models"), ("dataset", "datasets"), ("space", "spaces")):
+    router.add_api_route(f"/api/{_p}", _make(_t, _p), methods=["GET"], name=f"list_{_p}")

@@ -1,0 +1,89 @@
+"""`create_app(settings)`: the whole ASGI application — routers, the error handler, start-up."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from cove.backends import Backends, build_backends
+from cove.errors import HubError
+from cove.settings import Settings
+
+log = logging.getLogger("cove")
+
+
+class RequestIdMiddleware:
+    """Adds `X-Request-Id` to every response (the client's trace id when it sent one)."""
+
+    def __init__(self, app) -> None:  # noqa: ANN001
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = None
+        for k, v in scope["headers"]:
+            if k in (b"x-request-id", b"x-amzn-trace-id"):
+                rid = v
+                break
+        rid = rid or uuid.uuid4().hex.encode()
+        scope.setdefault("state", {})["request_id"] = rid.decode("latin-1")
+
+        async def send_with_id(message) -> None:  # noqa: ANN001
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"] = list(message["headers"]) + [(b"x-request-id", rid)]
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+def error_response(request: Request, status: int, message: str, code: str | None,
+                   headers: dict[str, str] | None = None, extra: dict | None = None) -> Response:
+    hdrs = dict(headers or {})
+    if code:
+        hdrs["X-Error-Code"] = code
+    hdrs["X-Error-Message"] = message.replace("\n", " ")[:1000].encode("ascii", "replace").decode()
+    body = {"error": message, **(extra or {})}
+    if request.method == "HEAD":
+        return Response(status_code=status, headers=hdrs)
+    return JSONResponse(body, status_code=status, headers=hdrs)
+
+
+def create_app(settings: Settings | None = None, backends: Backends | None = None) -> FastAPI:
+    settings = settings or Settings()
+    bk = backends or build_backends(settings)
+    app = FastAPI(title="Cove", version="0.1.0", docs_url="/api/docs", openapi_url="/api/openapi.json",
+                  redoc_url=None)
+    app.state.backends = bk
+    app.state.settings = settings
+
+    @app.exception_handler(HubError)
+    async def _hub_error(request: Request, exc: HubError) -> Response:
+        return error_response(request, exc.status, exc.message, exc.code, exc.headers, exc.extra)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
+        parts = []
+        for err in exc.errors()[:5]:
+            loc = ".".join(str(x) for x in err.get("loc", ()) if x != "body")
+            parts.append(f"{loc}: {err.get('msg')}" if loc else str(err.get("msg")))
+        return error_response(request, 400, "Invalid request: " + "; ".join(parts), "BadRequest")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        code = "NotFound" if exc.status_code == 404 else None
+        return error_response(request, exc.status_code, str(exc.detail), code, dict(exc.headers or {}))
+
+    from cove.api import routers
+
+    for router in routers():
+        app.include_router(router)
+    app.add_middleware(RequestIdMiddleware)
+    return app

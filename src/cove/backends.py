@@ -1,0 +1,37 @@
+"""Builds the storage and database objects from settings: the one place that names a backend."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cove.db.session import Database
+from cove.settings import Settings
+from cove.storage.git_repos import GitRepoStore
+from cove.storage.interfaces import BlobStore
+
+
+@dataclass
+class Backends:
+    settings: Settings
+    db: Database
+    repos: GitRepoStore
+    blobs: BlobStore
+
+
+def build_backends(settings: Settings) -> Backends:
+    settings.data.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.db_url)
+    if settings.blob_backend == "s3":
+        from cove.storage.blobs_s3 import S3BlobStore
+
+        blobs: BlobStore = S3BlobStore(
+            bucket=settings.s3_bucket or "cove",
+            prefix=settings.s3_prefix,
+            endpoint_url=settings.s3_endpoint_url,
+            tmp_dir=settings.data / "tmp",
+        )
+    else:
+        from cove.storage.blobs_local import LocalBlobStore
+
+        blobs = LocalBlobStore(settings.blobs_dir)
+    return Backends(settings=settings, db=db, repos=GitRepoStore(settings.repos_dir), blobs=blobs)

@@ -1,0 +1,64 @@
+"""`cove`: serve the hub, administer accounts and tokens, revert, import and train."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cove.cli import admin
+
+app = typer.Typer(help="Cove: a self-hosted Hugging Face Hub.", no_args_is_help=True,
+                  pretty_exceptions_enable=False, add_completion=False)
+admin.register(app)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to bind (COVE_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (COVE_PORT).")] = None,
+    data: Annotated[Path | None, typer.Option(help="Data folder (COVE_DATA).")] = None,
+    endpoint: Annotated[str | None, typer.Option(help="Public URL clients use (COVE_ENDPOINT).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes (COVE_WORKERS).")] = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Run the hub (embedded default: SQLite and the local data folder)."""
+    import uvicorn
+
+    for env, value in (("COVE_HOST", host), ("COVE_PORT", port), ("COVE_DATA", data),
+                       ("COVE_ENDPOINT", endpoint), ("COVE_WORKERS", workers)):
+        if value is not None:
+            os.environ[env] = str(value)
+    from cove.settings import Settings
+
+    s = Settings()
+    s.data.mkdir(parents=True, exist_ok=True)
+    from cove.backends import build_backends
+    from cove.db.migrate import upgrade
+
+    upgrade(build_backends(s))
+    typer.echo(f"Cove serving on {s.public_endpoint} (data: {s.data.resolve()})", err=True)
+    uvicorn.run("cove.asgi:app", host=s.host, port=s.port, workers=s.workers, log_level=log_level,
+                access_log=log_level == "debug", timeout_keep_alive=30)
+
+
+if importlib.util.find_spec("cove.cli.train") is not None:
+    from cove.cli import train as _train
+
+    _train.register(app)
+
+if importlib.util.find_spec("cove.cli.demo") is not None:
+    from cove.cli import demo as _demo
+
+    _demo.register(app)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,1 @@
+"""Metadata: SQLAlchemy tables and sessions (SQLite by default, PostgreSQL for scale)."""

@@ -1,0 +1,162 @@
+"""Metadata tables: accounts, tokens, the repo index search reads, likes, downloads, discussions."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Namespace(Base):
+    """A user or an organization: both own repos under ``name/``."""
+
+    __tablename__ = "namespaces"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(96), unique=True)
+    kind: Mapped[str] = mapped_column(String(8))  # "user" | "org"
+    fullname: Mapped[str] = mapped_column(String(200), default="")
+    email: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    password_hash: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Membership(Base):
+    __tablename__ = "memberships"
+    __table_args__ = (UniqueConstraint("org_id", "user_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("namespaces.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("namespaces.id", ondelete="CASCADE"))
+    role: Mapped[str] = mapped_column(String(16), default="write")  # read | write | admin
+
+
+class Token(Base):
+    """An access token; only its sha256 is stored."""
+
+    __tablename__ = "tokens"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("namespaces.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    role: Mapped[str] = mapped_column(String(8))  # read | write
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    user: Mapped[Namespace] = relationship()
+
+
+class Repo(Base):
+    """One row per repo: the index that info and search read, refreshed on every commit."""
+
+    __tablename__ = "repos"
+    __table_args__ = (
+        UniqueConstraint("type", "namespace", "name"),
+        Index("ix_repos_type_downloads", "type", "downloads"),
+        Index("ix_repos_type_likes", "type", "likes"),
+        Index("ix_repos_type_modified", "type", "last_modified"),
+        Index("ix_repos_type_created", "type", "created_at"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    type: Mapped[str] = mapped_column(String(8))  # model | dataset | space
+    namespace: Mapped[str] = mapped_column(String(96), index=True)
+    name: Mapped[str] = mapped_column(String(96))
+    storage_key: Mapped[str] = mapped_column(String(64), unique=True)
+    private: Mapped[bool] = mapped_column(Boolean, default=False)
+    gated: Mapped[str | None] = mapped_column(String(8), nullable=True)  # None | auto | manual
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    last_modified: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    sha: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    pipeline_tag: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    library_name: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    license: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    sdk: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    card_data: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    config: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    tags: Mapped[list] = mapped_column(JSON, default=list)
+    downloads: Mapped[int] = mapped_column(Integer, default=0)
+    downloads_all_time: Mapped[int] = mapped_column(Integer, default=0)
+    likes: Mapped[int] = mapped_column(Integer, default=0)
+    used_storage: Mapped[int] = mapped_column(BigInteger, default=0)
+    search_text: Mapped[str] = mapped_column(Text, default="")
+
+    @property
+    def repo_id(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+class RepoTag(Base):
+    """Denormalised tags, so tag filters are indexed queries."""
+
+    __tablename__ = "repo_tags"
+    repo_pk: Mapped[int] = mapped_column(ForeignKey("repos.id", ondelete="CASCADE"), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(200), primary_key=True, index=True)
+
+
+class Like(Base):
+    __tablename__ = "likes"
+    user_id: Mapped[int] = mapped_column(ForeignKey("namespaces.id", ondelete="CASCADE"), primary_key=True)
+    repo_pk: Mapped[int] = mapped_column(ForeignKey("repos.id", ondelete="CASCADE"), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class DownloadDay(Base):
+    """Download counts per repo per day; `downloads` on the repo is the last 30 days."""
+
+    __tablename__ = "download_days"
+    repo_pk: Mapped[int] = mapped_column(ForeignKey("repos.id", ondelete="CASCADE"), primary_key=True)
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class LfsObject(Base):
+    """An LFS object known to a repo (uploaded through LFS, Xet or git push)."""
+
+    __tablename__ = "lfs_objects"
+    repo_pk: Mapped[int] = mapped_column(ForeignKey("repos.id", ondelete="CASCADE"), primary_key=True)
+    oid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    xet_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Discussion(Base):
+    __tablename__ = "discussions"
+    __table_args__ = (UniqueConstraint("repo_pk", "num"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    repo_pk: Mapped[int] = mapped_column(ForeignKey("repos.id", ondelete="CASCADE"))
+    num: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(String(300))
+    description: Mapped[str] = mapped_column(Text, default="")
+    author: Mapped[str] = mapped_column(String(96))
+    is_pull_request: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class WebSession(Base):
+    __tablename__ = "web_sessions"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 of the cookie value
+    user_id: Mapped[int] = mapped_column(ForeignKey("namespaces.id", ondelete="CASCADE"))
+    csrf: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

@@ -1,0 +1,74 @@
+"""FastAPI dependencies: backends, the calling actor, repo lookup from the URL."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from cove.backends import Backends
+from cove.errors import BadRequest, Unauthorized
+from cove.services.accounts import ANONYMOUS, Actor, actor_for_token
+
+INVALID_CREDENTIALS = "Invalid credentials in Authorization header"
+
+
+def get_backends(request: Request) -> Backends:
+    return request.app.state.backends
+
+
+def token_from_header(value: str | None) -> str | None:
+    """Bearer token, or the password of HTTP Basic auth (git sends the token that way)."""
+    if not value:
+        return None
+    scheme, _, rest = value.partition(" ")
+    scheme = scheme.lower()
+    if scheme == "bearer":
+        return rest.strip() or None
+    if scheme == "basic":
+        try:
+            user, _, password = base64.b64decode(rest.strip()).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        return password or None
+    return None
+
+
+def resolve_actor(bk: Backends, authorization: str | None) -> Actor:
+    token = token_from_header(authorization)
+    if token is None:
+        if authorization:
+            raise Unauthorized(INVALID_CREDENTIALS)
+        return ANONYMOUS
+    with bk.db.session() as db:
+        actor = actor_for_token(db, token)
+    if actor is None:
+        raise Unauthorized(INVALID_CREDENTIALS)
+    return actor
+
+
+def get_actor(request: Request) -> Actor:
+    cached = getattr(request.state, "actor", None)
+    if cached is not None:
+        return cached
+    bk = get_backends(request)
+    actor = resolve_actor(bk, request.headers.get("authorization"))
+    if actor.anonymous:
+        session_actor = getattr(request.app.state, "session_actor", None)
+        if session_actor is not None:
+            actor = session_actor(request) or actor
+    request.state.actor = actor
+    return actor
+
+
+def repo_type_of(plural: str) -> str:
+    mapping = {"models": "model", "datasets": "dataset", "spaces": "space"}
+    if plural not in mapping:
+        raise BadRequest(f"Unknown repo type {plural!r}")
+    return mapping[plural]
+
+
+Bk = Annotated[Backends, Depends(get_backends)]
+CurrentActor = Annotated[Actor, Depends(get_actor)]

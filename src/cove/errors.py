@@ -1,0 +1,84 @@
+"""Domain errors that carry their HTTP status and Hub `X-Error-Code`; one handler renders them all."""
+
+from __future__ import annotations
+
+
+class HubError(Exception):
+    """Base of every error a client may see. Subclasses set ``status`` and ``code``."""
+
+    status: int = 400
+    code: str | None = None
+
+    def __init__(self, message: str, *, headers: dict[str, str] | None = None, **extra: object) -> None:
+        super().__init__(message)
+        self.message = message
+        self.headers = headers or {}
+        self.extra = extra
+
+
+class BadRequest(HubError):
+    status = 400
+    code = "BadRequest"
+
+
+class Unauthorized(HubError):
+    status = 401
+    code = "Unauthorized"
+
+
+class Forbidden(HubError):
+    status = 403
+    code = "Forbidden"
+
+
+class RepoNotFound(HubError):
+    status = 404
+    code = "RepoNotFound"
+
+    def __init__(self, message: str = "Repository not found", **kw: object) -> None:
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+
+
+class RevisionNotFound(HubError):
+    status = 404
+    code = "RevisionNotFound"
+
+
+class EntryNotFound(HubError):
+    status = 404
+    code = "EntryNotFound"
+
+
+class GatedRepo(HubError):
+    status = 403
+    code = "GatedRepo"
+
+
+class NotFound(HubError):
+    status = 404
+    code = "NotFound"
+
+
+class Conflict(HubError):
+    status = 409
+    code = "Conflict"
+
+
+class PreconditionFailed(HubError):
+    status = 412
+    code = "PreconditionFailed"
+
+
+class PayloadTooLarge(HubError):
+    status = 413
+    code = "PayloadTooLarge"
+
+
+class RangeNotSatisfiable(HubError):
+    status = 416
+    code = "RangeNotSatisfiable"
+
+
+class Unprocessable(HubError):
+    status = 422
+    code = "Unprocessable"

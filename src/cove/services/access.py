@@ -1,0 +1,79 @@
+"""Who may read and write which repo. A repo you may not read is reported exactly as a missing one."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cove.db.tables import Namespace, Repo
+from cove.errors import Forbidden, RepoNotFound, Unauthorized
+from cove.services.accounts import Actor, org_role
+
+REPO_TYPES = ("model", "dataset", "space")
+PLURAL = {"models": "model", "datasets": "dataset", "spaces": "space"}
+
+
+def namespace_role(db: Session, actor: Actor, namespace: str) -> str | None:
+    """The caller's standing in a namespace: "admin", "write", "read" or None."""
+    if actor.anonymous:
+        return None
+    if actor.is_admin or actor.name == namespace:
+        return "admin"
+    ns = db.scalar(select(Namespace).where(Namespace.name == namespace))
+    if ns is None or ns.kind != "org":
+        return None
+    return org_role(db, ns.id, actor.user_id)  # type: ignore[arg-type]
+
+
+def can_read(db: Session, actor: Actor, repo: Repo) -> bool:
+    if not repo.private:
+        return True
+    return namespace_role(db, actor, repo.namespace) is not None
+
+
+def can_write(db: Session, actor: Actor, repo: Repo) -> bool:
+    return actor.can_write and namespace_role(db, actor, repo.namespace) in ("admin", "write")
+
+
+def find_repo(db: Session, repo_type: str, repo_id: str) -> Repo | None:
+    ns, _, name = repo_id.partition("/")
+    return db.scalar(select(Repo).where(Repo.type == repo_type, Repo.namespace == ns, Repo.name == name))
+
+
+def readable_repo(db: Session, actor: Actor, repo_type: str, repo_id: str) -> Repo:
+    repo = find_repo(db, repo_type, repo_id)
+    if repo is None or not can_read(db, actor, repo):
+        raise RepoNotFound(_not_found_message(actor))
+    return repo
+
+
+def writable_repo(db: Session, actor: Actor, repo_type: str, repo_id: str) -> Repo:
+    repo = readable_repo(db, actor, repo_type, repo_id)
+    require_write(db, actor, repo)
+    return repo
+
+
+def require_write(db: Session, actor: Actor, repo: Repo) -> None:
+    if can_write(db, actor, repo):
+        return
+    if actor.anonymous:
+        raise Unauthorized("You must be authenticated to write to this repo")
+    if not actor.can_write and namespace_role(db, actor, repo.namespace) in ("admin", "write"):
+        raise Forbidden("This token has read-only access: use a token with the 'write' role")
+    raise Forbidden(f"You don't have the rights to write to {repo.repo_id}")
+
+
+def require_namespace_write(db: Session, actor: Actor, namespace: str) -> None:
+    if actor.anonymous:
+        raise Unauthorized("You must be authenticated to do this")
+    role = namespace_role(db, actor, namespace)
+    if role not in ("admin", "write"):
+        raise Forbidden(f"You don't have the rights to create repos in {namespace!r}")
+    if not actor.can_write:
+        raise Forbidden("This token has read-only access: use a token with the 'write' role")
+
+
+def _not_found_message(actor: Actor) -> str:
+    if actor.anonymous:
+        return "Repository not found. If the repo is private, make sure you are authenticated."
+    return "Repository not found"

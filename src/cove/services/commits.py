@@ -1,0 +1,246 @@
+"""Commits: preupload classification and atomic, compare-and-swap commits from API operations."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from dataclasses import dataclass
+
+import pathspec
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from cove.backends import Backends
+from cove.db.tables import Discussion, LfsObject, Repo
+from cove.errors import (
+    BadRequest,
+    Conflict,
+    EntryNotFound,
+    PayloadTooLarge,
+    PreconditionFailed,
+    RevisionNotFound,
+)
+from cove.services import access, repos
+from cove.services.accounts import Actor
+from cove.services.paths import clean_path
+from cove.storage.git_repos import ZERO, FileOp, RefConflict, lfs_pointer
+
+LFS_SIZE_THRESHOLD = 10 * 1024 * 1024
+_HEX_RE = re.compile(r"^[0-9a-f]{64}$")
+_PARENT_RE = re.compile(r"^[0-9a-fA-F]{5,40}$")
+_MAX_RETRIES = 20
+
+
+@dataclass(frozen=True)
+class CommitResult:
+    oid: str
+    pr_num: int | None = None
+
+
+# -- preupload ------------------------------------------------------------------------------
+
+
+def _lfs_spec(bk: Backends, repo: Repo, sha: str) -> pathspec.PathSpec:
+    e = bk.repos.entry(repo.storage_key, sha, ".gitattributes")
+    patterns: list[str] = []
+    if e and e.type == "file" and not e.is_lfs:
+        for line in bk.repos.read_blob(repo.storage_key, e.oid).decode("utf-8", "replace").splitlines():
+            parts = line.split()
+            if len(parts) >= 2 and "filter=lfs" in parts[1:]:
+                patterns.append(parts[0])
+    return pathspec.PathSpec.from_lines("gitwildmatch", patterns)
+
+
+def preupload(
+    db: Session, bk: Backends, actor: Actor, repo: Repo, *, revision: str, files: list[dict], git_ignore: str | None
+) -> list[dict]:
+    """Classify each file as `regular` or `lfs` (Hub rules) and report the current remote oid."""
+    access.require_write(db, actor, repo)
+    sha = bk.repos.resolve(repo.storage_key, revision) or bk.repos.resolve(repo.storage_key, "main")
+    if sha is None:
+        raise RevisionNotFound(f"Invalid rev id: {revision}")
+    spec = _lfs_spec(bk, repo, sha)
+    ignore = pathspec.PathSpec.from_lines("gitwildmatch", git_ignore.splitlines()) if git_ignore else None
+    out = []
+    for f in files:
+        if not isinstance(f, dict) or not isinstance(f.get("path"), str):
+            raise BadRequest("Each file needs a 'path'")
+        path = clean_path(f["path"])
+        size = f.get("size") or 0
+        try:
+            sample = base64.b64decode(f.get("sample") or "", validate=False)
+        except (binascii.Error, ValueError) as exc:
+            raise BadRequest(f"Invalid base64 sample for {path}") from exc
+        lfs = spec.match_file(path) or size >= LFS_SIZE_THRESHOLD or b"\x00" in sample
+        entry = bk.repos.entry(repo.storage_key, sha, path)
+        oid = None
+        if entry is not None and entry.type == "file":
+            oid = entry.lfs_oid or entry.oid
+        out.append({
+            "path": f["path"],
+            "uploadMode": "lfs" if lfs and size > 0 else "regular",
+            "shouldIgnore": bool(ignore and ignore.match_file(path)),
+            "oid": oid,
+        })
+    return out
+
+
+# -- commit ---------------------------------------------------------------------------------
+
+
+def parse_operations(lines: list[dict]) -> tuple[dict, list[dict]]:
+    """Split NDJSON items into the header and the operations, checking their shape."""
+    header: dict | None = None
+    ops: list[dict] = []
+    for item in lines:
+        if not isinstance(item, dict) or "key" not in item or not isinstance(item.get("value"), dict):
+            raise BadRequest("Each NDJSON line must be an object with 'key' and 'value'")
+        key, value = item["key"], item["value"]
+        if key == "header":
+            header = value
+        elif key in ("file", "lfsFile", "deletedFile", "deletedFolder"):
+            if not isinstance(value.get("path"), str):
+                raise BadRequest(f"'{key}' operation needs a 'path'")
+            ops.append({"key": key, **value})
+        else:
+            raise BadRequest(f"Unknown operation {key!r}")
+    if header is None:
+        raise BadRequest("Missing header line in commit payload")
+    if not isinstance(header.get("summary", ""), str):
+        raise BadRequest("header.summary must be a string")
+    return header, ops
+
+
+def _lfs_known(db: Session, actor: Actor, repo: Repo, oid: str) -> LfsObject | None:
+    """The LFS object if this repo, or another repo the caller can read, holds it."""
+    row = db.scalar(select(LfsObject).where(LfsObject.repo_pk == repo.id, LfsObject.oid == oid))
+    if row is not None:
+        return row
+    for other in db.scalars(select(LfsObject).where(LfsObject.oid == oid)):
+        src = db.get(Repo, other.repo_pk)
+        if src is not None and access.can_read(db, actor, src):
+            return other
+    return None
+
+
+def _build_ops(db: Session, bk: Backends, actor: Actor, repo: Repo, ops: list[dict], max_inline: int):
+    file_ops: list[FileOp] = []
+    lfs_rows: list[tuple[str, int, str | None]] = []
+    deletes: list[tuple[str, bool]] = []
+    for op in ops:
+        key = op["key"]
+        if key == "file":
+            path = clean_path(op["path"])
+            content = op.get("content", "")
+            if op.get("encoding", "base64") != "base64" or not isinstance(content, str):
+                raise BadRequest(f"File {path}: content must be base64")
+            try:
+                data = base64.b64decode(content, validate=True)
+            except (binascii.Error, ValueError) as exc:
+                raise BadRequest(f"File {path}: content is not valid base64") from exc
+            if len(data) > max_inline:
+                raise PayloadTooLarge(f"File {path} is too large to be committed inline: upload it as LFS")
+            file_ops.append(FileOp(path, data))
+        elif key == "lfsFile":
+            path = clean_path(op["path"])
+            oid = str(op.get("oid", "")).lower()
+            if op.get("algo", "sha256") != "sha256" or not _HEX_RE.match(oid):
+                raise BadRequest(f"File {path}: lfsFile needs a sha256 'oid'")
+            known = _lfs_known(db, actor, repo, oid)
+            if known is None:
+                raise BadRequest(f"File {path}: LFS object {oid} was not uploaded. Upload it before committing.")
+            size = op.get("size")
+            if size is not None and int(size) != known.size:
+                raise BadRequest(f"File {path}: size {size} does not match the uploaded object ({known.size})")
+            file_ops.append(FileOp(path, lfs_pointer(oid, known.size)))
+            lfs_rows.append((oid, known.size, known.xet_hash))
+        elif key == "deletedFile":
+            deletes.append((clean_path(op["path"]), False))
+        else:
+            deletes.append((clean_path(op["path"]), True))
+    return file_ops, lfs_rows, deletes
+
+
+def _next_pr_num(db: Session, repo: Repo) -> int:
+    return (db.scalar(select(func.max(Discussion.num)).where(Discussion.repo_pk == repo.id)) or 0) + 1
+
+
+def create_commit(
+    db: Session,
+    bk: Backends,
+    actor: Actor,
+    repo: Repo,
+    *,
+    revision: str,
+    header: dict,
+    ops: list[dict],
+    create_pr: bool = False,
+) -> CommitResult:
+    """Apply operations on top of `revision` as one commit; the branch moves by compare-and-swap."""
+    access.require_write(db, actor, repo)
+    key = repo.storage_key
+    if revision.startswith("refs/pr/"):
+        ref = revision
+        if bk.repos.resolve(key, ref) is None:
+            raise RevisionNotFound(f"Invalid rev id: {revision}")
+    elif revision.startswith("refs/"):
+        raise BadRequest(f"Cannot commit to {revision}")
+    else:
+        if not bk.repos.is_branch(key, revision):
+            raise RevisionNotFound(f"Invalid rev id: {revision}")
+        ref = f"refs/heads/{revision}"
+    parent_req = header.get("parentCommit")
+    if parent_req is not None and (not isinstance(parent_req, str) or not _PARENT_RE.match(parent_req)):
+        raise BadRequest("parentCommit must be a commit id")
+    file_ops, lfs_rows, deletes = _build_ops(db, bk, actor, repo, ops, bk.settings.max_inline_file)
+    summary = (header.get("summary") or "").strip() or "Commit via API"
+    description = header.get("description") or ""
+    message = summary + (f"\n\n{description}" if description else "")
+    author = actor.name or "cove"
+
+    pr_num = None
+    if create_pr:
+        base = bk.repos.resolve(key, ref)
+        pr_num = _next_pr_num(db, repo)
+        ref = f"refs/pr/{pr_num}"
+        bk.repos.update_ref(key, ref, base, ZERO)  # type: ignore[arg-type]
+        db.add(Discussion(repo_pk=repo.id, num=pr_num, title=summary, description=description,
+                          author=author, is_pull_request=True))
+
+    for _ in range(_MAX_RETRIES):
+        head = bk.repos.resolve(key, ref)
+        if parent_req and not (head or "").startswith(parent_req.lower()):
+            raise PreconditionFailed(
+                f"A commit has happened since the parent commit {parent_req}: the head of {revision} is {head}"
+            )
+        all_ops = list(file_ops)
+        for path, folder in deletes:
+            entry = bk.repos.entry(key, head, path) if head else None
+            if entry is None or (folder and entry.type != "directory"):
+                if folder and entry is None:
+                    raise EntryNotFound(f"A folder with this name doesn't exist: {path}")
+                if not folder:
+                    raise EntryNotFound(f"A file with this name doesn't exist: {path}")
+            if not folder and entry is not None and entry.type == "directory":
+                raise BadRequest(f"{path} is a folder: delete it with deletedFolder")
+            all_ops.append(FileOp(path, None, folder=folder))
+        new = bk.repos.write_commit(key, parent=head, ops=all_ops, author=author, message=message)
+        try:
+            bk.repos.update_ref(key, ref, new, head or ZERO)
+        except RefConflict:
+            if parent_req:
+                raise PreconditionFailed(f"A commit has happened since the parent commit {parent_req}") from None
+            continue  # someone else moved the branch: rebuild on top of their commit
+        break
+    else:
+        raise Conflict("Cannot commit: too many concurrent commits on this branch, retry")
+
+    for oid, size, xet_hash in lfs_rows:
+        if db.get(LfsObject, (repo.id, oid)) is None:
+            db.add(LfsObject(repo_pk=repo.id, oid=oid, size=size, xet_hash=xet_hash))
+    if ref == "refs/heads/main":
+        repos.reindex(db, bk, repo, new)
+    else:
+        repo.last_modified = repos.now()
+    return CommitResult(new, pr_num)

@@ -1,0 +1,65 @@
+"""Reading repos: revisions, tree listings, single entries, and where a file's bytes live."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cove.backends import Backends
+from cove.db.tables import LfsObject, Repo
+from cove.errors import EntryNotFound, RevisionNotFound
+from cove.storage.git_repos import Entry
+
+
+def resolve_revision(bk: Backends, repo: Repo, rev: str) -> str:
+    sha = bk.repos.resolve(repo.storage_key, rev)
+    if sha is None:
+        raise RevisionNotFound(f"Invalid rev id: {rev}")
+    return sha
+
+
+def get_entry(bk: Backends, repo: Repo, sha: str, path: str) -> Entry:
+    entry = bk.repos.entry(repo.storage_key, sha, path)
+    if entry is None:
+        raise EntryNotFound(
+            f"Entry not found: {path} does not exist at this revision",
+            headers={"X-Repo-Commit": sha},
+        )
+    return entry
+
+
+def list_tree(bk: Backends, repo: Repo, sha: str, path: str, *, recursive: bool) -> list[Entry]:
+    entries = bk.repos.list_tree(repo.storage_key, sha, path, recursive=recursive)
+    if entries is None:
+        entry = bk.repos.entry(repo.storage_key, sha, path) if path else None
+        if entry is not None and entry.type == "file":
+            return [entry]
+        raise EntryNotFound(f"Entry not found: {path} does not exist at this revision")
+    return entries
+
+
+@dataclass(frozen=True)
+class BlobLocation:
+    """Where a file's bytes come from."""
+
+    kind: str  # "git" | "lfs" | "xet"
+    key: str  # blob id, blob-store key, or xet file hash
+
+
+def xet_hash_for(db: Session, repo: Repo, oid: str) -> str | None:
+    """The Xet file hash of an LFS object in this repo, when it was uploaded through Xet."""
+    return db.scalar(select(LfsObject.xet_hash).where(LfsObject.repo_pk == repo.id, LfsObject.oid == oid))
+
+
+def locate(db: Session, bk: Backends, repo: Repo, entry: Entry) -> BlobLocation:
+    if not entry.is_lfs:
+        return BlobLocation("git", entry.oid)
+    key = f"lfs/{entry.lfs_oid}"
+    if bk.blobs.exists(key):
+        return BlobLocation("lfs", key)
+    xh = xet_hash_for(db, repo, entry.lfs_oid)  # type: ignore[arg-type]
+    if xh:
+        return BlobLocation("xet", xh)
+    return BlobLocation("lfs", key)

@@ -1,0 +1,38 @@
+"""Likes: one per user per repo; the repo row keeps the count for sorting."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cove.db.tables import Like, Namespace, Repo
+from cove.errors import Unauthorized
+from cove.services.accounts import Actor
+
+
+def like(db: Session, actor: Actor, repo: Repo) -> None:
+    if actor.anonymous:
+        raise Unauthorized("You must be authenticated to like a repo")
+    if db.get(Like, (actor.user_id, repo.id)) is None:
+        db.add(Like(user_id=actor.user_id, repo_pk=repo.id))
+        repo.likes = (repo.likes or 0) + 1
+
+
+def unlike(db: Session, actor: Actor, repo: Repo) -> None:
+    if actor.anonymous:
+        raise Unauthorized("You must be authenticated to unlike a repo")
+    row = db.get(Like, (actor.user_id, repo.id))
+    if row is not None:
+        db.delete(row)
+        repo.likes = max(0, (repo.likes or 0) - 1)
+
+
+def likers(db: Session, repo: Repo) -> list[str]:
+    q = select(Namespace.name).join(Like, Like.user_id == Namespace.id).where(Like.repo_pk == repo.id)
+    return list(db.scalars(q))
+
+
+def liked_by(db: Session, user: str) -> list[tuple[Repo, object]]:
+    q = (select(Repo, Like.created_at).join(Like, Like.repo_pk == Repo.id)
+         .join(Namespace, Namespace.id == Like.user_id).where(Namespace.name == user))
+    return [(r, c) for r, c in db.execute(q)]

@@ -1,0 +1,82 @@
+"""Branches and tags."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy.orm import Session
+
+from cove.backends import Backends
+from cove.db.tables import Repo
+from cove.errors import BadRequest, Conflict, Forbidden, RevisionNotFound
+from cove.services import access
+from cove.services.accounts import Actor
+from cove.storage.git_repos import ZERO, RefConflict
+
+_BAD_REF = re.compile(r"(^[./-]|\.\.|[\x00-\x20~^:?*\[\\]|@\{|/\.|\.lock$|/$|\.$|//)")
+
+
+def check_ref_name(name: str) -> str:
+    if not name or _BAD_REF.search(name) or name.startswith("refs/") or len(name) > 200:
+        raise BadRequest(f"Invalid reference name {name!r}")
+    return name
+
+
+def list_refs(bk: Backends, repo: Repo, *, include_prs: bool) -> dict:
+    out: dict = {"branches": [], "converts": [], "tags": []}
+    if include_prs:
+        out["pullRequests"] = []
+    for ref, target in sorted(bk.repos.refs(repo.storage_key).items()):
+        if ref.startswith("refs/heads/"):
+            out["branches"].append({"name": ref[11:], "ref": ref, "targetCommit": target})
+        elif ref.startswith("refs/tags/"):
+            out["tags"].append({"name": ref[10:], "ref": ref, "targetCommit": target})
+        elif ref.startswith("refs/convert/"):
+            out["converts"].append({"name": ref[13:], "ref": ref, "targetCommit": target})
+        elif ref.startswith("refs/pr/") and include_prs:
+            out["pullRequests"].append({"name": ref, "ref": ref, "targetCommit": target})
+    return out
+
+
+def create_branch(db: Session, bk: Backends, actor: Actor, repo: Repo, branch: str, start: str | None) -> None:
+    access.require_write(db, actor, repo)
+    check_ref_name(branch)
+    key = repo.storage_key
+    if bk.repos.is_branch(key, branch):
+        raise Conflict(f"Reference already exists: refs/heads/{branch}")
+    sha = bk.repos.resolve(key, start or "main")
+    if sha is None:
+        raise RevisionNotFound(f"Invalid rev id: {start}")
+    try:
+        bk.repos.update_ref(key, f"refs/heads/{branch}", sha, ZERO)
+    except RefConflict as exc:
+        raise Conflict(f"Cannot create branch {branch}: {exc}") from exc
+
+
+def delete_branch(db: Session, bk: Backends, actor: Actor, repo: Repo, branch: str) -> None:
+    access.require_write(db, actor, repo)
+    if branch == "main":
+        raise Forbidden("Cannot delete the default branch 'main'")
+    if not bk.repos.is_branch(repo.storage_key, branch):
+        raise RevisionNotFound(f"Invalid rev id: {branch}")
+    bk.repos.update_ref(repo.storage_key, f"refs/heads/{branch}", ZERO, None)
+
+
+def create_tag(db: Session, bk: Backends, actor: Actor, repo: Repo, tag: str, revision: str) -> None:
+    access.require_write(db, actor, repo)
+    check_ref_name(tag)
+    key = repo.storage_key
+    sha = bk.repos.resolve(key, revision)
+    if sha is None:
+        raise RevisionNotFound(f"Invalid rev id: {revision}")
+    try:
+        bk.repos.update_ref(key, f"refs/tags/{tag}", sha, ZERO)
+    except RefConflict as exc:
+        raise Conflict(f"Tag {tag} already exists") from exc
+
+
+def delete_tag(db: Session, bk: Backends, actor: Actor, repo: Repo, tag: str) -> None:
+    access.require_write(db, actor, repo)
+    if bk.repos.repo(repo.storage_key).references.get(f"refs/tags/{tag}") is None:
+        raise RevisionNotFound(f"Invalid rev id: {tag}")
+    bk.repos.update_ref(repo.storage_key, f"refs/tags/{tag}", ZERO, None)

@@ -1,0 +1,165 @@
+"""Repo lifecycle (create, delete, move, settings) and the index row that info and search read."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from datetime import UTC, datetime
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from cove.backends import Backends
+from cove.db.tables import Repo, RepoTag, utcnow
+from cove.errors import BadRequest, Conflict, RepoNotFound
+from cove.services import access
+from cove.services.accounts import Actor, get_namespace
+from cove.services.cards import derive_index
+
+_REPO_NAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?$")
+INDEX_FILES = ("README.md", "config.json", "adapter_config.json", "modules.json")
+SPACE_SDKS = ("gradio", "streamlit", "docker", "static")
+
+
+def validate_repo_id(repo_id: str) -> tuple[str, str]:
+    ns, sep, name = repo_id.partition("/")
+    if not sep or "/" in name:
+        raise BadRequest(f"Invalid repo id {repo_id!r}: expected 'namespace/name'")
+    for part in (ns, name):
+        if not _REPO_NAME_RE.match(part) or "--" in part or ".." in part or part.endswith(".git"):
+            raise BadRequest(
+                f"Invalid repo id {repo_id!r}: names use letters, digits, '-', '_', '.', "
+                "may not start or end with '-' or '.', nor contain '--' or '..'"
+            )
+    return ns, name
+
+
+def create(
+    db: Session,
+    bk: Backends,
+    actor: Actor,
+    *,
+    repo_type: str,
+    namespace: str | None,
+    name: str,
+    private: bool = False,
+    sdk: str | None = None,
+) -> tuple[Repo, bool]:
+    """Create a repo (with an initial commit holding `.gitattributes`). Returns (repo, created)."""
+    if repo_type not in access.REPO_TYPES:
+        raise BadRequest(f"Invalid repo type {repo_type!r}")
+    namespace = namespace or actor.name
+    if namespace is None:
+        from cove.errors import Unauthorized
+
+        raise Unauthorized("You must be authenticated to create a repo")
+    validate_repo_id(f"{namespace}/{name}")
+    existing = access.find_repo(db, repo_type, f"{namespace}/{name}")
+    if existing is not None and access.can_read(db, actor, existing):
+        return existing, False
+    access.require_namespace_write(db, actor, namespace)
+    if existing is not None:
+        raise Conflict(f"You already created this {repo_type} repo")
+    if get_namespace(db, namespace) is None:
+        raise BadRequest(f"Namespace {namespace!r} does not exist")
+    if repo_type == "space" and sdk not in SPACE_SDKS:
+        raise BadRequest(f"Spaces need an sdk, one of {', '.join(SPACE_SDKS)}")
+    key = secrets.token_hex(16)
+    repo = Repo(type=repo_type, namespace=namespace, name=name, storage_key=key, private=private,
+                sdk=sdk if repo_type == "space" else None, tags=[])
+    db.add(repo)
+    db.flush()
+    sha = bk.repos.create(key, author=actor.name or "cove")
+    reindex(db, bk, repo, sha)
+    return repo, True
+
+
+def delete_repo(db: Session, bk: Backends, actor: Actor, repo: Repo) -> None:
+    access.require_write(db, actor, repo)
+    key = repo.storage_key
+    db.delete(repo)
+    db.flush()
+    bk.repos.delete(key)
+
+
+def move(db: Session, bk: Backends, actor: Actor, repo: Repo, to_repo_id: str) -> Repo:
+    access.require_write(db, actor, repo)
+    ns, name = validate_repo_id(to_repo_id)
+    access.require_namespace_write(db, actor, ns)
+    if access.find_repo(db, repo.type, to_repo_id) is not None:
+        raise Conflict(f"Repository {to_repo_id} already exists")
+    repo.namespace, repo.name = ns, name
+    return repo
+
+
+def update_settings(db: Session, actor: Actor, repo: Repo, *, private: bool | None, gated: object) -> None:
+    access.require_write(db, actor, repo)
+    if private is not None:
+        repo.private = private
+    if gated is not None:
+        if gated is False or gated in ("false", "False"):
+            repo.gated = None
+        elif gated in ("auto", "manual"):
+            repo.gated = str(gated)
+        else:
+            raise BadRequest("gated must be 'auto', 'manual' or false")
+
+
+def reindex(db: Session, bk: Backends, repo: Repo, sha: str | None = None) -> None:
+    """Refresh the index row from the head of `main` (the card, the config files, the file list)."""
+    sha = sha or bk.repos.resolve(repo.storage_key, "main")
+    if sha is None:
+        return
+    entries = bk.repos.list_tree(repo.storage_key, sha, recursive=True) or []
+    files = {e.path for e in entries if e.type == "file"}
+    small = {}
+    for name in INDEX_FILES:
+        e = bk.repos.entry(repo.storage_key, sha, name)
+        if e and e.type == "file" and not e.is_lfs and e.size < 1_000_000:
+            small[name] = bk.repos.read_blob(repo.storage_key, e.oid)
+    idx = derive_index(repo.type, small, sorted(files))
+    repo.sha = sha
+    repo.card_data = idx.card_data
+    repo.pipeline_tag = idx.pipeline_tag
+    repo.library_name = idx.library_name
+    repo.license = idx.license
+    repo.config = idx.config
+    repo.tags = idx.tags
+    if repo.type == "space" and idx.card_data.get("sdk"):
+        repo.sdk = str(idx.card_data["sdk"])
+    repo.used_storage = sum(e.size for e in entries if e.type == "file")
+    repo.search_text = f"{repo.namespace}/{repo.name} {idx.description[:500]}".lower()
+    info = bk.repos.commit_info(repo.storage_key, sha)
+    repo.last_modified = info.date.astimezone(UTC).replace(tzinfo=None)
+    db.execute(delete(RepoTag).where(RepoTag.repo_pk == repo.id))
+    db.add_all(RepoTag(repo_pk=repo.id, tag=t) for t in idx.tags)
+    db.flush()
+
+
+def ensure_fresh(db: Session, bk: Backends, repo: Repo) -> str:
+    """Current head of main; re-derives the index if a commit landed without it (e.g. a crash)."""
+    head = bk.repos.resolve(repo.storage_key, "main")
+    if head and head != repo.sha:
+        reindex(db, bk, repo, head)
+    return head or ""
+
+
+def repo_by_id(db: Session, actor: Actor, repo_type: str, repo_id: str) -> Repo:
+    return access.readable_repo(db, actor, repo_type, repo_id)
+
+
+def reindex_all(db: Session, bk: Backends) -> int:
+    n = 0
+    for repo in db.scalars(select(Repo)):
+        head = bk.repos.resolve(repo.storage_key, "main")
+        if head and head != repo.sha:
+            reindex(db, bk, repo, head)
+            n += 1
+    return n
+
+
+def now() -> datetime:
+    return utcnow()
+
+
+__all__ = ["RepoNotFound", "create", "delete_repo", "move", "update_settings", "reindex", "ensure_fresh"]

@@ -1,0 +1,65 @@
+"""Configuration: every `COVE_*` environment variable is read here and nowhere else."""
+
+from __future__ import annotations
+
+import secrets
+from functools import cached_property
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Cove settings (env prefix ``COVE_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="COVE_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data: Path = Path("./cove-data")
+    #: Public URL clients use (HF_ENDPOINT); defaults to http://host:port.
+    endpoint: str | None = None
+    #: SQLAlchemy URL; defaults to SQLite in the data folder.
+    database_url: str | None = None
+    #: Blob storage: "local" or "s3".
+    blob_backend: str = "local"
+    s3_bucket: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_prefix: str = ""
+    #: Signing secret for URLs and sessions; generated and kept in the data folder when unset.
+    secret: str | None = None
+    #: Allow anyone to read public repos without a token.
+    anonymous_read: bool = True
+    #: Largest regular (inline) file in a commit, in bytes.
+    max_inline_file: int = 10 * 1024 * 1024
+    workers: int = 1
+
+    @cached_property
+    def public_endpoint(self) -> str:
+        if self.endpoint:
+            return self.endpoint.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
+        return f"http://{host}:{self.port}"
+
+    @cached_property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data / 'cove.db').resolve()}"
+
+    @property
+    def repos_dir(self) -> Path:
+        return self.data / "repos"
+
+    @property
+    def blobs_dir(self) -> Path:
+        return self.data / "blobs"
+
+    @cached_property
+    def signing_secret(self) -> str:
+        if self.secret:
+            return self.secret
+        path = self.data / "secret"
+        if not path.exists():
+            self.data.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_hex(32))
+            path.chmod(0o600)
+        return path.read_text().strip()

@@ -1,0 +1,392 @@
+"""Bare git repositories through libgit2 (pygit2); ref updates through `git update-ref` (compare-and-swap).
+
+Objects are written first; a commit becomes visible only when its branch ref moves, atomically,
+from the expected old id to the new one. A crash at any point leaves at most unreachable objects.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import lru_cache
+from pathlib import Path
+
+import pygit2
+
+LFS_POINTER_PREFIX = b"version https://git-lfs.github.com/spec/v1"
+_POINTER_RE = re.compile(rb"^version https://git-lfs\.github\.com/spec/v1\noid sha256:([0-9a-f]{64})\nsize (\d+)\n")
+_SHA_RE = re.compile(r"^[0-9a-f]{4,40}$")
+ZERO = "0" * 40
+
+DEFAULT_GITATTRIBUTES = "\n".join(
+    f"{pattern} filter=lfs diff=lfs merge=lfs -text"
+    for pattern in (
+        "*.7z", "*.arrow", "*.bin", "*.bz2", "*.ckpt", "*.ftz", "*.gz", "*.h5", "*.joblib",
+        "*.lfs.*", "*.mlmodel", "*.model", "*.msgpack", "*.npy", "*.npz", "*.onnx", "*.ot",
+        "*.parquet", "*.pb", "*.pickle", "*.pkl", "*.pt", "*.pth", "*.rar", "*.safetensors",
+        "saved_model/**/*", "*.tar.*", "*.tar", "*.tflite", "*.tgz", "*.wasm", "*.xz", "*.zip",
+        "*.zst", "*tfevents*", "*.gguf", "*.png", "*.jpg", "*.jpeg", "*.webp",
+    )
+) + "\n"
+
+
+def lfs_pointer(oid: str, size: int) -> bytes:
+    return f"version https://git-lfs.github.com/spec/v1\noid sha256:{oid}\nsize {size}\n".encode()
+
+
+def parse_lfs_pointer(data: bytes) -> tuple[str, int] | None:
+    m = _POINTER_RE.match(data)
+    return (m.group(1).decode(), int(m.group(2))) if m else None
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A file or folder in a commit's tree."""
+
+    path: str
+    type: str  # "file" | "directory"
+    oid: str  # git blob/tree id
+    size: int  # real file size (LFS size for LFS files)
+    lfs_oid: str | None = None
+    lfs_pointer_size: int | None = None
+
+    @property
+    def is_lfs(self) -> bool:
+        return self.lfs_oid is not None
+
+
+@dataclass(frozen=True)
+class CommitInfo:
+    id: str
+    title: str
+    message: str
+    author: str
+    date: datetime
+    parents: tuple[str, ...]
+
+
+@dataclass
+class FileOp:
+    """One change to a tree: ``data`` set → write; ``data`` None → delete (``folder`` for a prefix)."""
+
+    path: str
+    data: bytes | None = None
+    folder: bool = False
+
+
+class RefConflict(Exception):
+    """The ref moved between read and update (compare-and-swap failed)."""
+
+
+class GitRepoStore:
+    """All bare repositories under one root, addressed by an opaque storage key."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+
+    # -- repositories -------------------------------------------------------------------
+    def path(self, key: str) -> Path:
+        return self.root / key[:2] / f"{key}.git"
+
+    def repo(self, key: str) -> pygit2.Repository:
+        cache = getattr(self._local, "repos", None)
+        if cache is None:
+            cache = self._local.repos = {}
+        repo = cache.get(key)
+        if repo is None:
+            repo = cache[key] = pygit2.Repository(str(self.path(key)))
+        return repo
+
+    def forget(self, key: str) -> None:
+        getattr(self._local, "repos", {}).pop(key, None)
+
+    def create(self, key: str, *, author: str, message: str = "initial commit") -> str:
+        p = self.path(key)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        repo = pygit2.init_repository(str(p), bare=True, initial_head="main")
+        cfg = repo.config
+        cfg["http.receivepack"] = True
+        cfg["uploadpack.allowAnySHA1InWant"] = True
+        cfg["receive.denyDeleteCurrent"] = True
+        blob = repo.create_blob(DEFAULT_GITATTRIBUTES.encode())
+        tb = repo.TreeBuilder()
+        tb.insert(".gitattributes", blob, pygit2.GIT_FILEMODE_BLOB)
+        sig = _signature(author)
+        sha = repo.create_commit(None, sig, sig, message, tb.write(), [])
+        self.update_ref(key, "refs/heads/main", str(sha), ZERO)
+        return str(sha)
+
+    def delete(self, key: str) -> None:
+        self.forget(key)
+        shutil.rmtree(self.path(key), ignore_errors=True)
+
+    # -- refs -----------------------------------------------------------------------------
+    def update_ref(self, key: str, ref: str, new: str, old: str | None) -> None:
+        """Move ``ref`` from ``old`` to ``new`` atomically (``ZERO`` old: must not exist; new ZERO: delete)."""
+        args = ["git", "update-ref"]
+        if new == ZERO:
+            args += ["-d", ref] + ([old] if old else [])
+        else:
+            args += [ref, new] + ([old] if old is not None else [])
+        proc = subprocess.run(args, cwd=self.path(key), capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RefConflict(proc.stderr.strip())
+
+    def refs(self, key: str) -> dict[str, str]:
+        """All refs → target commit ids (annotated tags peeled)."""
+        repo = self.repo(key)
+        out: dict[str, str] = {}
+        for name in repo.references:
+            try:
+                ref = repo.references[name].resolve()
+                out[name] = str(ref.peel(pygit2.Commit).id)
+            except (KeyError, ValueError, pygit2.GitError):
+                continue
+        return out
+
+    def resolve(self, key: str, rev: str) -> str | None:
+        """Branch, tag, ``refs/...``, full or short sha → commit id, or None."""
+        repo = self.repo(key)
+        candidates = [rev] if rev.startswith("refs/") else [f"refs/heads/{rev}", f"refs/tags/{rev}"]
+        for name in candidates:
+            ref = repo.references.get(name)
+            if ref is not None:
+                try:
+                    return str(ref.resolve().peel(pygit2.Commit).id)
+                except (ValueError, pygit2.GitError):
+                    return None
+        if _SHA_RE.match(rev) and len(rev) >= 7:
+            try:
+                obj = repo.revparse_single(rev)
+                return str(obj.peel(pygit2.Commit).id)
+            except (KeyError, ValueError, pygit2.GitError):
+                return None
+        return None
+
+    def is_branch(self, key: str, name: str) -> bool:
+        return self.repo(key).references.get(f"refs/heads/{name}") is not None
+
+    # -- trees ----------------------------------------------------------------------------
+    def entry(self, key: str, commit: str, path: str) -> Entry | None:
+        return _entry_cached(self, key, commit, path.strip("/"))
+
+    def _entry(self, key: str, commit: str, path: str) -> Entry | None:
+        repo = self.repo(key)
+        tree = repo[commit].peel(pygit2.Tree)
+        if not path:
+            return Entry("", "directory", str(tree.id), 0)
+        try:
+            obj = tree[path]
+        except KeyError:
+            return None
+        return self._to_entry(repo, path, obj)
+
+    def _to_entry(self, repo: pygit2.Repository, path: str, obj: pygit2.Object) -> Entry:
+        if obj.type == pygit2.GIT_OBJECT_TREE:
+            return Entry(path, "directory", str(obj.id), 0)
+        return _blob_entry(self, repo, path, str(obj.id))
+
+    def list_tree(self, key: str, commit: str, path: str = "", *, recursive: bool = False) -> list[Entry] | None:
+        """Entries under ``path`` (None if ``path`` is not a folder)."""
+        repo = self.repo(key)
+        tree = repo[commit].peel(pygit2.Tree)
+        path = path.strip("/")
+        if path:
+            try:
+                tree = tree[path]
+            except KeyError:
+                return None
+            if tree.type != pygit2.GIT_OBJECT_TREE:
+                return None
+            tree = repo[tree.id]
+        out: list[Entry] = []
+        self._walk(repo, tree, path, recursive, out)
+        return out
+
+    def _walk(self, repo, tree, prefix: str, recursive: bool, out: list[Entry]) -> None:  # noqa: ANN001
+        for obj in tree:
+            p = f"{prefix}/{obj.name}" if prefix else obj.name
+            if obj.type == pygit2.GIT_OBJECT_TREE:
+                out.append(Entry(p, "directory", str(obj.id), 0))
+                if recursive:
+                    self._walk(repo, repo[obj.id], p, True, out)
+            elif obj.type == pygit2.GIT_OBJECT_BLOB:
+                out.append(_blob_entry(self, repo, p, str(obj.id)))
+
+    def read_blob(self, key: str, oid: str) -> bytes:
+        return self.repo(key)[oid].data
+
+    # -- history --------------------------------------------------------------------------
+    def commit_info(self, key: str, sha: str) -> CommitInfo:
+        c = self.repo(key)[sha].peel(pygit2.Commit)
+        return _commit_info(c)
+
+    def log(self, key: str, sha: str, *, skip: int = 0, limit: int = 50, path: str | None = None) -> list[CommitInfo]:
+        repo = self.repo(key)
+        out: list[CommitInfo] = []
+        n = 0
+        for c in repo.walk(sha, pygit2.enums.SortMode.TOPOLOGICAL | pygit2.enums.SortMode.TIME):
+            if path is not None and not _touches(repo, c, path):
+                continue
+            if n >= skip:
+                out.append(_commit_info(c))
+                if len(out) >= limit:
+                    break
+            n += 1
+        return out
+
+    def count_commits(self, key: str, sha: str) -> int:
+        return sum(1 for _ in self.repo(key).walk(sha))
+
+    def last_commit_for(self, key: str, sha: str, path: str, max_walk: int = 2000) -> CommitInfo | None:
+        repo = self.repo(key)
+        for i, c in enumerate(repo.walk(sha, pygit2.enums.SortMode.TOPOLOGICAL | pygit2.enums.SortMode.TIME)):
+            if i > max_walk:
+                return None
+            if _touches(repo, c, path):
+                return _commit_info(c)
+        return None
+
+    # -- writes ---------------------------------------------------------------------------
+    def write_commit(
+        self,
+        key: str,
+        *,
+        parent: str | None,
+        ops: list[FileOp],
+        author: str,
+        message: str,
+        base_tree_of: str | None = None,
+    ) -> str:
+        """Write blobs, tree and commit objects (no ref moves). Returns the new commit id."""
+        repo = self.repo(key)
+        index = pygit2.Index()
+        tree_src = base_tree_of or parent
+        if tree_src:
+            index.read_tree(repo[tree_src].peel(pygit2.Tree))
+        for op in ops:
+            if op.data is None:
+                if op.folder:
+                    prefix = op.path.strip("/") + "/"
+                    for e in [e.path for e in index if e.path.startswith(prefix)]:
+                        index.remove(e)
+                else:
+                    index.remove(op.path)
+            else:
+                # A file replacing a folder (or the reverse) drops what was in the way.
+                prefix = op.path + "/"
+                for e in [e.path for e in index if e.path.startswith(prefix)]:
+                    index.remove(e)
+                parts = op.path.split("/")
+                for i in range(1, len(parts)):
+                    if parts[:i] and "/".join(parts[:i]) in index:
+                        index.remove("/".join(parts[:i]))
+                oid = repo.create_blob(op.data)
+                index.add(pygit2.IndexEntry(op.path, oid, pygit2.GIT_FILEMODE_BLOB))
+        tree = index.write_tree(repo)
+        sig = _signature(author)
+        return str(repo.create_commit(None, sig, sig, message, tree, [parent] if parent else []))
+
+    def tree_id(self, key: str, sha: str) -> str:
+        return str(self.repo(key)[sha].peel(pygit2.Tree).id)
+
+    def commit_with_tree(self, key: str, *, tree_of: str, parents: list[str], author: str, message: str) -> str:
+        repo = self.repo(key)
+        sig = _signature(author)
+        tree = repo[tree_of].peel(pygit2.Tree).id
+        return str(repo.create_commit(None, sig, sig, message, tree, parents))
+
+    def path_exists_as_file(self, key: str, commit: str, path: str) -> bool:
+        e = self.entry(key, commit, path)
+        return e is not None and e.type == "file"
+
+    def iter_lfs_oids(self, key: str, commit: str) -> Iterator[tuple[str, int]]:
+        for e in self.list_tree(key, commit, recursive=True) or []:
+            if e.lfs_oid:
+                yield e.lfs_oid, e.size
+
+    def diff_paths(self, key: str, a: str, b: str) -> list[tuple[str, str]]:
+        """(status, path) for every file that differs between commits ``a`` and ``b``."""
+        repo = self.repo(key)
+        diff = repo.diff(repo[a].peel(pygit2.Commit), repo[b].peel(pygit2.Commit))
+        status = {pygit2.enums.DeltaStatus.ADDED: "added", pygit2.enums.DeltaStatus.DELETED: "removed"}
+        out = []
+        for d in diff.deltas:
+            path = d.new_file.path if d.status != pygit2.enums.DeltaStatus.DELETED else d.old_file.path
+            out.append((status.get(d.status, "modified"), path))
+        return out
+
+
+# Blob classification is immutable per blob id: cache it across requests.
+_blob_cache: dict[str, tuple[int, str | None]] = {}
+_blob_lock = threading.Lock()
+
+
+def _blob_entry(store: GitRepoStore, repo: pygit2.Repository, path: str, oid: str) -> Entry:
+    meta = _blob_cache.get(oid)
+    if meta is None:
+        blob = repo[oid]
+        size = blob.size
+        lfs = None
+        if size < 1024:
+            data = blob.data
+            if data.startswith(LFS_POINTER_PREFIX):
+                parsed = parse_lfs_pointer(data)
+                if parsed:
+                    lfs = parsed
+        meta = (size, lfs[0] if lfs else None, lfs[1] if lfs else None)  # type: ignore[assignment]
+        with _blob_lock:
+            if len(_blob_cache) > 500_000:
+                _blob_cache.clear()
+            _blob_cache[oid] = meta  # type: ignore[assignment]
+    size, lfs_oid, lfs_size = meta  # type: ignore[misc]
+    if lfs_oid:
+        return Entry(path, "file", oid, lfs_size, lfs_oid, size)  # type: ignore[arg-type]
+    return Entry(path, "file", oid, size)
+
+
+@lru_cache(maxsize=100_000)
+def _entry_cached_inner(store: GitRepoStore, key: str, commit: str, path: str) -> Entry | None:
+    return store._entry(key, commit, path)
+
+
+def _entry_cached(store: GitRepoStore, key: str, commit: str, path: str) -> Entry | None:
+    # Commits are immutable, so (key, commit, path) → entry never changes.
+    return _entry_cached_inner(store, key, commit, path)
+
+
+def _touches(repo: pygit2.Repository, c: pygit2.Commit, path: str) -> bool:
+    def lookup(tree: pygit2.Tree) -> str | None:
+        try:
+            return str(tree[path].id)
+        except KeyError:
+            return None
+
+    mine = lookup(c.tree)
+    if not c.parents:
+        return mine is not None
+    return any(lookup(p.tree) != mine for p in c.parents)
+
+
+def _signature(author: str) -> pygit2.Signature:
+    return pygit2.Signature(author, f"{author}@users.noreply.cove")
+
+
+def _commit_info(c: pygit2.Commit) -> CommitInfo:
+    msg = c.message or ""
+    title, _, rest = msg.partition("\n")
+    return CommitInfo(
+        id=str(c.id),
+        title=title.strip(),
+        message=rest.strip(),
+        author=c.author.name,
+        date=datetime.fromtimestamp(c.commit_time, UTC),
+        parents=tuple(str(p) for p in c.parent_ids),
+    )

@@ -1,0 +1,57 @@
+"""Storage protocols. Services talk to these; only `backends.py` names an implementation."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import BinaryIO, Protocol
+
+
+@dataclass(frozen=True)
+class BlobInfo:
+    key: str
+    size: int
+
+
+class BlobStore(Protocol):
+    """Content-addressed, write-once byte storage.
+
+    Keys are namespaced strings such as ``lfs/<sha256>``, ``xorbs/<hash>``, ``shards/<hash>``.
+    Writers hand a stream that is verified (hash and size) before it becomes visible under its key;
+    a failed or interrupted write leaves nothing behind.
+    """
+
+    def exists(self, key: str) -> bool: ...
+
+    def stat(self, key: str) -> BlobInfo | None: ...
+
+    def put_verified(
+        self, key: str, stream: BinaryIO, *, sha256: str | None = None, size: int | None = None
+    ) -> BlobInfo:
+        """Stream to a temp object, check sha256/size when given, then publish atomically.
+
+        Raises ``BlobVerificationError`` on a mismatch (nothing is kept).
+        """
+        ...
+
+    def put_bytes(self, key: str, data: bytes) -> BlobInfo: ...
+
+    def open(self, key: str) -> BinaryIO:
+        """Open for reading; raise ``KeyError`` if missing."""
+        ...
+
+    def read_range(self, key: str, start: int, end: int) -> bytes:
+        """Bytes ``[start, end)``."""
+        ...
+
+    def iter_range(self, key: str, start: int, end: int, chunk: int = 1 << 20) -> Iterator[bytes]: ...
+
+    def local_path(self, key: str) -> str | None:
+        """Filesystem path when the backend is local (lets the server use sendfile), else None."""
+        ...
+
+    def delete(self, key: str) -> None: ...
+
+
+class BlobVerificationError(ValueError):
+    """The uploaded bytes do not match the announced hash or size."""
