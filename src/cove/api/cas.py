@@ -1,0 +1,196 @@
+"""Xet CAS routes (under ``/cas``): xorbs, shards, global dedup, reconstructions, capability fetches.
+
+Bodies are read here (streamed into a spooled temp file, size-capped); everything else is in
+``cove.services.xet``. Clients retry 5xx for minutes, so bad content is always a 4xx.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+
+from cove.deps import Bk
+from cove.errors import BadRequest, HubError, NotFound, PayloadTooLarge
+from cove.services import xet
+from cove.xet import shard as shard_format
+from cove.xet import xorb as xorb_format
+
+router = APIRouter()
+P = xet.CAS_PREFIX
+Authorization = Annotated[str | None, Header()]
+_SPOOL_MEMORY = 8 << 20
+
+
+def _claims(bk, authorization: str | None, *, write: bool):  # noqa: ANN001, ANN202
+    with bk.db.session() as db:
+        return xet.authenticate(db, bk, authorization, write=write)
+
+
+async def _spool_body(request: Request, limit: int) -> tempfile.SpooledTemporaryFile:
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise PayloadTooLarge(f"Body larger than {limit} bytes")
+    spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_MEMORY)  # noqa: SIM115 - returned open
+    total = 0
+    try:
+        async for block in request.stream():
+            total += len(block)
+            xet.count(
+                "xorb_bytes_received" if "/xorbs/" in request.url.path else "shard_bytes_received", len(block)
+            )
+            if total > limit:
+                raise PayloadTooLarge(f"Body larger than {limit} bytes")
+            spool.write(block)
+    except BaseException:
+        spool.close()
+        raise
+    spool.seek(0)
+    return spool
+
+
+@router.post(P + "/v1/xorbs/{prefix}/{xorb_hash}")
+async def upload_xorb(
+    prefix: str, xorb_hash: str, request: Request, bk: Bk, authorization: Authorization = None
+):
+    claims = await run_in_threadpool(_claims, bk, authorization, write=True)
+    length = request.headers.get("content-length")
+    h = xet.check_xorb_upload(bk, prefix=prefix, xorb_hex=xorb_hash, length=int(length) if length else None)
+    if await run_in_threadpool(xet.xorb_exists, bk, h):
+        xet.count("xorbs_existing")
+        return {"was_inserted": False}
+    spool = await _spool_body(request, xorb_format.MAX_XORB_SERIALIZED)
+    try:
+        inserted = await run_in_threadpool(xet.store_xorb, bk, claims, xorb_hex=h, body=spool)
+    finally:
+        spool.close()
+    return {"was_inserted": inserted}
+
+
+@router.head(P + "/v1/xorbs/{prefix}/{xorb_hash}")
+def head_xorb(prefix: str, xorb_hash: str, bk: Bk, authorization: Authorization = None) -> Response:
+    _claims(bk, authorization, write=False)
+    h = xet.check_xorb_upload(bk, prefix=prefix, xorb_hex=xorb_hash, length=None)
+    info = bk.blobs.stat(f"xorbs/{h}") if xet.xorb_exists(bk, h) else None
+    if info is None:
+        return Response(status_code=404)
+    return Response(status_code=200, headers={"Content-Length": str(info.size)})
+
+
+@router.post(P + "/v1/xorb-grants/{prefix}/{xorb_hash}")
+def xorb_grant(prefix: str, xorb_hash: str) -> Response:
+    # Not implemented: a 404 makes hf_xet upload the xorb directly (POST /v1/xorbs/...).
+    return JSONResponse({"error": "upload grants are not supported"}, status_code=404)
+
+
+@router.post(P + "/v1/shards")
+async def upload_shard_v1(request: Request, bk: Bk, authorization: Authorization = None) -> dict:
+    claims = await run_in_threadpool(_claims, bk, authorization, write=True)
+    body = await _read_shard(request)
+    result = await run_in_threadpool(xet.register_shard, bk, claims, body)
+    return {"result": result}
+
+
+@router.post(P + "/v2/shards")
+async def upload_shard_v2(request: Request, bk: Bk, authorization: Authorization = None) -> Response:
+    claims = await run_in_threadpool(_claims, bk, authorization, write=True)
+    body = await _read_shard(request)
+    events = [{"type": "validating", "verified": 0, "total": 1}]
+    try:
+        result = await run_in_threadpool(xet.register_shard, bk, claims, body)
+        events.append({"type": "result", "result": result})
+    except HubError as exc:
+        if exc.status >= 500:
+            raise
+        events.append({"type": "error", "message": exc.message, "retryable": False})
+    payload = "".join(json.dumps(e) + "\n" for e in events)
+    return Response(payload, media_type="application/x-ndjson", headers={"Cache-Control": "no-cache"})
+
+
+async def _read_shard(request: Request) -> bytes:
+    spool = await _spool_body(request, shard_format.MAX_SHARD_LEN)
+    try:
+        return spool.read()
+    finally:
+        spool.close()
+
+
+@router.get(P + "/v1/chunks/{prefix}/{chunk_hash}")
+def dedup_query(prefix: str, chunk_hash: str, bk: Bk, authorization: Authorization = None) -> Response:
+    claims = _claims(bk, authorization, write=False)
+    data = xet.dedup_shard(bk, claims, prefix=prefix, chunk_hex=chunk_hash)
+    return Response(data, media_type="application/octet-stream")
+
+
+@router.get(P + "/v1/reconstructions/{file_hash}")
+def reconstruction_v1(
+    file_hash: str, bk: Bk, authorization: Authorization = None, range: Annotated[str | None, Header()] = None
+) -> dict:
+    claims = _claims(bk, authorization, write=False)
+    return xet.reconstruction(bk, claims, file_hex=file_hash, range_header=range, version=1)
+
+
+@router.get(P + "/v2/reconstructions/{file_hash}")
+def reconstruction_v2(
+    file_hash: str, bk: Bk, authorization: Authorization = None, range: Annotated[str | None, Header()] = None
+) -> dict:
+    claims = _claims(bk, authorization, write=False)
+    return xet.reconstruction(bk, claims, file_hex=file_hash, range_header=range, version=2)
+
+
+@router.head(P + "/v1/files/{file_hash}")
+def head_file(file_hash: str, bk: Bk, authorization: Authorization = None) -> Response:
+    claims = _claims(bk, authorization, write=False)
+    record = xet.readable_file(bk, claims, file_hash)
+    return Response(status_code=200, headers={"Content-Length": str(record.size)})
+
+
+@router.get(P + "/fetch/{xorb_hash}")
+def fetch(
+    xorb_hash: str,
+    bk: Bk,
+    r: str = "",
+    exp: str = "",
+    sig: str = "",
+    range: Annotated[str | None, Header()] = None,
+) -> Response:
+    target = xet.fetch_target(bk, xorb_hex=xorb_hash, window=r, exp=exp, sig=sig)
+    ranges = xet.parse_fetch_ranges(range, target)
+    headers = {"Cache-Control": "private, max-age=3600"}
+    if range and target.local_path:
+        # Starlette serves single and multipart ranges with sendfile-friendly file reads.
+        return FileResponse(target.local_path, media_type="application/octet-stream", headers=headers)
+    if len(ranges) != 1:
+        raise BadRequest("Multi-range fetches need a local blob store")
+    start, end = ranges[0]
+
+    def body() -> Iterator[bytes]:
+        yield from bk.blobs.iter_range(target.key, start, end + 1)
+
+    headers["Content-Length"] = str(end + 1 - start)
+    if range:
+        headers["Content-Range"] = f"bytes {start}-{end}/{target.size}"
+    return StreamingResponse(
+        body(), status_code=206 if range else 200, media_type="application/octet-stream", headers=headers
+    )
+
+
+@router.get(P + "/_stats")
+def cas_stats() -> dict:
+    return xet.stats()
+
+
+@router.post("/v1/telemetry")
+@router.post(P + "/v1/telemetry")
+def telemetry() -> Response:
+    return Response(status_code=204)
+
+
+@router.get(P + "/v2/file-chunk-hashes/{file_hash}")
+def file_chunk_hashes(file_hash: str) -> Response:
+    raise NotFound("Not supported")

@@ -1,0 +1,597 @@
+"""Xet CAS logic: access tokens, xorb and shard registration, global dedup, reconstruction.
+
+No FastAPI here. Functions take the backends and already-read bodies (or spooled files), raise
+``HubError``s, and keep every format rule in ``cove.xet``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import struct
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from cove.backends import Backends
+from cove.db.tables import LfsObject, Repo
+from cove.db.xet_tables import XetDedup, XetFile, XetShard, XetXorb, XetXorbScope
+from cove.errors import (
+    BadRequest,
+    Forbidden,
+    HubError,
+    NotFound,
+    PayloadTooLarge,
+    RangeNotSatisfiable,
+    Unauthorized,
+)
+from cove.services import access
+from cove.services.accounts import Actor
+from cove.xet import hashes, reconstruct, shard, tokens, xorb
+from cove.xet.errors import XetFormatError
+from cove.xet.shard import FileTerm
+from cove.xet.xorb import ChunkRecord
+
+TOKEN_TTL = 4 * 3600
+FETCH_TTL = 3600
+DEDUP_KEY_TTL = 14 * 24 * 3600
+DEDUP_MODULUS = 1024
+CAS_PREFIX = "/cas"
+XORB_PREFIXES = ("default",)
+DEDUP_PREFIXES = ("default", "default-merkledb")
+
+_TERM = struct.Struct("<32sIII")
+
+
+class XetNotFound(NotFound):
+    code = "XetNotFound"
+
+
+# --- counters (observability and the dedup tests) ------------------------------------------------
+
+_stats_lock = threading.Lock()
+STATS: dict[str, int] = {
+    "xorb_bytes_received": 0,
+    "xorbs_inserted": 0,
+    "xorbs_existing": 0,
+    "xorbs_rejected": 0,
+    "shards_registered": 0,
+    "shards_existing": 0,
+    "shards_rejected": 0,
+    "files_registered": 0,
+    "dedup_queries": 0,
+    "dedup_hits": 0,
+    "reconstructions": 0,
+    "fetch_requests": 0,
+}
+
+
+def count(name: str, n: int = 1) -> None:
+    with _stats_lock:
+        STATS[name] = STATS.get(name, 0) + n
+
+
+def stats() -> dict[str, int]:
+    with _stats_lock:
+        return dict(STATS)
+
+
+# --- tables ---------------------------------------------------------------------------------------
+
+_ready: set[int] = set()
+_ready_lock = threading.Lock()
+
+
+def ensure_tables(bk: Backends) -> None:
+    """Create the Xet tables on first use (they live on the shared metadata)."""
+    key = id(bk.db)
+    if key in _ready:
+        return
+    with _ready_lock:
+        if key not in _ready:
+            from cove.db.tables import Base
+
+            tables = [m.__table__ for m in (XetXorb, XetXorbScope, XetFile, XetShard, XetDedup)]
+            Base.metadata.create_all(bk.db.engine, tables=tables)
+            _ready.add(key)
+
+
+# --- tokens ---------------------------------------------------------------------------------------
+
+
+def cas_url(bk: Backends) -> str:
+    return bk.settings.public_endpoint + CAS_PREFIX
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    access_token: str
+    exp: int
+    cas_url: str
+
+
+def issue_token(
+    db: Session,
+    bk: Backends,
+    actor: Actor,
+    *,
+    repo_type: str,
+    repo_id: str,
+    revision: str,
+    scope: str,
+    create_pr: bool = False,
+) -> IssuedToken:
+    """A CAS token for one repo. Read needs Hub read access and an existing revision; write needs write."""
+    if scope == "write":
+        repo = access.writable_repo(db, actor, repo_type, repo_id)
+        rev = "refs/pr/*" if create_pr and revision in ("None", "") else revision
+    else:
+        repo = access.readable_repo(db, actor, repo_type, repo_id)
+        from cove.services.files import resolve_revision
+
+        resolve_revision(bk, repo, revision)
+        rev = revision
+    exp = int(time.time()) + TOKEN_TTL
+    claims = tokens.XetClaims(scope, repo_type, repo_id, repo.id, rev, actor.name, exp)
+    return IssuedToken(tokens.sign_token(bk.settings.signing_secret, claims), exp, cas_url(bk))
+
+
+def authenticate(db: Session, bk: Backends, authorization: str | None, *, write: bool) -> tokens.XetClaims:
+    """Claims of a CAS bearer token; 401 if missing/bad/expired, 403 if its scope is insufficient."""
+    scheme, _, value = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        raise Unauthorized("Missing CAS access token")
+    try:
+        claims = tokens.verify_token(bk.settings.signing_secret, value.strip())
+    except tokens.TokenError as exc:
+        raise Unauthorized(f"Invalid CAS access token: {exc}") from None
+    if write and not claims.can_write:
+        raise Forbidden("This CAS token is read-only")
+    repo = db.get(Repo, claims.repo_pk)
+    if repo is None or repo.repo_id != claims.repo_id or repo.type != claims.repo_type:
+        raise Unauthorized("The repository of this CAS token no longer exists")
+    return claims
+
+
+# --- xorbs ----------------------------------------------------------------------------------------
+
+
+def _xorb_hex(text: str) -> str:
+    if not hashes.is_hash_hex(text):
+        raise BadRequest(f"Invalid hash {text[:80]!r}")
+    return text.lower()
+
+
+def _check_prefix(prefix: str, allowed: tuple[str, ...]) -> None:
+    if prefix not in allowed:
+        raise BadRequest(f"Unknown prefix {prefix!r}")
+
+
+def xorb_exists(bk: Backends, xorb_hex: str) -> bool:
+    ensure_tables(bk)
+    with bk.db.session() as db:
+        return db.get(XetXorb, xorb_hex) is not None
+
+
+def check_xorb_upload(bk: Backends, *, prefix: str, xorb_hex: str, length: int | None) -> str:
+    """Cheap checks before reading a xorb body."""
+    _check_prefix(prefix, XORB_PREFIXES)
+    h = _xorb_hex(xorb_hex)
+    if length is not None and length > xorb.MAX_XORB_SERIALIZED:
+        raise PayloadTooLarge(f"Xorb bodies are limited to {xorb.MAX_XORB_SERIALIZED} bytes")
+    return h
+
+
+def store_xorb(bk: Backends, claims: tokens.XetClaims, *, xorb_hex: str, body: BinaryIO) -> bool:
+    """Validate a spooled xorb body (every chunk decoded and hashed) and store it; False if known."""
+    ensure_tables(bk)
+    h = _xorb_hex(xorb_hex)
+    with bk.db.session() as db:
+        known = db.get(XetXorb, h) is not None
+        repo = db.get(Repo, claims.repo_pk)
+        namespace = repo.namespace if repo else None
+    if known:
+        count("xorbs_existing")
+        _add_scope(bk, [h], namespace)
+        return False
+    body.seek(0)
+    try:
+        info = xorb.parse_xorb(body, expected_hash=hashes.hex_to_hash(h))
+    except XetFormatError as exc:
+        count("xorbs_rejected")
+        raise BadRequest(f"Invalid xorb: {exc}") from None
+    body.seek(0)
+    bk.blobs.put_verified(f"xorbs/{h}", body, size=info.total_len)
+    row = XetXorb(
+        hash=h,
+        stored_size=info.total_len,
+        unpacked_size=info.uncompressed_len,
+        num_chunks=len(info.chunks),
+        chunk_table=xorb.pack_chunk_table(info.chunks),
+    )
+    try:
+        with bk.db.session() as db:
+            db.add(row)
+    except IntegrityError:
+        count("xorbs_existing")
+        return False
+    _add_scope(bk, [h], namespace)
+    count("xorbs_inserted")
+    return True
+
+
+def _add_scope(bk: Backends, xorb_hexes: list[str], namespace: str | None) -> None:
+    if not namespace:
+        return
+    for h in set(xorb_hexes):
+        try:
+            with bk.db.session() as db:
+                if db.get(XetXorbScope, (h, namespace)) is None:
+                    db.add(XetXorbScope(xorb_hash=h, namespace=namespace))
+        except IntegrityError:
+            pass
+
+
+class _TableCache:
+    """Chunk tables of stored xorbs, loaded once per request."""
+
+    def __init__(self, db: Session) -> None:
+        self.db = db
+        self.tables: dict[bytes, list[ChunkRecord]] = {}
+
+    def __call__(self, raw: bytes) -> list[ChunkRecord]:
+        table = self.tables.get(raw)
+        if table is None:
+            row = self.db.get(XetXorb, hashes.hash_to_hex(raw))
+            if row is None:
+                raise XetNotFound(f"Xorb {hashes.hash_to_hex(raw)} is not stored")
+            table = self.tables[raw] = xorb.unpack_chunk_table(row.chunk_table)
+        return table
+
+
+# --- shards ---------------------------------------------------------------------------------------
+
+
+def pack_terms(terms: list[FileTerm]) -> bytes:
+    return b"".join(_TERM.pack(t.xorb_hash, t.unpacked_len, t.chunk_start, t.chunk_end) for t in terms)
+
+
+def unpack_terms(blob: bytes) -> list[FileTerm]:
+    return [FileTerm(h, n, a, b) for h, n, a, b in _TERM.iter_unpack(blob)]
+
+
+def _validate_shard(db: Session, parsed: shard.Shard, namespace: str) -> _TableCache:
+    tables = _TableCache(db)
+    for x in parsed.xorbs:
+        try:
+            stored = tables(x.xorb_hash)
+        except XetNotFound:
+            raise BadRequest(
+                f"Shard lists xorb {hashes.hash_to_hex(x.xorb_hash)} that was not uploaded"
+            ) from None
+        if [(c.hash, c.size) for c in x.chunks] != [(c.hash, c.uncompressed_len) for c in stored]:
+            raise BadRequest(f"Shard chunk list of xorb {hashes.hash_to_hex(x.xorb_hash)} does not match it")
+    scoped = set(db.scalars(select(XetXorbScope.xorb_hash).where(XetXorbScope.namespace == namespace)))
+    for f in parsed.files:
+        name = hashes.hash_to_hex(f.file_hash)
+        leaves: list[tuple[bytes, int]] = []
+        for i, t in enumerate(f.terms):
+            try:
+                table = tables(t.xorb_hash)
+            except XetNotFound:
+                raise BadRequest(
+                    f"File {name} references xorb {hashes.hash_to_hex(t.xorb_hash)}, which is not stored"
+                ) from None
+            if t.chunk_end > len(table):
+                raise BadRequest(f"File {name}: term {i} chunk range is outside its xorb")
+            chunks = table[t.chunk_start : t.chunk_end]
+            if sum(c.uncompressed_len for c in chunks) != t.unpacked_len:
+                raise BadRequest(f"File {name}: term {i} unpacked length does not match the xorb")
+            if f.verification is not None:
+                if hashes.verification_hash(c.hash for c in chunks) != f.verification[i]:
+                    raise BadRequest(f"File {name}: term {i} verification hash does not match")
+            elif hashes.hash_to_hex(t.xorb_hash) not in scoped:
+                raise BadRequest(f"File {name}: terms into other namespaces' xorbs need verification entries")
+            leaves += [(c.hash, c.uncompressed_len) for c in chunks]
+        if hashes.file_hash(leaves) != f.file_hash:
+            raise BadRequest(f"File hash {name} does not match its terms")
+    return tables
+
+
+def register_shard(bk: Backends, claims: tokens.XetClaims, body: bytes) -> int:
+    """Parse, validate and index an uploaded shard. Returns 1 if new, 0 if this body was seen before."""
+    ensure_tables(bk)
+    if len(body) > shard.MAX_SHARD_LEN:
+        raise PayloadTooLarge(f"Shards are limited to {shard.MAX_SHARD_LEN} bytes")
+    try:
+        parsed = shard.parse_shard(body)
+    except XetFormatError as exc:
+        count("shards_rejected")
+        raise BadRequest(f"Invalid shard: {exc}") from None
+    digest = hashlib.sha256(body).hexdigest()
+    with bk.db.session() as db:
+        repo = db.get(Repo, claims.repo_pk)
+        if repo is None:
+            raise Unauthorized("The repository of this CAS token no longer exists")
+        try:
+            tables = _validate_shard(db, parsed, repo.namespace)
+        except HubError:
+            count("shards_rejected")
+            raise
+        seen = db.get(XetShard, digest) is not None
+        referenced: set[str] = set()
+        dedup: dict[str, str] = {}
+        for f in parsed.files:
+            fh = hashes.hash_to_hex(f.file_hash)
+            size = f.size
+            for t in f.terms:
+                referenced.add(hashes.hash_to_hex(t.xorb_hash))
+            if f.terms:
+                first = f.terms[0]
+                first_chunk = tables(first.xorb_hash)[first.chunk_start].hash
+                dedup.setdefault(hashes.hash_to_hex(first_chunk), hashes.hash_to_hex(first.xorb_hash))
+            if db.get(XetFile, fh) is None:
+                db.add(XetFile(hash=fh, size=size, sha256=f.sha256_hex, terms=pack_terms(f.terms)))
+                count("files_registered")
+            if f.sha256 is not None and size > 0:
+                row = db.get(LfsObject, (repo.id, f.sha256_hex))
+                if row is None:
+                    db.add(LfsObject(repo_pk=repo.id, oid=f.sha256_hex, size=size, xet_hash=fh))
+                elif row.xet_hash is None and row.size == size:
+                    row.xet_hash = fh
+        for x in parsed.xorbs:
+            xh = hashes.hash_to_hex(x.xorb_hash)
+            referenced.add(xh)
+            for c in x.chunks:
+                if hashes.hash_mod(c.hash, DEDUP_MODULUS) == 0 or c.flags & shard.CHUNK_FLAG_GLOBAL_DEDUP:
+                    dedup.setdefault(hashes.hash_to_hex(c.hash), xh)
+        for ch, xh in dedup.items():
+            if db.get(XetDedup, ch) is None:
+                db.add(XetDedup(chunk_hash=ch, xorb_hash=xh))
+        if not seen:
+            bk.blobs.put_bytes(f"shards/{digest}", body)
+            db.add(XetShard(sha256=digest, size=len(body), repo_pk=repo.id))
+        namespace = repo.namespace
+    _add_scope(bk, sorted(referenced), namespace)
+    count("shards_existing" if seen else "shards_registered")
+    return 0 if seen else 1
+
+
+# --- global dedup ---------------------------------------------------------------------------------
+
+
+def dedup_shard(bk: Backends, claims: tokens.XetClaims, *, prefix: str, chunk_hex: str) -> bytes:
+    """A full shard describing the xorb that holds ``chunk_hex``, within the caller's namespace."""
+    ensure_tables(bk)
+    _check_prefix(prefix, DEDUP_PREFIXES)
+    ch = _xorb_hex(chunk_hex)
+    count("dedup_queries")
+    with bk.db.session() as db:
+        hit = db.get(XetDedup, ch)
+        repo = db.get(Repo, claims.repo_pk)
+        if hit is None or repo is None or db.get(XetXorbScope, (hit.xorb_hash, repo.namespace)) is None:
+            raise XetNotFound("Chunk not known")
+        row = db.get(XetXorb, hit.xorb_hash)
+        if row is None:
+            raise XetNotFound("Chunk not known")
+        table = xorb.unpack_chunk_table(row.chunk_table)
+    offset = 0
+    entries = []
+    for c in table:
+        entries.append(shard.XorbChunkEntry(c.hash, offset, c.uncompressed_len))
+        offset += c.uncompressed_len
+    entry = shard.XorbEntry(hashes.hex_to_hash(hit.xorb_hash), entries, row.stored_size)
+    count("dedup_hits")
+    now = int(time.time())
+    return shard.serialize_shard(
+        [], [entry], hmac_key=secrets.token_bytes(32), creation_timestamp=now, key_expiry=now + DEDUP_KEY_TTL
+    )
+
+
+# --- reconstruction -------------------------------------------------------------------------------
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int]:
+    """``[start, end)`` of a single ``bytes=`` range (whole file without a header); 416 if unsatisfiable."""
+    if not header:
+        return 0, size
+    unsat = RangeNotSatisfiable(
+        f"Range {header[:100]!r} not satisfiable", headers={"Content-Range": f"bytes */{size}"}
+    )
+    units, _, spec = header.partition("=")
+    if units.strip().lower() != "bytes" or "," in spec:
+        raise unsat
+    first, sep, last = spec.strip().partition("-")
+    try:
+        if not sep:
+            raise ValueError
+        if first == "":
+            n = int(last)
+            if n <= 0:
+                raise unsat
+            return max(0, size - n), size
+        start = int(first)
+        end = size if last == "" else min(int(last) + 1, size)
+    except ValueError:
+        raise unsat from None
+    if start < 0 or start >= size or end <= start:
+        raise unsat
+    return start, end
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    hash: str
+    size: int
+    sha256: str | None
+    terms: list[FileTerm]
+
+
+def file_record(bk: Backends, xet_hex: str) -> FileRecord | None:
+    ensure_tables(bk)
+    with bk.db.session() as db:
+        row = db.get(XetFile, xet_hex.lower())
+        if row is None:
+            return None
+        return FileRecord(row.hash, row.size, row.sha256, unpack_terms(row.terms))
+
+
+def readable_file(bk: Backends, claims: tokens.XetClaims, file_hex: str) -> FileRecord:
+    """The file, if the token's repo holds it (``LfsObject.xet_hash``); otherwise 404."""
+    fh = _xorb_hex(file_hex)
+    ensure_tables(bk)
+    with bk.db.session() as db:
+        linked = db.scalar(
+            select(LfsObject.oid)
+            .where(LfsObject.repo_pk == claims.repo_pk, LfsObject.xet_hash == fh)
+            .limit(1)
+        )
+    record = file_record(bk, fh) if linked else None
+    if record is None:
+        raise XetNotFound(f"File {fh} not found")
+    return record
+
+
+def _plan(bk: Backends, record: FileRecord, start: int, end: int) -> reconstruct.Plan:
+    with bk.db.session() as db:
+        try:
+            return reconstruct.plan_range(record.terms, _TableCache(db), start, end, record.size)
+        except XetFormatError as exc:
+            raise HubError(f"Stored reconstruction for {record.hash} is inconsistent: {exc}") from None
+
+
+def _fetch_url(bk: Backends, xorb_hex: str, r: reconstruct.FetchRange, exp: int) -> str:
+    last = r.byte_end - 1
+    sig = tokens.fetch_signature(bk.settings.signing_secret, xorb_hex, r.byte_start, last, exp)
+    return f"{cas_url(bk)}/fetch/{xorb_hex}?r={r.byte_start}-{last}&exp={exp}&sig={sig}"
+
+
+def reconstruction(
+    bk: Backends, claims: tokens.XetClaims, *, file_hex: str, range_header: str | None, version: int
+) -> dict:
+    """The v1 or v2 reconstruction JSON for a byte range of a file."""
+    record = readable_file(bk, claims, file_hex)
+    start, end = parse_range(range_header, record.size)
+    plan = _plan(bk, record, start, end)
+    count("reconstructions")
+    exp = int(time.time()) + FETCH_TTL
+    terms = [
+        {
+            "hash": hashes.hash_to_hex(t.xorb_hash),
+            "unpacked_length": t.unpacked_len,
+            "range": {"start": t.chunk_start, "end": t.chunk_end},
+        }
+        for t in plan.terms
+    ]
+    out: dict = {"offset_into_first_range": plan.offset_into_first_range, "terms": terms}
+    if version >= 2:
+        out["xorbs"] = {
+            hashes.hash_to_hex(xh): [
+                {
+                    "url": _fetch_url(bk, hashes.hash_to_hex(xh), r, exp),
+                    "ranges": [
+                        {
+                            "chunks": {"start": r.chunk_start, "end": r.chunk_end},
+                            "bytes": {"start": r.byte_start, "end": r.byte_end - 1},
+                        }
+                    ],
+                }
+                for r in ranges
+            ]
+            for xh, ranges in plan.fetches.items()
+        }
+    else:
+        out["fetch_info"] = {
+            hashes.hash_to_hex(xh): [
+                {
+                    "range": {"start": r.chunk_start, "end": r.chunk_end},
+                    "url": _fetch_url(bk, hashes.hash_to_hex(xh), r, exp),
+                    "url_range": {"start": r.byte_start, "end": r.byte_end - 1},
+                }
+                for r in ranges
+            ]
+            for xh, ranges in plan.fetches.items()
+        }
+    return out
+
+
+@dataclass(frozen=True)
+class FetchTarget:
+    key: str
+    local_path: str | None
+    start: int  # signed window [start, end] inclusive
+    end: int
+    size: int
+
+
+def fetch_target(bk: Backends, *, xorb_hex: str, window: str, exp: str, sig: str) -> FetchTarget:
+    """Check a capability URL (403 when bad or expired) and say what it may read."""
+    count("fetch_requests")
+    try:
+        h = _xorb_hex(xorb_hex)
+        a, _, b = window.partition("-")
+        start, end, expiry = int(a), int(b), int(exp)
+    except (ValueError, BadRequest):
+        raise Forbidden("Invalid fetch URL") from None
+    if not tokens.check_fetch_signature(bk.settings.signing_secret, h, start, end, expiry, sig):
+        raise Forbidden("Fetch URL signature is invalid or expired")
+    key = f"xorbs/{h}"
+    info = bk.blobs.stat(key)
+    if info is None or not 0 <= start <= end < info.size:
+        raise XetNotFound("Xorb not stored")
+    return FetchTarget(key, bk.blobs.local_path(key), start, end, info.size)
+
+
+def parse_fetch_ranges(header: str | None, target: FetchTarget) -> list[tuple[int, int]]:
+    """Inclusive byte ranges of a fetch ``Range`` header, each inside the signed window."""
+    if not header:
+        return [(target.start, target.end)]
+    units, _, spec = header.partition("=")
+    if units.strip().lower() != "bytes":
+        raise RangeNotSatisfiable("Only byte ranges are supported")
+    out = []
+    for part in spec.split(",")[:64]:
+        a, sep, b = part.strip().partition("-")
+        try:
+            start, end = int(a), int(b)
+        except ValueError:
+            raise RangeNotSatisfiable(f"Unsupported range {part[:40]!r}") from None
+        if not sep or start > end or start < target.start or end > target.end:
+            raise RangeNotSatisfiable(
+                "Range outside the signed window", headers={"Content-Range": f"bytes */{target.size}"}
+            )
+        out.append((start, end))
+    return out
+
+
+# --- server-side reconstruction (plain GET /resolve of a Xet file) --------------------------------
+
+
+def stream_file(bk: Backends, xet_hex: str, start: int, end: int) -> Iterator[bytes]:
+    """Bytes ``[start, end)`` of a registered Xet file, decoded chunk by chunk (constant memory).
+
+    The caller checks repo access. ``start < end <= size`` is required; use :func:`parse_range`.
+    """
+    record = file_record(bk, xet_hex)
+    if record is None:
+        raise XetNotFound(f"Xet file {xet_hex} is not registered")
+    plan = _plan(bk, record, start, end)
+
+    def open_xorb(raw: bytes) -> BinaryIO:
+        return bk.blobs.open(f"xorbs/{hashes.hash_to_hex(raw)}")
+
+    return reconstruct.stream_plan(plan, open_xorb)
+
+
+def resolve_headers(
+    bk: Backends, *, repo_type: str, repo_id: str, commit: str, xet_hex: str
+) -> dict[str, str]:
+    """Headers that switch a ``/resolve`` download to Xet: ``X-Xet-Hash`` and the read-token ``Link``."""
+    route = f"{bk.settings.public_endpoint}/api/{repo_type}s/{repo_id}/xet-read-token/{commit}"
+    return {"X-Xet-Hash": xet_hex, "Link": f'<{route}>; rel="xet-auth"'}
