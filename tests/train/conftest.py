@@ -1,0 +1,101 @@
+"""Tiny models and datasets for the train tests, built from configs (no downloads)."""
+
+from __future__ import annotations
+
+import csv
+import random
+from pathlib import Path
+
+TWITTER = Path(__file__).resolve().parents[3] / "shared" / "data" / "twitter_financial_news_sentiment"
+TWITTER_FALLBACK = Path("/work/shared/data/twitter_financial_news_sentiment")
+LABELS = ["Bearish", "Bullish", "Neutral"]
+
+
+def twitter_rows(n: int = 60, seed: int = 0) -> list[dict[str, object]]:
+    """``n`` rows sampled from the MIT-licensed Twitter financial news set, balanced across the 3 labels."""
+    src = TWITTER if TWITTER.is_dir() else TWITTER_FALLBACK
+    with (src / "sent_train.csv").open(encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    rng = random.Random(seed)
+    rng.shuffle(rows)
+    picked: list[dict[str, object]] = []
+    for label in ("0", "1", "2"):
+        picked += [{"text": r["text"], "label": int(r["label"])} for r in rows if r["label"] == label][
+            : n // 3
+        ]
+    rng.shuffle(picked)
+    return picked
+
+
+def write_dataset(folder: Path, rows: list[dict[str, object]], *, license: str = "mit") -> Path:
+    """A local dataset folder: train.csv plus a README.md card that states the license."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / "train.csv").open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    (folder / "README.md").write_text(
+        f"---\nlicense: {license}\n---\n# tiny twitter sentiment\n", encoding="utf-8"
+    )
+    return folder
+
+
+def build_tiny_bert(folder: Path, texts: list[str]) -> Path:
+    """A 2-layer, 32-wide BERT with a WordPiece vocabulary trained on ``texts``, saved as a base model."""
+    from tokenizers import BertWordPieceTokenizer
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    folder.mkdir(parents=True, exist_ok=True)
+    wp = BertWordPieceTokenizer(lowercase=True)
+    wp.train_from_iterator(texts, vocab_size=400, min_frequency=1, show_progress=False)
+    wp.save_model(str(folder))
+    tokenizer = BertTokenizerFast(
+        vocab_file=str(folder / "vocab.txt"), do_lower_case=True, model_max_length=128
+    )
+    tokenizer.save_pretrained(folder)
+    import torch
+
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
+    BertModel(config).save_pretrained(folder)
+    (folder / "README.md").write_text("---\nlicense: apache-2.0\n---\n# tiny bert\n", encoding="utf-8")
+    return folder
+
+
+def build_tiny_gpt2(folder: Path, texts: list[str]) -> Path:
+    """A 2-layer, 32-wide GPT-2 with a byte-level BPE vocabulary trained on ``texts``."""
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import GPT2Config, GPT2LMHeadModel, GPT2TokenizerFast
+
+    folder.mkdir(parents=True, exist_ok=True)
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(
+        texts, vocab_size=400, min_frequency=1, show_progress=False, special_tokens=["<|endoftext|>"]
+    )
+    bpe.save_model(str(folder))
+    tokenizer = GPT2TokenizerFast(
+        vocab_file=str(folder / "vocab.json"), merges_file=str(folder / "merges.txt"), model_max_length=128
+    )
+    tokenizer.save_pretrained(folder)
+    import torch
+
+    torch.manual_seed(0)
+    eos = tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    config = GPT2Config(
+        vocab_size=len(tokenizer),
+        n_embd=32,
+        n_layer=2,
+        n_head=2,
+        n_positions=128,
+        bos_token_id=eos,
+        eos_token_id=eos,
+    )
+    GPT2LMHeadModel(config).save_pretrained(folder)
+    return folder
