@@ -19,6 +19,7 @@ from cove.deps import Bk
 from cove.errors import BadRequest, HubError, NotFound, PayloadTooLarge
 from cove.services import xet
 from cove.xet import shard as shard_format
+from cove.xet import tokens
 from cove.xet import xorb as xorb_format
 
 router = APIRouter()
@@ -32,7 +33,7 @@ def _claims(bk, authorization: str | None, *, write: bool):  # noqa: ANN001, ANN
         return xet.authenticate(db, bk, authorization, write=write)
 
 
-async def _spool_body(request: Request, limit: int) -> tempfile.SpooledTemporaryFile:
+async def _spool_body(request: Request, limit: int, counter: str, repo: str) -> tempfile.SpooledTemporaryFile:
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > limit:
         raise PayloadTooLarge(f"Body larger than {limit} bytes")
@@ -41,9 +42,7 @@ async def _spool_body(request: Request, limit: int) -> tempfile.SpooledTemporary
     try:
         async for block in request.stream():
             total += len(block)
-            xet.count(
-                "xorb_bytes_received" if "/xorbs/" in request.url.path else "shard_bytes_received", len(block)
-            )
+            xet.count(counter, len(block), repo=repo)
             if total > limit:
                 raise PayloadTooLarge(f"Body larger than {limit} bytes")
             spool.write(block)
@@ -62,9 +61,11 @@ async def upload_xorb(
     length = request.headers.get("content-length")
     h = xet.check_xorb_upload(bk, prefix=prefix, xorb_hex=xorb_hash, length=int(length) if length else None)
     if await run_in_threadpool(xet.xorb_exists, bk, h):
-        xet.count("xorbs_existing")
+        xet.count("xorbs_existing", repo=xet.repo_key(claims))
         return {"was_inserted": False}
-    spool = await _spool_body(request, xorb_format.MAX_XORB_SERIALIZED)
+    spool = await _spool_body(
+        request, xorb_format.MAX_XORB_SERIALIZED, "xorb_bytes_received", xet.repo_key(claims)
+    )
     try:
         inserted = await run_in_threadpool(xet.store_xorb, bk, claims, xorb_hex=h, body=spool)
     finally:
@@ -91,7 +92,7 @@ def xorb_grant(prefix: str, xorb_hash: str) -> Response:
 @router.post(P + "/v1/shards")
 async def upload_shard_v1(request: Request, bk: Bk, authorization: Authorization = None) -> dict:
     claims = await run_in_threadpool(_claims, bk, authorization, write=True)
-    body = await _read_shard(request)
+    body = await _read_shard(request, claims)
     result = await run_in_threadpool(xet.register_shard, bk, claims, body)
     return {"result": result}
 
@@ -99,7 +100,7 @@ async def upload_shard_v1(request: Request, bk: Bk, authorization: Authorization
 @router.post(P + "/v2/shards")
 async def upload_shard_v2(request: Request, bk: Bk, authorization: Authorization = None) -> Response:
     claims = await run_in_threadpool(_claims, bk, authorization, write=True)
-    body = await _read_shard(request)
+    body = await _read_shard(request, claims)
     events = [{"type": "validating", "verified": 0, "total": 1}]
     try:
         result = await run_in_threadpool(xet.register_shard, bk, claims, body)
@@ -112,8 +113,10 @@ async def upload_shard_v2(request: Request, bk: Bk, authorization: Authorization
     return Response(payload, media_type="application/x-ndjson", headers={"Cache-Control": "no-cache"})
 
 
-async def _read_shard(request: Request) -> bytes:
-    spool = await _spool_body(request, shard_format.MAX_SHARD_LEN)
+async def _read_shard(request: Request, claims: tokens.XetClaims) -> bytes:
+    spool = await _spool_body(
+        request, shard_format.MAX_SHARD_LEN, "shard_bytes_received", xet.repo_key(claims)
+    )
     try:
         return spool.read()
     finally:
@@ -181,8 +184,9 @@ def fetch(
 
 
 @router.get(P + "/_stats")
-def cas_stats() -> dict:
-    return xet.stats()
+def cas_stats(repo: str | None = None) -> dict:
+    """Transfer counters (whole server, or one repo given as ``type/ns/name``)."""
+    return xet.stats(repo)
 
 
 @router.post("/v1/telemetry")

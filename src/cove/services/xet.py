@@ -72,14 +72,25 @@ STATS: dict[str, int] = {
 }
 
 
-def count(name: str, n: int = 1) -> None:
+REPO_STATS: dict[str, dict[str, int]] = {}
+
+
+def count(name: str, n: int = 1, *, repo: str | None = None) -> None:
+    """Add to a global counter and, when ``repo`` ("type/ns/name") is given, to that repo's counter."""
     with _stats_lock:
         STATS[name] = STATS.get(name, 0) + n
+        if repo is not None:
+            per = REPO_STATS.setdefault(repo, {})
+            per[name] = per.get(name, 0) + n
 
 
-def stats() -> dict[str, int]:
+def stats(repo: str | None = None) -> dict[str, int]:
     with _stats_lock:
-        return dict(STATS)
+        return dict(REPO_STATS.get(repo, {})) if repo is not None else dict(STATS)
+
+
+def repo_key(claims: tokens.XetClaims) -> str:
+    return f"{claims.repo_type}/{claims.repo_id}"
 
 
 # --- tables ---------------------------------------------------------------------------------------
@@ -197,14 +208,14 @@ def store_xorb(bk: Backends, claims: tokens.XetClaims, *, xorb_hex: str, body: B
         repo = db.get(Repo, claims.repo_pk)
         namespace = repo.namespace if repo else None
     if known:
-        count("xorbs_existing")
+        count("xorbs_existing", repo=repo_key(claims))
         _add_scope(bk, [h], namespace)
         return False
     body.seek(0)
     try:
         info = xorb.parse_xorb(body, expected_hash=hashes.hex_to_hash(h))
     except XetFormatError as exc:
-        count("xorbs_rejected")
+        count("xorbs_rejected", repo=repo_key(claims))
         raise BadRequest(f"Invalid xorb: {exc}") from None
     body.seek(0)
     bk.blobs.put_verified(f"xorbs/{h}", body, size=info.total_len)
@@ -219,10 +230,10 @@ def store_xorb(bk: Backends, claims: tokens.XetClaims, *, xorb_hex: str, body: B
         with bk.db.session() as db:
             db.add(row)
     except IntegrityError:
-        count("xorbs_existing")
+        count("xorbs_existing", repo=repo_key(claims))
         return False
     _add_scope(bk, [h], namespace)
-    count("xorbs_inserted")
+    count("xorbs_inserted", repo=repo_key(claims))
     return True
 
 
@@ -312,7 +323,7 @@ def register_shard(bk: Backends, claims: tokens.XetClaims, body: bytes) -> int:
     try:
         parsed = shard.parse_shard(body)
     except XetFormatError as exc:
-        count("shards_rejected")
+        count("shards_rejected", repo=repo_key(claims))
         raise BadRequest(f"Invalid shard: {exc}") from None
     digest = hashlib.sha256(body).hexdigest()
     with bk.db.session() as db:
@@ -322,7 +333,7 @@ def register_shard(bk: Backends, claims: tokens.XetClaims, body: bytes) -> int:
         try:
             tables = _validate_shard(db, parsed, repo.namespace)
         except HubError:
-            count("shards_rejected")
+            count("shards_rejected", repo=repo_key(claims))
             raise
         seen = db.get(XetShard, digest) is not None
         referenced: set[str] = set()
@@ -359,7 +370,7 @@ def register_shard(bk: Backends, claims: tokens.XetClaims, body: bytes) -> int:
             db.add(XetShard(sha256=digest, size=len(body), repo_pk=repo.id))
         namespace = repo.namespace
     _add_scope(bk, sorted(referenced), namespace)
-    count("shards_existing" if seen else "shards_registered")
+    count("shards_existing" if seen else "shards_registered", repo=repo_key(claims))
     return 0 if seen else 1
 
 
@@ -371,7 +382,7 @@ def dedup_shard(bk: Backends, claims: tokens.XetClaims, *, prefix: str, chunk_he
     ensure_tables(bk)
     _check_prefix(prefix, DEDUP_PREFIXES)
     ch = _xorb_hex(chunk_hex)
-    count("dedup_queries")
+    count("dedup_queries", repo=repo_key(claims))
     with bk.db.session() as db:
         hit = db.get(XetDedup, ch)
         repo = db.get(Repo, claims.repo_pk)
@@ -387,7 +398,7 @@ def dedup_shard(bk: Backends, claims: tokens.XetClaims, *, prefix: str, chunk_he
         entries.append(shard.XorbChunkEntry(c.hash, offset, c.uncompressed_len))
         offset += c.uncompressed_len
     entry = shard.XorbEntry(hashes.hex_to_hash(hit.xorb_hash), entries, row.stored_size)
-    count("dedup_hits")
+    count("dedup_hits", repo=repo_key(claims))
     now = int(time.time())
     return shard.serialize_shard(
         [], [entry], hmac_key=secrets.token_bytes(32), creation_timestamp=now, key_expiry=now + DEDUP_KEY_TTL
@@ -479,7 +490,7 @@ def reconstruction(
     record = readable_file(bk, claims, file_hex)
     start, end = parse_range(range_header, record.size)
     plan = _plan(bk, record, start, end)
-    count("reconstructions")
+    count("reconstructions", repo=repo_key(claims))
     exp = int(time.time()) + FETCH_TTL
     terms = [
         {

@@ -1,0 +1,272 @@
+"""Stock huggingface_hub + hf_xet against a real `cove serve`: uploads, downloads, dedup, refusals."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+
+import httpx
+import pytest
+from huggingface_hub import hf_hub_download
+from live import cas, download_in_fresh_client, stats, upload_in_fresh_client, xet_token
+
+from cove.xet import hashes, shard, tokens, xorb
+
+pytestmark = pytest.mark.xet
+
+MB = 1_000_000
+
+
+def _random(n: int, seed: int) -> bytes:
+    return random.Random(seed).randbytes(n)
+
+
+@pytest.fixture
+def blob(tmp_path):
+    def make(data: bytes, name: str = "w.bin"):
+        p = tmp_path / name
+        p.write_bytes(data)
+        return p
+
+    return make
+
+
+def test_upload_download_roundtrip(server, alice, api, repo_factory, blob, tmp_path) -> None:
+    repo = repo_factory("xet")
+    data = _random(6 * MB, 1)
+    api.upload_file(path_or_fileobj=blob(data), path_in_repo="weights.bin", repo_id=repo)
+    st = stats(server.endpoint, repo)
+    assert st["xorbs_inserted"] >= 1 and st["shards_registered"] == 1
+    assert 6 * MB <= st["xorb_bytes_received"] < 6.1 * MB  # random data: no compression
+
+    # Xet download through the stock client
+    path = hf_hub_download(repo, "weights.bin", token=alice.token, cache_dir=tmp_path / "c1")
+    with open(path, "rb") as fh:
+        assert fh.read() == data
+
+    # resolve headers advertise Xet; listings carry xetHash
+    auth = {"authorization": f"Bearer {alice.token}"}
+    head = httpx.head(f"{server.endpoint}/{repo}/resolve/main/weights.bin", headers=auth)
+    xet_hash = head.headers["x-xet-hash"]
+    assert hashes.is_hash_hex(xet_hash)
+    assert head.headers["x-linked-size"] == str(len(data))
+    assert 'rel="xet-auth"' in head.headers["link"] and head.headers["link"].startswith(
+        f"<{server.endpoint}/"
+    )
+    (entry,) = [e for e in api.list_repo_tree(repo) if e.path == "weights.bin"]
+    assert entry.xet_hash == xet_hash and entry.lfs.sha256 == hashes.sha256_hex(data)
+
+    # plain GET (no hf_xet): server-side reconstruction, whole and ranged
+    url = f"{server.endpoint}/{repo}/resolve/main/weights.bin"
+    assert httpx.get(url, headers=auth).content == data
+    rng = random.Random(2)
+    for _ in range(5):
+        a = rng.randrange(len(data))
+        b = rng.randrange(a, len(data))
+        r = httpx.get(url, headers={**auth, "range": f"bytes={a}-{b}"})
+        assert r.status_code == 206 and r.content == data[a : b + 1]
+        assert r.headers["content-range"] == f"bytes {a}-{b}/{len(data)}"
+
+
+def test_download_without_xet_uses_plain_resolve(
+    server, alice, api, repo_factory, blob, monkeypatch, tmp_path
+) -> None:
+    repo = repo_factory("xet-plain")
+    data = _random(3 * MB, 3)
+    api.upload_file(path_or_fileobj=blob(data), path_in_repo="a.bin", repo_id=repo)  # through Xet
+    assert stats(server.endpoint, repo)["shards_registered"] == 1
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
+    path = hf_hub_download(repo, "a.bin", token=alice.token, cache_dir=tmp_path / "c2")
+    with open(path, "rb") as fh:
+        assert fh.read() == data
+    assert stats(server.endpoint, repo).get("reconstructions", 0) == 0  # served by GET /resolve itself
+
+
+def test_dedup_second_repo_transfers_no_chunks(server, alice, repo_factory, blob) -> None:
+    repo1, repo2 = repo_factory("dedup-a"), repo_factory("dedup-b")
+    data = _random(8 * MB, 4)
+    path = blob(data)
+    upload_in_fresh_client(alice.token, path, "w.bin", repo1)
+    first = stats(server.endpoint, repo1)["xorb_bytes_received"]
+    assert first >= 8 * MB
+    upload_in_fresh_client(alice.token, path, "w.bin", repo2)  # empty client cache: only global dedup helps
+    st2 = stats(server.endpoint, repo2)
+    assert st2.get("xorb_bytes_received", 0) == 0
+    assert st2["dedup_hits"] >= 1 and st2["shards_registered"] == 1
+    assert download_in_fresh_client(alice.token, repo2, "w.bin") == data
+
+
+def test_small_change_transfers_only_changed_chunks(server, alice, repo_factory, blob) -> None:
+    repo = repo_factory("delta")
+    data = bytearray(_random(8 * MB, 5))
+    upload_in_fresh_client(alice.token, blob(bytes(data), "v1.bin"), "w.bin", repo)
+    before = stats(server.endpoint, repo)["xorb_bytes_received"]
+    data[4 * MB : 4 * MB + 100] = b"x" * 100
+    upload_in_fresh_client(alice.token, blob(bytes(data), "v2.bin"), "w.bin", repo)
+    delta = stats(server.endpoint, repo)["xorb_bytes_received"] - before
+    assert 0 < delta < 400_000, delta  # ~1-3 chunks of 64 KiB on average, not 8 MB
+    assert download_in_fresh_client(alice.token, repo, "w.bin") == bytes(data)
+
+
+@pytest.mark.parametrize("version", ["1", "2"])
+def test_api_versions_forced(server, alice, repo_factory, blob, version) -> None:
+    repo = repo_factory(f"v{version}")
+    data = bytes(300_000) + _random(500_000, 6) + bytes(300_000)  # duplicate-chunk terms
+    env = {"HF_XET_CLIENT_SHARD_API_VERSION": version, "HF_XET_CLIENT_RECONSTRUCTION_API_VERSION": version}
+    upload_in_fresh_client(alice.token, blob(data), "z.bin", repo, **env)
+    assert download_in_fresh_client(alice.token, repo, "z.bin", **env) == data
+
+
+# --- refusals ---------------------------------------------------------------------------------------
+
+
+def _write(server, user, repo) -> tuple[str, dict[str, str]]:
+    r = xet_token(server.endpoint, user.token, repo, "write")
+    assert r.status_code == 200, r.text
+    assert r.headers["x-xet-access-token"] == r.json()["accessToken"]
+    assert int(r.headers["x-xet-token-expiration"]) >= time.time() + 3600 - 5
+    return cas(r.json())
+
+
+def test_corrupted_xorb_rejected_and_not_stored(server, alice, repo_factory) -> None:
+    repo = repo_factory("corrupt")
+    base, auth = _write(server, alice, repo)
+    chunks = [_random(70_000, 7), bytes(50_000)]
+    digest, body = xorb.serialize_xorb(chunks)
+    h = hashes.hash_to_hex(digest)
+    bad = bytearray(body)
+    bad[100] ^= 0xFF
+    r = httpx.post(f"{base}/v1/xorbs/default/{h}", content=bytes(bad), headers=auth)
+    assert r.status_code == 400, r.text
+    assert httpx.head(f"{base}/v1/xorbs/default/{h}", headers=auth).status_code == 404
+    assert not any(server.data.glob(f"blobs/xorbs/**/{h}"))
+    # wrong hash in the path
+    other = hashes.hash_to_hex(bytes(32))
+    assert httpx.post(f"{base}/v1/xorbs/default/{other}", content=body, headers=auth).status_code == 400
+    # and the good body is accepted, idempotently
+    r = httpx.post(f"{base}/v1/xorbs/default/{h}", content=body, headers=auth)
+    assert r.status_code == 200 and r.json() == {"was_inserted": True}
+    r = httpx.post(f"{base}/v1/xorbs/default/{h}", content=body, headers=auth)
+    assert r.status_code == 200 and r.json() == {"was_inserted": False}
+
+
+def test_shard_with_unknown_xorb_rejected(server, alice, repo_factory) -> None:
+    repo = repo_factory("badshard")
+    base, auth = _write(server, alice, repo)
+    data = _random(20_000, 8)
+    ch = hashes.chunk_hash(data)
+    xh = hashes.xorb_hash([(ch, len(data))])  # never uploaded
+    f = shard.FileEntry(
+        hashes.file_hash([(ch, len(data))]),
+        [shard.FileTerm(xh, len(data), 0, 1)],
+        [hashes.verification_hash([ch])],
+        hashes.sha256_to_raw(hashes.sha256_hex(data)),
+    )
+    body = shard.serialize_shard([f], [], full=False)
+    r = httpx.post(f"{base}/v1/shards", content=body, headers=auth)
+    assert r.status_code == 400 and "not stored" in r.text
+    r = httpx.post(f"{base}/v2/shards", content=body, headers=auth)
+    events = [json.loads(line) for line in r.text.splitlines()]
+    assert r.status_code == 200 and events[-1]["type"] == "error" and not events[-1]["retryable"]
+    # now upload the xorb; a wrong file hash is still refused, the right one accepted
+    _, xbody = xorb.serialize_xorb([data])
+    assert httpx.post(
+        f"{base}/v1/xorbs/default/{hashes.hash_to_hex(xh)}", content=xbody, headers=auth
+    ).is_success
+    wrong = shard.FileEntry(b"\x01" * 32, f.terms, f.verification, f.sha256)
+    r = httpx.post(f"{base}/v1/shards", content=shard.serialize_shard([wrong], [], full=False), headers=auth)
+    assert r.status_code == 400 and "does not match" in r.text
+    bad_v = shard.FileEntry(f.file_hash, f.terms, [bytes(32)], f.sha256)
+    r = httpx.post(f"{base}/v1/shards", content=shard.serialize_shard([bad_v], [], full=False), headers=auth)
+    assert r.status_code == 400 and "verification" in r.text
+    r = httpx.post(f"{base}/v1/shards", content=body, headers=auth)
+    assert r.status_code == 200 and r.json() == {"result": 1}
+    assert httpx.post(f"{base}/v1/shards", content=body, headers=auth).json() == {"result": 0}
+    assert httpx.post(f"{base}/v1/shards", content=body[:-5], headers=auth).status_code == 400
+
+
+def test_token_refusals(server, alice, bob, repo_factory) -> None:
+    repo = repo_factory("tokens")
+    base, auth = _write(server, alice, repo)
+    xh = hashes.hash_to_hex(bytes(32))
+    # bob cannot get a write token for alice's repo; anonymous neither
+    assert xet_token(server.endpoint, bob.token, repo, "write").status_code == 403
+    assert xet_token(server.endpoint, None, repo, "write").status_code == 401
+    assert xet_token(server.endpoint, alice.token, repo, "read", rev="nope").status_code == 404
+    assert xet_token(server.endpoint, alice.read_token, repo, "write").status_code == 403
+    # no / garbage / tampered / expired CAS tokens
+    url = f"{base}/v1/shards"
+    assert httpx.post(url, content=b"").status_code == 401
+    assert httpx.post(url, content=b"", headers={"authorization": "Bearer nope"}).status_code == 401
+    token = auth["authorization"].split()[1]
+    tampered = token[:-3] + ("AAA" if token[-3:] != "AAA" else "BBB")
+    assert httpx.post(url, content=b"", headers={"authorization": f"Bearer {tampered}"}).status_code == 401
+    secret = (server.data / "secret").read_text().strip()
+    claims = tokens.verify_token(secret, token)
+    expired = tokens.sign_token(secret, tokens.XetClaims(**{**claims.__dict__, "exp": int(time.time()) - 1}))
+    assert httpx.post(url, content=b"", headers={"authorization": f"Bearer {expired}"}).status_code == 401
+    # a read token cannot write
+    read_base, read_auth = cas(xet_token(server.endpoint, alice.token, repo, "read").json())
+    r = httpx.post(f"{read_base}/v1/xorbs/default/{xh}", content=b"x", headers=read_auth)
+    assert r.status_code == 403
+
+
+def test_private_reconstruction_refused_to_outsiders(
+    server, alice, bob, api, bob_api, repo_factory, blob
+) -> None:
+    private = repo_factory("secret", private=True)
+    data = _random(2 * MB, 9)
+    api.upload_file(path_or_fileobj=blob(data), path_in_repo="s.bin", repo_id=private)
+    head = httpx.head(
+        f"{server.endpoint}/{private}/resolve/main/s.bin", headers={"authorization": f"Bearer {alice.token}"}
+    )
+    xet_hash = head.headers["x-xet-hash"]
+    # outsiders cannot get a read token for the private repo
+    assert xet_token(server.endpoint, bob.token, private, "read").status_code == 404
+    assert xet_token(server.endpoint, None, private, "read").status_code in (401, 404)
+    # ... nor reconstruct the file through a token of their own repo
+    bob_repo = "bob/mine-" + os.urandom(4).hex()
+    bob_api.create_repo(bob_repo)
+    try:
+        base, auth = cas(xet_token(server.endpoint, bob.token, bob_repo, "read").json())
+        assert httpx.get(f"{base}/v1/reconstructions/{xet_hash}", headers=auth).status_code == 404
+        assert httpx.get(f"{base}/v2/reconstructions/{xet_hash}", headers=auth).status_code == 404
+    finally:
+        bob_api.delete_repo(bob_repo)
+    # alice can, with ranges; 416 past the end
+    base, auth = cas(xet_token(server.endpoint, alice.token, private, "read").json())
+    r = httpx.get(f"{base}/v1/reconstructions/{xet_hash}", headers={**auth, "range": "bytes=0-99"})
+    assert r.status_code == 200 and r.json()["terms"]
+    r = httpx.get(f"{base}/v2/reconstructions/{xet_hash}", headers={**auth, "range": f"bytes={len(data)}-"})
+    assert r.status_code == 416
+
+
+def test_fetch_urls_are_capabilities(server, alice, api, repo_factory, blob) -> None:
+    repo = repo_factory("fetch")
+    data = _random(1 * MB, 10)
+    api.upload_file(path_or_fileobj=blob(data), path_in_repo="f.bin", repo_id=repo)
+    xet_hash = httpx.head(
+        f"{server.endpoint}/{repo}/resolve/main/f.bin", headers={"authorization": f"Bearer {alice.token}"}
+    ).headers["x-xet-hash"]
+    base, auth = cas(xet_token(server.endpoint, alice.token, repo, "read").json())
+    recon = httpx.get(f"{base}/v2/reconstructions/{xet_hash}", headers=auth).json()
+    (fetches,) = recon["xorbs"].values()
+    entry = fetches[0]
+    rng = entry["ranges"][0]["bytes"]
+    ok = httpx.get(entry["url"], headers={"range": f"bytes={rng['start']}-{rng['end']}"})  # no Authorization
+    assert ok.status_code == 206 and len(ok.content) == rng["end"] - rng["start"] + 1
+    sub = httpx.get(entry["url"], headers={"range": f"bytes={rng['start']}-{rng['start'] + 9}"})
+    assert sub.status_code == 206 and sub.content == ok.content[:10]
+    multi = httpx.get(
+        entry["url"],
+        headers={"range": f"bytes={rng['start']}-{rng['start'] + 9},{rng['start'] + 20}-{rng['start'] + 29}"},
+    )
+    assert multi.status_code == 206 and multi.headers["content-type"].startswith("multipart/byteranges")
+    tampered = entry["url"].replace("sig=", "sig=0")
+    assert httpx.get(tampered, headers={"range": "bytes=0-9"}).status_code == 403
+    outside = httpx.get(entry["url"], headers={"range": f"bytes={rng['end'] + 1}-{rng['end'] + 10}"})
+    assert outside.status_code == 416
