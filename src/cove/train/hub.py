@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from huggingface_hub import HfApi, constants
+from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
 
 HF_CO = "https://huggingface.co"
 
@@ -65,13 +66,29 @@ def _local_card(path: Path) -> dict[str, Any]:
     return ModelCard.load(readme).data.to_dict()
 
 
+def _not_found(kind: str, repo_id: str, revision: str, err: Exception) -> Exception:
+    from .recipe import RecipeError
+
+    if isinstance(err, RevisionNotFoundError):
+        return RecipeError(
+            f"{kind} {repo_id!r} has no revision {revision!r} on {endpoint()}; fix {kind}.revision"
+        )
+    return RecipeError(
+        f"{kind} {repo_id!r} not found on {endpoint()} (or not visible with this token); fix {kind}.id, "
+        f"log in, or upload it with `cove import {kind} PATH {repo_id}`"
+    )
+
+
 def resolve_model(repo_id: str, revision: str, *, api: HfApi | None = None) -> Resolved:
     """Pin a model to a commit SHA (``HfApi.model_info``); local folders are pinned by content hash."""
     if is_local(repo_id):
         path = Path(repo_id).expanduser()
         card = _local_card(path)
         return Resolved(repo_id, revision, "sha256:" + hash_files(path), True, card.get("license"), card)
-    info = (api or HfApi()).model_info(repo_id, revision=revision)
+    try:
+        info = (api or HfApi()).model_info(repo_id, revision=revision)
+    except (RepositoryNotFoundError, RevisionNotFoundError) as err:
+        raise _not_found("model", repo_id, revision, err) from err
     card = info.card_data.to_dict() if info.card_data else {}
     return Resolved(repo_id, revision, info.sha or revision, False, card.get("license"), card)
 
@@ -82,7 +99,10 @@ def resolve_dataset(repo_id: str, revision: str, *, api: HfApi | None = None) ->
         path = Path(repo_id).expanduser()
         card = _local_card(path)
         return Resolved(repo_id, revision, "sha256:" + hash_files(path), True, card.get("license"), card)
-    info = (api or HfApi()).dataset_info(repo_id, revision=revision)
+    try:
+        info = (api or HfApi()).dataset_info(repo_id, revision=revision)
+    except (RepositoryNotFoundError, RevisionNotFoundError) as err:
+        raise _not_found("dataset", repo_id, revision, err) from err
     card = info.card_data.to_dict() if info.card_data else {}
     return Resolved(repo_id, revision, info.sha or revision, False, card.get("license"), card)
 

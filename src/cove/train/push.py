@@ -57,6 +57,7 @@ def stage(ctx: Context, save: str) -> Staged:
     else:
         adapter_dir = repo_dir if save == "adapter" else repo_dir / "adapter"
         model.save_pretrained(adapter_dir)
+        (adapter_dir / "README.md").unlink(missing_ok=True)  # peft's placeholder card; ours is written later
         staged.forms["adapter"] = "" if save == "adapter" else "adapter"
         if save in ("merged", "both"):
             merged = model.merge_and_unload()

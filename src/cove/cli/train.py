@@ -1,0 +1,133 @@
+"""`cove train`, `cove reproduce` and `cove import model|dataset|cache`; mounted by :func:`register`.
+
+Everything here talks to the hub at ``HF_ENDPOINT`` with the stock clients. torch is imported only when a
+command runs, never at import.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+import_app = typer.Typer(
+    help="Put local models, data files or cached repos onto the hub.", no_args_is_help=True
+)
+
+
+def _fail(err: Exception) -> typer.Exit:
+    typer.echo(f"error: {err}", err=True)
+    return typer.Exit(2)
+
+
+def train(
+    recipe: Annotated[Path, typer.Argument(help="The recipe YAML.")],
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="Override a key: training.learning_rate=3e-4")
+    ] = None,
+    output_dir: Annotated[
+        str | None, typer.Option(help="Where the run writes (default: runs/<name>).")
+    ] = None,
+    push: Annotated[
+        bool, typer.Option("--push/--no-push", help="Push when the recipe has a push section.")
+    ] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
+) -> None:
+    """Fine-tune, evaluate, document and push a model from a recipe."""
+    from cove.train import RecipeError, load_recipe, run
+
+    try:
+        overrides = list(set_ or []) + ([f"output_dir={output_dir}"] if output_dir else [])
+        result = run(load_recipe(recipe, overrides), push=push)
+    except RecipeError as err:
+        raise _fail(err) from None
+    typer.echo(
+        json.dumps(asdict(result), indent=2, default=str) if as_json else (result.url or result.output_dir)
+    )
+
+
+def reproduce(
+    repo_id: Annotated[str, typer.Argument(help="A model pushed by cove train.")],
+    revision: Annotated[str | None, typer.Option(help="Commit, branch or tag of that model.")] = None,
+    output_dir: Annotated[
+        str | None, typer.Option(help="Where the new run writes (default: a temp folder).")
+    ] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="Override a key of the pushed recipe.")
+    ] = None,
+    tolerance: Annotated[
+        float | None, typer.Option(help="Exit 1 when a metric moves by more than this (absolute).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON on stdout.")] = False,
+) -> None:
+    """Train a pushed model again from its recipe and report each metric's difference."""
+    from cove.train import RecipeError
+    from cove.train.reproduce import reproduce as _reproduce
+
+    try:
+        rep = _reproduce(repo_id, revision=revision, output_dir=output_dir, overrides=list(set_ or []))
+    except RecipeError as err:
+        raise _fail(err) from None
+    typer.echo(json.dumps(asdict(rep), indent=2, default=str) if as_json else rep.report())
+    if tolerance is not None and rep.max_abs_delta() > tolerance:
+        typer.echo(f"a metric moved by {rep.max_abs_delta():.4f} > tolerance {tolerance}", err=True)
+        raise typer.Exit(1)
+
+
+@import_app.command("model")
+def import_model(
+    path: Annotated[Path, typer.Argument(help="A saved model folder.")],
+    repo_id: Annotated[str, typer.Argument(help="Target repo, namespace/name.")],
+    private: Annotated[bool, typer.Option(help="Create the repo private.")] = False,
+) -> None:
+    """Upload a local model folder as a model repo."""
+    from cove.train import RecipeError
+    from cove.train.importer import import_model as _import
+
+    try:
+        typer.echo(_import(path, repo_id, private=private).url)
+    except RecipeError as err:
+        raise _fail(err) from None
+
+
+@import_app.command("dataset")
+def import_dataset(
+    path: Annotated[Path, typer.Argument(help="A data file (csv, json, parquet...) or a dataset folder.")],
+    repo_id: Annotated[str, typer.Argument(help="Target repo, namespace/name.")],
+    private: Annotated[bool, typer.Option(help="Create the repo private.")] = False,
+) -> None:
+    """Upload a data file or folder as a dataset repo."""
+    from cove.train import RecipeError
+    from cove.train.importer import import_dataset as _import
+
+    try:
+        typer.echo(_import(path, repo_id, private=private).url)
+    except RecipeError as err:
+        raise _fail(err) from None
+
+
+@import_app.command("cache")
+def import_cache(
+    source_id: Annotated[str, typer.Argument(help="A repo id present in the local HF cache.")],
+    repo_id: Annotated[str | None, typer.Argument(help="Target repo (default: the same id).")] = None,
+    repo_type: Annotated[str, typer.Option(help="model or dataset.")] = "model",
+    private: Annotated[bool, typer.Option(help="Create the repo private.")] = False,
+) -> None:
+    """Upload the newest cached snapshot of a repo from ~/.cache/huggingface/hub."""
+    from cove.train import RecipeError
+    from cove.train.importer import import_cached
+
+    try:
+        typer.echo(import_cached(source_id, repo_id, repo_type=repo_type, private=private).url)
+    except RecipeError as err:
+        raise _fail(err) from None
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``train``, ``reproduce`` and the ``import`` group to the main ``cove`` app."""
+    app.command("train")(train)
+    app.command("reproduce")(reproduce)
+    app.add_typer(import_app, name="import")
