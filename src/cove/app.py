@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import uuid
+from urllib.parse import unquote
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -33,6 +34,11 @@ class RequestIdMiddleware:
                 rid = v
                 break
         rid = rid or uuid.uuid4().hex.encode()
+        raw = scope.get("raw_path") or b""
+        if b"%2f" in raw.lower():
+            # Revisions travel as one quoted segment (`feat%2Fx`, `refs%2Fpr%2F1`); keep the encoded slash
+            # through routing, and `decode_slashes` turns it back into `/` in the path parameters.
+            scope["path"] = unquote(raw.decode("latin-1").replace("%2f", "%252F").replace("%2F", "%252F"))
         scope.setdefault("state", {})["request_id"] = rid.decode("latin-1")
 
         async def send_with_id(message) -> None:  # noqa: ANN001
@@ -42,6 +48,14 @@ class RequestIdMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_id)
+
+
+def decode_slashes(request: Request) -> None:
+    """Path parameters get their `%2F` back as `/` (see `RequestIdMiddleware`)."""
+    params = request.scope.get("path_params") or {}
+    for k, v in params.items():
+        if isinstance(v, str) and "%2F" in v:
+            params[k] = v.replace("%2F", "/")
 
 
 def error_response(request: Request, status: int, message: str, code: str | None,
@@ -60,7 +74,7 @@ def create_app(settings: Settings | None = None, backends: Backends | None = Non
     settings = settings or Settings()
     bk = backends or build_backends(settings)
     app = FastAPI(title="Cove", version="0.1.0", docs_url="/api/docs", openapi_url="/api/openapi.json",
-                  redoc_url=None)
+                  redoc_url=None, dependencies=[Depends(decode_slashes)])
     app.state.backends = bk
     app.state.settings = settings
 
