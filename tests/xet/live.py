@@ -67,8 +67,15 @@ def download_in_fresh_client(
     return Path(out.stdout.strip().splitlines()[-1]).read_bytes()
 
 
-def stats(endpoint: str, repo_id: str, repo_type: str = "model") -> dict[str, int]:
-    return httpx.get(f"{endpoint}/cas/_stats", params={"repo": f"{repo_type}/{repo_id}"}).json()
+def stats(endpoint: str, token: str, repo_id: str, repo_type: str = "model") -> dict[str, int]:
+    """Transfer counters of one repo (the token must be able to read it)."""
+    r = httpx.get(
+        f"{endpoint}/cas/_stats",
+        params={"repo": f"{repo_type}/{repo_id}"},
+        headers={"authorization": f"Bearer {token}"},
+    )
+    r.raise_for_status()
+    return r.json()
 
 
 def xet_token(

@@ -37,7 +37,7 @@ def test_upload_download_roundtrip(server, alice, api, repo_factory, blob, tmp_p
     repo = repo_factory("xet")
     data = _random(6 * MB, 1)
     api.upload_file(path_or_fileobj=blob(data), path_in_repo="weights.bin", repo_id=repo)
-    st = stats(server.endpoint, repo)
+    st = stats(server.endpoint, alice.token, repo)
     assert st["xorbs_inserted"] >= 1 and st["shards_registered"] == 1
     assert 6 * MB <= st["xorb_bytes_received"] < 6.1 * MB  # random data: no compression
 
@@ -76,14 +76,16 @@ def test_download_without_xet_uses_plain_resolve(
     repo = repo_factory("xet-plain")
     data = _random(3 * MB, 3)
     api.upload_file(path_or_fileobj=blob(data), path_in_repo="a.bin", repo_id=repo)  # through Xet
-    assert stats(server.endpoint, repo)["shards_registered"] == 1
+    assert stats(server.endpoint, alice.token, repo)["shards_registered"] == 1
     from huggingface_hub import constants
 
     monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
     path = hf_hub_download(repo, "a.bin", token=alice.token, cache_dir=tmp_path / "c2")
     with open(path, "rb") as fh:
         assert fh.read() == data
-    assert stats(server.endpoint, repo).get("reconstructions", 0) == 0  # served by GET /resolve itself
+    assert (
+        stats(server.endpoint, alice.token, repo).get("reconstructions", 0) == 0
+    )  # served by GET /resolve itself
 
 
 def test_dedup_second_repo_transfers_no_chunks(server, alice, repo_factory, blob) -> None:
@@ -91,10 +93,10 @@ def test_dedup_second_repo_transfers_no_chunks(server, alice, repo_factory, blob
     data = _random(8 * MB, 4)
     path = blob(data)
     upload_in_fresh_client(alice.token, path, "w.bin", repo1)
-    first = stats(server.endpoint, repo1)["xorb_bytes_received"]
+    first = stats(server.endpoint, alice.token, repo1)["xorb_bytes_received"]
     assert first >= 8 * MB
     upload_in_fresh_client(alice.token, path, "w.bin", repo2)  # empty client cache: only global dedup helps
-    st2 = stats(server.endpoint, repo2)
+    st2 = stats(server.endpoint, alice.token, repo2)
     assert st2.get("xorb_bytes_received", 0) == 0
     assert st2["dedup_hits"] >= 1 and st2["shards_registered"] == 1
     assert download_in_fresh_client(alice.token, repo2, "w.bin") == data
@@ -104,10 +106,10 @@ def test_small_change_transfers_only_changed_chunks(server, alice, repo_factory,
     repo = repo_factory("delta")
     data = bytearray(_random(8 * MB, 5))
     upload_in_fresh_client(alice.token, blob(bytes(data), "v1.bin"), "w.bin", repo)
-    before = stats(server.endpoint, repo)["xorb_bytes_received"]
+    before = stats(server.endpoint, alice.token, repo)["xorb_bytes_received"]
     data[4 * MB : 4 * MB + 100] = b"x" * 100
     upload_in_fresh_client(alice.token, blob(bytes(data), "v2.bin"), "w.bin", repo)
-    delta = stats(server.endpoint, repo)["xorb_bytes_received"] - before
+    delta = stats(server.endpoint, alice.token, repo)["xorb_bytes_received"] - before
     assert 0 < delta < 400_000, delta  # ~1-3 chunks of 64 KiB on average, not 8 MB
     assert download_in_fresh_client(alice.token, repo, "w.bin") == bytes(data)
 
@@ -119,6 +121,34 @@ def test_api_versions_forced(server, alice, repo_factory, blob, version) -> None
     env = {"HF_XET_CLIENT_SHARD_API_VERSION": version, "HF_XET_CLIENT_RECONSTRUCTION_API_VERSION": version}
     upload_in_fresh_client(alice.token, blob(data), "z.bin", repo, **env)
     assert download_in_fresh_client(alice.token, repo, "z.bin", **env) == data
+
+
+def test_dedup_does_not_cross_namespaces(server, alice, bob, bob_api, repo_factory, blob) -> None:
+    """Global dedup answers stay inside a namespace: bob learns nothing about alice's chunks."""
+    mine = repo_factory("ns-a")
+    data = _random(3 * MB, 11)
+    upload_in_fresh_client(alice.token, blob(data), "w.bin", mine)
+    theirs = "bob/ns-b-" + os.urandom(4).hex()
+    bob_api.create_repo(theirs)
+    try:
+        upload_in_fresh_client(bob.token, blob(data, "copy.bin"), "w.bin", theirs)
+        st = stats(server.endpoint, bob.token, theirs)
+        assert st.get("dedup_hits", 0) == 0
+        assert st["xorb_bytes_received"] >= 3 * MB  # he had to send the bytes himself
+        assert download_in_fresh_client(bob.token, theirs, "w.bin") == data
+    finally:
+        bob_api.delete_repo(theirs)
+
+
+def test_stats_need_read_access(server, alice, bob, repo_factory) -> None:
+    private = repo_factory("stats", private=True)
+    r = httpx.get(
+        f"{server.endpoint}/cas/_stats",
+        params={"repo": f"model/{private}"},
+        headers={"authorization": f"Bearer {bob.token}"},
+    )
+    assert r.status_code == 404
+    assert stats(server.endpoint, alice.token, private) == {}
 
 
 # --- refusals ---------------------------------------------------------------------------------------

@@ -15,9 +15,9 @@ from fastapi import APIRouter, Header, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 
-from cove.deps import Bk
+from cove.deps import Bk, CurrentActor
 from cove.errors import BadRequest, HubError, NotFound, PayloadTooLarge
-from cove.services import xet
+from cove.services import access, xet
 from cove.xet import shard as shard_format
 from cove.xet import tokens
 from cove.xet import xorb as xorb_format
@@ -61,6 +61,9 @@ async def upload_xorb(
     length = request.headers.get("content-length")
     h = xet.check_xorb_upload(bk, prefix=prefix, xorb_hex=xorb_hash, length=int(length) if length else None)
     if await run_in_threadpool(xet.xorb_exists, bk, h):
+        # Drain the body: answering before the client has sent it would look like a reset to it.
+        async for block in request.stream():
+            xet.count("xorb_bytes_received", len(block), repo=xet.repo_key(claims))
         xet.count("xorbs_existing", repo=xet.repo_key(claims))
         return {"was_inserted": False}
     spool = await _spool_body(
@@ -184,8 +187,12 @@ def fetch(
 
 
 @router.get(P + "/_stats")
-def cas_stats(repo: str | None = None) -> dict:
-    """Transfer counters (whole server, or one repo given as ``type/ns/name``)."""
+def cas_stats(bk: Bk, actor: CurrentActor, repo: str | None = None) -> dict:
+    """Transfer counters of this process: whole server, or one readable repo given as ``type/ns/name``."""
+    if repo is not None:
+        repo_type, _, repo_id = repo.partition("/")
+        with bk.db.session() as db:
+            access.readable_repo(db, actor, repo_type, repo_id)
     return xet.stats(repo)
 
 

@@ -326,6 +326,22 @@ def register_shard(bk: Backends, claims: tokens.XetClaims, body: bytes) -> int:
         count("shards_rejected", repo=repo_key(claims))
         raise BadRequest(f"Invalid shard: {exc}") from None
     digest = hashlib.sha256(body).hexdigest()
+    for attempt in range(3):
+        try:
+            seen, namespace, referenced = _index_shard(bk, claims, parsed, body, digest)
+            break
+        except IntegrityError:
+            # a concurrent upload registered the same file, chunk or shard first: redo with its rows
+            if attempt == 2:
+                raise
+    _add_scope(bk, sorted(referenced), namespace)
+    count("shards_existing" if seen else "shards_registered", repo=repo_key(claims))
+    return 0 if seen else 1
+
+
+def _index_shard(
+    bk: Backends, claims: tokens.XetClaims, parsed: shard.Shard, body: bytes, digest: str
+) -> tuple[bool, str, set[str]]:
     with bk.db.session() as db:
         repo = db.get(Repo, claims.repo_pk)
         if repo is None:
@@ -349,7 +365,7 @@ def register_shard(bk: Backends, claims: tokens.XetClaims, body: bytes) -> int:
                 dedup.setdefault(hashes.hash_to_hex(first_chunk), hashes.hash_to_hex(first.xorb_hash))
             if db.get(XetFile, fh) is None:
                 db.add(XetFile(hash=fh, size=size, sha256=f.sha256_hex, terms=pack_terms(f.terms)))
-                count("files_registered")
+                count("files_registered", repo=repo_key(claims))
             if f.sha256 is not None and size > 0:
                 row = db.get(LfsObject, (repo.id, f.sha256_hex))
                 if row is None:
@@ -368,10 +384,7 @@ def register_shard(bk: Backends, claims: tokens.XetClaims, body: bytes) -> int:
         if not seen:
             bk.blobs.put_bytes(f"shards/{digest}", body)
             db.add(XetShard(sha256=digest, size=len(body), repo_pk=repo.id))
-        namespace = repo.namespace
-    _add_scope(bk, sorted(referenced), namespace)
-    count("shards_existing" if seen else "shards_registered", repo=repo_key(claims))
-    return 0 if seen else 1
+        return seen, repo.namespace, referenced
 
 
 # --- global dedup ---------------------------------------------------------------------------------

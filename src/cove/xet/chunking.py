@@ -33,6 +33,7 @@ _WINDOW = 64
 _TABLE_SHA256 = "e1d3936666d7ae7a977c958e9afcc75f90aaca758ce5fbe4ece61dffefe1912c"
 _TABLE_FIRST = 0xB088D3A9E840F559
 _BLOCK = 8 << 20
+_SCAN_WINDOW = 4 << 20
 
 
 @functools.cache
@@ -83,20 +84,19 @@ class Chunker:
         self._cands: list[int] = []
 
     def _scan(self) -> None:
+        """Find cut candidates in the unscanned part of the buffer, a bounded window at a time."""
         buf = self._buf
-        done = self._scanned
-        if done >= len(buf):
-            return
-        lead = (
-            (self._ctx + bytes(buf[max(0, done - _WINDOW + 1) : done]))[-(_WINDOW - 1) :]
-            if done or self._ctx
-            else b""
-        )
-        block = np.frombuffer(lead + bytes(buf[done:]), dtype=np.uint8)
-        h = rolling_hashes(block)
-        pos = np.flatnonzero((h & np.uint64(MASK)) == 0) - len(lead)
-        self._cands.extend((pos[pos >= 0] + done).tolist())
-        self._scanned = len(buf)
+        while self._scanned < len(buf):
+            done = self._scanned
+            stop = min(len(buf), done + _SCAN_WINDOW)
+            lead = (self._ctx + bytes(buf[max(0, done - _WINDOW + 1) : done]))[-(_WINDOW - 1) :]
+            if not done and not self._ctx:
+                lead = b""
+            block = np.frombuffer(lead + bytes(buf[done:stop]), dtype=np.uint8)
+            h = rolling_hashes(block)
+            pos = np.flatnonzero((h & np.uint64(MASK)) == 0) - len(lead)
+            self._cands.extend((pos[pos >= 0] + done).tolist())
+            self._scanned = stop
 
     def _cuts(self, final: bool) -> list[int]:
         self._scan()
