@@ -28,7 +28,10 @@ _MODULES = (
 def routers() -> list[APIRouter]:
     out = []
     for name in _MODULES:
-        if importlib.util.find_spec(name) is None:
+        try:
+            if importlib.util.find_spec(name) is None:
+                continue
+        except ModuleNotFoundError:  # a parent package (e.g. cove.web) is not there at all
             continue
         out.append(importlib.import_module(name).router)
     return out

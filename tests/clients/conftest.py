@@ -1,0 +1,19 @@
+"""Shared fixtures for the client-library tests: the upload transfer mode and session-wide tiny models."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(params=["lfs", pytest.param("xet", marks=pytest.mark.xet)])
+def transfer(request, monkeypatch) -> str:
+    """Run a flow with classic LFS uploads (HF_HUB_DISABLE_XET=1) and with the default Xet uploads."""
+    from huggingface_hub import constants
+
+    disabled = request.param == "lfs"
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", disabled)
+    if disabled:
+        monkeypatch.setenv("HF_HUB_DISABLE_XET", "1")
+    else:
+        monkeypatch.delenv("HF_HUB_DISABLE_XET", raising=False)
+    return request.param

@@ -1,0 +1,149 @@
+"""transformers against a live Cove: from_pretrained, push_to_hub, Trainer, pipelines (issue 2, item 7)."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from tests.clients.tiny import LABELS, build_bert_classifier, build_gpt2, twitter_rows  # noqa: E402
+
+TEXTS = ["the stock market rises on strong earnings", "bank shares fall after weak outlook",
+         "$AAPL price up", "oil prices drop"]
+
+
+def _logits(model, tokenizer, texts=TEXTS):  # noqa: ANN001, ANN202
+    with torch.no_grad():
+        return model(**tokenizer(texts, return_tensors="pt", padding=True)).logits
+
+
+@pytest.fixture
+def bert_repo(api, repo_factory, transfer, hf_token, tmp_path):  # noqa: ANN001, ANN201
+    """A tiny BERT classifier and its tokenizer pushed with `push_to_hub` to a fresh repo."""
+    model, tokenizer = build_bert_classifier(tmp_path / "bert")
+    repo_id = repo_factory("bert")
+    model.push_to_hub(repo_id)  # the repo exists: create_repo(exist_ok=True) meets a 409 with `url`
+    tokenizer.push_to_hub(repo_id)
+    return repo_id, model, tokenizer
+
+
+def test_push_then_auto_from_pretrained(api, bert_repo, cache_dir, transfer) -> None:
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+    repo_id, model, tokenizer = bert_repo
+    files = set(api.list_repo_files(repo_id))
+    assert {"config.json", "model.safetensors", "tokenizer_config.json", "tokenizer.json"} <= files
+    titles = [c.title for c in api.list_repo_commits(repo_id)]
+    assert "Upload BertForSequenceClassification" in titles and "Upload tokenizer" in titles
+    weights = next(e for e in api.list_repo_tree(repo_id) if e.path == "model.safetensors")
+    assert weights.lfs is not None  # safetensors travel as LFS (or Xet), never inline
+
+    config = AutoConfig.from_pretrained(repo_id, cache_dir=cache_dir)
+    assert config.model_type == "bert" and config.id2label[1] == "Bullish"
+    tok = AutoTokenizer.from_pretrained(repo_id, cache_dir=cache_dir)
+    assert tok("the stock market").input_ids == tokenizer("the stock market").input_ids
+    assert tok.tokenize("the stock market") == ["the", "stock", "market"]
+    loaded = AutoModelForSequenceClassification.from_pretrained(repo_id, cache_dir=cache_dir).eval()
+    assert torch.allclose(_logits(loaded, tok), _logits(model, tokenizer), atol=1e-6)
+
+    info = api.model_info(repo_id)
+    assert info.pipeline_tag == "text-classification" and info.library_name == "transformers"
+    assert "bert" in info.tags and "safetensors" in info.tags
+
+
+def test_from_pretrained_at_revision(api, bert_repo, cache_dir) -> None:
+    from transformers import AutoConfig
+
+    repo_id, model, _ = bert_repo
+    first = api.list_repo_commits(repo_id)[-2].commit_id  # the model push, before the tokenizer push
+    api.create_tag(repo_id, tag="v1", revision=first)
+    api.upload_file(path_or_fileobj=b'{"model_type": "bert", "num_labels": 2}', path_in_repo="config.json",
+                    repo_id=repo_id, commit_message="break the config")
+    for rev in ("v1", first, first[:7]):
+        cfg = AutoConfig.from_pretrained(repo_id, revision=rev, cache_dir=cache_dir)
+        assert cfg.id2label == model.config.id2label, rev
+    assert AutoConfig.from_pretrained(repo_id, cache_dir=cache_dir).num_labels == 2
+
+
+def test_pipeline_with_and_without_task(bert_repo) -> None:
+    from transformers import pipeline
+
+    repo_id, model, tokenizer = bert_repo
+    expected = LABELS[int(_logits(model, tokenizer, TEXTS[:1]).argmax())]
+    clf = pipeline("text-classification", model=repo_id)
+    assert clf(TEXTS[0])[0]["label"] == expected
+    # No task: transformers reads pipeline_tag and library_name from model_info.
+    auto = pipeline(model=repo_id)
+    assert auto.task == "text-classification"
+    assert auto(TEXTS[0])[0]["label"] == expected
+
+
+def _train_set(tokenizer):  # noqa: ANN001, ANN202
+    from datasets import Dataset
+
+    ds = Dataset.from_list(twitter_rows(16))
+    return ds.map(lambda b: tokenizer(b["text"], truncation=True, padding="max_length", max_length=32),
+                  batched=True, remove_columns=["text"]).rename_column("label", "labels")
+
+
+@pytest.mark.parametrize("strategy", ["steps", "epoch"])
+def test_trainer_pushes_on_save_and_at_end(api, transfer, hf_token, tmp_path, cache_dir,
+                                            strategy) -> None:
+    from transformers import AutoModelForSequenceClassification, Trainer, TrainingArguments
+
+    model, tokenizer = build_bert_classifier(tmp_path / "bert")
+    repo_id = f"alice/trained-{strategy}-{tmp_path.name[-6:]}"
+    args = TrainingArguments(
+        output_dir=str(tmp_path / "out"), push_to_hub=True, hub_model_id=repo_id, save_strategy=strategy,
+        save_steps=2, max_steps=4 if strategy == "steps" else -1, num_train_epochs=2,
+        per_device_train_batch_size=8, learning_rate=1e-3, report_to="none", use_cpu=True, logging_steps=1,
+        dataloader_num_workers=0, disable_tqdm=True,
+    )
+    try:
+        trainer = Trainer(model=model, args=args, train_dataset=_train_set(tokenizer),
+                          processing_class=tokenizer)
+        trainer.train()
+        trainer.push_to_hub(commit_message="End of training")
+        titles = [c.title for c in api.list_repo_commits(repo_id)]
+        assert titles[0] == "End of training"
+        saves = [t for t in titles if t.startswith("Training in progress")]
+        assert saves, titles  # every save pushed (hub_strategy="every_save")
+        assert any(("epoch" if strategy == "epoch" else "step") in t for t in saves), titles
+        files = set(api.list_repo_files(repo_id))
+        assert {"config.json", "model.safetensors", "README.md", "training_args.bin"} <= files
+        assert not any(f.startswith("checkpoint-") for f in files)
+        info = api.model_info(repo_id)
+        assert info.pipeline_tag == "text-classification"
+        loaded = AutoModelForSequenceClassification.from_pretrained(repo_id, cache_dir=cache_dir).eval()
+        trained = trainer.model.eval().cpu()
+        assert torch.allclose(_logits(loaded, tokenizer), _logits(trained, tokenizer), atol=1e-5)
+    finally:
+        api.delete_repo(repo_id, missing_ok=True)
+
+
+def test_gpt2_push_from_pretrained_generate(api, repo_factory, transfer, hf_token, tmp_path,
+                                           cache_dir) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline
+
+    texts = [r["text"] for r in twitter_rows(200)]
+    model, tokenizer = build_gpt2(tmp_path / "gpt2", texts)
+    repo_id = repo_factory("gpt2")
+    model.push_to_hub(repo_id)
+    tokenizer.push_to_hub(repo_id)
+
+    tok = AutoTokenizer.from_pretrained(repo_id, cache_dir=cache_dir)
+    loaded = AutoModelForCausalLM.from_pretrained(repo_id, cache_dir=cache_dir).eval()
+    prompt = tok("stocks rise", return_tensors="pt")
+    kw = dict(max_new_tokens=8, do_sample=False, pad_token_id=tok.eos_token_id)
+    with torch.no_grad():
+        got = loaded.generate(**prompt, **kw)
+        want = model.generate(**tokenizer("stocks rise", return_tensors="pt"), **kw)
+    assert got.tolist() == want.tolist() and got.shape[1] > prompt.input_ids.shape[1]
+
+    info = api.model_info(repo_id)
+    assert info.pipeline_tag == "text-generation" and info.library_name == "transformers"
+    gen = pipeline(model=repo_id)
+    assert gen.task == "text-generation"
+    out = gen("stocks rise", max_new_tokens=4, do_sample=False)[0]["generated_text"]
+    assert out.startswith("stocks rise")
