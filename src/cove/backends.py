@@ -29,6 +29,8 @@ def build_backends(settings: Settings) -> Backends:
             prefix=settings.s3_prefix,
             endpoint_url=settings.s3_endpoint_url,
             tmp_dir=settings.data / "tmp",
+            public_endpoint_url=settings.s3_public_endpoint_url,
+            redirect=settings.s3_redirect,
         )
     else:
         from cove.storage.blobs_local import LocalBlobStore

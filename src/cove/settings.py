@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     s3_bucket: str | None = None
     s3_endpoint_url: str | None = None
     s3_prefix: str = ""
+    #: S3 endpoint that clients reach, for presigned download URLs (defaults to s3_endpoint_url).
+    s3_public_endpoint_url: str | None = None
+    #: With S3, answer `/resolve` of an LFS file with a 302 to a presigned URL instead of proxying bytes.
+    s3_redirect: bool = True
     #: Signing secret for URLs and sessions; generated and kept in the data folder when unset.
     secret: str | None = None
     #: Allow anyone to read public repos without a token.

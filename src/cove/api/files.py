@@ -154,6 +154,14 @@ def _resolve(repo_type: str, ns: str, name: str, rev: str, path: str, request: R
         headers["Link"] = (f'<{bk.settings.public_endpoint}/api/{p}/{ns}/{name}/xet-read-token/{sha}>; '
                            'rel="xet-auth"')
     size = entry.size
+    if loc.kind == "lfs" and bk.blobs.local_path(loc.key) is None:
+        # Object store: 302 to a presigned URL on its own origin (hub-protocol §4.3 option B). The client
+        # takes commit, etag and size from this response and GETs the URL without Authorization.
+        url = bk.blobs.url(loc.key, filename=path.rsplit("/", 1)[-1])
+        if url is not None:
+            keep = ("X-Repo-Commit", "X-Linked-Etag", "X-Linked-Size", "ETag", "Cache-Control",
+                    "Access-Control-Expose-Headers")
+            return Response(status_code=302, headers={**{k: headers[k] for k in keep}, "Location": url})
     if head:
         headers["Content-Length"] = str(size)
         return Response(status_code=200, headers=headers, media_type=_media_type(path))

@@ -99,5 +99,8 @@ class LocalBlobStore:
     def local_path(self, key: str) -> str | None:
         return str(self._path(key))
 
+    def url(self, key: str, *, expires: int = 3600, filename: str | None = None) -> str | None:
+        return None
+
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)

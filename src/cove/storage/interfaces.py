@@ -50,6 +50,14 @@ class BlobStore(Protocol):
         """Filesystem path when the backend is local (lets the server use sendfile), else None."""
         ...
 
+    def url(self, key: str, *, expires: int = 3600, filename: str | None = None) -> str | None:
+        """A self-authenticating GET URL on another origin (S3 presigned), or None to stream the bytes.
+
+        ``/resolve`` answers 302 to it for LFS files (hub-protocol §4.3 option B). The URL must honour
+        ``Range`` and needs no ``Authorization`` header.
+        """
+        ...
+
     def delete(self, key: str) -> None: ...
 
 
