@@ -300,3 +300,20 @@ def test_fetch_urls_are_capabilities(server, alice, api, repo_factory, blob) -> 
     assert httpx.get(tampered, headers={"range": "bytes=0-9"}).status_code == 403
     outside = httpx.get(entry["url"], headers={"range": f"bytes={rng['end'] + 1}-{rng['end'] + 10}"})
     assert outside.status_code == 416
+
+
+def test_token_route_accepts_quoted_revisions(server, alice, api, repo_factory) -> None:
+    repo = repo_factory("revs")
+    api.create_branch(repo, branch="feat/x")
+    r = xet_token(server.endpoint, alice.token, repo, "read", rev="feat%2Fx")
+    assert r.status_code == 200 and r.json()["casUrl"] == f"{server.endpoint}/cas"
+    sha = api.repo_info(repo).sha
+    assert xet_token(server.endpoint, alice.token, repo, "read", rev=sha).status_code == 200
+    r = httpx.get(
+        f"{server.endpoint}/api/models/{repo}/xet-write-token/None",
+        params={"create_pr": "1"},
+        headers={"authorization": f"Bearer {alice.token}"},
+    )
+    assert r.status_code == 200
+    claims = r.json()["accessToken"]
+    assert claims and int(r.json()["exp"]) > time.time() + 3600
