@@ -99,5 +99,8 @@ def create_app(settings: Settings | None = None, backends: Backends | None = Non
 
     for router in routers():
         app.include_router(router)
+    from cove.web.pages import install as install_web
+
+    install_web(app)
     app.add_middleware(RequestIdMiddleware)
     return app

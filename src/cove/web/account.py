@@ -1,0 +1,151 @@
+"""People and accounts: user and organization pages, sign in and out, access tokens."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import Form, Request
+from fastapi.responses import RedirectResponse, Response
+
+from cove.backends import Backends
+from cove.db.tables import Namespace
+from cove.errors import NotFound
+from cove.services import accounts, search
+from cove.web import sessions
+from cove.web.render import page
+
+_DUMMY_HASH = accounts.hash_password("cove-timing-equaliser")
+PER_TYPE = 30
+
+
+def _safe_next(target: str | None) -> str:
+    """Only local paths: never `//evil.example` or `https://...`."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
+def login_form(request: Request) -> Response:
+    v = sessions.visitor(request)
+    nxt = _safe_next(request.query_params.get("next"))
+    if v.signed_in:
+        return RedirectResponse(nxt, status_code=302)
+    return page(request, "login.html", title="Sign in", next=nxt, error=None, username="")
+
+
+def _check(bk: Backends, username: str, password: str, token: str) -> Namespace | None:
+    with bk.db.session() as db:
+        if token:
+            actor = accounts.actor_for_token(db, token.strip())
+            # A read token must not become a session that can write: sign in with a write token.
+            if actor is None or not actor.can_write:
+                return None
+            user = db.get(Namespace, actor.user_id)
+        else:
+            user = accounts.get_namespace(db, username.strip())
+            stored = user.password_hash if user is not None and user.kind == "user" else None
+            ok = accounts.check_password(password, stored or _DUMMY_HASH)
+            if not ok or stored is None:
+                return None
+        if user is not None:
+            db.expunge(user)
+        return user
+
+
+def login(request: Request, csrf_token: Annotated[str, Form()] = "", username: Annotated[str, Form()] = "",
+          password: Annotated[str, Form()] = "", token: Annotated[str, Form()] = "",
+          next: Annotated[str, Form()] = "/") -> Response:  # noqa: A002
+    sessions.check_csrf(request, csrf_token)
+    bk: Backends = request.app.state.backends
+    user = _check(bk, username[:200], password[:1000], token[:500])
+    if user is None:
+        error = "Invalid or read-only token" if token else "Wrong username or password"
+        return page(request, "login.html", status=401, title="Sign in", next=_safe_next(next), error=error,
+                    username=username[:200])
+    resp = RedirectResponse(_safe_next(next), status_code=303)
+    sessions.start(bk, resp, user)
+    return resp
+
+
+def logout_form(request: Request) -> Response:
+    return page(request, "logout.html", title="Sign out")
+
+
+def logout(request: Request, csrf_token: Annotated[str, Form()] = "") -> Response:
+    sessions.check_csrf(request, csrf_token)
+    resp = RedirectResponse("/", status_code=303)
+    sessions.end(request.app.state.backends, request, resp)
+    return resp
+
+
+def _signed_in(request: Request) -> sessions.Visitor | None:
+    v = sessions.visitor(request)
+    return v if v.signed_in else None
+
+
+def tokens_page(request: Request) -> Response:
+    """`/settings/tokens`: the signed-in user's tokens."""
+    return _tokens(request, None)
+
+
+def _tokens(request: Request, created: tuple[str, str, str] | None) -> Response:
+    v = _signed_in(request)
+    if v is None:
+        return RedirectResponse("/login?next=/settings/tokens", status_code=302)
+    bk: Backends = request.app.state.backends
+    with bk.db.session() as db:
+        rows = accounts.list_tokens(db, v.actor.name)  # type: ignore[arg-type]
+        for r in rows:
+            db.expunge(r)
+    return page(request, "tokens.html", title="Access tokens", tokens=rows, created=created)
+
+
+def create_token(request: Request, csrf_token: Annotated[str, Form()] = "", name: Annotated[str, Form()] = "",
+                 role: Annotated[str, Form()] = "read") -> Response:
+    v = sessions.check_csrf(request, csrf_token)
+    if not v.signed_in:
+        return RedirectResponse("/login?next=/settings/tokens", status_code=303)
+    bk: Backends = request.app.state.backends
+    with bk.db.session() as db:
+        row, secret = accounts.create_token(db, v.actor.name, role=role,  # type: ignore[arg-type]
+                                            name=name.strip()[:100] or None)
+        created = (row.name, row.role, secret)
+    return _tokens(request, created)
+
+
+def revoke_token(request: Request, csrf_token: Annotated[str, Form()] = "",
+                 token_id: Annotated[str, Form()] = "") -> Response:
+    v = sessions.check_csrf(request, csrf_token)
+    if not v.signed_in:
+        return RedirectResponse("/login?next=/settings/tokens", status_code=303)
+    bk: Backends = request.app.state.backends
+    with bk.db.session() as db:
+        mine = {str(t.id) for t in accounts.list_tokens(db, v.actor.name)}  # type: ignore[arg-type]
+        if not any(hmac.compare_digest(token_id, t) for t in mine):
+            raise NotFound("No such token")
+        accounts.revoke_token(db, v.actor.name, token_id)  # type: ignore[arg-type]
+    return RedirectResponse("/settings/tokens", status_code=303)
+
+
+def person_page(request: Request, ns: str) -> Response:
+    """`/{user_or_org}`: who they are and the repos this visitor may see."""
+    v = sessions.visitor(request)
+    bk: Backends = request.app.state.backends
+    with bk.db.session() as db:
+        who = accounts.get_namespace(db, ns)
+        if who is None:
+            raise NotFound(f"{ns!r} not found")
+        sections = []
+        for repo_type in ("model", "dataset", "space"):
+            q = search.Query(repo_type=repo_type, search=[], author=who.name, sort="lastModified")
+            sections.append((repo_type, search.page(db, v.actor, q, offset=0, limit=PER_TYPE),
+                             search.count(db, v.actor, q)))
+        if who.kind == "user":
+            related = [(o.name, role) for o, role in accounts.orgs_of(db, who.id)]
+        else:
+            related = [(u.name, role) for u, role in accounts.members_of(db, who.id)]
+        db.expunge(who)
+    return page(request, "person.html", title=who.fullname or who.name, who=who, sections=sections,
+                related=related)
+

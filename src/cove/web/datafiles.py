@@ -1,0 +1,229 @@
+"""Rows from data files without loading them whole: parquet by row group, CSV and JSON Lines by line.
+
+Files are opened for random access wherever their bytes live: a git blob, a local or remote LFS blob
+(ranged reads), or a Xet file (reconstructed range by range).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.json as pajson
+import pyarrow.parquet as pq
+
+from cove.backends import Backends
+from cove.db.tables import Repo
+from cove.services import files
+from cove.storage.git_repos import Entry
+
+FORMATS = {".parquet": "parquet", ".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl",
+           ".json": "jsonl"}
+MAX_TEXT_BYTES = 64 << 20  # read at most this much of a text file to reach a page
+MAX_JSON_ARRAY = 20 << 20  # a `.json` holding one array is parsed whole only up to this size
+MAX_CELL = 300
+
+
+def format_of(path: str) -> str | None:
+    low = path.lower()
+    return next((fmt for ext, fmt in FORMATS.items() if low.endswith(ext)), None)
+
+
+class RangeReader(io.RawIOBase):
+    """A seekable read-only file over `read_range(start, end)`."""
+
+    def __init__(self, size: int, read_range: Callable[[int, int], bytes]) -> None:
+        self.size, self._read, self.pos = size, read_range, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.pos, io.SEEK_END: self.size}[whence]
+        self.pos = max(0, base + offset)
+        return self.pos
+
+    def readinto(self, buf) -> int:  # noqa: ANN001
+        end = min(self.size, self.pos + len(buf))
+        if end <= self.pos:
+            return 0
+        data = self._read(self.pos, end)
+        n = len(data)
+        buf[:n] = data
+        self.pos += n
+        return n
+
+
+def open_entry(bk: Backends, repo: Repo, entry: Entry) -> BinaryIO:
+    """A seekable binary file for a repo file, wherever its bytes are stored."""
+    if not entry.is_lfs:
+        return io.BytesIO(bk.repos.read_blob(repo.storage_key, entry.oid))
+    with bk.db.session() as db:
+        loc = files.locate(db, bk, repo, entry)
+    if loc.kind == "xet":
+        from cove.services import xet
+
+        raw: io.RawIOBase = RangeReader(entry.size, lambda s, e: b"".join(xet.stream_file(bk, loc.key, s, e)))
+    else:
+        local = bk.blobs.local_path(loc.key)
+        if local is not None:
+            return open(local, "rb")  # noqa: SIM115 - the caller closes it
+        raw = RangeReader(entry.size, lambda s, e: bk.blobs.read_range(loc.key, s, e))
+    return io.BufferedReader(raw, buffer_size=1 << 20)  # type: ignore[return-value]
+
+
+@dataclass
+class Rows:
+    columns: list[tuple[str, str]] = field(default_factory=list)  # (name, type)
+    rows: list[list[object]] = field(default_factory=list)
+    total: int | None = None  # known for parquet; None when only part of a text file was read
+    more: bool = False
+    error: str | None = None
+
+
+def cell(value: object) -> object:
+    """A value as the viewer shows it: short strings, JSON for nested values, a size for bytes."""
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if isinstance(value, bytes):
+        return f"<{len(value)} bytes>"
+    if isinstance(value, dict) and isinstance(value.get("bytes"), bytes):
+        return f"<{len(value['bytes'])} bytes {value.get('path') or ''}>".replace(" >", ">")
+    text = value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
+    return text if len(text) <= MAX_CELL else text[:MAX_CELL] + "…"
+
+
+def _from_table(table: pa.Table, out: Rows) -> None:
+    out.columns = [(f.name, str(f.type)) for f in table.schema]
+    out.rows += [[cell(r.get(name)) for name, _ in out.columns] for r in table.to_pylist()]
+
+
+def parquet_rows(handles: list[Callable[[], BinaryIO]], offset: int, limit: int) -> Rows:
+    """Rows `[offset, offset+limit)` across parquet files, reading only the row groups that hold them."""
+    out = Rows(total=0)
+    want_start, want_end = offset, offset + limit
+    seen = 0
+    for open_file in handles:
+        with open_file() as fh:
+            pf = pq.ParquetFile(fh)
+            meta = pf.metadata
+            if not out.columns:
+                out.columns = [(f.name, str(f.type)) for f in pf.schema_arrow]
+            file_start = seen
+            seen += meta.num_rows
+            if seen <= want_start or file_start >= want_end:
+                continue
+            groups, pos, first = [], file_start, None
+            for i in range(meta.num_row_groups):
+                n = meta.row_group(i).num_rows
+                if pos + n > want_start and pos < want_end:
+                    groups.append(i)
+                    first = pos if first is None else first
+                pos += n
+            if not groups:
+                continue
+            table = pf.read_row_groups(groups)
+            lo = max(0, want_start - first)  # type: ignore[operator]
+            hi = min(table.num_rows, want_end - first)  # type: ignore[operator]
+            got = table.slice(lo, max(0, hi - lo))
+            cols = [name for name, _ in out.columns]
+            out.rows += [[cell(r.get(c)) for c in cols] for r in got.to_pylist()]
+    out.total = seen
+    out.more = offset + limit < seen
+    return out
+
+
+def _lines(fh: BinaryIO, skip: int, take: int, budget: list[int]) -> tuple[list[bytes], int, bool]:
+    """(the lines kept, lines seen, whether the file has more) reading line by line within the byte budget."""
+    kept: list[bytes] = []
+    n = 0
+    for line in fh:
+        budget[0] -= len(line)
+        if not line.strip():
+            continue
+        if n >= skip + take or budget[0] < 0:
+            return kept, n, True
+        if n >= skip:
+            kept.append(line if line.endswith(b"\n") else line + b"\n")
+        n += 1
+    return kept, n, False
+
+
+def text_rows(fmt: str, handles: list[Callable[[], BinaryIO]], offset: int, limit: int) -> Rows:
+    """Rows of CSV/TSV/JSON Lines files, reading only the first lines up to the page asked for."""
+    out = Rows()
+    budget = [MAX_TEXT_BYTES]
+    skip = offset
+    seen = 0
+    for i, open_file in enumerate(handles):
+        with open_file() as fh:
+            header = b""
+            if fmt in ("csv", "tsv"):
+                header = fh.readline()
+            elif _first_byte(fh) == b"[":
+                return _json_array(fh, offset, limit)
+            kept, n, more = _lines(fh, skip, limit - len(out.rows), budget)
+            seen += n
+            if kept:
+                _parse(fmt, header + b"".join(kept), out)
+            if more or budget[0] < 0:
+                out.more = True
+                return out
+            skip = max(0, skip - n)
+            if len(out.rows) >= limit:
+                out.more = i + 1 < len(handles)
+                return out
+    out.total = seen
+    return out
+
+
+def _first_byte(fh: BinaryIO) -> bytes:
+    head = fh.read(256).lstrip()
+    fh.seek(0)
+    return head[:1]
+
+
+def _parse(fmt: str, data: bytes, out: Rows) -> None:
+    try:
+        if fmt == "jsonl":
+            table = pajson.read_json(io.BytesIO(data))
+        else:
+            table = pacsv.read_csv(io.BytesIO(data), parse_options=pacsv.ParseOptions(
+                delimiter="\t" if fmt == "tsv" else ","))
+    except (pa.ArrowInvalid, ValueError) as exc:
+        out.error = f"Could not parse the file: {exc}"
+        return
+    _from_table(table, out)
+
+
+def _json_array(fh: BinaryIO, offset: int, limit: int) -> Rows:
+    data = fh.read(MAX_JSON_ARRAY + 1)
+    if len(data) > MAX_JSON_ARRAY:
+        return Rows(error="This JSON file holds one large array: "
+                           "convert it to JSON Lines or parquet to view it")
+    try:
+        items = json.loads(data)
+    except ValueError as exc:
+        return Rows(error=f"Invalid JSON: {exc}")
+    if not isinstance(items, list):
+        return Rows(error="The JSON file is not a list of records")
+    out = Rows(total=len(items), more=offset + limit < len(items))
+    records = [x if isinstance(x, dict) else {"value": x} for x in items[offset: offset + limit]]
+    if records:
+        try:
+            _from_table(pa.Table.from_pylist(records), out)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError):
+            out.columns = [("value", "json")]
+            out.rows = [[cell(r)] for r in records]
+    return out

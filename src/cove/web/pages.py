@@ -1,0 +1,120 @@
+"""The web UI's router: every page, registered after the API so API paths always win.
+
+Routes follow huggingface.co: `/`, `/models`, `/{ns}/{name}`, `/datasets/{ns}/{name}/viewer`,
+`/{ns}/{name}/tree/{rev}/{path}`, `/{ns}/{name}/blob/...`, `/commits/{rev}`, `/commit/{sha}`, `/{user}`,
+`/login`, `/settings/tokens`, `/{ns}/{name}/settings`. Raw bytes are served by the API's `/resolve/`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from pathlib import Path
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import FileResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from cove.errors import HubError, NotFound
+from cove.web import account, files, listing, repo, sessions, viewer
+from cove.web.render import page
+
+STATIC = Path(__file__).parent / "static"
+_STATIC_TYPES = {".css": "text/css", ".js": "text/javascript", ".svg": "image/svg+xml", ".png": "image/png",
+                 ".ico": "image/x-icon"}
+
+
+def _mark_web(request: Request) -> None:
+    request.state.web_page = True
+
+
+router = APIRouter(dependencies=[Depends(_mark_web)], include_in_schema=False)
+
+
+def _bind(fn, repo_type: str):  # noqa: ANN001, ANN202
+    """`fn(repo_type, ...)` as an endpoint for one repo type (the URL prefix decides the type)."""
+    hints = typing.get_type_hints(fn, include_extras=True)
+    sig = inspect.signature(fn)
+    params = [p.replace(annotation=hints.get(n, p.annotation)) for n, p in sig.parameters.items()
+              if n != "repo_type"]
+
+    def endpoint(**kwargs):  # noqa: ANN003, ANN202
+        return fn(repo_type, **kwargs)
+
+    endpoint.__signature__ = sig.replace(parameters=params, return_annotation=inspect.Signature.empty)
+    endpoint.__name__ = f"{fn.__name__}_{repo_type}"
+    return endpoint
+
+
+@router.get("/_static/{name}")
+def static(name: str) -> Response:
+    path = STATIC / name
+    if "/" in name or name.startswith(".") or not path.is_file() or path.suffix not in _STATIC_TYPES:
+        raise NotFound("No such file")
+    return FileResponse(path, media_type=_STATIC_TYPES[path.suffix],
+                        headers={"Cache-Control": "public, max-age=3600"})
+
+
+# Fixed paths first: they must win over `/{user}` and `/{ns}/{name}`.
+router.add_api_route("/", listing.home, methods=["GET"])
+for _plural, _type in (("models", "model"), ("datasets", "dataset"), ("spaces", "space")):
+    router.add_api_route(f"/{_plural}", _bind(listing.listing, _type), methods=["GET"])
+router.add_api_route("/login", account.login_form, methods=["GET"])
+router.add_api_route("/login", account.login, methods=["POST"])
+router.add_api_route("/logout", account.logout_form, methods=["GET"])
+router.add_api_route("/logout", account.logout, methods=["POST"])
+router.add_api_route("/settings/tokens", account.tokens_page, methods=["GET"])
+router.add_api_route("/settings/tokens", account.create_token, methods=["POST"])
+router.add_api_route("/settings/tokens/revoke", account.revoke_token, methods=["POST"])
+router.add_api_route("/datasets/{ns}/{name}/viewer", viewer.viewer_page, methods=["GET"])
+
+for _prefix, _type in (("/datasets", "dataset"), ("/spaces", "space"), ("", "model")):
+    base = f"{_prefix}/{{ns}}/{{name}}"
+    router.add_api_route(base, _bind(repo.repo_page, _type), methods=["GET"])
+    router.add_api_route(f"{base}/tree/{{rev}}", _bind(files.tree_page, _type), methods=["GET"])
+    router.add_api_route(f"{base}/tree/{{rev}}/{{path:path}}", _bind(files.tree_page, _type), methods=["GET"])
+    router.add_api_route(f"{base}/blob/{{rev}}/{{path:path}}", _bind(files.blob_page, _type), methods=["GET"])
+    router.add_api_route(f"{base}/commits/{{rev:path}}", _bind(files.commits_page, _type), methods=["GET"])
+    router.add_api_route(f"{base}/commit/{{sha}}", _bind(files.commit_page, _type), methods=["GET"])
+    router.add_api_route(f"{base}/settings", _bind(repo.settings_page, _type), methods=["GET"])
+    router.add_api_route(f"{base}/settings", _bind(repo.settings_update, _type), methods=["POST"])
+    router.add_api_route(f"{base}/like", _bind(repo.like, _type), methods=["POST"])
+    if _prefix:
+        router.add_api_route(f"{_prefix}/{{ns}}", _bind(listing.by_author, _type), methods=["GET"])
+
+router.add_api_route("/{ns}", account.person_page, methods=["GET"])
+
+
+def _wants_html(request: Request) -> bool:
+    if getattr(request.state, "web_page", False):
+        return True
+    path = request.url.path
+    return ("text/html" in request.headers.get("accept", "") and request.method == "GET"
+            and not path.startswith(("/api/", "/lfs/", "/v1/", "/v2/")) and "/resolve/" not in path)
+
+
+def install(app: FastAPI) -> None:
+    """Hook the pages into the app: browser sessions for the API, and HTML error pages for browsers."""
+    app.state.session_actor = sessions.session_actor
+    hub_handler = app.exception_handlers[HubError]
+    http_handler = app.exception_handlers[StarletteHTTPException]
+
+    async def hub_error(request: Request, exc: HubError) -> Response:
+        if not _wants_html(request):
+            return await hub_handler(request, exc)
+        return _error_page(request, exc.status, exc.message)
+
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if not _wants_html(request):
+            return await http_handler(request, exc)
+        message = "Page not found" if exc.status_code == 404 else str(exc.detail)
+        return _error_page(request, exc.status_code, message)
+
+    app.exception_handlers[HubError] = hub_error
+    app.exception_handlers[StarletteHTTPException] = http_error
+
+
+def _error_page(request: Request, status: int, message: str) -> Response:
+    titles = {401: "Sign in required", 403: "Not allowed", 404: "Not found"}
+    return page(request, "error.html", status=status, title=titles.get(status, "Error"), status_code=status,
+                message=message)

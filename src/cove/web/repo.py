@@ -1,0 +1,134 @@
+"""The repo page (card, metadata, usage), likes, and the repo settings page (visibility, delete)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Form, Request
+from fastapi.responses import RedirectResponse, Response
+
+from cove.backends import Backends
+from cove.db.tables import Like, Repo
+from cove.errors import BadRequest, Forbidden
+from cove.services import access, likes, repos
+from cove.services import refs as refs_service
+from cove.web import cards
+from cove.web.render import page, repo_path
+from cove.web.sessions import Visitor, check_csrf, visitor
+
+MAX_CARD = 2_000_000
+
+
+@dataclass
+class RepoView:
+    """What every repo page shows in its header: the repo, the visitor's rights, branches and tags."""
+
+    repo: Repo
+    repo_type: str
+    base: str
+    can_write: bool
+    liked: bool = False
+    branches: list[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+
+    @property
+    def repo_id(self) -> str:
+        return self.repo.repo_id
+
+
+def open_repo(request: Request, repo_type: str, ns: str, name: str) -> tuple[Visitor, RepoView]:
+    """The repo if this visitor may read it; otherwise RepoNotFound, exactly as for a missing repo."""
+    v = visitor(request)
+    bk: Backends = request.app.state.backends
+    with bk.db.session() as db:
+        repo = access.readable_repo(db, v.actor, repo_type, f"{ns}/{name}")
+        can_write = access.can_write(db, v.actor, repo)
+        liked = not v.actor.anonymous and db.get(Like, (v.actor.user_id, repo.id)) is not None
+        db.expunge(repo)
+    refs = refs_service.list_refs(bk, repo, include_prs=False)
+    view = RepoView(repo=repo, repo_type=repo_type, base=repo_path(repo_type, repo.repo_id),
+                    can_write=can_write, liked=liked, branches=[b["name"] for b in refs["branches"]],
+                    tags=[t["name"] for t in refs["tags"]])
+    return v, view
+
+
+def repo_page(repo_type: str, request: Request, ns: str, name: str) -> Response:
+    """`/{ns}/{name}` (and `/datasets/...`, `/spaces/...`): the card and what to do with the repo."""
+    _, view = open_repo(request, repo_type, ns, name)
+    bk: Backends = request.app.state.backends
+    repo = view.repo
+    key = repo.storage_key
+    sha = bk.repos.resolve(key, "main")
+    card = None
+    gallery: list[str] = []
+    n_files, last = 0, None
+    if sha:
+        last = bk.repos.commit_info(key, sha)
+        entry = bk.repos.entry(key, sha, "README.md")
+        if entry is not None and entry.type == "file" and not entry.is_lfs and entry.size <= MAX_CARD:
+            text = bk.repos.read_blob(key, entry.oid).decode("utf-8", "replace")
+            card = cards.load(text, repo_type=repo_type, base=view.base, rev="main")
+        entries = bk.repos.list_tree(key, sha, recursive=True) or []
+        paths = [e.path for e in entries if e.type == "file"]
+        n_files = len(paths)
+        shown = set(card.images) if card else set()
+        gallery = [p for p in paths if cards.is_image(p) and p not in shown][:12]
+    meta = card.meta if card else (repo.card_data or {})
+    chips = card.chips if card else cards.chips(meta, repo_type)
+    snippets = cards.snippets(repo_type, repo.repo_id, request.app.state.settings.public_endpoint,
+                              pipeline_tag=repo.pipeline_tag, library=repo.library_name)
+    return page(request, "repo.html", title=repo.repo_id, view=view, tab="card", card=card, chips=chips,
+                results=card.results if card else cards.results(meta), snippets=snippets, gallery=gallery,
+                n_files=n_files, last=last, sha=sha)
+
+
+def like(repo_type: str, request: Request, ns: str, name: str,
+         csrf_token: Annotated[str, Form()] = "") -> Response:
+    v = check_csrf(request, csrf_token)
+    if v.actor.anonymous:
+        return RedirectResponse(f"/login?next={repo_path(repo_type, f'{ns}/{name}')}", status_code=303)
+    bk: Backends = request.app.state.backends
+    with bk.db.session() as db:
+        repo = access.readable_repo(db, v.actor, repo_type, f"{ns}/{name}")
+        if db.get(Like, (v.actor.user_id, repo.id)) is None:
+            likes.like(db, v.actor, repo)
+        else:
+            likes.unlike(db, v.actor, repo)
+        target = repo_path(repo_type, repo.repo_id)
+    return RedirectResponse(target, status_code=303)
+
+
+def settings_page(repo_type: str, request: Request, ns: str, name: str) -> Response:
+    _, view = open_repo(request, repo_type, ns, name)
+    if not view.can_write:
+        raise Forbidden(f"You don't have the rights to change the settings of {view.repo_id}")
+    return page(request, "repo_settings.html", title=f"Settings · {view.repo_id}", view=view, tab="settings",
+                saved=request.query_params.get("saved"))
+
+
+def settings_update(repo_type: str, request: Request, ns: str, name: str,
+                    action: Annotated[str, Form()], csrf_token: Annotated[str, Form()] = "",
+                    visibility: Annotated[str, Form()] = "",
+                    confirm: Annotated[str, Form()] = "") -> Response:
+    """One form per action: `visibility` (public/private) or `delete` (type the repo id to confirm)."""
+    v = check_csrf(request, csrf_token)
+    bk: Backends = request.app.state.backends
+    with bk.db.session() as db:
+        repo = access.readable_repo(db, v.actor, repo_type, f"{ns}/{name}")
+        if action == "visibility":
+            if visibility not in ("public", "private"):
+                raise BadRequest("Visibility is 'public' or 'private'")
+            repos.update_settings(db, v.actor, repo, private=visibility == "private", gated=None)
+            target = f"{repo_path(repo_type, repo.repo_id)}/settings?saved=visibility"
+        elif action == "delete":
+            if confirm.strip() != repo.repo_id:
+                raise BadRequest(f"Type {repo.repo_id} to confirm the deletion")
+            repos.delete_repo(db, bk, v.actor, repo)
+            target = f"/{ns}"
+        else:
+            raise BadRequest(f"Unknown action {action!r}")
+    return RedirectResponse(target, status_code=303)
+
+
+__all__ = ["open_repo", "repo_page", "settings_page", "settings_update", "like"]

@@ -1,0 +1,157 @@
+"""Browser sessions and CSRF: a random cookie stored hashed (`WebSession`), a token on every form.
+
+* The session cookie is HttpOnly, SameSite=Lax, and Secure when the public endpoint is https.
+* Every form carries a CSRF token. Signed-in visitors use their session's token; anonymous visitors
+  (the sign-in form) use a double-submit cookie. A POST must also come from our own origin when the
+  browser says where it comes from (`Origin`).
+* API calls ride on the session too (`app.state.session_actor`), but an unsafe method (POST, PUT,
+  DELETE...) only does so with the session's token in an `X-CSRF-Token` header.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+from fastapi import Request
+from fastapi.responses import Response
+from sqlalchemy import delete
+
+from cove.backends import Backends
+from cove.db.tables import Namespace, WebSession, utcnow
+from cove.deps import resolve_actor
+from cove.errors import Forbidden, HubError
+from cove.services.accounts import ANONYMOUS, Actor, actor_for_user
+
+SESSION_COOKIE = "cove_session"
+CSRF_COOKIE = "cove_csrf"
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "x-csrf-token"
+MAX_AGE = timedelta(days=30)
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
+def _hash(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+@dataclass
+class Visitor:
+    """Who is looking at a page, and the CSRF token their forms carry."""
+
+    actor: Actor
+    csrf: str
+    session_id: str | None = None  # sha256 of the session cookie
+    new_csrf_cookie: bool = False  # an anonymous token minted by this request (set it on the response)
+
+    @property
+    def signed_in(self) -> bool:
+        return not self.actor.anonymous
+
+
+def _session_row(bk: Backends, raw: str | None) -> tuple[WebSession, Namespace] | None:
+    if not raw or len(raw) > 200:
+        return None
+    with bk.db.session() as db:
+        row = db.get(WebSession, _hash(raw))
+        if row is None:
+            return None
+        if utcnow() - row.created_at > MAX_AGE:
+            db.delete(row)
+            return None
+        user = db.get(Namespace, row.user_id)
+        if user is None:
+            return None
+        db.expunge(row)
+        db.expunge(user)
+        return row, user
+
+
+def visitor(request: Request) -> Visitor:
+    """The page's visitor: a session cookie, else an Authorization header, else anonymous."""
+    cached = getattr(request.state, "visitor", None)
+    if cached is not None:
+        return cached
+    bk: Backends = request.app.state.backends
+    found = _session_row(bk, request.cookies.get(SESSION_COOKIE))
+    if found is not None:
+        row, user = found
+        v = Visitor(actor=actor_for_user_row(user), csrf=row.csrf, session_id=row.id)
+    else:
+        actor = ANONYMOUS
+        if request.headers.get("authorization"):
+            try:
+                actor = resolve_actor(bk, request.headers.get("authorization"))
+            except HubError:
+                actor = ANONYMOUS
+        token = request.cookies.get(CSRF_COOKIE)
+        fresh = not token or len(token) > 100
+        v = Visitor(actor=actor, csrf=secrets.token_urlsafe(24) if fresh else token, new_csrf_cookie=fresh)
+    request.state.visitor = v
+    return v
+
+
+def actor_for_user_row(user: Namespace) -> Actor:
+    return actor_for_user(None, user)  # type: ignore[arg-type]
+
+
+def session_actor(request: Request) -> Actor | None:
+    """`app.state.session_actor`: the signed-in user behind an API call made from the browser."""
+    raw = request.cookies.get(SESSION_COOKIE)
+    if not raw:
+        return None
+    found = _session_row(request.app.state.backends, raw)
+    if found is None:
+        return None
+    row, user = found
+    if request.method not in SAFE_METHODS:
+        sent = request.headers.get(CSRF_HEADER) or ""
+        if not secrets.compare_digest(sent.encode(), row.csrf.encode()):
+            return None
+    return actor_for_user_row(user)
+
+
+def check_csrf(request: Request, token: str | None) -> Visitor:
+    """Refuse a form POST without the visitor's token, or sent from another origin."""
+    v = visitor(request)
+    origin = request.headers.get("origin")
+    if origin and origin != "null" and urlsplit(origin).netloc != request.headers.get("host", ""):
+        raise Forbidden("Cross-origin form submissions are refused")
+    if v.new_csrf_cookie or not token or not secrets.compare_digest(token.encode(), v.csrf.encode()):
+        raise Forbidden("The form expired or did not come from this site: reload the page and try again")
+    return v
+
+
+def is_secure(bk: Backends) -> bool:
+    return bk.settings.public_endpoint.startswith("https://")
+
+
+def set_csrf_cookie(request: Request, response: Response) -> None:
+    v = getattr(request.state, "visitor", None)
+    if v is not None and v.new_csrf_cookie:
+        response.set_cookie(CSRF_COOKIE, v.csrf, httponly=True, samesite="lax", path="/",
+                            secure=is_secure(request.app.state.backends))
+
+
+def start(bk: Backends, response: Response, user: Namespace) -> None:
+    """Sign `user` in: a new random session (stored hashed) and its cookie."""
+    raw = secrets.token_urlsafe(32)
+    with bk.db.session() as db:
+        cutoff = utcnow() - MAX_AGE
+        db.execute(delete(WebSession).where(WebSession.created_at < cutoff))
+        db.add(WebSession(id=_hash(raw), user_id=user.id, csrf=secrets.token_urlsafe(24)))
+    response.set_cookie(SESSION_COOKIE, raw, max_age=int(MAX_AGE.total_seconds()), httponly=True,
+                        samesite="lax", secure=is_secure(bk), path="/")
+    response.delete_cookie(CSRF_COOKIE, path="/")
+
+
+def end(bk: Backends, request: Request, response: Response) -> None:
+    raw = request.cookies.get(SESSION_COOKIE)
+    if raw:
+        with bk.db.session() as db:
+            db.execute(delete(WebSession).where(WebSession.id == _hash(raw)))
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax", secure=is_secure(bk))
+
