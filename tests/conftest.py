@@ -6,6 +6,7 @@ module imports them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -179,7 +180,5 @@ def repo_factory(api):
 
     yield make
     for repo_id, repo_type in made:
-        try:
+        with contextlib.suppress(Exception):  # cleanup must not mask the test result
             api.delete_repo(repo_id, repo_type=repo_type, missing_ok=True)
-        except Exception:  # noqa: BLE001 - cleanup must not mask the test result
-            pass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import httpx
 import pytest
@@ -94,16 +95,16 @@ def test_hf_hub_download_and_snapshot_revisions(api, filled, cache_dir):
     api.create_branch(repo_id, branch="feat/slash")
     api.upload_file(path_or_fileobj=b"changed", path_in_repo="sub/a.txt", repo_id=repo_id)
     p = hf_hub_download(repo_id, "weights.safetensors", cache_dir=cache_dir)
-    assert open(p, "rb").read() == (folder / "weights.safetensors").read_bytes()
+    assert Path(p).read_bytes() == (folder / "weights.safetensors").read_bytes()
     for rev in ("v1", "feat/slash", first, first[:7]):
         p = hf_hub_download(repo_id, "sub/a.txt", revision=rev, cache_dir=cache_dir)
-        assert open(p).read() == "alpha", rev
-    assert open(hf_hub_download(repo_id, "sub/a.txt", cache_dir=cache_dir)).read() == "changed"
+        assert Path(p).read_text() == "alpha", rev
+    assert Path(hf_hub_download(repo_id, "sub/a.txt", cache_dir=cache_dir)).read_text() == "changed"
     snap = snapshot_download(repo_id, revision="v1", allow_patterns=["sub/*", "*.json"], cache_dir=cache_dir)
     got = sorted(os.path.relpath(os.path.join(d, f), snap) for d, _, fs in os.walk(snap) for f in fs)
     assert got == ["config.json", "sub/a.txt", "sub/deep/b.md"]
     snap = snapshot_download(repo_id, ignore_patterns=["*.safetensors", "sub/deep/*"], cache_dir=cache_dir / "2")
-    assert open(os.path.join(snap, "sub/a.txt")).read() == "changed"
+    assert Path(os.path.join(snap, "sub/a.txt")).read_text() == "changed"
     assert not os.path.exists(os.path.join(snap, "weights.safetensors"))
     with pytest.raises(RevisionNotFoundError):
         hf_hub_download(repo_id, "config.json", revision="no-such-branch", cache_dir=cache_dir)

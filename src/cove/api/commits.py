@@ -118,7 +118,8 @@ def list_commits(plural: str, ns: str, name: str, rev: str, bk: Bk, actor: Curre
     headers = {}
     if len(items) > limit:
         items = items[:limit]
-        nxt = f"{bk.settings.public_endpoint}/api/{plural}/{ns}/{name}/commits/{quote(rev, safe='')}?p={p + 1}&limit={limit}"
+        base = f"{bk.settings.public_endpoint}/api/{plural}/{ns}/{name}/commits/{quote(rev, safe='')}"
+        nxt = f"{base}?p={p + 1}&limit={limit}"
         headers["Link"] = f'<{nxt}>; rel="next"'
     out = [{
         "id": c.id, "title": c.title, "message": c.message, "date": iso(c.date),

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query
 from fastapi.responses import JSONResponse
 
-from cove.api.shapes import repo_info_json, repo_url
+from cove.api.shapes import iso, repo_info_json, repo_url
 from cove.deps import Bk, CurrentActor, repo_type_of
 from cove.errors import BadRequest, RepoNotFound
 from cove.services import access, files, likes, repos
@@ -173,7 +173,7 @@ def user_likes(user: str, bk: Bk, actor: CurrentActor) -> list[dict]:
         out = []
         for repo, created in likes.liked_by(db, user):
             if access.can_read(db, actor, repo):
-                out.append({"createdAt": None, "repo": {"name": repo.repo_id, "type": repo.type}})
+                out.append({"createdAt": iso(created), "repo": {"name": repo.repo_id, "type": repo.type}})
         return out
 
 

@@ -51,7 +51,7 @@ def demo(
             typer.echo(f"  Skipped:   {s}", err=True)
         typer.echo(f"  Try:       export HF_ENDPOINT={endpoint} HF_TOKEN={token}", err=True)
         typer.echo("             python -c \"from datasets import load_dataset; "
-                   f"print(load_dataset('zeroshot/twitter-financial-news-sentiment'))\"\n", err=True)
+                   "print(load_dataset('zeroshot/twitter-financial-news-sentiment'))\"\n", err=True)
         if seed_only:
             return
         proc.wait()
