@@ -1,0 +1,272 @@
+"""Git smart HTTP: clone, fetch and push through `git http-backend` (git's own server side, run as CGI).
+
+URLs (with or without ``.git``): ``/{ns}/{name}``, ``/datasets/{ns}/{name}``, ``/spaces/{ns}/{name}``, each
+with ``/info/refs?service=git-upload-pack|git-receive-pack``, ``/git-upload-pack`` and ``/git-receive-pack``.
+Cove decides who may read or write before git starts; git speaks the wire protocol. Request and response
+bodies stream through pipes, so a pack is never held in memory. Pushes are checked by a pre-receive hook
+and indexed when they land (`cove.services.git_push`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from dataclasses import dataclass, field
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from cove.backends import Backends
+from cove.deps import Bk, resolve_actor
+from cove.errors import HubError, Unauthorized
+from cove.services import access, git_push
+from cove.services.accounts import Actor
+
+log = logging.getLogger("cove.git")
+router = APIRouter()
+SERVICES = ("git-upload-pack", "git-receive-pack")
+_CHALLENGE = {"WWW-Authenticate": 'Basic realm="Cove", charset="UTF-8"'}
+_CHUNK = 1 << 16
+_STDERR_KEEP = 1 << 16
+
+
+@dataclass
+class GitTarget:
+    """A repo the caller may use for the requested service."""
+
+    repo_pk: int
+    repo_id: str
+    storage_key: str
+    actor: Actor
+    refs_before: dict[str, str] = field(default_factory=dict)
+
+
+def _text(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    # git prints a text/plain error body as "remote: ..." lines before its own error.
+    return PlainTextResponse(message.rstrip("\n") + "\n", status_code=status, headers=headers)
+
+
+def authorize(bk: Backends, repo_type: str, ns: str, name: str, authorization: str | None,
+              *, write: bool) -> GitTarget | Response:
+    """The repo, or the answer git should get: 401 with a Basic challenge (git then asks for credentials),
+    404 for a repo the caller cannot see (private == missing), 403 for a caller who may not push."""
+    name = name.removesuffix(".git")
+    try:
+        actor = resolve_actor(bk, authorization)
+    except Unauthorized as exc:
+        return _text(401, exc.message, _CHALLENGE)
+    if actor.anonymous and (write or not bk.settings.anonymous_read):
+        return _text(401, "Authentication required: use your user name and an access token as the password",
+                     _CHALLENGE)
+    with bk.db.session() as db:
+        repo = access.find_repo(db, repo_type, f"{ns}/{name}")
+        if repo is None or not access.can_read(db, actor, repo):
+            if actor.anonymous:
+                return _text(401, access._not_found_message(actor), _CHALLENGE)
+            return _text(404, "Repository not found")
+        if write:
+            try:
+                access.require_write(db, actor, repo)
+            except HubError as exc:
+                return _text(exc.status, exc.message)
+        target = GitTarget(repo.id, repo.repo_id, repo.storage_key, actor)
+    if write:
+        target.refs_before = bk.repos.refs(target.storage_key)
+    return target
+
+
+def cgi_env(bk: Backends, target: GitTarget, request: Request, path_info: str, *, write: bool) -> dict[str, str]:
+    key = target.storage_key
+    rel = bk.repos.path(key).relative_to(bk.repos.root)
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": os.environ.get("HOME", str(bk.settings.data.resolve())),
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_CONFIG_GLOBAL": os.devnull,
+        "GIT_PROJECT_ROOT": str(bk.repos.root.resolve()),
+        "GIT_HTTP_EXPORT_ALL": "1",
+        "PATH_INFO": f"/{rel.as_posix()}{path_info}",
+        "REQUEST_METHOD": request.method,
+        "QUERY_STRING": request.url.query,
+        "CONTENT_TYPE": request.headers.get("content-type", ""),
+        "REMOTE_USER": target.actor.name or "",
+        "REMOTE_ADDR": request.client.host if request.client else "",
+    }
+    for var in ("PYTHONPATH", "LANG", "LC_ALL", "TMPDIR"):
+        if var in os.environ:
+            env[var] = os.environ[var]
+    if "content-length" in request.headers:
+        env["CONTENT_LENGTH"] = request.headers["content-length"]
+    if "content-encoding" in request.headers:
+        env["HTTP_CONTENT_ENCODING"] = request.headers["content-encoding"]
+    if "git-protocol" in request.headers:
+        env["GIT_PROTOCOL"] = env["HTTP_GIT_PROTOCOL"] = request.headers["git-protocol"]
+    if write:
+        env.update(git_push.receive_env(data=bk.settings.data, db_url=bk.settings.db_url, repo_pk=target.repo_pk,
+                                        repo_id=target.repo_id, max_file=bk.settings.max_inline_file))
+    else:
+        env.update(git_push.git_config_env({"http.receivepack": "false", "uploadpack.allowFilter": "true",
+                                            "uploadpack.allowAnySHA1InWant": "true"}))
+    return env
+
+
+class GitCGIResponse(Response):
+    """Runs `git http-backend` and streams both ways: the request body into its stdin as it arrives,
+    its stdout back as the response. ``after`` (blocking) runs once git has exited, before the response
+    ends — so when `git push` returns, the index already shows the push."""
+
+    def __init__(self, env: dict[str, str], *, after=None, finish_on_disconnect: bool = False) -> None:  # noqa: ANN001
+        super().__init__()
+        self.env = env
+        self.after = after
+        self.finish_on_disconnect = finish_on_disconnect
+
+    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
+        proc = await asyncio.create_subprocess_exec(
+            "git", "http-backend", env=self.env, stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        feeder = asyncio.create_task(_feed(proc, receive))
+        errors = asyncio.create_task(_tail(proc.stderr))  # type: ignore[arg-type]
+        client_gone = False
+        try:
+            status, headers, rest = await _read_headers(proc.stdout)  # type: ignore[arg-type]
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            chunk = rest
+            while True:
+                if chunk and not client_gone:
+                    try:
+                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                    except OSError:
+                        client_gone = True
+                        if not self.finish_on_disconnect:
+                            proc.kill()
+                chunk = await proc.stdout.read(_CHUNK)  # type: ignore[union-attr]
+                if not chunk:
+                    break
+            rc = await proc.wait()
+            if rc != 0:
+                log.warning("git http-backend exited with %s: %s", rc, (await errors).decode(errors="replace"))
+            if self.after is not None:
+                await run_in_threadpool(self.after)
+            if not client_gone:
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+            feeder.cancel()
+            errors.cancel()
+
+
+async def _feed(proc: asyncio.subprocess.Process, receive) -> None:  # noqa: ANN001
+    stdin = proc.stdin
+    assert stdin is not None
+    try:
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                break  # http.disconnect: git sees a truncated request and moves nothing
+            body = message.get("body", b"")
+            if body:
+                stdin.write(body)
+                await stdin.drain()
+            if not message.get("more_body", False):
+                break
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # git stopped reading (it answered with an error)
+    finally:
+        stdin.close()
+
+
+async def _tail(stream: asyncio.StreamReader) -> bytes:
+    kept = b""
+    while block := await stream.read(_CHUNK):
+        kept = (kept + block)[-_STDERR_KEEP:]
+    return kept
+
+
+async def _read_headers(stdout: asyncio.StreamReader) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """Parse the CGI header block (``Status:`` and the rest) off git's stdout."""
+    buf = b""
+    while True:
+        for sep in (b"\r\n\r\n", b"\n\n"):
+            idx = buf.find(sep)
+            if idx >= 0:
+                head, rest = buf[:idx], buf[idx + len(sep):]
+                break
+        else:
+            block = await stdout.read(_CHUNK)
+            if not block:
+                return 500, [(b"content-type", b"text/plain")], b"git http-backend failed\n"
+            buf += block
+            continue
+        break
+    status, headers = 200, []
+    for line in head.splitlines():
+        k, _, v = line.decode("latin-1").partition(":")
+        if k.strip().lower() == "status":
+            status = int(v.split()[0])
+        elif k.strip():
+            headers.append((k.strip().lower().encode(), v.strip().encode("latin-1")))
+    return status, headers, rest
+
+
+def _add_routes(prefix: str, repo_type: str) -> None:
+    async def info_refs(ns: str, name: str, request: Request, bk: Bk) -> Response:
+        service = request.query_params.get("service")
+        if service not in SERVICES:
+            return _text(403, "Only git's smart HTTP protocol is supported: please upgrade git")
+        write = service == "git-receive-pack"
+        target = await run_in_threadpool(authorize, bk, repo_type, ns, name,
+                                         request.headers.get("authorization"), write=write)
+        if isinstance(target, Response):
+            return target
+        return GitCGIResponse(cgi_env(bk, target, request, "/info/refs", write=write))
+
+    async def upload_pack(ns: str, name: str, request: Request, bk: Bk) -> Response:
+        target = await run_in_threadpool(authorize, bk, repo_type, ns, name,
+                                         request.headers.get("authorization"), write=False)
+        if isinstance(target, Response):
+            return target
+        return GitCGIResponse(cgi_env(bk, target, request, "/git-upload-pack", write=False))
+
+    async def receive_pack(ns: str, name: str, request: Request, bk: Bk) -> Response:
+        target = await run_in_threadpool(authorize, bk, repo_type, ns, name,
+                                         request.headers.get("authorization"), write=True)
+        if isinstance(target, Response):
+            return target
+
+        def after() -> None:
+            git_push.after_push(bk, target.repo_pk, target.refs_before)
+
+        return GitCGIResponse(cgi_env(bk, target, request, "/git-receive-pack", write=True), after=after,
+                              finish_on_disconnect=True)
+
+    async def locks_verify(ns: str, name: str, request: Request, bk: Bk) -> Response:
+        # Cove has no file locking; git-lfs asks before every push, so answer "no locks" to writers.
+        target = await run_in_threadpool(authorize, bk, repo_type, ns, name,
+                                         request.headers.get("authorization"), write=True)
+        if isinstance(target, Response):
+            msg = target.body.decode().strip()  # type: ignore[union-attr]
+            headers = {"LFS-Authenticate": 'Basic realm="Cove"'} if target.status_code == 401 else {}
+            return JSONResponse({"message": msg}, status_code=target.status_code, headers=headers,
+                                media_type="application/vnd.git-lfs+json")
+        return JSONResponse({"ours": [], "theirs": [], "next_cursor": ""},
+                            media_type="application/vnd.git-lfs+json")
+
+    base = f"{prefix}/{{ns}}/{{name}}"
+    tag = f"{repo_type}"
+    router.add_api_route(f"{base}/info/refs", info_refs, methods=["GET"], name=f"git_info_refs_{tag}",
+                         include_in_schema=False)
+    router.add_api_route(f"{base}/git-upload-pack", upload_pack, methods=["POST"], name=f"git_upload_{tag}",
+                         include_in_schema=False)
+    router.add_api_route(f"{base}/git-receive-pack", receive_pack, methods=["POST"],
+                         name=f"git_receive_{tag}", include_in_schema=False)
+    router.add_api_route(f"{base}/info/lfs/locks/verify", locks_verify, methods=["POST"],
+                         name=f"lfs_locks_verify_{tag}", include_in_schema=False)
+
+
+for _p, _t in (("/datasets", "dataset"), ("/spaces", "space"), ("", "model")):
+    _add_routes(_p, _t)

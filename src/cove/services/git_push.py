@@ -1,0 +1,255 @@
+"""Pushes through `git receive-pack`: the pre-receive checks and the work done once a push has landed.
+
+`git http-backend` runs `git receive-pack`, which receives the pack into a quarantine area and then runs
+the ``pre-receive`` hook with one ``old new ref`` line per ref to update. Cove points ``core.hooksPath`` at a
+folder it manages (`hooks_dir`), whose ``pre-receive`` runs ``python -m cove.services.git_push pre-receive``.
+That process sees the quarantined objects through git's own environment, and refuses the whole push
+(nothing moves) when:
+
+- a ref outside ``refs/heads/*`` and ``refs/tags/*`` is written (existing ``refs/pr/N`` may be updated);
+- a file larger than the inline limit is not stored through git-lfs;
+- an LFS pointer names an object that was never uploaded to this repo (no `LfsObject` row).
+
+Who may push is decided before `git receive-pack` starts (`cove.api.git_http`); the hook only needs the
+repo's primary key and the database URL, passed in its environment.
+
+Refs move only at the end of `receive-pack`, each by compare-and-swap against the old id the client saw,
+exactly like `GitRepoStore.update_ref` for API commits: a push and an API commit never lose one another.
+After the push, `after_push` re-derives the index from the new head of ``main``; if the process dies
+before that, `repos.ensure_fresh` repairs the index on the next read.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+ZERO = "0" * 40
+ENV_REPO_PK = "COVE_PUSH_REPO_PK"
+ENV_REPO_ID = "COVE_PUSH_REPO_ID"
+ENV_DB_URL = "COVE_PUSH_DB_URL"
+ENV_MAX_FILE = "COVE_PUSH_MAX_FILE"
+_POINTER_MAX = 1024  # git-lfs pointers are ~130 bytes; larger blobs are never pointers
+
+
+@dataclass(frozen=True)
+class RefUpdate:
+    old: str
+    new: str
+    ref: str
+
+
+@dataclass(frozen=True)
+class NewBlob:
+    oid: str
+    path: str
+    size: int
+
+
+# -- set-up (server side) ------------------------------------------------------------------------
+
+
+def hooks_dir(data: Path) -> Path:
+    """The folder `core.hooksPath` points at; its ``pre-receive`` calls this module (written if stale)."""
+    folder = Path(data).resolve() / "git-hooks"
+    script = folder / "pre-receive"
+    text = f"#!/bin/sh\nexec {shlex.quote(sys.executable)} -m cove.services.git_push pre-receive\n"
+    if not script.exists() or script.read_text() != text:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".pre-receive.{os.getpid()}"
+        tmp.write_text(text)
+        tmp.chmod(0o755)
+        os.replace(tmp, script)
+    return folder
+
+
+def git_config_env(pairs: dict[str, str]) -> dict[str, str]:
+    """Config for git and its children (receive-pack, hooks) through ``GIT_CONFIG_COUNT``."""
+    env = {"GIT_CONFIG_COUNT": str(len(pairs))}
+    for i, (k, v) in enumerate(pairs.items()):
+        env[f"GIT_CONFIG_KEY_{i}"] = k
+        env[f"GIT_CONFIG_VALUE_{i}"] = v
+    return env
+
+
+def receive_env(*, data: Path, db_url: str, repo_pk: int, repo_id: str, max_file: int) -> dict[str, str]:
+    """Environment for a `git http-backend` that runs receive-pack for this repo."""
+    return {
+        **git_config_env({
+            "core.hooksPath": str(hooks_dir(data)),
+            "http.receivepack": "true",
+            "receive.denyDeleteCurrent": "true",
+            "receive.fsckObjects": "true",
+            "receive.advertisePushOptions": "false",
+        }),
+        ENV_REPO_PK: str(repo_pk),
+        ENV_REPO_ID: repo_id,
+        ENV_DB_URL: db_url,
+        ENV_MAX_FILE: str(max_file),
+    }
+
+
+# -- after the push (server side) ----------------------------------------------------------------
+
+
+def after_push(bk, repo_pk: int, refs_before: dict[str, str]) -> None:  # noqa: ANN001
+    """Bring the index up to date with what the push changed (main → full reindex)."""
+    from cove.db.tables import Repo
+    from cove.services import repos
+
+    with bk.db.session() as db:
+        repo = db.get(Repo, repo_pk)
+        if repo is None:
+            return
+        refs_after = bk.repos.refs(repo.storage_key)
+        if refs_after == refs_before:
+            return
+        head = refs_after.get("refs/heads/main")
+        if head and head != repo.sha:
+            repos.reindex(db, bk, repo, head)
+        else:
+            repo.last_modified = repos.now()
+
+
+# -- the pre-receive hook (runs inside git receive-pack) -----------------------------------------
+
+
+def parse_updates(lines: Iterable[str]) -> list[RefUpdate]:
+    out = []
+    for line in lines:
+        parts = line.split()
+        if len(parts) == 3:
+            out.append(RefUpdate(*parts))
+    return out
+
+
+def _git(*args: str, stdin: str | None = None) -> str:
+    proc = subprocess.run(["git", *args], input=stdin, capture_output=True, text=True, check=True)
+    return proc.stdout
+
+
+def new_blobs(updates: list[RefUpdate]) -> Iterator[NewBlob]:
+    """Blobs reachable from the pushed tips and from no existing ref (the quarantine is visible to git)."""
+    tips = [u.new for u in updates if u.new != ZERO]
+    if not tips:
+        return
+    listing = _git("rev-list", "--objects", "--stdin", "--not", "--all", stdin="\n".join(tips) + "\n")
+    paths: dict[str, str] = {}
+    for line in listing.splitlines():
+        oid, _, path = line.partition(" ")
+        if path:
+            paths.setdefault(oid, path)
+    if not paths:
+        return
+    checked = _git("cat-file", "--batch-check=%(objectname) %(objecttype) %(objectsize)",
+                   stdin="\n".join(paths) + "\n")
+    for line in checked.splitlines():
+        oid, kind, size = line.split()
+        if kind == "blob":
+            yield NewBlob(oid, paths[oid], int(size))
+
+
+def read_blobs(oids: list[str]) -> dict[str, bytes]:
+    """Contents of small blobs through one `git cat-file --batch`."""
+    if not oids:
+        return {}
+    proc = subprocess.run(["git", "cat-file", "--batch"], input=("\n".join(oids) + "\n").encode(),
+                          capture_output=True, check=True)
+    out, data, pos = {}, proc.stdout, 0
+    while pos < len(data):
+        nl = data.index(b"\n", pos)
+        oid, _kind, size = data[pos:nl].decode().split()
+        start = nl + 1
+        out[oid] = data[start:start + int(size)]
+        pos = start + int(size) + 1
+    return out
+
+
+def check_push(updates: list[RefUpdate], *, lookup_lfs, max_file: int, repo_id: str) -> list[str]:  # noqa: ANN001
+    """Reasons to refuse the push (empty: accept). ``lookup_lfs(oids) → {oid: size}`` for this repo."""
+    from cove.storage.git_repos import parse_lfs_pointer
+
+    errors: list[str] = []
+    for u in updates:
+        if u.ref.startswith(("refs/heads/", "refs/tags/")):
+            continue
+        if u.ref.startswith("refs/pr/") and u.old != ZERO and u.new != ZERO:
+            continue
+        errors.append(f"{u.ref}: only branches (refs/heads/*) and tags (refs/tags/*) can be pushed")
+    blobs = list(new_blobs(updates))
+    too_big = [b for b in blobs if b.size > max_file]
+    if too_big:
+        errors.append(f"These files are larger than {max_file // (1024 * 1024)} MiB and must be stored "
+                      "with git-lfs (`git lfs track` them, then commit again):")
+        errors += [f"  {b.path} ({b.size} bytes)" for b in too_big]
+    small = [b for b in blobs if b.size < _POINTER_MAX]
+    pointers: dict[str, tuple[str, int]] = {}
+    for oid, data in read_blobs([b.oid for b in small]).items():
+        parsed = parse_lfs_pointer(data)
+        if parsed:
+            pointers[oid] = parsed
+    if pointers:
+        wanted = sorted({p[0] for p in pointers.values()})
+        known = lookup_lfs(wanted)
+        missing = [(b.path, *pointers[b.oid]) for b in small
+                   if b.oid in pointers and known.get(pointers[b.oid][0]) != pointers[b.oid][1]]
+        if missing:
+            errors.append(f"These files are git-lfs pointers to objects that were never uploaded to {repo_id}:")
+            errors += [f"  {path} (sha256:{oid}, {size} bytes)" for path, oid, size in missing]
+            errors.append("Upload them with git-lfs (`git lfs install`, then `git lfs push --all origin`) "
+                          "and push again.")
+    return errors
+
+
+def _lookup_lfs(db_url: str, repo_pk: int):  # noqa: ANN202
+    def lookup(oids: list[str]) -> dict[str, int]:
+        from sqlalchemy import select
+
+        from cove.db.session import make_engine
+        from cove.db.tables import LfsObject
+
+        engine = make_engine(db_url)
+        out: dict[str, int] = {}
+        try:
+            with engine.connect() as conn:
+                for i in range(0, len(oids), 500):
+                    rows = conn.execute(select(LfsObject.oid, LfsObject.size).where(
+                        LfsObject.repo_pk == repo_pk, LfsObject.oid.in_(oids[i:i + 500])))
+                    out.update({oid: size for oid, size in rows})
+        finally:
+            engine.dispose()
+        return out
+
+    return lookup
+
+
+def pre_receive(stdin_lines: Iterable[str], env: dict[str, str]) -> int:
+    """The hook: 0 accepts the push; otherwise the reasons go to stderr (git shows them as ``remote:``)."""
+    if ENV_REPO_PK not in env:
+        print("Cove: pushes must go through the Cove server", file=sys.stderr)
+        return 1
+    updates = parse_updates(stdin_lines)
+    errors = check_push(updates, lookup_lfs=_lookup_lfs(env[ENV_DB_URL], int(env[ENV_REPO_PK])),
+                        max_file=int(env.get(ENV_MAX_FILE, 10 * 1024 * 1024)), repo_id=env.get(ENV_REPO_ID, ""))
+    if errors:
+        print("Cove: push refused.", file=sys.stderr)
+        for line in errors:
+            print(line, file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] != ["pre-receive"]:
+        print("usage: python -m cove.services.git_push pre-receive", file=sys.stderr)
+        return 2
+    return pre_receive(sys.stdin.read().splitlines(), dict(os.environ))
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
