@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from huggingface_hub import RepoCard
-
 _ARCH_TASKS = (
     ("ForSequenceClassification", "text-classification"),
     ("ForTokenClassification", "token-classification"),
@@ -35,6 +33,8 @@ class IndexData:
 
 def parse_card(text: str) -> tuple[dict, str, str | None]:
     """(YAML metadata, markdown body, error). Parsing is huggingface_hub's own."""
+    from huggingface_hub import RepoCard  # imported lazily: the CLI's admin commands don't need it
+
     try:
         card = RepoCard(text, ignore_metadata_errors=True)
         return card.data.to_dict(), card.text, None
