@@ -20,9 +20,7 @@ def twitter_rows(n: int = 60, seed: int = 0) -> list[dict[str, object]]:
     rng.shuffle(rows)
     picked: list[dict[str, object]] = []
     for label in ("0", "1", "2"):
-        picked += [{"text": r["text"], "label": int(r["label"])} for r in rows if r["label"] == label][
-            : n // 3
-        ]
+        picked += [{"text": r["text"], "label": int(r["label"])} for r in rows if r["label"] == label][: n // 3]
     rng.shuffle(picked)
     return picked
 
@@ -34,9 +32,7 @@ def write_dataset(folder: Path, rows: list[dict[str, object]], *, license: str =
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    (folder / "README.md").write_text(
-        f"---\nlicense: {license}\n---\n# tiny twitter sentiment\n", encoding="utf-8"
-    )
+    (folder / "README.md").write_text(f"---\nlicense: {license}\n---\n# tiny twitter sentiment\n", encoding="utf-8")
     return folder
 
 
@@ -48,16 +44,21 @@ def build_tiny_bert(folder: Path, texts: list[str]) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     wp = BertWordPieceTokenizer(lowercase=True)
     wp.train_from_iterator(texts, vocab_size=400, min_frequency=1, show_progress=False)
-    wp.save_model(str(folder))
     tokenizer = BertTokenizerFast(
-        vocab_file=str(folder / "vocab.txt"), do_lower_case=True, model_max_length=128
+        tokenizer_object=wp._tokenizer,
+        unk_token="[UNK]",
+        sep_token="[SEP]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        mask_token="[MASK]",
+        model_max_length=128,
     )
     tokenizer.save_pretrained(folder)
     import torch
 
     torch.manual_seed(0)
     config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
+        vocab_size=len(tokenizer),
         hidden_size=32,
         num_hidden_layers=2,
         num_attention_heads=2,
@@ -79,9 +80,12 @@ def build_tiny_gpt2(folder: Path, texts: list[str]) -> Path:
     bpe.train_from_iterator(
         texts, vocab_size=400, min_frequency=1, show_progress=False, special_tokens=["<|endoftext|>"]
     )
-    bpe.save_model(str(folder))
     tokenizer = GPT2TokenizerFast(
-        vocab_file=str(folder / "vocab.json"), merges_file=str(folder / "merges.txt"), model_max_length=128
+        tokenizer_object=bpe._tokenizer,
+        bos_token="<|endoftext|>",
+        eos_token="<|endoftext|>",
+        unk_token="<|endoftext|>",
+        model_max_length=128,
     )
     tokenizer.save_pretrained(folder)
     import torch

@@ -6,16 +6,16 @@ command runs, never at import.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-import_app = typer.Typer(
-    help="Put local models, data files or cached repos onto the hub.", no_args_is_help=True
-)
+import_app = typer.Typer(help="Put local models, data files or cached repos onto the hub.", no_args_is_help=True)
 
 
 def _fail(err: Exception) -> typer.Exit:
@@ -25,15 +25,9 @@ def _fail(err: Exception) -> typer.Exit:
 
 def train(
     recipe: Annotated[Path, typer.Argument(help="The recipe YAML.")],
-    set_: Annotated[
-        list[str] | None, typer.Option("--set", help="Override a key: training.learning_rate=3e-4")
-    ] = None,
-    output_dir: Annotated[
-        str | None, typer.Option(help="Where the run writes (default: runs/<name>).")
-    ] = None,
-    push: Annotated[
-        bool, typer.Option("--push/--no-push", help="Push when the recipe has a push section.")
-    ] = True,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a key: training.learning_rate=3e-4")] = None,
+    output_dir: Annotated[str | None, typer.Option(help="Where the run writes (default: runs/<name>).")] = None,
+    push: Annotated[bool, typer.Option("--push/--no-push", help="Push when the recipe has a push section.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
 ) -> None:
     """Fine-tune, evaluate, document and push a model from a recipe."""
@@ -41,23 +35,18 @@ def train(
 
     try:
         overrides = list(set_ or []) + ([f"output_dir={output_dir}"] if output_dir else [])
-        result = run(load_recipe(recipe, overrides), push=push)
+        with contextlib.redirect_stdout(sys.stderr):  # progress and Trainer logs; stdout is for the result
+            result = run(load_recipe(recipe, overrides), push=push)
     except RecipeError as err:
         raise _fail(err) from None
-    typer.echo(
-        json.dumps(asdict(result), indent=2, default=str) if as_json else (result.url or result.output_dir)
-    )
+    typer.echo(json.dumps(asdict(result), indent=2, default=str) if as_json else (result.url or result.output_dir))
 
 
 def reproduce(
     repo_id: Annotated[str, typer.Argument(help="A model pushed by cove train.")],
     revision: Annotated[str | None, typer.Option(help="Commit, branch or tag of that model.")] = None,
-    output_dir: Annotated[
-        str | None, typer.Option(help="Where the new run writes (default: a temp folder).")
-    ] = None,
-    set_: Annotated[
-        list[str] | None, typer.Option("--set", help="Override a key of the pushed recipe.")
-    ] = None,
+    output_dir: Annotated[str | None, typer.Option(help="Where the new run writes (default: a temp folder).")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a key of the pushed recipe.")] = None,
     tolerance: Annotated[
         float | None, typer.Option(help="Exit 1 when a metric moves by more than this (absolute).")
     ] = None,
@@ -68,7 +57,8 @@ def reproduce(
     from cove.train.reproduce import reproduce as _reproduce
 
     try:
-        rep = _reproduce(repo_id, revision=revision, output_dir=output_dir, overrides=list(set_ or []))
+        with contextlib.redirect_stdout(sys.stderr):
+            rep = _reproduce(repo_id, revision=revision, output_dir=output_dir, overrides=list(set_ or []))
     except RecipeError as err:
         raise _fail(err) from None
     typer.echo(json.dumps(asdict(rep), indent=2, default=str) if as_json else rep.report())

@@ -34,14 +34,10 @@ class F1(evaluate.Metric):
             citation=_CITATION,
             inputs_description=_KWARGS_DESCRIPTION,
             features=datasets.Features({"predictions": value, "references": value}),
-            reference_urls=[
-                "https://scikit-learn.org/stable/modules/generated/sklearn.metrics.f1_score.html"
-            ],
+            reference_urls=["https://scikit-learn.org/stable/modules/generated/sklearn.metrics.f1_score.html"],
         )
 
-    def _compute(
-        self, predictions, references, labels=None, pos_label=1, average="binary", sample_weight=None
-    ):
+    def _compute(self, predictions, references, labels=None, pos_label=1, average="binary", sample_weight=None):
         score = f1_score(
             references,
             predictions,

@@ -41,9 +41,7 @@ class Perplexity(evaluate.Metric):
             reference_urls=["https://huggingface.co/docs/transformers/perplexity"],
         )
 
-    def _compute(
-        self, predictions, model_id, batch_size=16, add_start_token=True, device=None, max_length=None
-    ):
+    def _compute(self, predictions, model_id, batch_size=16, add_start_token=True, device=None, max_length=None):
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         model = AutoModelForCausalLM.from_pretrained(model_id).to(device).eval()
         tokenizer = AutoTokenizer.from_pretrained(model_id)
@@ -74,8 +72,6 @@ class Perplexity(evaluate.Metric):
             shift_logits = logits[..., :-1, :].contiguous()
             shift_labels = ids[..., 1:].contiguous()
             shift_mask = mask[..., 1:].contiguous().float()
-            nll = (loss_fct(shift_logits.transpose(1, 2), shift_labels) * shift_mask).sum(1) / shift_mask.sum(
-                1
-            )
+            nll = (loss_fct(shift_logits.transpose(1, 2), shift_labels) * shift_mask).sum(1) / shift_mask.sum(1)
             ppls += torch.exp(nll).tolist()
         return {"perplexities": ppls, "mean_perplexity": float(np.mean(ppls))}

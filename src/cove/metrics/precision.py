@@ -35,9 +35,7 @@ class Precision(evaluate.Metric):
             citation=_CITATION,
             inputs_description=_KWARGS_DESCRIPTION,
             features=datasets.Features({"predictions": value, "references": value}),
-            reference_urls=[
-                "https://scikit-learn.org/stable/modules/generated/sklearn.metrics.precision_score.html"
-            ],
+            reference_urls=["https://scikit-learn.org/stable/modules/generated/sklearn.metrics.precision_score.html"],
         )
 
     def _compute(

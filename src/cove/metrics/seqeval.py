@@ -6,9 +6,7 @@ import datasets
 import evaluate
 from seqeval.metrics import accuracy_score, classification_report
 
-_DESCRIPTION = (
-    "Entity-level precision, recall and F1 of IOB-tagged sequences, computed with seqeval (CoNLL style)."
-)
+_DESCRIPTION = "Entity-level precision, recall and F1 of IOB-tagged sequences, computed with seqeval (CoNLL style)."
 _KWARGS_DESCRIPTION = """
 Args:
     predictions (`list` of `list` of `str`): Predicted tags, one list per sentence.

@@ -70,9 +70,7 @@ def _license(ctx: Context) -> tuple[str | None, str]:
 
 def _table(test: dict[str, Any], baseline: dict[str, Any] | None, validation: dict[str, Any]) -> str:
     keys = [k for k, v in test.items() if isinstance(v, float)]
-    head = "| metric | test | validation (best checkpoint) |" + (
-        " majority baseline (test) |" if baseline else ""
-    )
+    head = "| metric | test | validation (best checkpoint) |" + (" majority baseline (test) |" if baseline else "")
     sep = "|---|---|---|" + ("---|" if baseline else "")
     rows = [head, sep]
     for k in keys:
@@ -88,11 +86,7 @@ def _table(test: dict[str, Any], baseline: dict[str, Any] | None, validation: di
 
 
 def _usage(ctx: Context, repo_id: str, forms: dict[str, str], example: str) -> str:
-    env = (
-        ""
-        if is_huggingface_co()
-        else f'import os\nos.environ["HF_ENDPOINT"] = "{endpoint()}"  # this hub\n\n'
-    )
+    env = "" if is_huggingface_co() else f'import os\nos.environ["HF_ENDPOINT"] = "{endpoint()}"  # this hub\n\n'
     task = ctx.task
     if "model" in forms or "merged" in forms:
         return (
@@ -101,11 +95,7 @@ def _usage(ctx: Context, repo_id: str, forms: dict[str, str], example: str) -> s
             f"print(pipe({json.dumps(example)}))\n```"
         )
     kwargs = task.model_kwargs()
-    labels = (
-        f", num_labels={kwargs['num_labels']}, id2label={kwargs['id2label']}"
-        if "num_labels" in kwargs
-        else ""
-    )
+    labels = f", num_labels={kwargs['num_labels']}, id2label={kwargs['id2label']}" if "num_labels" in kwargs else ""
     rev = "" if ctx.model_ref.local else f', revision="{ctx.model_ref.sha}"'
     return (
         f"```python\n{env}from peft import PeftModel\n"
@@ -187,21 +177,14 @@ def build(ctx: Context, results: dict[str, Any], forms: dict[str, str], has_curv
             **hp,
         }.items()
     )
-    layout = ", ".join(
-        f"{form} in {'the repo root' if not sub else '`' + sub + '/`'}" for form, sub in forms.items()
-    )
+    layout = ", ".join(f"{form} in {'the repo root' if not sub else '`' + sub + '/`'}" for form, sub in forms.items())
     limitations = [
         f"Trained on {split['sizes']['train']:,} examples of {_link(ctx.data_ref.id, 'dataset')}; "
         "expect lower "
         "accuracy on text unlike it (other domains, registers or time periods).",
-        "Numbers come from a single test split evaluated once; "
-        "the majority baseline shows how much is learned.",
+        "Numbers come from a single test split evaluated once; the majority baseline shows how much is learned.",
         f"License: {license_id or 'unknown'} — {license_why}."
-        + (
-            " Non-commercial use only."
-            if license_id and any(m in license_id.lower() for m in NON_COMMERCIAL)
-            else ""
-        ),
+        + (" Non-commercial use only." if license_id and any(m in license_id.lower() for m in NON_COMMERCIAL) else ""),
     ]
     labels = task.card_extra().get("labels")
     body = f"""

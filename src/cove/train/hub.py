@@ -70,9 +70,7 @@ def _not_found(kind: str, repo_id: str, revision: str, err: Exception) -> Except
     from .recipe import RecipeError
 
     if isinstance(err, RevisionNotFoundError):
-        return RecipeError(
-            f"{kind} {repo_id!r} has no revision {revision!r} on {endpoint()}; fix {kind}.revision"
-        )
+        return RecipeError(f"{kind} {repo_id!r} has no revision {revision!r} on {endpoint()}; fix {kind}.revision")
     return RecipeError(
         f"{kind} {repo_id!r} not found on {endpoint()} (or not visible with this token); fix {kind}.id, "
         f"log in, or upload it with `cove import {kind} PATH {repo_id}`"

@@ -66,9 +66,7 @@ def import_dataset(
     client = _api(api)
     if source.is_file():
         if source.suffix.lower() not in DATA_SUFFIXES:
-            raise RecipeError(
-                f"{source.name!r}: not a data file datasets can read; use one of {DATA_SUFFIXES}"
-            )
+            raise RecipeError(f"{source.name!r}: not a data file datasets can read; use one of {DATA_SUFFIXES}")
         client.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
         info = client.upload_file(
             path_or_fileobj=str(source),
@@ -100,16 +98,14 @@ def import_cached(
     api: HfApi | None = None,
     cache_dir: str | Path | None = None,
 ) -> Imported:
-    """Upload the newest snapshot of a repo from the local Hugging Face cache (``~/.cache/huggingface/hub``)."""
+    """Upload the newest snapshot of a repo from the local HF cache (``~/.cache/huggingface/hub``)."""
     from huggingface_hub import scan_cache_dir
 
     cache = scan_cache_dir(cache_dir)
     found = [r for r in cache.repos if r.repo_id == source_id and r.repo_type == repo_type]
     if not found or not found[0].revisions:
         have = sorted(r.repo_id for r in cache.repos if r.repo_type == repo_type)
-        raise RecipeError(
-            f"{repo_type} {source_id!r} is not in the HF cache ({cache.repos and have or 'empty'})"
-        )
+        raise RecipeError(f"{repo_type} {source_id!r} is not in the HF cache ({cache.repos and have or 'empty'})")
     snapshot = max(found[0].revisions, key=lambda r: r.last_modified)
     target = repo_id or source_id
     client = _api(api)

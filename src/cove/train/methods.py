@@ -64,9 +64,7 @@ def check_method(recipe: Recipe, model_cls: type | None) -> None:
         )
     save = recipe.push.save if recipe.push else None
     if method == "full" and save in ("adapter", "both"):
-        raise RecipeError(
-            f"push.save: {save} needs a PEFT method (full fine-tuning has no adapter); use merged"
-        )
+        raise RecipeError(f"push.save: {save} needs a PEFT method (full fine-tuning has no adapter); use merged")
     if method in PROMPT_METHODS and save in ("merged", "both"):
         raise RecipeError(
             f"push.save: {save} — {method} tuning learns virtual tokens that cannot be merged into the "
@@ -97,9 +95,7 @@ def quantization_config() -> Any:
     )
 
 
-def apply_method(
-    model: torch.nn.Module, recipe: Recipe, tokenizer_name: str | None = None
-) -> torch.nn.Module:
+def apply_method(model: torch.nn.Module, recipe: Recipe, tokenizer_name: str | None = None) -> torch.nn.Module:
     """Wrap ``model`` for the recipe's method; returns it unchanged for full fine-tuning."""
     spec = recipe.method
     if spec.name == "full":
@@ -152,11 +148,8 @@ def apply_method(
         return get_peft_model(model, config)
     except ValueError as err:
         if "target_modules" in str(err) or "Target modules" in str(err):
-            names = sorted(
-                {n.split(".")[-1] for n, m in model.named_modules() if type(m).__name__ == "Linear"}
-            )
+            names = sorted({n.split(".")[-1] for n, m in model.named_modules() if type(m).__name__ == "Linear"})
             raise RecipeError(
-                f"peft cannot pick LoRA target modules for this model ({err}); "
-                f"set method.target_modules from {names}"
+                f"peft cannot pick LoRA target modules for this model ({err}); set method.target_modules from {names}"
             ) from err
         raise

@@ -39,9 +39,7 @@ def load_metric(name: str) -> Any:
             SOURCES[name] = f"{endpoint()}/spaces/evaluate-metric/{name}"
         except (FileNotFoundError, ConnectionError, OSError) as err:
             if name not in METRICS:
-                raise RecipeError(
-                    f"metric {name!r} is not on the hub ({err}); Cove bundles {sorted(METRICS)}"
-                ) from err
+                raise RecipeError(f"metric {name!r} is not on the hub ({err}); Cove bundles {sorted(METRICS)}") from err
             log.warning(
                 "metric %s: no evaluate-metric/%s Space on %s; using Cove's bundled module",
                 name,
@@ -78,7 +76,6 @@ def classification_scores(
                 scores[f"{name}_{average}"] = float(value)
         else:
             raise RecipeError(
-                f"metric {name!r} does not apply to sequence-classification; "
-                "use accuracy, f1, precision, recall"
+                f"metric {name!r} does not apply to sequence-classification; use accuracy, f1, precision, recall"
             )
     return scores

@@ -197,9 +197,7 @@ class Recipe(_Section):
     def _task(cls, value: str) -> str:
         task = TASK_ALIASES.get(value, value)
         if task not in TASKS:
-            raise ValueError(
-                f"unknown task {value!r}{_suggest(value, [*TASKS, *TASK_ALIASES])}; one of {TASKS}"
-            )
+            raise ValueError(f"unknown task {value!r}{_suggest(value, [*TASKS, *TASK_ALIASES])}; one of {TASKS}")
         return task
 
     @model_validator(mode="after")
@@ -289,11 +287,7 @@ def check_training_keys(training: dict[str, Any]) -> None:
         if key in MANAGED_TRAINING_KEYS:
             raise RecipeError(
                 f"training.{key} is set by cove train itself; "
-                + (
-                    "use best_metric"
-                    if key == "metric_for_best_model"
-                    else "use the push/output_dir sections"
-                )
+                + ("use best_metric" if key == "metric_for_best_model" else "use the push/output_dir sections")
             )
         if key not in known:
             raise RecipeError(f"unknown key {key!r} in training{_suggest(key, known)}")
@@ -304,12 +298,26 @@ def parse_recipe(data: dict[str, Any], *, check_training: bool = True) -> Recipe
     if not isinstance(data, dict):
         raise RecipeError("a recipe must be a YAML mapping (key: value), not " + type(data).__name__)
     try:
-        recipe = Recipe.model_validate(data)
+        recipe = Recipe.model_validate(_numbers(data))
     except ValidationError as err:
         raise RecipeError(_format_errors(err)) from None
     if check_training:
         check_training_keys(recipe.training)
     return recipe
+
+
+_FLOAT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")
+
+
+def _numbers(value: Any) -> Any:
+    """YAML 1.1 reads ``3e-4`` as a string; read such scientific notation as a float, as users mean it."""
+    if isinstance(value, str) and _FLOAT.match(value.strip()):
+        return float(value)
+    if isinstance(value, dict):
+        return {k: _numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_numbers(v) for v in value]
+    return value
 
 
 def _coerce(value: str) -> Any:

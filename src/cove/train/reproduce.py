@@ -39,10 +39,9 @@ class Reproduction:
 
 
 def _download(repo_id: str, revision: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    import yaml
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError
-
-    import yaml
 
     try:
         recipe_path = hf_hub_download(repo_id, "cove_recipe.yaml", revision=revision)
@@ -50,12 +49,8 @@ def _download(repo_id: str, revision: str | None) -> tuple[dict[str, Any], dict[
     except RepositoryNotFoundError as err:
         raise RecipeError(f"model {repo_id!r} not found (or not visible with this token)") from err
     except EntryNotFoundError as err:
-        raise RecipeError(
-            f"{repo_id!r} has no cove_recipe.yaml/results.json; was it pushed by cove train?"
-        ) from err
-    return yaml.safe_load(Path(recipe_path).read_text(encoding="utf-8")), json.loads(
-        Path(results_path).read_text()
-    )
+        raise RecipeError(f"{repo_id!r} has no cove_recipe.yaml/results.json; was it pushed by cove train?") from err
+    return yaml.safe_load(Path(recipe_path).read_text(encoding="utf-8")), json.loads(Path(results_path).read_text())
 
 
 def compare(recorded: dict[str, Any], new: dict[str, Any]) -> tuple[dict[str, float], dict[str, Any]]:

@@ -76,14 +76,10 @@ class RunResult:
 
     def summary(self) -> str:
         """A short human summary of the run."""
-        lines = [
-            f"done in {self.seconds:.1f}s (training {self.train_seconds:.1f}s); output in {self.output_dir}"
-        ]
+        lines = [f"done in {self.seconds:.1f}s (training {self.train_seconds:.1f}s); output in {self.output_dir}"]
         lines.append("test: " + ", ".join(f"{k}={_fmt(v)}" for k, v in self.test.items()))
         if self.baseline:
-            lines.append(
-                "majority baseline: " + ", ".join(f"{k}={_fmt(v)}" for k, v in self.baseline.items())
-            )
+            lines.append("majority baseline: " + ", ".join(f"{k}={_fmt(v)}" for k, v in self.baseline.items()))
         if self.url:
             lines.append(f"pushed {'+'.join(self.pushed)} to {self.url} (commit {str(self.commit)[:12]})")
         for form, check in self.verification.items():
@@ -109,9 +105,7 @@ def _precision(recipe: Recipe) -> dict[str, bool]:
     if want == "auto":
         want = ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if cuda else "fp32"
     if want == "fp16" and not cuda:
-        raise RecipeError(
-            "fp16 mixed precision needs a CUDA GPU; this machine has none — use precision: auto"
-        )
+        raise RecipeError("fp16 mixed precision needs a CUDA GPU; this machine has none — use precision: auto")
     return {"fp16": want == "fp16", "bf16": want == "bf16"}
 
 
@@ -252,9 +246,7 @@ def train(ctx: Context) -> dict[str, Any]:
     args = _training_args(recipe, ctx.out, ctx.features)
     callbacks = []
     if recipe.early_stopping:
-        callbacks.append(
-            EarlyStoppingCallback(recipe.early_stopping.patience, recipe.early_stopping.threshold)
-        )
+        callbacks.append(EarlyStoppingCallback(recipe.early_stopping.patience, recipe.early_stopping.threshold))
     ctx.trainer = Trainer(
         model=model,
         args=args,
@@ -290,9 +282,7 @@ def _best_step(state: Any) -> int | None:
 def _strip_prefix(metrics: dict[str, Any], prefix: str) -> dict[str, float]:
     skip = ("runtime", "samples_per_second", "steps_per_second", "epoch")
     return {
-        k.removeprefix(prefix): float(v)
-        for k, v in metrics.items()
-        if k.startswith(prefix) and not k.endswith(skip)
+        k.removeprefix(prefix): float(v) for k, v in metrics.items() if k.startswith(prefix) and not k.endswith(skip)
     }
 
 

@@ -44,13 +44,10 @@ class SequenceClassification(Task):
         pair_col = spec.text_pair_column
         if pair_col and self.recipe.preprocessing.long_texts == "sliding_window":
             raise RecipeError(
-                "preprocessing.long_texts: sliding_window works on single texts; "
-                "use truncate with a text pair"
+                "preprocessing.long_texts: sliding_window works on single texts; use truncate with a text pair"
             )
         for name, ds in dsd.items():
-            require_columns(
-                ds, {"text_column": text_col, "label_column": label_col}, hint=f" (split {name!r})"
-            )
+            require_columns(ds, {"text_column": text_col, "label_column": label_col}, hint=f" (split {name!r})")
         self.columns = {"text": text_col, "label": label_col, **({"text_pair": pair_col} if pair_col else {})}
         hash_cols = [c for c in (text_col, pair_col, label_col) if c]
         splits = make_splits(dsd, spec, strata_of=lambda ds: ds[label_col], hash_columns=hash_cols)
@@ -66,8 +63,7 @@ class SequenceClassification(Task):
             names = given or list(feature.names)
             if len(names) != feature.num_classes:
                 raise RecipeError(
-                    f"dataset.label_names has {len(names)} names but the dataset has "
-                    f"{feature.num_classes} classes"
+                    f"dataset.label_names has {len(names)} names but the dataset has {feature.num_classes} classes"
                 )
             to_id = {i: i for i in range(feature.num_classes)}
         elif given and all(isinstance(v, int) for v in values):
@@ -117,9 +113,7 @@ class SequenceClassification(Task):
 
         def encode(batch: dict[str, list[Any]]) -> dict[str, Any]:
             if not sliding:
-                enc = tokenizer(
-                    batch[text], batch[pair] if pair else None, truncation=True, max_length=pre.max_length
-                )
+                enc = tokenizer(batch[text], batch[pair] if pair else None, truncation=True, max_length=pre.max_length)
                 enc["labels"] = batch["labels"]
                 return enc
             enc = tokenizer(
@@ -184,9 +178,7 @@ class SequenceClassification(Task):
         assert self.label_names is not None and self.recipe.metrics is not None
         majority = Counter(splits.train["labels"]).most_common(1)[0][0]
         refs = splits.test["labels"]
-        scores = classification_scores(
-            [majority] * len(refs), refs, self.recipe.metrics, len(self.label_names)
-        )
+        scores = classification_scores([majority] * len(refs), refs, self.recipe.metrics, len(self.label_names))
         scores["predicts"] = self.label_names[majority]  # type: ignore[assignment]
         return scores
 
@@ -201,9 +193,7 @@ class SequenceClassification(Task):
             total = len(splits.train)
             weights = [total / (n * counts[i]) if counts[i] else 0.0 for i in range(n)]
         elif len(weights) != n:
-            raise RecipeError(
-                f"class_weights has {len(weights)} values but there are {n} labels {self.label_names}"
-            )
+            raise RecipeError(f"class_weights has {len(weights)} values but there are {n} labels {self.label_names}")
         splits.info["class_weights"] = [round(w, 6) for w in weights]
         import torch
 
@@ -239,9 +229,7 @@ class SequenceClassification(Task):
                 return_tensors="pt",
             )
         else:
-            enc = tokenizer(
-                inputs, truncation=True, max_length=pre.max_length, padding=True, return_tensors="pt"
-            )
+            enc = tokenizer(inputs, truncation=True, max_length=pre.max_length, padding=True, return_tensors="pt")
         model.eval()
         with torch.no_grad():
             return model(**enc.to(model.device)).logits.float().cpu()
