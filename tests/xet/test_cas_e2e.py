@@ -317,3 +317,21 @@ def test_token_route_accepts_quoted_revisions(server, alice, api, repo_factory) 
     assert r.status_code == 200
     claims = r.json()["accessToken"]
     assert claims and int(r.json()["exp"]) > time.time() + 3600
+
+
+@pytest.mark.slow
+def test_large_file_spans_several_xorbs(server, alice, repo_factory, blob) -> None:
+    """140 MiB → at least 3 xorbs; float32 data so byte-grouping (BG4) chunks appear too."""
+    import numpy as np
+
+    repo = repo_factory("large")
+    rng = np.random.default_rng(12)
+    data = rng.standard_normal(140 * 1024 * 1024 // 4).astype("float32").tobytes()
+    upload_in_fresh_client(alice.token, blob(data, "big.bin"), "big.bin", repo)
+    st = stats(server.endpoint, alice.token, repo)
+    assert st["xorbs_inserted"] >= 3, st
+    assert download_in_fresh_client(alice.token, repo, "big.bin") == data
+    url = f"{server.endpoint}/{repo}/resolve/main/big.bin"
+    a, b = 64 * 1024 * 1024 - 1000, 64 * 1024 * 1024 + 5000  # across a xorb boundary
+    r = httpx.get(url, headers={"authorization": f"Bearer {alice.token}", "range": f"bytes={a}-{b}"})
+    assert r.status_code == 206 and r.content == data[a : b + 1]
