@@ -56,8 +56,8 @@ def _resolver(base: str, rev: str):  # noqa: ANN202
         parts = urlsplit(value.strip())
         if parts.scheme or parts.netloc or value.startswith(("#", "/")) or not parts.path:
             return value
-        path = posixpath.normpath(parts.path.lstrip("./") or parts.path)
-        if path.startswith(".."):
+        path = posixpath.normpath(parts.path)
+        if path.startswith(("..", "/")) or path == ".":
             return None
         if tag == "a":
             return f"{base}/blob/{qrev}/{quote(path)}" + (f"#{parts.fragment}" if parts.fragment else "")
@@ -73,8 +73,8 @@ def sanitize(html: str, *, attribute_filter=None) -> str:  # noqa: ANN001
     attrs = {k: set(v) for k, v in nh3.ALLOWED_ATTRIBUTES.items()}
     for k, v in EXTRA_ATTRS.items():
         attrs[k] = attrs.get(k, set()) | v
-    return nh3.clean(html, tags=tags, attributes=attrs, url_schemes=URL_SCHEMES,
-                     link_rel="noopener noreferrer nofollow", attribute_filter=attribute_filter, strip_comments=True)
+    return nh3.clean(html, tags=tags, attributes=attrs, url_schemes=URL_SCHEMES, strip_comments=True,
+                     link_rel="noopener noreferrer nofollow", attribute_filter=attribute_filter)
 
 
 def render_markdown(text: str, *, base: str = "", rev: str = "main") -> tuple[str, list[str]]:

@@ -1,0 +1,122 @@
+"""The viewer's readers: only the row groups or first lines a page needs; configs and splits."""
+
+from __future__ import annotations
+
+import io
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from cove.storage.git_repos import Entry
+from cove.web import datafiles
+from cove.web.viewer import discover
+
+
+class Counting:
+    """A RangeReader-backed file that counts the bytes it hands out."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data, self.read = data, 0
+
+    def open(self):  # noqa: ANN201
+        def rng(start: int, end: int) -> bytes:
+            self.read += end - start
+            return self.data[start:end]
+
+        return io.BufferedReader(datafiles.RangeReader(len(self.data), rng), buffer_size=4096)
+
+
+def _parquet(n: int, group: int) -> bytes:
+    t = pa.table({"i": list(range(n)), "s": [f"row {i} " + "x" * 200 for i in range(n)]})
+    buf = io.BytesIO()
+    pq.write_table(t, buf, row_group_size=group, compression="none")
+    return buf.getvalue()
+
+
+def test_parquet_reads_only_the_row_groups_of_the_page():
+    data = _parquet(5000, 500)
+    f = Counting(data)
+    rows = datafiles.parquet_rows([f.open], offset=2490, limit=20)
+    assert [r[0] for r in rows.rows] == list(range(2490, 2510))
+    assert rows.total == 5000 and rows.more
+    assert rows.columns == [("i", "int64"), ("s", "string")]
+    assert f.read < len(data) / 3  # two row groups of ten, plus the footer
+
+
+def test_parquet_pages_across_files():
+    a, b = Counting(_parquet(30, 10)), Counting(_parquet(30, 10))
+    rows = datafiles.parquet_rows([a.open, b.open], offset=25, limit=10)
+    assert [r[0] for r in rows.rows] == [25, 26, 27, 28, 29, 0, 1, 2, 3, 4]
+    assert rows.total == 60
+
+
+def test_csv_reads_only_the_first_lines():
+    body = b"a,b\n" + b"".join(b"%d,%s\n" % (i, b"y" * 100) for i in range(200_000))
+    f = Counting(body)
+    rows = datafiles.text_rows("csv", [f.open], offset=50, limit=25)
+    assert [r[0] for r in rows.rows] == list(range(50, 75))
+    assert rows.columns == [("a", "int64"), ("b", "string")]
+    assert rows.more and rows.total is None
+    assert f.read < 64 * 1024
+
+
+def test_jsonl_nested_values_and_end_of_file():
+    body = b"".join(b'{"t": "v%d", "meta": {"k": %d}, "n": null}\n' % (i, i) for i in range(30))
+    rows = datafiles.text_rows("jsonl", [lambda: io.BytesIO(body)], offset=20, limit=25)
+    assert len(rows.rows) == 10 and not rows.more and rows.total == 30
+    assert rows.rows[0][:2] == ["v20", '{"k": 20}']
+    assert dict(rows.columns)["meta"].startswith("struct")
+
+
+def test_json_array_file():
+    body = b'[{"a": 1}, {"a": 2}, {"a": 3}]'
+    rows = datafiles.text_rows("jsonl", [lambda: io.BytesIO(body)], offset=1, limit=1)
+    assert rows.rows == [[2]] and rows.total == 3 and rows.more
+
+
+def test_long_cells_and_bytes_are_shortened():
+    assert datafiles.cell("x" * 1000).endswith("…")
+    assert datafiles.cell(b"\x00" * 10) == "<10 bytes>"
+
+
+def _e(path: str) -> Entry:
+    return Entry(path, "file", "0" * 40, 1)
+
+
+def test_splits_from_file_names():
+    entries = [
+        _e("README.md"),
+        _e("data/train-00000.parquet"),
+        _e("data/train-00001.parquet"),
+        _e("data/test.csv"),
+        _e("data/validation.jsonl"),
+        _e("extra/notes.txt"),
+    ]
+    (cfg,) = discover({}, entries)
+    assert cfg.name == "default"
+    assert [(s.name, [e.path for e in s.files]) for s in cfg.splits] == [
+        ("train", ["data/train-00000.parquet", "data/train-00001.parquet"]),
+        ("validation", ["data/validation.jsonl"]),
+        ("test", ["data/test.csv"]),
+    ]
+
+
+def test_configs_from_the_card():
+    meta = {
+        "configs": [
+            {
+                "config_name": "en",
+                "data_files": [
+                    {"split": "train", "path": "en/train-*"},
+                    {"split": "test", "path": "en/test.csv"},
+                ],
+            },
+            {"config_name": "fr", "data_files": "fr/*.jsonl"},
+        ]
+    }
+    entries = [_e("en/train-0.csv"), _e("en/train-1.csv"), _e("en/test.csv"), _e("fr/a.jsonl")]
+    configs = discover(meta, entries)
+    assert [(c.name, [(s.name, len(s.files)) for s in c.splits]) for c in configs] == [
+        ("en", [("train", 2), ("test", 1)]),
+        ("fr", [("train", 1)]),
+    ]
