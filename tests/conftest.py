@@ -22,13 +22,13 @@ import pytest
 _ROOT = Path(tempfile.mkdtemp(prefix="cove-test-"))
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-PORT = _free_port()
+PORT = free_port()
 ENDPOINT = f"http://127.0.0.1:{PORT}"
 DATA = _ROOT / "data"
 os.environ.update(
@@ -81,22 +81,39 @@ def _wait(endpoint: str, proc: subprocess.Popen, log: Path) -> None:
     raise RuntimeError(f"cove serve did not start:\n{log.read_text()[-4000:]}")
 
 
+def start_server(data: Path, port: int, **env: str) -> Server:
+    """Start `cove serve` on `port` with its own data folder; the caller stops it (`stop_server`)."""
+    data.mkdir(parents=True, exist_ok=True)
+    log = data.parent / f"server-{port}.log"
+    full_env = {**SERVER_ENV, "COVE_DATA": str(data), "COVE_PORT": str(port), **env}
+    with open(log, "wb") as fh:
+        proc = subprocess.Popen([sys.executable, "-m", "cove", "serve", "--log-level", "warning"], env=full_env,
+                                stdout=fh, stderr=subprocess.STDOUT)
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        _wait(endpoint, proc, log)
+    except BaseException:
+        stop_server(proc)
+        raise
+    return Server(endpoint, data, proc, log)
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 @pytest.fixture(scope="session")
 def server() -> Server:
-    DATA.mkdir(parents=True, exist_ok=True)
-    log = _ROOT / "server.log"
-    with open(log, "wb") as fh:
-        proc = subprocess.Popen([sys.executable, "-m", "cove", "serve", "--log-level", "warning"], env=SERVER_ENV,
-                                stdout=fh, stderr=subprocess.STDOUT)
+    srv = start_server(DATA, PORT)
     try:
-        _wait(ENDPOINT, proc, log)
-        yield Server(ENDPOINT, DATA, proc, log)
+        yield srv
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_server(srv.proc)
 
 
 def _make_user(name: str) -> User:
