@@ -244,16 +244,10 @@ def _add_routes(prefix: str, repo_type: str) -> None:
         return GitCGIResponse(cgi_env(bk, target, request, "/git-receive-pack", write=True), after=after,
                               finish_on_disconnect=True)
 
-    async def locks_verify(ns: str, name: str, request: Request, bk: Bk) -> Response:
-        # Cove has no file locking; git-lfs asks before every push, so answer "no locks" to writers.
-        target = await run_in_threadpool(authorize, bk, repo_type, ns, name,
-                                         request.headers.get("authorization"), write=True)
-        if isinstance(target, Response):
-            msg = target.body.decode().strip()  # type: ignore[union-attr]
-            headers = {"LFS-Authenticate": 'Basic realm="Cove"'} if target.status_code == 401 else {}
-            return JSONResponse({"message": msg}, status_code=target.status_code, headers=headers,
-                                media_type="application/vnd.git-lfs+json")
-        return JSONResponse({"ours": [], "theirs": [], "next_cursor": ""},
+    async def locks_verify(ns: str, name: str) -> Response:
+        # Cove has no file locking. git-lfs asks before every push; 501 makes it turn lock
+        # verification off for this remote quietly (a 200 or a 404 would print advice on each push).
+        return JSONResponse({"message": "File locking is not supported by Cove"}, status_code=501,
                             media_type="application/vnd.git-lfs+json")
 
     base = f"{prefix}/{{ns}}/{{name}}"

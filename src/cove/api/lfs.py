@@ -74,7 +74,10 @@ def _batch(repo_type: str, ns: str, name: str, body: dict, bk, authorization: st
                 actions: dict[str, Any] = {
                     "upload": {"href": href, "expires_in": uploads.URL_TTL},
                     "verify": {"href": f"{e}/{prefix}{ns}/{name}.git/info/lfs/objects/verify",
-                               "expires_in": uploads.URL_TTL},
+                               "expires_in": uploads.URL_TTL,
+                               # git-lfs sends no credentials of its own with an action of an
+                               # "authenticated" object: the verify call carries the batch caller's.
+                               **({"header": {"Authorization": authorization}} if authorization else {})},
                 }
                 if size > uploads.MULTIPART_THRESHOLD and "multipart" in transfers:
                     n = math.ceil(size / uploads.PART_SIZE)
