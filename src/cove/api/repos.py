@@ -125,6 +125,17 @@ def _runtime() -> dict:
             "storage": None, "gcTimeout": None, "replicas": {"requested": 1}, "devMode": False, "domains": []}
 
 
+# Before the generic `/api/{plural}/{ns}/{name}` route, which would otherwise catch it.
+@router.get("/api/users/{user}/likes")
+def user_likes(user: str, bk: Bk, actor: CurrentActor) -> list[dict]:
+    with bk.db.session() as db:
+        out = []
+        for repo, created in likes.liked_by(db, user):
+            if access.can_read(db, actor, repo):
+                out.append({"createdAt": iso(created), "repo": {"name": repo.repo_id, "type": repo.type}})
+        return out
+
+
 @router.get("/api/{plural}/{ns}/{name}")
 def repo_info(plural: str, ns: str, name: str, bk: Bk, actor: CurrentActor,
               expand: Annotated[list[str] | None, Query()] = None, blobs: bool = False) -> dict:
@@ -164,17 +175,6 @@ def unlike(plural: str, ns: str, name: str, bk: Bk, actor: CurrentActor) -> dict
 def likers(plural: str, ns: str, name: str, bk: Bk, actor: CurrentActor) -> list[dict]:
     with bk.db.session() as db:
         repo = access.readable_repo(db, actor, repo_type_of(plural), f"{ns}/{name}")
-        return [{"user": u, "type": "user"} for u in likes.likers(db, repo)]
-
-
-@router.get("/api/users/{user}/likes")
-def user_likes(user: str, bk: Bk, actor: CurrentActor) -> list[dict]:
-    with bk.db.session() as db:
-        out = []
-        for repo, created in likes.liked_by(db, user):
-            if access.can_read(db, actor, repo):
-                out.append({"createdAt": iso(created), "repo": {"name": repo.repo_id, "type": repo.type}})
-        return out
-
-
-
+        avatar = f"{bk.settings.public_endpoint}/avatars/{{}}.svg"
+        return [{"user": u, "fullname": f, "type": "user", "avatarUrl": avatar.format(u)}
+                for u, f in likes.likers(db, repo)]

@@ -32,7 +32,7 @@ def _listing(repo_type: str, plural: str, request: Request, bk, actor, search_te
             items.append(repo_info_json(repo, sha=repo.sha, siblings=[] if full else None, expand=expand,
                                         full=bool(full), card=bool(card_data or full)))
     headers = {"X-Total-Count": str(count)}
-    if len(rows) > page_size and not limit:
+    if len(rows) > page_size:  # `limit` is the page size; the client stops reading after `limit` items
         params = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
         params.append(("cursor", str(cursor + page_size)))
         headers["Link"] = f'<{bk.settings.public_endpoint}/api/{plural}?{urlencode(params)}>; rel="next"'

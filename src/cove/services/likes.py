@@ -27,9 +27,11 @@ def unlike(db: Session, actor: Actor, repo: Repo) -> None:
         repo.likes = max(0, (repo.likes or 0) - 1)
 
 
-def likers(db: Session, repo: Repo) -> list[str]:
-    q = select(Namespace.name).join(Like, Like.user_id == Namespace.id).where(Like.repo_pk == repo.id)
-    return list(db.scalars(q))
+def likers(db: Session, repo: Repo) -> list[tuple[str, str]]:
+    """(user name, full name) of each user who likes the repo."""
+    q = (select(Namespace.name, Namespace.fullname).join(Like, Like.user_id == Namespace.id)
+         .where(Like.repo_pk == repo.id))
+    return [(n, f or n) for n, f in db.execute(q)]
 
 
 def liked_by(db: Session, user: str) -> list[tuple[Repo, object]]:

@@ -1,0 +1,189 @@
+"""Search with the stock client against a live Cove: filters, sorts, likes, downloads, Link pagination
+(issue 2, item 3). Each test tags its repos with a unique marker so other tests' repos cannot interfere."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+import httpx
+import pytest
+from huggingface_hub import hf_hub_download
+from huggingface_hub.utils import paginate
+
+from tests.conftest import ENDPOINT
+
+
+def _card(marker: str, *, pipeline: str = "text-classification", library: str = "transformers",
+          language: str = "en", license: str = "mit", datasets: tuple[str, ...] = (), extra: str = "") -> bytes:
+    lines = ["---", f"pipeline_tag: {pipeline}", f"library_name: {library}", f"language: {language}",
+             f"license: {license}", f"tags: [{marker}]"]
+    if datasets:
+        lines.append(f"datasets: [{', '.join(datasets)}]")
+    return ("\n".join(lines) + f"\n---\n# {marker} model {extra}\n").encode()
+
+
+def _model(api, repo_factory, marker: str, name: str, owner: str | None = None, **card) -> str:  # noqa: ANN001
+    repo_id = repo_factory(f"{marker}-{name}", owner=owner)
+    api.upload_file(path_or_fileobj=_card(marker, extra=name, **card), path_in_repo="README.md", repo_id=repo_id)
+    api.upload_file(path_or_fileobj=json.dumps({"model_type": "bert"}).encode(), path_in_repo="config.json",
+                    repo_id=repo_id)
+    return repo_id
+
+
+def _download(repo_id: str, n: int, token: str, cache) -> None:  # noqa: ANN001
+    for _ in range(n):  # each hf_hub_download sends one counted HEAD of the query file (config.json)
+        hf_hub_download(repo_id, "config.json", cache_dir=cache, token=token)
+
+
+@pytest.fixture
+def marker() -> str:
+    return f"srch{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def three(api, repo_factory, marker, alice, tmp_path) -> dict[str, str]:
+    """Three text-classification models, created in order a, b, c, with 3, 5 and 1 downloads."""
+    repos = {}
+    repos["a"] = _model(api, repo_factory, marker, "a", license="apache-2.0", datasets=("alice/tweets",))
+    time.sleep(0.01)
+    repos["b"] = _model(api, repo_factory, marker, "b", language="fr")
+    time.sleep(0.01)
+    repos["c"] = _model(api, repo_factory, marker, "c", library="peft", pipeline="text-generation")
+    for key, n in (("a", 3), ("b", 5), ("c", 1)):
+        _download(repos[key], n, alice.token, tmp_path / "dl")
+    return repos
+
+
+def _ids(items) -> list[str]:  # noqa: ANN001
+    return [m.id for m in items]
+
+
+def test_downloads_sort_and_the_seed_queries(api, three, marker) -> None:
+    a, b, c = three["a"], three["b"], three["c"]
+    assert api.model_info(b).downloads == 5 and api.model_info(c).downloads == 1
+    # `direction` is gone from huggingface_hub 2.x: sort=downloads is descending.
+    top = list(api.list_models(filter="text-classification", sort="downloads", limit=10))
+    assert len(top) <= 10 and all(m.pipeline_tag == "text-classification" for m in top)
+    downloads = [m.downloads for m in top]
+    assert downloads == sorted(downloads, reverse=True)
+    mine = [m.id for m in top if m.id in (a, b)]
+    assert mine == [b, a]
+    scoped = list(api.list_models(filter=["text-classification", marker], sort="downloads"))
+    assert _ids(scoped) == [b, a] and [m.downloads for m in scoped] == [5, 3]
+    assert _ids(api.list_models(filter=marker, sort="downloads")) == [b, a, c]
+
+    # Older clients send direction: -1 is descending, 1 ascending.
+    for direction, want in (("-1", [b, a, c]), ("1", [c, a, b])):
+        r = httpx.get(f"{ENDPOINT}/api/models", params={"filter": marker, "sort": "downloads",
+                                                          "direction": direction})
+        assert [m["id"] for m in r.json()] == want, direction
+
+
+def test_filters_author_and_search(api, repo_factory, acme, three, marker) -> None:
+    a, b, c = three["a"], three["b"], three["c"]
+    org = _model(api, repo_factory, marker, "org", owner="acme")
+
+    def ids(**kw) -> set[str]:  # noqa: ANN003
+        flt = kw.pop("filter", [])
+        return set(_ids(api.list_models(filter=[marker, *([flt] if isinstance(flt, str) else flt)], **kw)))
+
+    assert ids() == {a, b, c, org}
+    assert ids(author="acme") == {org} and ids(author="alice") == {a, b, c}
+    assert ids(search=f"{marker}-b") == {b}
+    assert ids(filter="peft") == {c} and ids(filter="transformers") == {a, b, org}
+    assert ids(filter="fr") == {b}
+    assert ids(filter="license:apache-2.0") == {a}
+    assert ids(filter="dataset:alice/tweets") == {a}
+    assert ids(trained_dataset="alice/tweets") == {a}
+    assert ids(filter="text-generation") == {c} and ids(pipeline_tag="text-generation") == {c}
+    assert ids(filter=["text-classification", "license:mit"]) == {b, org}
+
+    full = next(iter(api.list_models(filter=marker, search=f"{marker}-a", cardData=True)))
+    assert full.card_data.license == "apache-2.0" and full.card_data.datasets == ["alice/tweets"]
+    expanded = next(iter(api.list_models(filter=marker, search=f"{marker}-a", expand=["downloads", "likes"])))
+    assert expanded.downloads == 3 and expanded.likes == 0 and expanded.pipeline_tag is None
+
+    # Private repos of others stay out of listings and counts.
+    secret = _model(api, repo_factory, marker, "secret")
+    api.update_repo_settings(secret, private=True)
+    assert secret in ids()
+    from huggingface_hub import HfApi
+
+    anon = HfApi(endpoint=ENDPOINT, token=False)
+    assert secret not in _ids(anon.list_models(filter=marker))
+    r = httpx.get(f"{ENDPOINT}/api/models", params={"filter": marker})
+    assert r.headers["X-Total-Count"] == "4"
+
+
+def test_likes_and_date_sorts(api, bob_api, alice, bob, three, marker) -> None:
+    a, b, c = three["a"], three["b"], three["c"]
+
+    def like(repo_id: str, token: str) -> None:  # huggingface_hub 2.x has unlike() but no like()
+        r = httpx.post(f"{ENDPOINT}/api/models/{repo_id}/like", headers={"authorization": f"Bearer {token}"})
+        assert r.status_code == 200, r.text
+
+    like(c, alice.token)
+    like(c, bob.token)
+    like(a, bob.token)
+    like(a, bob.token)  # idempotent
+    assert _ids(api.list_models(filter=marker, sort="likes")) == [c, a, b]
+    assert api.model_info(c).likes == 2
+    assert {u.username for u in api.list_repo_likers(c)} == {"alice", "bob"}
+    liked = bob_api.list_liked_repos("bob")
+    assert {a, c} <= set(liked.models)
+
+    bob_api.unlike(c)
+    bob_api.unlike(c)  # idempotent
+    api.unlike(c)
+    assert api.model_info(c).likes == 0
+    assert _ids(api.list_models(filter=marker, sort="likes"))[0] == a
+
+    assert _ids(api.list_models(filter=marker, sort="created_at")) == [c, b, a]
+    time.sleep(0.01)
+    api.upload_file(path_or_fileobj=b"touch", path_in_repo="notes.txt", repo_id=a)
+    assert _ids(api.list_models(filter=marker, sort="last_modified")) == [a, c, b]
+    info = api.model_info(a)
+    assert info.last_modified > api.model_info(c).last_modified > info.created_at
+
+
+def test_link_pagination(api, alice, three, marker) -> None:
+    a, b, c = three["a"], three["b"], three["c"]
+    headers = {"authorization": f"Bearer {alice.token}"}
+    first = httpx.get(f"{ENDPOINT}/api/models", params={"filter": marker, "sort": "createdAt", "limit": 2},
+                      headers=headers)
+    assert [m["id"] for m in first.json()] == [c, b]
+    nxt = first.links["next"]["url"]
+    assert nxt.startswith(f"{ENDPOINT}/api/models?")  # absolute, as the client requires
+    second = httpx.get(nxt, headers=headers)
+    assert [m["id"] for m in second.json()] == [a] and "next" not in second.links
+    # The client's own paginator follows the Link headers through every page.
+    items = list(paginate(f"{ENDPOINT}/api/models", params={"filter": marker, "sort": "createdAt", "limit": 1},
+                          headers=headers))
+    assert [m["id"] for m in items] == [c, b, a]
+    # list_models(limit=...) reads only what it needs.
+    assert _ids(api.list_models(filter=marker, sort="createdAt", limit=2)) == [c, b]
+
+
+def test_list_datasets_finance(api, repo_factory, marker) -> None:
+    made = []
+    for i, extra in enumerate(("finance", "finance", "sports")):
+        repo_id = repo_factory(f"{marker}-ds{i}", repo_type="dataset")
+        card = (f"---\nlicense: mit\nlanguage: [en]\ntask_categories: [text-classification]\n"
+                f"tags: [{extra}, {marker}]\n---\n# data\n")
+        api.upload_file(path_or_fileobj=card.encode(), path_in_repo="README.md", repo_id=repo_id,
+                        repo_type="dataset")
+        api.upload_file(path_or_fileobj=b"text,label\nup,1\n", path_in_repo="train.csv", repo_id=repo_id,
+                        repo_type="dataset")
+        made.append(repo_id)
+    top = list(api.list_datasets(filter="finance", limit=5))
+    assert 2 <= len(top) <= 5 and all("finance" in d.tags for d in top)
+    assert {made[0], made[1]} <= set(_ids(top)) or len(top) == 5
+    assert set(_ids(api.list_datasets(filter=[marker, "finance"]))) == set(made[:2])
+    assert set(_ids(api.list_datasets(filter=marker, language="en", task_categories="text-classification"))) \
+        == set(made)
+    assert _ids(api.list_datasets(filter=marker, search=f"{marker}-ds2")) == [made[2]]
+    assert set(_ids(api.list_datasets(filter=[marker, "license:mit", "format:csv"]))) == set(made)
+    # A model filter does not leak into datasets.
+    assert list(api.list_models(filter=marker)) == []
