@@ -13,6 +13,7 @@ _MODULES = (
     "cove.api.xet",
     "cove.api.cas",
     "cove.api.repos",
+    "cove.api.gating",
     "cove.api.search",
     "cove.api.refs",
     "cove.api.commits",

@@ -12,7 +12,7 @@ from cove.api.ranges import parse_range
 from cove.api.shapes import PLURAL, PREFIX, entry_json
 from cove.deps import Bk, CurrentActor, repo_type_of
 from cove.errors import BadRequest
-from cove.services import access, downloads, files
+from cove.services import access, downloads, files, gating
 from cove.services.paths import clean_path, split_rev_path
 
 router = APIRouter()
@@ -126,6 +126,8 @@ def _resolve(repo_type: str, ns: str, name: str, rev: str, path: str, request: R
     head = request.method == "HEAD"
     with bk.db.session() as db:
         repo = access.readable_repo(db, actor, repo_type, f"{ns}/{name}")
+        if repo.gated:
+            gating.require_file_access(db, actor, repo, path, bk.settings.public_endpoint)
         sha = files.resolve_revision(bk, repo, rev)
         entry = files.get_entry(bk, repo, sha, path)
         if entry.type != "file":

@@ -160,3 +160,17 @@ class WebSession(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("namespaces.id", ondelete="CASCADE"))
     csrf: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class AccessRequest(Base):
+    """A user's request for access to a gated repo (auto-accepted when gating is "auto")."""
+
+    __tablename__ = "access_requests"
+    __table_args__ = (UniqueConstraint("repo_pk", "user_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    repo_pk: Mapped[int] = mapped_column(ForeignKey("repos.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("namespaces.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | accepted | rejected
+    fields: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    user: Mapped[Namespace] = relationship()

@@ -3,6 +3,7 @@
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
+import cove.db.xet_tables  # noqa: F401  (registers the Xet index tables on Base)
 from cove.db.tables import Base
 
 config = context.config
