@@ -25,7 +25,8 @@ def test_gated_repo_needs_access(api, bob_api, anon_api, repo_factory, cache_dir
         hf_hub_download(repo_id, "config.json", cache_dir=cache_dir, token=bob_api.token)
     assert anon_api.repo_exists(repo_id)
 
-    ask = httpx.post(f"{ENDPOINT}/api/models/{repo_id}/ask-access", headers={"authorization": f"Bearer {bob_api.token}"})
+    bob_auth = {"authorization": f"Bearer {bob_api.token}"}
+    ask = httpx.post(f"{ENDPOINT}/api/models/{repo_id}/ask-access", headers=bob_auth)
     assert ask.json() == {"status": "pending"}
     assert [r.username for r in api.list_pending_access_requests(repo_id)] == ["bob"]
     api.accept_access_request(repo_id, "bob")
