@@ -80,8 +80,6 @@ def upload_with_hf_xet(server: CaptureServer, payloads: list[bytes]) -> list[obj
     import hf_xet
 
     session = hf_xet.XetSession()
-    with session.new_upload_commit(
-        token_refresh_url=server.url + "/token", token_refresh_headers={}
-    ) as commit:
+    with session.new_upload_commit(token_refresh_url=server.url + "/token", token_refresh_headers={}) as commit:
         handles = [commit.start_upload_bytes(p, sha256=hf_xet.COMPUTE_SHA256) for p in payloads]
     return [h.result().xet_info for h in handles]

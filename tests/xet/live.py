@@ -53,9 +53,7 @@ def upload_in_fresh_client(
     )
 
 
-def download_in_fresh_client(
-    token: str, repo_id: str, filename: str, repo_type: str = "model", **env: str
-) -> bytes:
+def download_in_fresh_client(token: str, repo_id: str, filename: str, repo_type: str = "model", **env: str) -> bytes:
     out = subprocess.run(
         [sys.executable, "-c", _DOWNLOAD, repo_id, filename, repo_type],
         env=fresh_client_env(token, **env),

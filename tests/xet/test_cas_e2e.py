@@ -52,9 +52,7 @@ def test_upload_download_roundtrip(server, alice, api, repo_factory, blob, tmp_p
     xet_hash = head.headers["x-xet-hash"]
     assert hashes.is_hash_hex(xet_hash)
     assert head.headers["x-linked-size"] == str(len(data))
-    assert 'rel="xet-auth"' in head.headers["link"] and head.headers["link"].startswith(
-        f"<{server.endpoint}/"
-    )
+    assert 'rel="xet-auth"' in head.headers["link"] and head.headers["link"].startswith(f"<{server.endpoint}/")
     (entry,) = [e for e in api.list_repo_tree(repo) if e.path == "weights.bin"]
     assert entry.xet_hash == xet_hash and entry.lfs.sha256 == hashes.sha256_hex(data)
 
@@ -70,9 +68,7 @@ def test_upload_download_roundtrip(server, alice, api, repo_factory, blob, tmp_p
         assert r.headers["content-range"] == f"bytes {a}-{b}/{len(data)}"
 
 
-def test_download_without_xet_uses_plain_resolve(
-    server, alice, api, repo_factory, blob, monkeypatch, tmp_path
-) -> None:
+def test_download_without_xet_uses_plain_resolve(server, alice, api, repo_factory, blob, monkeypatch, tmp_path) -> None:
     repo = repo_factory("xet-plain")
     data = _random(3 * MB, 3)
     api.upload_file(path_or_fileobj=blob(data), path_in_repo="a.bin", repo_id=repo)  # through Xet
@@ -83,9 +79,7 @@ def test_download_without_xet_uses_plain_resolve(
     path = hf_hub_download(repo, "a.bin", token=alice.token, cache_dir=tmp_path / "c2")
     with open(path, "rb") as fh:
         assert fh.read() == data
-    assert (
-        stats(server.endpoint, alice.token, repo).get("reconstructions", 0) == 0
-    )  # served by GET /resolve itself
+    assert stats(server.endpoint, alice.token, repo).get("reconstructions", 0) == 0  # served by GET /resolve itself
 
 
 def test_dedup_second_repo_transfers_no_chunks(server, alice, repo_factory, blob) -> None:
@@ -204,9 +198,7 @@ def test_shard_with_unknown_xorb_rejected(server, alice, repo_factory) -> None:
     assert r.status_code == 200 and events[-1]["type"] == "error" and not events[-1]["retryable"]
     # now upload the xorb; a wrong file hash is still refused, the right one accepted
     _, xbody = xorb.serialize_xorb([data])
-    assert httpx.post(
-        f"{base}/v1/xorbs/default/{hashes.hash_to_hex(xh)}", content=xbody, headers=auth
-    ).is_success
+    assert httpx.post(f"{base}/v1/xorbs/default/{hashes.hash_to_hex(xh)}", content=xbody, headers=auth).is_success
     wrong = shard.FileEntry(b"\x01" * 32, f.terms, f.verification, f.sha256)
     r = httpx.post(f"{base}/v1/shards", content=shard.serialize_shard([wrong], [], full=False), headers=auth)
     assert r.status_code == 400 and "does not match" in r.text
@@ -245,9 +237,7 @@ def test_token_refusals(server, alice, bob, repo_factory) -> None:
     assert r.status_code == 403
 
 
-def test_private_reconstruction_refused_to_outsiders(
-    server, alice, bob, api, bob_api, repo_factory, blob
-) -> None:
+def test_private_reconstruction_refused_to_outsiders(server, alice, bob, api, bob_api, repo_factory, blob) -> None:
     private = repo_factory("secret", private=True)
     data = _random(2 * MB, 9)
     api.upload_file(path_or_fileobj=blob(data), path_in_repo="s.bin", repo_id=private)
@@ -335,3 +325,39 @@ def test_large_file_spans_several_xorbs(server, alice, repo_factory, blob) -> No
     a, b = 64 * 1024 * 1024 - 1000, 64 * 1024 * 1024 + 5000  # across a xorb boundary
     r = httpx.get(url, headers={"authorization": f"Bearer {alice.token}", "range": f"bytes={a}-{b}"})
     assert r.status_code == 206 and r.content == data[a : b + 1]
+
+
+def test_upload_folder_and_snapshot_download(server, alice, api, repo_factory, tmp_path) -> None:
+    from huggingface_hub import snapshot_download
+
+    repo = repo_factory("folder")
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    files = {"a.bin": _random(2 * MB, 20), "sub/b.safetensors": _random(1 * MB, 21), "README.md": b"# hi\n"}
+    for name, data in files.items():
+        (src / name).write_bytes(data)
+    api.upload_folder(folder_path=src, repo_id=repo)
+    sha = api.repo_info(repo).sha
+    out = snapshot_download(repo, revision=sha, token=alice.token, cache_dir=tmp_path / "c")
+    for name, data in files.items():
+        with open(f"{out}/{name}", "rb") as fh:
+            assert fh.read() == data
+    infos = {e.path: e for e in api.get_paths_info(repo, list(files), revision=sha)}
+    assert infos["a.bin"].xet_hash and infos["sub/b.safetensors"].xet_hash and infos["README.md"].xet_hash is None
+    # a second hf_hub_download at the commit uses the tree cache (no HEAD) and the read-token route
+    path = hf_hub_download(
+        repo, "a.bin", revision=sha, token=alice.token, cache_dir=tmp_path / "c", force_download=True
+    )
+    with open(path, "rb") as fh:
+        assert fh.read() == files["a.bin"]
+
+
+def test_gated_repo_read_token_needs_access(server, alice, bob, api, repo_factory, blob) -> None:
+    repo = repo_factory("gated")
+    api.upload_file(path_or_fileobj=blob(_random(300_000, 30)), path_in_repo="g.bin", repo_id=repo)
+    api.update_repo_settings(repo, gated="manual")
+    if not api.repo_info(repo).gated:
+        pytest.skip("gating not available in this build")
+    assert xet_token(server.endpoint, alice.token, repo, "read").status_code == 200
+    assert xet_token(server.endpoint, bob.token, repo, "read").status_code == 403
+    assert xet_token(server.endpoint, None, repo, "read").status_code == 401

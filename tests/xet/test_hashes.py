@@ -58,9 +58,7 @@ def test_spec_vectors_zeros() -> None:
 def test_spec_vectors_mod251() -> None:
     d = digest_bytes(bytes(i % 251 for i in range(1_000_000)))
     assert [c.size for c in d.chunks] == [131072] * 7 + [82496]
-    assert (
-        hashes.hash_to_hex(d.file_hash) == "a6915bc7a3b8f6812da0990d510cc8228f8fe8d41d96c0678649c18122e4caf8"
-    )
+    assert hashes.hash_to_hex(d.file_hash) == "a6915bc7a3b8f6812da0990d510cc8228f8fe8d41d96c0678649c18122e4caf8"
     leaves = [(c.hash, c.size) for c in d.chunks]
     assert (
         hashes.hash_to_hex(hashes.xorb_hash(leaves))
@@ -93,8 +91,7 @@ def test_aggregated_hash_vectors() -> None:
     zero = [(hashes.ZERO_HASH, 0)]
     assert hashes.xorb_hash(zero) == hashes.ZERO_HASH
     assert (
-        hashes.hash_to_hex(hashes.file_hash(zero))
-        == "638a6bc391964a85939d48f008e8bdbae6a7975e7ca2d87a3ce2492f4e4d8a4c"
+        hashes.hash_to_hex(hashes.file_hash(zero)) == "638a6bc391964a85939d48f008e8bdbae6a7975e7ca2d87a3ce2492f4e4d8a4c"
     )
 
 

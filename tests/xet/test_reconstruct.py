@@ -45,9 +45,7 @@ def test_plan_shape(stored, real_upload) -> None:
     assert plan.offset_into_first_range == 5
     for t in plan.terms:
         # every term is contained in one merged fetch range of its xorb
-        assert any(
-            r.chunk_start <= t.chunk_start and t.chunk_end <= r.chunk_end for r in plan.fetches[t.xorb_hash]
-        )
+        assert any(r.chunk_start <= t.chunk_start and t.chunk_end <= r.chunk_end for r in plan.fetches[t.xorb_hash])
         table = tables[t.xorb_hash]
         assert t.unpacked_len == sum(c.uncompressed_len for c in table[t.chunk_start : t.chunk_end])
     for xh, ranges in plan.fetches.items():

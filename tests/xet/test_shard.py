@@ -30,9 +30,7 @@ def test_real_shard_consistent_with_real_xorbs(real_upload) -> None:
         tables[hashes.hex_to_hash(hex_hash)] = xorb.parse_xorb(body).chunks
     assert {x.xorb_hash for x in s.xorbs} == set(tables)
     for x in s.xorbs:
-        assert [(c.hash, c.size) for c in x.chunks] == [
-            (c.hash, c.uncompressed_len) for c in tables[x.xorb_hash]
-        ]
+        assert [(c.hash, c.size) for c in x.chunks] == [(c.hash, c.uncompressed_len) for c in tables[x.xorb_hash]]
     for f in s.files:
         leaves = []
         for term, vhash in zip(f.terms, f.verification or [], strict=True):

@@ -72,9 +72,7 @@ def test_parse_range(header, expected) -> None:
     assert parse_range(header, 100) == expected
 
 
-@pytest.mark.parametrize(
-    "header", ["bytes=100-", "bytes=5-2", "bytes=a-b", "items=0-1", "bytes=0-1,3-4", "bytes=-0"]
-)
+@pytest.mark.parametrize("header", ["bytes=100-", "bytes=5-2", "bytes=a-b", "items=0-1", "bytes=0-1,3-4", "bytes=-0"])
 def test_parse_range_unsatisfiable(header) -> None:
     with pytest.raises(RangeNotSatisfiable):
         parse_range(header, 100)

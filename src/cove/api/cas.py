@@ -54,9 +54,7 @@ async def _spool_body(request: Request, limit: int, counter: str, repo: str) -> 
 
 
 @router.post(P + "/v1/xorbs/{prefix}/{xorb_hash}")
-async def upload_xorb(
-    prefix: str, xorb_hash: str, request: Request, bk: Bk, authorization: Authorization = None
-):
+async def upload_xorb(prefix: str, xorb_hash: str, request: Request, bk: Bk, authorization: Authorization = None):
     claims = await run_in_threadpool(_claims, bk, authorization, write=True)
     length = request.headers.get("content-length")
     h = xet.check_xorb_upload(bk, prefix=prefix, xorb_hex=xorb_hash, length=int(length) if length else None)
@@ -66,9 +64,7 @@ async def upload_xorb(
             xet.count("xorb_bytes_received", len(block), repo=xet.repo_key(claims))
         xet.count("xorbs_existing", repo=xet.repo_key(claims))
         return {"was_inserted": False}
-    spool = await _spool_body(
-        request, xorb_format.MAX_XORB_SERIALIZED, "xorb_bytes_received", xet.repo_key(claims)
-    )
+    spool = await _spool_body(request, xorb_format.MAX_XORB_SERIALIZED, "xorb_bytes_received", xet.repo_key(claims))
     try:
         inserted = await run_in_threadpool(xet.store_xorb, bk, claims, xorb_hex=h, body=spool)
     finally:
@@ -117,9 +113,7 @@ async def upload_shard_v2(request: Request, bk: Bk, authorization: Authorization
 
 
 async def _read_shard(request: Request, claims: tokens.XetClaims) -> bytes:
-    spool = await _spool_body(
-        request, shard_format.MAX_SHARD_LEN, "shard_bytes_received", xet.repo_key(claims)
-    )
+    spool = await _spool_body(request, shard_format.MAX_SHARD_LEN, "shard_bytes_received", xet.repo_key(claims))
     try:
         return spool.read()
     finally:

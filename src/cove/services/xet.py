@@ -144,6 +144,8 @@ def issue_token(
         rev = "refs/pr/*" if create_pr and revision in ("None", "") else revision
     else:
         repo = access.readable_repo(db, actor, repo_type, repo_id)
+        if repo.gated:
+            _require_gate_access(db, bk, actor, repo)
         from cove.services.files import resolve_revision
 
         resolve_revision(bk, repo, revision)
@@ -151,6 +153,13 @@ def issue_token(
     exp = int(time.time()) + TOKEN_TTL
     claims = tokens.XetClaims(scope, repo_type, repo_id, repo.id, rev, actor.name, exp)
     return IssuedToken(tokens.sign_token(bk.settings.signing_secret, claims), exp, cas_url(bk))
+
+
+def _require_gate_access(db: Session, bk: Backends, actor: Actor, repo: Repo) -> None:
+    """A read token reaches every file of the repo, so a gated repo needs granted access."""
+    from cove.services import gating
+
+    gating.require_file_access(db, actor, repo, "", bk.settings.public_endpoint)
 
 
 def authenticate(db: Session, bk: Backends, authorization: str | None, *, write: bool) -> tokens.XetClaims:
@@ -208,8 +217,8 @@ def store_xorb(bk: Backends, claims: tokens.XetClaims, *, xorb_hex: str, body: B
         repo = db.get(Repo, claims.repo_pk)
         namespace = repo.namespace if repo else None
     if known:
+        # The body was not verified: do not record the uploader's namespace (that takes a valid shard).
         count("xorbs_existing", repo=repo_key(claims))
-        _add_scope(bk, [h], namespace)
         return False
     body.seek(0)
     try:
@@ -283,9 +292,7 @@ def _validate_shard(db: Session, parsed: shard.Shard, namespace: str) -> _TableC
         try:
             stored = tables(x.xorb_hash)
         except XetNotFound:
-            raise BadRequest(
-                f"Shard lists xorb {hashes.hash_to_hex(x.xorb_hash)} that was not uploaded"
-            ) from None
+            raise BadRequest(f"Shard lists xorb {hashes.hash_to_hex(x.xorb_hash)} that was not uploaded") from None
         if [(c.hash, c.size) for c in x.chunks] != [(c.hash, c.uncompressed_len) for c in stored]:
             raise BadRequest(f"Shard chunk list of xorb {hashes.hash_to_hex(x.xorb_hash)} does not match it")
     scoped = set(db.scalars(select(XetXorbScope.xorb_hash).where(XetXorbScope.namespace == namespace)))
@@ -425,9 +432,7 @@ def parse_range(header: str | None, size: int) -> tuple[int, int]:
     """``[start, end)`` of a single ``bytes=`` range (whole file without a header); 416 if unsatisfiable."""
     if not header:
         return 0, size
-    unsat = RangeNotSatisfiable(
-        f"Range {header[:100]!r} not satisfiable", headers={"Content-Range": f"bytes */{size}"}
-    )
+    unsat = RangeNotSatisfiable(f"Range {header[:100]!r} not satisfiable", headers={"Content-Range": f"bytes */{size}"})
     units, _, spec = header.partition("=")
     if units.strip().lower() != "bytes" or "," in spec:
         raise unsat
@@ -472,9 +477,7 @@ def readable_file(bk: Backends, claims: tokens.XetClaims, file_hex: str) -> File
     ensure_tables(bk)
     with bk.db.session() as db:
         linked = db.scalar(
-            select(LfsObject.oid)
-            .where(LfsObject.repo_pk == claims.repo_pk, LfsObject.xet_hash == fh)
-            .limit(1)
+            select(LfsObject.oid).where(LfsObject.repo_pk == claims.repo_pk, LfsObject.xet_hash == fh).limit(1)
         )
     record = file_record(bk, fh) if linked else None
     if record is None:
@@ -613,9 +616,7 @@ def stream_file(bk: Backends, xet_hex: str, start: int, end: int) -> Iterator[by
     return reconstruct.stream_plan(plan, open_xorb)
 
 
-def resolve_headers(
-    bk: Backends, *, repo_type: str, repo_id: str, commit: str, xet_hex: str
-) -> dict[str, str]:
+def resolve_headers(bk: Backends, *, repo_type: str, repo_id: str, commit: str, xet_hex: str) -> dict[str, str]:
     """Headers that switch a ``/resolve`` download to Xet: ``X-Xet-Hash`` and the read-token ``Link``."""
     route = f"{bk.settings.public_endpoint}/api/{repo_type}s/{repo_id}/xet-read-token/{commit}"
     return {"X-Xet-Hash": xet_hex, "Link": f'<{route}>; rel="xet-auth"'}

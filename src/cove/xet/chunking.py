@@ -42,9 +42,7 @@ def gear_table() -> np.ndarray:
     import hf_xet
 
     first = struct.pack("<Q", _TABLE_FIRST)
-    for lib in sorted(Path(hf_xet.__file__).parent.glob("*.so")) + sorted(
-        Path(hf_xet.__file__).parent.glob("*.pyd")
-    ):
+    for lib in sorted(Path(hf_xet.__file__).parent.glob("*.so")) + sorted(Path(hf_xet.__file__).parent.glob("*.pyd")):
         data = lib.read_bytes()
         pos = data.find(first)
         while pos >= 0:

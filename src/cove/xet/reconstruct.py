@@ -63,9 +63,7 @@ def check_terms(terms: Sequence[FileTerm], lookup: ChunkTableLookup) -> int:
     return size
 
 
-def plan_range(
-    terms: Sequence[FileTerm], lookup: ChunkTableLookup, start: int, end: int, file_size: int
-) -> Plan:
+def plan_range(terms: Sequence[FileTerm], lookup: ChunkTableLookup, start: int, end: int, file_size: int) -> Plan:
     """Plan the reconstruction of file bytes ``[start, end)``; ``0 <= start < end <= file_size``."""
     if not 0 <= start < end <= file_size:
         raise ReconstructionError(f"range [{start}, {end}) outside a file of {file_size} bytes")

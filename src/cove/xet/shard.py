@@ -14,9 +14,7 @@ from dataclasses import dataclass, field
 from cove.xet import hashes
 from cove.xet.errors import ShardFormatError
 
-TAG = b"HFRepoMetaData" + bytes(
-    [0, 85, 105, 103, 69, 106, 123, 129, 87, 131, 165, 189, 217, 92, 205, 209, 74, 169]
-)
+TAG = b"HFRepoMetaData" + bytes([0, 85, 105, 103, 69, 106, 123, 129, 87, 131, 165, 189, 217, 92, 205, 209, 74, 169])
 VERSION = 2
 HEADER_LEN = 48
 ENTRY_LEN = 48

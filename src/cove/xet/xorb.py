@@ -81,12 +81,7 @@ def parse_header(header: bytes) -> tuple[int, int, int]:
 
 
 def make_header(scheme: int, compressed_len: int, uncompressed_len: int) -> bytes:
-    return (
-        b"\x00"
-        + compressed_len.to_bytes(3, "little")
-        + bytes([scheme])
-        + uncompressed_len.to_bytes(3, "little")
-    )
+    return b"\x00" + compressed_len.to_bytes(3, "little") + bytes([scheme]) + uncompressed_len.to_bytes(3, "little")
 
 
 def bg4_split(data: bytes) -> bytes:
@@ -166,9 +161,7 @@ def _read_exact(stream: BinaryIO, n: int) -> bytes:
     return data
 
 
-def iter_records(
-    stream: BinaryIO, *, max_len: int = MAX_XORB_SERIALIZED
-) -> Iterator[tuple[int, int, int, bytes]]:
+def iter_records(stream: BinaryIO, *, max_len: int = MAX_XORB_SERIALIZED) -> Iterator[tuple[int, int, int, bytes]]:
     """Yield ``(offset, record_len, uncompressed_len, chunk_bytes)`` per record until EOF.
 
     Raises ``FooterReached`` (carrying the offset and the 8 bytes read) when a footer starts.
