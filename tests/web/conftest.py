@@ -158,11 +158,45 @@ def hub(alice) -> Hub:
             ],
             commit_message="Add data",
         )
+        extras = _neighbours(api, uuid.uuid4().hex[:6])
     finally:
         mp.undo()
     yield Hub(term, model, dataset, tag_sha, head_sha)
-    for repo_id, kind in ((model, "model"), (dataset, "dataset")):
+    for repo_id, kind in ((model, "model"), (dataset, "dataset"), *extras):
         api.delete_repo(repo_id, repo_type=kind, missing_ok=True)
+
+
+NEIGHBOURS = (
+    ("model", "gpt-mini", "pipeline_tag: text-generation\nlibrary_name: transformers\nlicense: mit"),
+    (
+        "model",
+        "ner-base",
+        "pipeline_tag: token-classification\nlibrary_name: transformers\nlicense: apache-2.0",
+    ),
+    (
+        "model",
+        "minilm-embed",
+        "pipeline_tag: sentence-similarity\nlibrary_name: sentence-transformers\nlicense: mit",
+    ),
+    ("dataset", "squad-mini", "task_categories: [question-answering]\nlicense: cc-by-sa-4.0\nlanguage: [en]"),
+    ("space", "demo", "sdk: gradio\nlicense: mit"),
+)
+
+
+def _neighbours(api, uid: str) -> list[tuple[str, str]]:  # noqa: ANN001
+    """A few more public repos, so listings and screenshots show more than one row."""
+    made = []
+    for kind, name, meta in NEIGHBOURS:
+        repo_id = f"alice/{name}-{uid}"
+        api.create_repo(repo_id, repo_type=kind, space_sdk="gradio" if kind == "space" else None)
+        api.upload_file(
+            path_or_fileobj=f"---\n{meta}\n---\n# {name}\n".encode(),
+            path_in_repo="README.md",
+            repo_id=repo_id,
+            repo_type=kind,
+        )
+        made.append((repo_id, kind))
+    return made
 
 
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
