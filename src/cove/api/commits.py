@@ -41,20 +41,23 @@ async def commit(plural: str, ns: str, name: str, rev: str, request: Request, bk
         raw += chunk
         if len(raw) > MAX_COMMIT_BODY:
             raise BadRequest("Commit payload too large: upload large files as LFS")
-    ctype = request.headers.get("content-type", "")
     try:
-        if "ndjson" in ctype or not raw.lstrip().startswith(b"{\"summary"):
-            lines = [json.loads(line) for line in bytes(raw).splitlines() if line.strip()]
-        else:  # legacy JSON commit body
-            legacy = json.loads(raw)
-            lines = [{"key": "header", "value": {k: legacy.get(k) for k in ("summary", "description", "parentCommit")}}]
-            lines += [{"key": "file", "value": f} for f in legacy.get("files", [])]
-            lines += [{"key": "lfsFile", "value": f} for f in legacy.get("lfsFiles", [])]
-            lines += [{"key": "deletedFile", "value": f} for f in legacy.get("deletedFiles", [])]
+        lines = _parse_body(bytes(raw))
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"Malformed commit payload: {exc}") from exc
     create_pr = request.query_params.get("create_pr") in ("1", "true", "True")
     return await run_in_threadpool(_commit, plural, ns, name, rev, lines, create_pr, bk, actor)
+
+
+def _parse_body(raw: bytes) -> list:
+    """NDJSON lines; a single JSON object with `summary`/`files`/`lfsFiles` is the legacy commit format."""
+    lines = [json.loads(line) for line in raw.splitlines() if line.strip()]
+    if len(lines) == 1 and isinstance(lines[0], dict) and "key" not in lines[0]:
+        legacy = lines[0]
+        lines = [{"key": "header", "value": {k: legacy.get(k) for k in ("summary", "description", "parentCommit")}}]
+        for key, field in (("file", "files"), ("lfsFile", "lfsFiles"), ("deletedFile", "deletedFiles")):
+            lines += [{"key": key, "value": f} for f in legacy.get(field) or []]
+    return lines
 
 
 def _commit(plural, ns, name, rev, lines, create_pr, bk, actor) -> JSONResponse:  # noqa: ANN001

@@ -162,6 +162,17 @@ def _build_ops(db: Session, bk: Backends, actor: Actor, repo: Repo, ops: list[di
     return file_ops, lfs_rows, deletes
 
 
+def _delete_op(bk: Backends, key: str, head: str | None, path: str, folder: bool) -> FileOp:
+    """A deletion, checked against the tree it applies to."""
+    entry = bk.repos.entry(key, head, path) if head else None
+    if entry is None:
+        what = "folder" if folder else "file"
+        raise EntryNotFound(f"A {what} with this name doesn't exist: {path}")
+    if not folder and entry.type == "directory":
+        raise BadRequest(f"{path} is a folder: delete it with deletedFolder")
+    return FileOp(path, None, folder=entry.type == "directory")
+
+
 def _next_pr_num(db: Session, repo: Repo) -> int:
     return (db.scalar(select(func.max(Discussion.num)).where(Discussion.repo_pk == repo.id)) or 0) + 1
 
@@ -214,17 +225,7 @@ def create_commit(
             raise PreconditionFailed(
                 f"A commit has happened since the parent commit {parent_req}: the head of {revision} is {head}"
             )
-        all_ops = list(file_ops)
-        for path, folder in deletes:
-            entry = bk.repos.entry(key, head, path) if head else None
-            if entry is None or (folder and entry.type != "directory"):
-                if folder and entry is None:
-                    raise EntryNotFound(f"A folder with this name doesn't exist: {path}")
-                if not folder:
-                    raise EntryNotFound(f"A file with this name doesn't exist: {path}")
-            if not folder and entry is not None and entry.type == "directory":
-                raise BadRequest(f"{path} is a folder: delete it with deletedFolder")
-            all_ops.append(FileOp(path, None, folder=folder))
+        all_ops = list(file_ops) + [_delete_op(bk, key, head, path, folder) for path, folder in deletes]
         new = bk.repos.write_commit(key, parent=head, ops=all_ops, author=author, message=message)
         try:
             bk.repos.update_ref(key, ref, new, head or ZERO)

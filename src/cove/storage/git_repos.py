@@ -175,7 +175,7 @@ class GitRepoStore:
 
     # -- trees ----------------------------------------------------------------------------
     def entry(self, key: str, commit: str, path: str) -> Entry | None:
-        return _entry_cached(self, key, commit, path.strip("/"))
+        return _cached_entry(self, key, commit, path.strip("/"))
 
     def _entry(self, key: str, commit: str, path: str) -> Entry | None:
         repo = self.repo(key)
@@ -274,22 +274,19 @@ class GitRepoStore:
         for op in ops:
             if op.data is None:
                 if op.folder:
-                    prefix = op.path.strip("/") + "/"
-                    for e in [e.path for e in index if e.path.startswith(prefix)]:
-                        index.remove(e)
+                    index.remove_directory(op.path.strip("/"))
                 else:
                     index.remove(op.path)
-            else:
-                # A file replacing a folder (or the reverse) drops what was in the way.
-                prefix = op.path + "/"
-                for e in [e.path for e in index if e.path.startswith(prefix)]:
-                    index.remove(e)
-                parts = op.path.split("/")
-                for i in range(1, len(parts)):
-                    if parts[:i] and "/".join(parts[:i]) in index:
-                        index.remove("/".join(parts[:i]))
-                oid = repo.create_blob(op.data)
-                index.add(pygit2.IndexEntry(op.path, oid, pygit2.GIT_FILEMODE_BLOB))
+                continue
+            # A file replacing a folder, or a folder path replacing a file, drops what was in the way.
+            index.remove_directory(op.path)
+            parts = op.path.split("/")
+            for i in range(1, len(parts)):
+                parent_path = "/".join(parts[:i])
+                if parent_path in index:
+                    index.remove(parent_path)
+            oid = repo.create_blob(op.data)
+            index.add(pygit2.IndexEntry(op.path, oid, pygit2.GIT_FILEMODE_BLOB))
         tree = index.write_tree(repo)
         sig = _signature(author)
         return str(repo.create_commit(None, sig, sig, message, tree, [parent] if parent else []))
@@ -353,13 +350,9 @@ def _blob_entry(store: GitRepoStore, repo: pygit2.Repository, path: str, oid: st
 
 
 @lru_cache(maxsize=100_000)
-def _entry_cached_inner(store: GitRepoStore, key: str, commit: str, path: str) -> Entry | None:
+def _cached_entry(store: GitRepoStore, key: str, commit: str, path: str) -> Entry | None:
+    """Commits are immutable, so (repo, commit, path) → entry never changes."""
     return store._entry(key, commit, path)
-
-
-def _entry_cached(store: GitRepoStore, key: str, commit: str, path: str) -> Entry | None:
-    # Commits are immutable, so (key, commit, path) → entry never changes.
-    return _entry_cached_inner(store, key, commit, path)
 
 
 def _touches(repo: pygit2.Repository, c: pygit2.Commit, path: str) -> bool:
