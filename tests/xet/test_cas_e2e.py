@@ -91,6 +91,7 @@ def test_dedup_second_repo_transfers_no_chunks(server, alice, repo_factory, blob
     assert first >= 8 * MB
     upload_in_fresh_client(alice.token, path, "w.bin", repo2)  # empty client cache: only global dedup helps
     st2 = stats(server.endpoint, alice.token, repo2)
+    print(f"\ndedup: first upload {first} xorb bytes, same file into a second repo {st2.get('xorb_bytes_received', 0)}")
     assert st2.get("xorb_bytes_received", 0) == 0
     assert st2["dedup_hits"] >= 1 and st2["shards_registered"] == 1
     assert download_in_fresh_client(alice.token, repo2, "w.bin") == data
@@ -104,6 +105,7 @@ def test_small_change_transfers_only_changed_chunks(server, alice, repo_factory,
     data[4 * MB : 4 * MB + 100] = b"x" * 100
     upload_in_fresh_client(alice.token, blob(bytes(data), "v2.bin"), "w.bin", repo)
     delta = stats(server.endpoint, alice.token, repo)["xorb_bytes_received"] - before
+    print(f"\ndelta: 100 bytes changed mid-file of {len(data)}: {delta} xorb bytes sent (first upload {before})")
     assert 0 < delta < 400_000, delta  # ~1-3 chunks of 64 KiB on average, not 8 MB
     assert download_in_fresh_client(alice.token, repo, "w.bin") == bytes(data)
 
