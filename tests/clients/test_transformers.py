@@ -147,3 +147,58 @@ def test_gpt2_push_from_pretrained_generate(api, repo_factory, transfer, hf_toke
     assert gen.task == "text-generation"
     out = gen("stocks rise", max_new_tokens=4, do_sample=False)[0]["generated_text"]
     assert out.startswith("stocks rise")
+
+
+def test_push_without_namespace_private_and_pr(api, transfer, hf_token, tmp_path, cache_dir) -> None:
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import RepositoryNotFoundError
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    from tests.conftest import ENDPOINT
+
+    model, tokenizer = build_bert_classifier(tmp_path / "bert")
+    name = f"noname-{tmp_path.name[-6:]}"
+    try:
+        # No namespace: the server picks the token's user and returns `alice/<name>` in the URL.
+        commit = model.push_to_hub(name, private=True)
+        assert commit.repo_url.repo_id == f"alice/{name}"
+        repo_id = f"alice/{name}"
+        assert api.model_info(repo_id).private
+        loaded = AutoModelForSequenceClassification.from_pretrained(repo_id, cache_dir=cache_dir)
+        assert loaded.config.num_labels == 3
+        with pytest.raises(RepositoryNotFoundError):
+            HfApi(endpoint=ENDPOINT, token=False).model_info(repo_id)
+        with pytest.raises(OSError, match="not a valid model identifier|private or gated"):
+            AutoConfig.from_pretrained(repo_id, token=False, cache_dir=tmp_path / "anon")
+
+        # A push as a pull request: main is untouched, the PR ref loads.
+        model.config.id2label = {0: "down", 1: "up", 2: "flat"}
+        pr = model.push_to_hub(repo_id, create_pr=True, commit_message="Relabel")
+        assert pr.pr_url and pr.pr_revision == "refs/pr/1"
+        assert AutoConfig.from_pretrained(repo_id, cache_dir=cache_dir).id2label[1] == "Bullish"
+        cfg = AutoConfig.from_pretrained(repo_id, revision="refs/pr/1", cache_dir=cache_dir)
+        assert cfg.id2label[1] == "up"
+    finally:
+        api.delete_repo(f"alice/{name}", missing_ok=True)
+
+
+def test_trainer_checkpoint_strategy(api, transfer, hf_token, tmp_path) -> None:
+    from transformers import Trainer, TrainingArguments
+
+    model, tokenizer = build_bert_classifier(tmp_path / "bert")
+    name = f"ckpt-{tmp_path.name[-6:]}"
+    args = TrainingArguments(
+        output_dir=str(tmp_path / "out"), push_to_hub=True, hub_model_id=name, hub_strategy="checkpoint",
+        save_strategy="steps", save_steps=2, max_steps=2, per_device_train_batch_size=8, report_to="none",
+        use_cpu=True, disable_tqdm=True, hub_private_repo=True,
+    )
+    try:
+        trainer = Trainer(model=model, args=args, train_dataset=_train_set(tokenizer), processing_class=tokenizer)
+        trainer.train()
+        trainer.push_to_hub()
+        files = set(api.list_repo_files(f"alice/{name}"))
+        assert {"last-checkpoint/model.safetensors", "last-checkpoint/trainer_state.json",
+                "model.safetensors", "README.md"} <= files
+        assert api.model_info(f"alice/{name}").private
+    finally:
+        api.delete_repo(f"alice/{name}", missing_ok=True)
