@@ -363,3 +363,54 @@ def test_gated_repo_read_token_needs_access(server, alice, bob, api, repo_factor
     assert xet_token(server.endpoint, alice.token, repo, "read").status_code == 200
     assert xet_token(server.endpoint, bob.token, repo, "read").status_code == 403
     assert xet_token(server.endpoint, None, repo, "read").status_code == 401
+
+
+def test_commit_cannot_borrow_a_private_xet_file(server, alice, bob, api, bob_api, repo_factory, blob) -> None:
+    """Knowing a sha256 is not enough to commit (and then read) someone else's Xet upload."""
+    private = repo_factory("borrow", private=True)
+    data = _random(1 * MB, 40)
+    api.upload_file(path_or_fileobj=blob(data), path_in_repo="p.bin", repo_id=private)
+    sha = hashes.sha256_hex(data)
+    theirs = "bob/borrow-" + os.urandom(4).hex()
+    bob_api.create_repo(theirs)
+    try:
+        lines = [
+            {"key": "header", "value": {"summary": "borrow"}},
+            {"key": "lfsFile", "value": {"path": "stolen.bin", "algo": "sha256", "oid": sha, "size": len(data)}},
+        ]
+        r = httpx.post(
+            f"{server.endpoint}/api/models/{theirs}/commit/main",
+            content="\n".join(json.dumps(x) for x in lines),
+            headers={"authorization": f"Bearer {bob.token}", "content-type": "application/x-ndjson"},
+        )
+        assert 400 <= r.status_code < 500, r.text
+        assert (
+            httpx.head(
+                f"{server.endpoint}/{theirs}/resolve/main/stolen.bin", headers={"authorization": f"Bearer {bob.token}"}
+            ).status_code
+            == 404
+        )
+    finally:
+        bob_api.delete_repo(theirs)
+    # alice herself may reuse her upload in another of her repos without sending bytes again
+    other = repo_factory("reuse")
+    lines = [
+        {"key": "header", "value": {"summary": "reuse"}},
+        {"key": "lfsFile", "value": {"path": "p.bin", "algo": "sha256", "oid": sha, "size": len(data)}},
+    ]
+    r = httpx.post(
+        f"{server.endpoint}/api/models/{other}/commit/main",
+        content="\n".join(json.dumps(x) for x in lines),
+        headers={"authorization": f"Bearer {alice.token}", "content-type": "application/x-ndjson"},
+    )
+    assert r.status_code == 200, r.text
+    head = httpx.head(
+        f"{server.endpoint}/{other}/resolve/main/p.bin", headers={"authorization": f"Bearer {alice.token}"}
+    )
+    assert hashes.is_hash_hex(head.headers["x-xet-hash"])
+    assert (
+        httpx.get(
+            f"{server.endpoint}/{other}/resolve/main/p.bin", headers={"authorization": f"Bearer {alice.token}"}
+        ).content
+        == data
+    )
