@@ -131,6 +131,12 @@ def test_tokens_page_needs_a_session(anon_web):
 def test_private_repo_is_invisible_to_visitors(api, repo_factory, alice_web, bob_web, anon_web):
     repo_id = repo_factory("web-secret")
     term = repo_id.split("-")[-1]
+    secret_license = f"lic-{term}"
+    api.upload_file(
+        path_or_fileobj=f"---\nlicense: {secret_license}\npipeline_tag: task-{term}\n---\n".encode(),
+        path_in_repo="README.md",
+        repo_id=repo_id,
+    )
     token = csrf_of(alice_web.get(f"/{repo_id}/settings").text)
     r = alice_web.post(
         f"/{repo_id}/settings", data={"csrf_token": token, "action": "visibility", "visibility": "private"}
@@ -146,8 +152,11 @@ def test_private_repo_is_invisible_to_visitors(api, repo_factory, alice_web, bob
         home = client.get("/", params={"q": term}).text
         assert repo_id not in home and '<span class="count">0</span>' in home
         assert repo_id not in client.get("/alice").text
+        facets = client.get("/models").text  # the sidebar counts only what this visitor may see
+        assert secret_license not in facets and f"task-{term}" not in facets
     mine = alice_web.get("/models", params={"search": term}).text
     assert repo_id in mine and 'id="total">1<' in mine
+    assert secret_license in alice_web.get("/models").text
 
 
 def test_settings_need_write_access_and_csrf(api, repo_factory, alice_web, bob_web):

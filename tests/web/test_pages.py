@@ -6,6 +6,7 @@ import re
 import uuid
 
 import httpx
+import pytest
 
 from tests.conftest import ENDPOINT
 
@@ -168,3 +169,34 @@ def test_api_routes_still_win(anon_web, hub):
     assert anon_web.get("/api/models", params={"search": hub.term}).json()[0]["id"] == hub.model
     assert anon_web.get("/_static/style.css").headers["content-type"].startswith("text/css")
     assert anon_web.get("/_static/..%2Fpages.py").status_code == 404
+
+
+def test_branch_names_with_slashes(api, repo_factory, anon_web):
+    repo_id = repo_factory("web-slash")
+    api.create_branch(repo_id, branch="feat/web")
+    api.upload_file(
+        path_or_fileobj=b"hello\n", path_in_repo="docs/a.txt", repo_id=repo_id, revision="feat/web"
+    )
+    tree = anon_web.get(f"/{repo_id}/tree/feat%2Fweb/docs")
+    assert tree.status_code == 200 and "a.txt" in tree.text
+    assert f'href="/{repo_id}/blob/feat%2Fweb/docs/a.txt"' in tree.text
+    assert "hello" in anon_web.get(f"/{repo_id}/blob/feat%2Fweb/docs/a.txt").text
+    assert "a.txt" not in anon_web.get(f"/{repo_id}/tree/main").text
+    assert anon_web.get(f"/{repo_id}/commits/feat%2Fweb").status_code == 200
+
+
+@pytest.mark.xet
+def test_xet_files_in_the_tree_blob_and_viewer(api, repo_factory, anon_web):
+    from tests.web.conftest import parquet_bytes
+
+    repo_id = repo_factory("web-xet", repo_type="dataset")
+    api.upload_file(
+        path_or_fileobj=parquet_bytes(3000, 300),
+        path_in_repo="data/train.parquet",
+        repo_id=repo_id,
+        repo_type="dataset",
+    )
+    assert 'class="badge xet"' in anon_web.get(f"/datasets/{repo_id}/tree/main/data").text
+    assert "Stored with Xet" in anon_web.get(f"/datasets/{repo_id}/blob/main/data/train.parquet").text
+    page = anon_web.get(f"/datasets/{repo_id}/viewer", params={"p": 100}).text
+    assert "3000 rows" in page and "review 2500<" in page and "review 2524<" in page

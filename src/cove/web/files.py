@@ -54,13 +54,25 @@ def _xet_badges(bk: Backends, view: RepoView, entries: list[Entry]) -> set[str]:
         return {e.path for e in lfs if files.xet_hash_for(db, view.repo, e.lfs_oid)}  # type: ignore[arg-type]
 
 
+def _rev_and_path(bk: Backends, view: RepoView, rev: str, path: str) -> tuple[str, str, str]:
+    """(revision, path, commit id). A branch with '/' arrives split (`%2F` is decoded): rejoin it."""
+    rev, path = split_rev_path(rev, path)
+    path = clean_path(path, allow_root=True)
+    if bk.repos.resolve(view.repo.storage_key, rev) is None and path:
+        parts = path.split("/")
+        for i in range(1, len(parts) + 1):
+            longer = "/".join([rev, *parts[:i]])
+            if bk.repos.resolve(view.repo.storage_key, longer) is not None:
+                rev, path = longer, "/".join(parts[i:])
+                break
+    return rev, path, files.resolve_revision(bk, view.repo, rev)
+
+
 def tree_page(repo_type: str, request: Request, ns: str, name: str, rev: str, path: str = "") -> Response:
     """`/{ns}/{name}/tree/{rev}/{path}`: a folder at a branch, tag or commit."""
     _, view = open_repo(request, repo_type, ns, name)
     bk: Backends = request.app.state.backends
-    rev, path = split_rev_path(rev, path)
-    path = clean_path(path, allow_root=True)
-    sha = files.resolve_revision(bk, view.repo, rev)
+    rev, path, sha = _rev_and_path(bk, view, rev, path)
     entries = files.list_tree(bk, view.repo, sha, path, recursive=False)
     if len(entries) == 1 and entries[0].path == path and entries[0].type == "file":
         return RedirectResponse(f"{view.base}/blob/{q(rev)}/{qpath(path)}", status_code=302)
@@ -99,9 +111,8 @@ def blob_page(repo_type: str, request: Request, ns: str, name: str, rev: str, pa
     """`/{ns}/{name}/blob/{rev}/{path}`: one file, highlighted, or shown as an image, or described."""
     _, view = open_repo(request, repo_type, ns, name)
     bk: Backends = request.app.state.backends
-    rev, path = split_rev_path(rev, path)
+    rev, path, sha = _rev_and_path(bk, view, rev, path)
     path = clean_path(path)
-    sha = files.resolve_revision(bk, view.repo, rev)
     entry = files.get_entry(bk, view.repo, sha, path)
     if entry.type == "directory":
         return RedirectResponse(f"{view.base}/tree/{q(rev)}/{qpath(path)}", status_code=302)
