@@ -156,3 +156,27 @@ def test_load_private_dataset_needs_token(api, repo_factory, hf_token, monkeypat
     monkeypatch.delenv("HF_TOKEN")
     with pytest.raises((FileNotFoundError, RepositoryNotFoundError)):
         load_dataset(repo_id, split="train", token=False, cache_dir=str(tmp_path / "anon"))
+
+
+def test_configs_shards_and_hf_urls(api, repo_factory, transfer, hf_token, rows, tmp_path) -> None:
+    from datasets import Dataset, get_dataset_config_names, get_dataset_split_names, load_dataset
+    from huggingface_hub import snapshot_download
+
+    repo_id = repo_factory("ds-configs", repo_type="dataset")
+    Dataset.from_list(rows).push_to_hub(repo_id, max_shard_size="1KB")  # several shards
+    Dataset.from_list(rows[:6]).push_to_hub(repo_id, config_name="small", split="test")
+    shards = [f for f in api.list_repo_files(repo_id, repo_type="dataset") if f.startswith("data/train-")]
+    assert len(shards) > 1
+
+    assert sorted(get_dataset_config_names(repo_id)) == ["default", "small"]
+    assert get_dataset_split_names(repo_id, "small") == ["test"]
+    assert load_dataset(repo_id, split="train").to_list() == rows
+    assert load_dataset(repo_id, "small", split="test").to_list() == rows[:6]
+    assert list(load_dataset(repo_id, split="train", streaming=True)) == rows
+
+    # hf:// URLs as data_files of a packaged builder.
+    url = f"hf://datasets/{repo_id}/{shards[0]}"
+    assert load_dataset("parquet", data_files=url, split="train").num_rows > 0
+    local = snapshot_download(repo_id, repo_type="dataset", allow_patterns=["small/*", "README.md"],
+                              cache_dir=tmp_path / "snap")
+    assert load_dataset("parquet", data_files=f"{local}/small/*.parquet", split="train").to_list() == rows[:6]
