@@ -11,6 +11,7 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -27,8 +28,19 @@ def _cove(*args: str, token: str, check: bool = True) -> subprocess.CompletedPro
     return out
 
 
+def _cli(*args: str) -> Any:
+    """The same CLI in-process (HF_TOKEN comes from the hf_token fixture)."""
+    from typer.testing import CliRunner
+
+    from cove.cli import app
+
+    result = CliRunner().invoke(app, list(args))
+    assert result.exit_code == 0, (result.output, result.exception)
+    return result
+
+
 @pytest.fixture
-def uploaded(api, alice, seeded_metrics, tiny_bert: Path, tiny_data: Path) -> dict[str, str]:
+def uploaded(hf_token, api, alice, seeded_metrics, tiny_bert: Path, tiny_data: Path) -> dict[str, str]:
     """The tiny model and dataset imported with `cove import`, and the metric Spaces seeded."""
     suffix = uuid.uuid4().hex[:6]
     model, data = f"alice/tiny-bert-{suffix}", f"alice/tiny-twitter-{suffix}"
@@ -112,13 +124,23 @@ def test_train_push_verify_reproduce(api, alice, uploaded, tmp_path: Path) -> No
     assert rep["differences"] == {}
 
 
-def test_bad_recipe_fails_fast_with_the_fix(alice, uploaded, tmp_path: Path) -> None:
+def test_bad_input_fails_fast_with_the_fix(uploaded, tmp_path: Path) -> None:
+    """One clear message naming the fix, raised before any weights are loaded."""
+    from cove.train import RecipeError, run
+
+    base = {"model": uploaded["model"], "dataset": uploaded["dataset"], "output_dir": str(tmp_path / "run")}
+    with pytest.raises(RecipeError, match="model 'alice/missing-model' not found .*cove import model"):
+        run({**base, "model": "alice/missing-model"})
+    with pytest.raises(RecipeError, match="has no revision 'nope'"):
+        run({**base, "dataset": {"id": uploaded["dataset"], "revision": "nope"}})
+    with pytest.raises(RecipeError, match=r"column 'sentiment' \(dataset.label_column\) is not in the dataset"):
+        run({**base, "dataset": {"id": uploaded["dataset"], "label_column": "sentiment"}})
+    assert not (tmp_path / "run").exists()
+
+
+def test_cli_reports_recipe_errors_with_exit_2(alice, tmp_path: Path) -> None:
     path = tmp_path / "recipe.yaml"
-    path.write_text(yaml.safe_dump({"model": uploaded["model"], "dataset": uploaded["dataset"]}))
+    path.write_text("model: a/b\ndataset: c/d\n")
     out = _cove("train", str(path), "--set", "training.learnig_rate=1e-4", token=alice.token, check=False)
-    assert out.returncode == 2
-    assert "unknown key 'learnig_rate' in training — did you mean 'learning_rate'?" in out.stderr
-    out = _cove("train", str(path), "--set", "model=alice/missing-model", token=alice.token, check=False)
-    assert out.returncode == 2 and "model 'alice/missing-model' not found" in out.stderr
-    out = _cove("train", str(path), "--set", "dataset.label_column=sentiment", token=alice.token, check=False)
-    assert out.returncode == 2 and "column 'sentiment' (dataset.label_column) is not in the dataset" in out.stderr
+    assert out.returncode == 2 and out.stdout == ""
+    assert "error: unknown key 'learnig_rate' in training — did you mean 'learning_rate'?" in out.stderr
