@@ -1,0 +1,156 @@
+"""cove.services.xet in-process: registration, reconstruction, dedup answers, garbage collection."""
+
+from __future__ import annotations
+
+import io
+import random
+
+import pytest
+from sqlalchemy import delete, select
+
+from cove.backends import build_backends
+from cove.db.migrate import upgrade
+from cove.db.tables import LfsObject
+from cove.errors import BadRequest, Forbidden, RangeNotSatisfiable, Unauthorized
+from cove.services import accounts, repos, xet
+from cove.settings import Settings
+from cove.xet import chunking, hashes, shard, xorb
+
+
+@pytest.fixture
+def bk(tmp_path):
+    backends = build_backends(Settings(data=tmp_path / "data", secret="t" * 32))
+    upgrade(backends)
+    return backends
+
+
+def _claims(bk, user: str, repo_name: str, scope: str = "write"):
+    with bk.db.session() as db:
+        if accounts.get_namespace(db, user) is None:
+            accounts.add_user(db, user)
+        actor = accounts.actor_for_user(db, accounts.require_user(db, user))
+        repos.create(db, bk, actor, repo_type="model", namespace=None, name=repo_name)
+        issued = xet.issue_token(
+            db, bk, actor, repo_type="model", repo_id=f"{user}/{repo_name}", revision="main", scope=scope
+        )
+        return xet.authenticate(db, bk, f"Bearer {issued.access_token}", write=scope == "write")
+
+
+def _upload(bk, claims, data: bytes, *, with_verification: bool = True) -> tuple[str, shard.FileEntry]:
+    chunks = list(chunking.iter_chunks([data]))
+    digest, body = xorb.serialize_xorb(chunks)
+    xet.store_xorb(bk, claims, xorb_hex=hashes.hash_to_hex(digest), body=io.BytesIO(body))
+    hs = [hashes.chunk_hash(c) for c in chunks]
+    leaves = [(h, len(c)) for h, c in zip(hs, chunks, strict=True)]
+    entry = shard.FileEntry(
+        hashes.file_hash(leaves),
+        [shard.FileTerm(digest, len(data), 0, len(chunks))],
+        [hashes.verification_hash(hs)] if with_verification else None,
+        hashes.sha256_to_raw(hashes.sha256_hex(data)),
+    )
+    offsets = [sum(n for _, n in leaves[:i]) for i in range(len(leaves))]
+    xentry = shard.XorbEntry(digest, [shard.XorbChunkEntry(h, o, n) for (h, n), o in zip(leaves, offsets, strict=True)])
+    assert xet.register_shard(bk, claims, shard.serialize_shard([entry], [xentry], full=False)) == 1
+    return hashes.hash_to_hex(entry.file_hash), entry
+
+
+def test_register_reconstruct_and_stream(bk) -> None:
+    claims = _claims(bk, "alice", "m")
+    data = random.Random(1).randbytes(700_000)
+    fh, _ = _upload(bk, claims, data)
+    with bk.db.session() as db:
+        row = db.scalar(select(LfsObject).where(LfsObject.oid == hashes.sha256_hex(data)))
+        assert row is not None and row.xet_hash == fh and row.size == len(data)
+    assert b"".join(xet.stream_file(bk, fh, 0, len(data))) == data
+    assert b"".join(xet.stream_file(bk, fh, 12345, 600_001)) == data[12345:600_001]
+    v1 = xet.reconstruction(bk, claims, file_hex=fh, range_header="bytes=100-199", version=1)
+    assert v1["offset_into_first_range"] == 100 and len(v1["terms"]) == 1
+    (fetch,) = v1["fetch_info"].values()
+    assert fetch[0]["url_range"]["start"] == 0 and "sig=" in fetch[0]["url"]
+    v2 = xet.reconstruction(bk, claims, file_hex=fh, range_header=None, version=2)
+    assert sum(t["unpacked_length"] for t in v2["terms"]) == len(data)
+    with pytest.raises(RangeNotSatisfiable):
+        xet.reconstruction(bk, claims, file_hex=fh, range_header=f"bytes={len(data)}-", version=2)
+
+
+def test_reconstruction_needs_the_repo_link(bk) -> None:
+    alice = _claims(bk, "alice", "m")
+    bob = _claims(bk, "bob", "b", scope="read")
+    fh, _ = _upload(bk, alice, random.Random(2).randbytes(50_000))
+    with pytest.raises(xet.XetNotFound):
+        xet.reconstruction(bk, bob, file_hex=fh, range_header=None, version=2)
+
+
+def test_read_tokens_cannot_write(bk) -> None:
+    claims = _claims(bk, "alice", "m", scope="read")
+    token = xet.tokens.sign_token(bk.settings.signing_secret, claims)
+    with bk.db.session() as db, pytest.raises(Forbidden):
+        xet.authenticate(db, bk, f"Bearer {token}", write=True)
+    with bk.db.session() as db, pytest.raises(Unauthorized):
+        xet.authenticate(db, bk, None, write=False)
+
+
+def test_shard_validation_failures(bk) -> None:
+    claims = _claims(bk, "alice", "m")
+    data = random.Random(3).randbytes(200_000)
+    _, entry = _upload(bk, claims, data)
+    term = entry.terms[0]
+    cases = {
+        "outside": shard.FileEntry(entry.file_hash, [shard.FileTerm(term.xorb_hash, 5, 0, 999)], [bytes(32)]),
+        "length": shard.FileEntry(
+            entry.file_hash, [shard.FileTerm(term.xorb_hash, 5, term.chunk_start, term.chunk_end)], entry.verification
+        ),
+    }
+    for bad in cases.values():
+        with pytest.raises(BadRequest):
+            xet.register_shard(bk, claims, shard.serialize_shard([bad], [], full=False))
+    # a xorb section that disagrees with the stored xorb
+    lie = shard.XorbEntry(term.xorb_hash, [shard.XorbChunkEntry(b"\x01" * 32, 0, 10)])
+    with pytest.raises(BadRequest, match="does not match"):
+        xet.register_shard(bk, claims, shard.serialize_shard([], [lie], full=False))
+    # without verification entries, terms may only use the caller's own namespace's xorbs
+    bob = _claims(bk, "bob", "b")
+    unverified = shard.FileEntry(entry.file_hash, entry.terms, None, entry.sha256)
+    with pytest.raises(BadRequest, match="verification"):
+        xet.register_shard(bk, bob, shard.serialize_shard([unverified], [], full=False))
+    assert xet.register_shard(bk, claims, shard.serialize_shard([unverified], [], full=False)) == 1
+
+
+def test_dedup_answer_is_a_full_shard(bk) -> None:
+    claims = _claims(bk, "alice", "m")
+    data = random.Random(4).randbytes(400_000)
+    _, entry = _upload(bk, claims, data)
+    first_chunk = hashes.chunk_hash(next(chunking.iter_chunks([data])))
+    raw = xet.dedup_shard(bk, claims, prefix="default", chunk_hex=hashes.hash_to_hex(first_chunk))
+    parsed = shard.parse_shard(raw)
+    assert parsed.footer is not None and parsed.footer.chunk_hash_hmac_key != bytes(32)
+    (x,) = parsed.xorbs
+    assert x.xorb_hash == entry.terms[0].xorb_hash
+    assert x.chunks[0].hash == hashes.dedup_hmac(parsed.footer.chunk_hash_hmac_key, first_chunk)
+    assert parsed.footer.key_expiry > parsed.footer.creation_timestamp
+    with pytest.raises(xet.XetNotFound):  # other namespaces learn nothing
+        xet.dedup_shard(bk, _claims(bk, "bob", "b"), prefix="default", chunk_hex=hashes.hash_to_hex(first_chunk))
+    with pytest.raises(BadRequest):
+        xet.dedup_shard(bk, claims, prefix="nope", chunk_hex=hashes.hash_to_hex(first_chunk))
+
+
+def test_garbage_collection(bk) -> None:
+    claims = _claims(bk, "alice", "m")
+    data = random.Random(5).randbytes(300_000)
+    fh, entry = _upload(bk, claims, data)
+    orphan_hash, orphan = xorb.serialize_xorb([b"orphan" * 1000])
+    xet.store_xorb(bk, claims, xorb_hex=hashes.hash_to_hex(orphan_hash), body=io.BytesIO(orphan))
+
+    assert xet.collect_garbage(bk).xorbs_removed == 0  # everything is inside the grace period
+    report = xet.collect_garbage(bk, grace_seconds=-60)
+    assert (report.files_removed, report.xorbs_removed, report.bytes_freed) == (0, 1, len(orphan))
+    assert not bk.blobs.exists(f"xorbs/{hashes.hash_to_hex(orphan_hash)}")
+    assert b"".join(xet.stream_file(bk, fh, 0, len(data))) == data
+
+    with bk.db.session() as db:  # the repo forgets the file: file and xorb become garbage
+        db.execute(delete(LfsObject))
+    assert xet.collect_garbage(bk, grace_seconds=-60, dry_run=True).files_removed == 1
+    report = xet.collect_garbage(bk, grace_seconds=-60)
+    assert (report.files_removed, report.xorbs_removed) == (1, 1)
+    assert xet.file_record(bk, fh) is None
+    assert not bk.blobs.exists(f"xorbs/{hashes.hash_to_hex(entry.terms[0].xorb_hash)}")
