@@ -56,8 +56,8 @@ async def _spool_body(request: Request, limit: int, counter: str, repo: str) -> 
 @router.post(P + "/v1/xorbs/{prefix}/{xorb_hash}")
 async def upload_xorb(prefix: str, xorb_hash: str, request: Request, bk: Bk, authorization: Authorization = None):
     claims = await run_in_threadpool(_claims, bk, authorization, write=True)
-    length = request.headers.get("content-length")
-    h = xet.check_xorb_upload(bk, prefix=prefix, xorb_hex=xorb_hash, length=int(length) if length else None)
+    length = request.headers.get("content-length", "")
+    h = xet.check_xorb_upload(bk, prefix=prefix, xorb_hex=xorb_hash, length=int(length) if length.isdigit() else None)
     if await run_in_threadpool(xet.xorb_exists, bk, h):
         # Drain the body: answering before the client has sent it would look like a reset to it.
         async for block in request.stream():

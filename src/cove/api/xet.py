@@ -42,5 +42,6 @@ def xet_token(
         "X-Xet-Access-Token": issued.access_token,
         "X-Xet-Token-Expiration": str(issued.exp),
         "Cache-Control": "no-store",
+        "Access-Control-Expose-Headers": "X-Xet-Cas-Url,X-Xet-Access-Token,X-Xet-Token-Expiration",
     }
     return JSONResponse(body, headers=headers)
