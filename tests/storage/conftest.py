@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Server, User, _free_port, _wait
+from tests.conftest import Server, User
 
 S3_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -29,6 +29,28 @@ _AWS_DROP = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ENDP
 def aws_env_for(base: dict[str, str]) -> dict[str, str]:
     """``base`` with fake credentials and without anything that could point boto3 at a real account."""
     return {**{k: v for k, v in base.items() if k not in _AWS_DROP}, **S3_ENV}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(endpoint: str, proc: subprocess.Popen, log: Path, timeout: float = 90) -> None:
+    """Wait until `cove serve` answers (as tests/conftest.py does)."""
+    import httpx
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"cove serve exited:\n{log.read_text()[-4000:]}")
+        try:
+            if httpx.get(f"{endpoint}/api/agent-harnesses", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    raise RuntimeError(f"cove serve did not start:\n{log.read_text()[-4000:]}")
 
 
 def _wait_port(port: int, proc: subprocess.Popen, log: Path, timeout: float = 30) -> None:
@@ -73,7 +95,7 @@ def s3_server() -> Iterator[S3]:
     """A moto S3 server in its own process on a free loopback port."""
     pytest.importorskip("boto3")
     pytest.importorskip("moto.server")
-    port = _free_port()
+    port = free_port()
     log = Path(tempfile.mkdtemp(prefix="cove-moto-")) / "moto.log"
     env = aws_env_for(dict(os.environ))
     with open(log, "wb") as fh:
@@ -152,7 +174,7 @@ def s3_hub(s3_server: S3) -> Iterator[S3Hub]:
     """`cove serve` with COVE_BLOB_BACKEND=s3 on the moto server: own process, port and data folder."""
     root = Path(tempfile.mkdtemp(prefix="cove-s3hub-"))
     bucket = s3_server.new_bucket()
-    port = _free_port()
+    port = free_port()
     base = {k: v for k, v in os.environ.items() if not k.startswith("COVE_")}
     env = {**aws_env_for(base), "COVE_DATA": str(root / "data"), "COVE_BLOB_BACKEND": "s3",
            "COVE_S3_BUCKET": bucket, "COVE_S3_ENDPOINT_URL": s3_server.endpoint, "COVE_S3_PREFIX": "hub/",
@@ -161,8 +183,33 @@ def s3_hub(s3_server: S3) -> Iterator[S3Hub]:
     proc = start_cove(env, port, log)
     endpoint = f"http://127.0.0.1:{port}"
     try:
-        _wait(endpoint, proc, log)
+        wait_http(endpoint, proc, log)
         user = make_user(env, "carol")
         yield S3Hub(Server(endpoint, root / "data", proc, log), bucket, s3_server, user, env)
     finally:
         _stop(proc)
+
+
+# -- PostgreSQL ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def pg():  # noqa: ANN201
+    """A PostgreSQL cluster for the session; skips cleanly where the binaries are absent."""
+    from tests.storage import pg as pgmod
+
+    why = pgmod.unavailable()
+    if why:
+        pytest.skip(why)
+    cluster = pgmod.PgCluster(free_port())
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def pg_url(pg) -> str:  # noqa: ANN001
+    """A fresh, empty database."""
+    return pg.create_database(f"cove_{uuid.uuid4().hex[:10]}")

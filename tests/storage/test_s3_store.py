@@ -8,10 +8,11 @@ import os
 
 import httpx
 import pytest
-from boto3.s3.transfer import TransferConfig
 
 from cove.storage.blobs_s3 import S3BlobStore
 from tests.storage.test_blob_contract import leftovers
+
+TransferConfig = pytest.importorskip("boto3.s3.transfer").TransferConfig
 
 DATA = os.urandom(200_000)
 SHA = hashlib.sha256(DATA).hexdigest()
