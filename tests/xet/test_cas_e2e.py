@@ -414,3 +414,17 @@ def test_commit_cannot_borrow_a_private_xet_file(server, alice, bob, api, bob_ap
         ).content
         == data
     )
+
+
+def test_anonymous_and_multirange_downloads(server, alice, api, repo_factory, blob, tmp_path) -> None:
+    repo = repo_factory("public")
+    data = bytes(300_000) + _random(400_000, 50) + bytes(300_000) + _random(200_000, 51)
+    api.upload_file(path_or_fileobj=blob(data), path_in_repo="p.bin", repo_id=repo)
+    # anonymous Xet download of a public repo (read token without a Hub token)
+    path = hf_hub_download(repo, "p.bin", token=False, cache_dir=tmp_path / "anon")
+    with open(path, "rb") as fh:
+        assert fh.read() == data
+    assert xet_token(server.endpoint, None, repo, "read").status_code == 200
+    # the client's multi-range fetch mode
+    got = download_in_fresh_client(alice.token, repo, "p.bin", HF_XET_CLIENT_ENABLE_MULTIRANGE_FETCHING="1")
+    assert got == data
