@@ -21,8 +21,9 @@ log = logging.getLogger("cove")
 class RequestIdMiddleware:
     """Adds `X-Request-Id` to every response (the client's trace id when it sent one)."""
 
-    def __init__(self, app) -> None:  # noqa: ANN001
+    def __init__(self, app, head_cache=None) -> None:  # noqa: ANN001
         self.app = app
+        self.head_cache = head_cache
 
     async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
         if scope["type"] != "http":
@@ -47,10 +48,12 @@ class RequestIdMiddleware:
                 message["headers"] = list(message["headers"]) + [(b"x-request-id", rid)]
             await send(message)
 
+        if self.head_cache is not None and await self.head_cache.serve(scope, receive, send_with_id):
+            return  # a repeated HEAD /resolve (see `cove.api.files.HeadCache`)
         await self.app(scope, receive, send_with_id)
 
 
-def decode_slashes(request: Request) -> None:
+async def decode_slashes(request: Request) -> None:
     """Path parameters get their `%2F` back as `/` (see `RequestIdMiddleware`)."""
     params = request.scope.get("path_params") or {}
     for k, v in params.items():
@@ -102,5 +105,7 @@ def create_app(settings: Settings | None = None, backends: Backends | None = Non
     from cove.web.pages import install as install_web
 
     install_web(app)
-    app.add_middleware(RequestIdMiddleware)
+    from cove.api.files import HeadCache
+
+    app.add_middleware(RequestIdMiddleware, head_cache=HeadCache(bk))
     return app

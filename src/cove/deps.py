@@ -7,6 +7,7 @@ import binascii
 from typing import Annotated
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
 from cove.backends import Backends
 from cove.errors import BadRequest, Unauthorized
@@ -70,5 +71,21 @@ def repo_type_of(plural: str) -> str:
     return mapping[plural]
 
 
-Bk = Annotated[Backends, Depends(get_backends)]
-CurrentActor = Annotated[Actor, Depends(get_actor)]
+async def _backends_dep(request: Request) -> Backends:
+    # async: FastAPI runs a plain `def` dependency in the thread pool, a hop per request for nothing.
+    return request.app.state.backends
+
+
+async def _actor_dep(request: Request) -> Actor:
+    """`get_actor`, in the thread pool only when there is something to look up (a header, a cookie)."""
+    cached = getattr(request.state, "actor", None)
+    if cached is not None:
+        return cached
+    if "authorization" not in request.headers and "cookie" not in request.headers:
+        request.state.actor = ANONYMOUS  # what get_actor finds: no token, no session cookie
+        return ANONYMOUS
+    return await run_in_threadpool(get_actor, request)
+
+
+Bk = Annotated[Backends, Depends(_backends_dep)]
+CurrentActor = Annotated[Actor, Depends(_actor_dep)]

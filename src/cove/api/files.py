@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
 from typing import Annotated
 from urllib.parse import quote
 
@@ -10,7 +15,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response, StreamingRes
 
 from cove.api.ranges import parse_range
 from cove.api.shapes import PLURAL, PREFIX, entry_json
-from cove.deps import Bk, CurrentActor, repo_type_of
+from cove.deps import Bk, CurrentActor, repo_type_of, token_from_header
 from cove.errors import BadRequest
 from cove.services import access, downloads, files, gating
 from cove.services.paths import clean_path, split_rev_path
@@ -121,6 +126,8 @@ def _paths_info(plural, ns, name, rev, paths, bk, actor) -> JSONResponse:  # noq
 
 
 def _resolve(repo_type: str, ns: str, name: str, rev: str, path: str, request: Request, bk, actor) -> Response:  # noqa: ANN001
+    # A HEAD answered 200 here may be answered again by `HeadCache` without this function: whatever new
+    # input (a header, a query parameter, a setting) this starts to read, `HeadCache` must know about.
     rev, path = split_rev_path(rev, path)
     path = clean_path(path)
     head = request.method == "HEAD"
@@ -136,25 +143,8 @@ def _resolve(repo_type: str, ns: str, name: str, rev: str, path: str, request: R
         downloads.maybe_count(db, repo, path, head=head,
                               counter_header=request.headers.get("x-hf-download-counter"))
         private = repo.private
-    headers = {
-        "X-Repo-Commit": sha,
-        "Accept-Ranges": "bytes",
-        "Content-Disposition": f"inline; filename*=UTF-8''{quote(path.rsplit('/', 1)[-1])}",
-        "Cache-Control": "private, max-age=0" if private else "public, max-age=0",
-        "Access-Control-Expose-Headers": "X-Repo-Commit,X-Request-Id,X-Error-Code,X-Error-Message,ETag,Link,"
-        "Accept-Ranges,Content-Range,X-Linked-Size,X-Linked-ETag,X-Xet-Hash",
-    }
-    if entry.is_lfs:
-        headers["ETag"] = f'"{entry.lfs_oid}"'
-        headers["X-Linked-Etag"] = f'"{entry.lfs_oid}"'
-        headers["X-Linked-Size"] = str(entry.size)
-    else:
-        headers["ETag"] = f'"{entry.oid}"'
-    if loc.kind == "xet":
-        p = PLURAL[repo_type]
-        headers["X-Xet-Hash"] = loc.key
-        headers["Link"] = (f'<{bk.settings.public_endpoint}/api/{p}/{ns}/{name}/xet-read-token/{sha}>; '
-                           'rel="xet-auth"')
+        ticket = HeadCache.ticket(request, db, repo, path) if head else None
+    headers = _file_headers(bk, repo_type, ns, name, path, sha, entry, loc, private)
     size = entry.size
     if loc.kind == "lfs" and bk.blobs.local_path(loc.key) is None:
         # Object store: 302 to a presigned URL on its own origin (hub-protocol §4.3 option B). The client
@@ -166,6 +156,8 @@ def _resolve(repo_type: str, ns: str, name: str, rev: str, path: str, request: R
             return Response(status_code=302, headers={**{k: headers[k] for k in keep}, "Location": url})
     if head:
         headers["Content-Length"] = str(size)
+        if ticket is not None and (loc.kind == "git" or (loc.kind == "lfs" and bk.blobs.local_path(loc.key))):
+            ticket.remember(repo_type, ns, name, rev, path, repo.storage_key, private)
         return Response(status_code=200, headers=headers, media_type=_media_type(path))
     rng = parse_range(request.headers.get("range"), size)
     if loc.kind == "lfs":
@@ -186,6 +178,30 @@ def _resolve(repo_type: str, ns: str, name: str, rev: str, path: str, request: R
         headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
         return Response(data[start:end], status_code=206, headers=headers, media_type=_media_type(path))
     return Response(data, headers=headers, media_type=_media_type(path))
+
+
+def _file_headers(bk, repo_type: str, ns: str, name: str, path: str, sha: str, entry, loc,  # noqa: ANN001
+                  private: bool) -> dict[str, str]:
+    headers = {
+        "X-Repo-Commit": sha,
+        "Accept-Ranges": "bytes",
+        "Content-Disposition": f"inline; filename*=UTF-8''{quote(path.rsplit('/', 1)[-1])}",
+        "Cache-Control": "private, max-age=0" if private else "public, max-age=0",
+        "Access-Control-Expose-Headers": "X-Repo-Commit,X-Request-Id,X-Error-Code,X-Error-Message,ETag,Link,"
+        "Accept-Ranges,Content-Range,X-Linked-Size,X-Linked-ETag,X-Xet-Hash",
+    }
+    if entry.is_lfs:
+        headers["ETag"] = f'"{entry.lfs_oid}"'
+        headers["X-Linked-Etag"] = f'"{entry.lfs_oid}"'
+        headers["X-Linked-Size"] = str(entry.size)
+    else:
+        headers["ETag"] = f'"{entry.oid}"'
+    if loc.kind == "xet":
+        p = PLURAL[repo_type]
+        headers["X-Xet-Hash"] = loc.key
+        headers["Link"] = (f'<{bk.settings.public_endpoint}/api/{p}/{ns}/{name}/xet-read-token/{sha}>; '
+                           'rel="xet-auth"')
+    return headers
 
 
 def _stream(body, start: int, end: int, size: int, partial: bool, headers: dict, path: str) -> Response:  # noqa: ANN001
@@ -209,6 +225,175 @@ def _media_type(path: str) -> str:
     return "application/octet-stream"
 
 
+# -- HEAD /resolve, answered again without the framework or the database --------------------------------
+
+
+@dataclass(frozen=True)
+class _Known:
+    """What a HEAD /resolve took from the database (and its parsed URL), valid while `gen` is current."""
+
+    gen: int
+    deadline: float | None  # time.time() after which the caller's token needs `last_used_at` refreshed
+    repo_type: str
+    ns: str
+    name: str
+    rev: str
+    path: str
+    storage_key: str
+    private: bool
+
+
+@dataclass
+class _Ticket:
+    cache: HeadCache
+    key: tuple
+    gen: int
+    deadline: float | None
+
+    def remember(self, repo_type: str, ns: str, name: str, rev: str, path: str, storage_key: str,
+                 private: bool) -> None:
+        self.cache.put(self.key, _Known(self.gen, self.deadline, repo_type, ns, name, rev, path, storage_key,
+                                        private))
+
+
+class HeadCache:
+    """Answers a repeated `HEAD /resolve` (what `hf_hub_download` sends for every file, cached or not)
+    without FastAPI's routing and dependencies, and without a database round-trip.
+
+    After `_resolve` answered a HEAD with 200, the database part of that answer (the caller's token and its
+    rights on the repo, the repo row, the parsed URL) is remembered per (path, query, Authorization). It is
+    used again only while SQLite's `PRAGMA data_version` is unchanged, which moves on every commit of any
+    other connection, from this process or another (a revoked token, a repo made private, a new member, a
+    download counted), and only until the token's `last_used_at` is due for its refresh. The git part (the
+    revision's commit, the tree entry, the blob's presence) is read again every time, so a push is seen at
+    once. Anything else — a cookie, a `%`-encoded path, a query file (download counter), an Xet or
+    object-store file, any error — goes the full way. Off (never filled) unless the database is SQLite.
+    """
+
+    MAX_ENTRIES = 10_000
+
+    def __init__(self, bk) -> None:  # noqa: ANN001
+        self.bk = bk
+        url = bk.db.engine.url
+        db = url.database if url.get_backend_name() == "sqlite" else None
+        self._db_path = db if db and db != ":memory:" and not db.startswith("file:") else None
+        self._known: dict[tuple, _Known] = {}
+        self._local: dict[str, str] = {}  # blob key → local path (a pure function of the key)
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self._gen: int | None = None
+
+    def generation(self) -> int | None:
+        """SQLite's data_version on a connection of our own that never writes; None: don't cache."""
+        if self._db_path is None:
+            return None
+        with self._lock:
+            try:
+                if self._conn is None:
+                    self._conn = sqlite3.connect(self._db_path, timeout=0, isolation_level=None,
+                                                 check_same_thread=False)
+                gen = self._conn.execute("PRAGMA data_version").fetchone()[0]
+            except sqlite3.Error:
+                if self._conn is not None:
+                    self._conn.close()
+                self._conn = None
+                return None
+            if gen != self._gen:
+                self._gen = gen
+                self._known.clear()
+            return gen
+
+    @staticmethod
+    def _key(scope) -> tuple | None:  # noqa: ANN001
+        raw = scope.get("raw_path")
+        if raw is not None and b"%" in raw:
+            return None
+        auth = None
+        for k, v in scope["headers"]:
+            if k == b"cookie":
+                return None
+            if k == b"authorization":
+                auth = v
+        return scope["path"], scope.get("query_string", b""), auth
+
+    async def serve(self, scope, receive, send) -> bool:  # noqa: ANN001
+        """Answer a HEAD from what is known; False (and a ticket to remember the answer) otherwise."""
+        if scope["method"] != "HEAD":
+            return False
+        key = self._key(scope)
+        if key is None:
+            return False
+        gen = self.generation()
+        if gen is None:
+            return False
+        known = self._known.get(key)
+        response = None
+        if known is not None and known.gen == gen and (known.deadline is None or time.time() < known.deadline):
+            try:
+                response = self._answer(known)
+            except Exception:  # noqa: BLE001 - the full route reports whatever this was
+                response = None
+        if response is None:
+            scope.setdefault("state", {})["cove.head_ticket"] = (self, key, gen)
+            return False
+        await response(scope, receive, send)
+        return True
+
+    def put(self, key: tuple, known: _Known) -> None:
+        if len(self._known) >= self.MAX_ENTRIES:
+            self._known.clear()
+        self._known[key] = known
+
+    @staticmethod
+    def ticket(request: Request, db, repo, path: str) -> _Ticket | None:  # noqa: ANN001
+        """Inside `_resolve`'s session: may this HEAD's answer be remembered, and until when?"""
+        found = request.scope.get("state", {}).get("cove.head_ticket")
+        if found is None or downloads.is_query_file(repo, path):
+            return None
+        cache, key, gen = found
+        deadline = None
+        token = token_from_header(key[2].decode("latin-1")) if key[2] is not None else None
+        if token is not None:
+            from sqlalchemy import select
+
+            from cove.db.tables import Token, utcnow
+            from cove.services.accounts import hash_token
+
+            used = db.scalar(select(Token.last_used_at).where(Token.token_hash == hash_token(token)))
+            if used is None:
+                return None
+            # actor_for_token refreshes last_used_at once it is more than 60 s old: go the full way then.
+            deadline = time.time() + 60 - (utcnow() - used).total_seconds()
+        return _Ticket(cache, key, gen, deadline)
+
+    def _answer(self, k: _Known) -> Response | None:
+        """`_resolve`'s HEAD answer from the remembered facts and live git; None: take the full route."""
+        bk = self.bk
+        sha = bk.repos.resolve(k.storage_key, k.rev)
+        if sha is None:
+            return None
+        entry = bk.repos.entry(k.storage_key, sha, k.path)
+        if entry is None or entry.type != "file":
+            return None
+        if entry.is_lfs:
+            loc = files.BlobLocation("lfs", f"lfs/{entry.lfs_oid}")
+            local = self._local.get(loc.key)
+            if local is None:
+                local = bk.blobs.local_path(loc.key)
+                if local is None:
+                    return None  # an object store: the full route redirects
+                if len(self._local) >= self.MAX_ENTRIES:
+                    self._local.clear()
+                self._local[loc.key] = local
+            if not os.path.isfile(local):
+                return None  # Xet-stored or missing: the full route looks further
+        else:
+            loc = files.BlobLocation("git", entry.oid)
+        headers = _file_headers(bk, k.repo_type, k.ns, k.name, k.path, sha, entry, loc, k.private)
+        headers["Content-Length"] = str(entry.size)
+        return Response(status_code=200, headers=headers, media_type=_media_type(k.path))
+
+
 for _prefix, _type in (("/datasets", "dataset"), ("/spaces", "space"), ("", "model")):
     def _make(repo_type: str):  # noqa: ANN202
         def resolve(ns: str, name: str, rev: str, path: str, request: Request, bk: Bk,
@@ -220,4 +405,4 @@ for _prefix, _type in (("/datasets", "dataset"), ("/spaces", "space"), ("", "mod
     router.add_api_route(f"{_prefix}/{{ns}}/{{name}}/resolve/{{rev}}/{{path:path}}", _make(_type),
                          methods=["GET", "HEAD"], name=f"resolve_{_type}")
 
-__all__ = ["router", "PREFIX"]
+__all__ = ["router", "PREFIX", "HeadCache"]
