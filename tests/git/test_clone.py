@@ -69,3 +69,13 @@ def test_fetch_old_commit_and_protocol_v2(git, api, repo_factory, tmp_path):
     git("-c", "protocol.version=2", "fetch", "--depth", "1", "origin", first, cwd=work)
     git("checkout", "-q", first, cwd=work)
     assert (work / "n.txt").read_text() == "1\n"
+
+
+def test_gated_repo_clone_needs_granted_access(git, api, alice, bob, bob_api, repo_factory, tmp_path):
+    repo_id = repo_factory("gated-clone")
+    api.update_repo_settings(repo_id, gated="manual")
+    proc = git("clone", repo_url(repo_id), tmp_path / "anon", check=False)
+    assert proc.returncode != 0 and "terminal prompts disabled" in proc.stderr
+    proc = git("clone", repo_url(repo_id, user=bob), tmp_path / "bob", check=False)
+    assert proc.returncode != 0 and "remote: Access to model" in proc.stderr and "restricted" in proc.stderr
+    git("clone", "-q", repo_url(repo_id, user=alice), tmp_path / "alice")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
 import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -179,3 +181,51 @@ def test_concurrent_pushes_and_api_commits_lose_nothing(git, api, clone):
     files = {f.rfilename for f in api.model_info(repo_id).siblings}
     assert {f"api/{i}.txt" for i in range(n)} <= files
     assert {f"git/{i}.txt" for i in range(n)} <= files
+
+
+def test_push_cut_off_midway_moves_nothing(git, api, alice, clone, server):
+    """A client that dies in the middle of sending its pack leaves the repo, its refs and the index as they
+    were, and leaves nothing behind that blocks the next push."""
+    import base64
+    import os
+    import socket
+
+    repo_id, work = clone("cut")
+    old = api.model_info(repo_id).sha
+    (work / "noise.txt").write_bytes(os.urandom(2_000_000))
+    new = git.commit_all(work, "big commit")
+    pack = subprocess.run(["git", "pack-objects", "--stdout", "--revs", "-q"], cwd=work, env=git.env,
+                          input=f"{new}\n^{old}\n".encode(), capture_output=True, check=True).stdout
+    command = f"{old} {new} refs/heads/main\0 report-status\n".encode()
+    body = f"{len(command) + 4:04x}".encode() + command + b"0000" + pack
+    auth = base64.b64encode(f"alice:{alice.token}".encode()).decode()
+    host, port = ENDPOINT.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall((f"POST /{repo_id}.git/git-receive-pack HTTP/1.1\r\nHost: {host}\r\n"
+                      f"Authorization: Basic {auth}\r\nContent-Type: application/x-git-receive-pack-request\r\n"
+                      f"Content-Length: {len(body)}\r\n\r\n").encode() + body[: len(body) // 2])
+    time.sleep(1.5)  # the server has seen the request and the disconnect by now
+    deadline = time.time() + 10
+    while time.time() < deadline and (_git_children(server.proc.pid)
+                                      or list(server.data.glob("repos/*/*.git/objects/incoming-*"))):
+        time.sleep(0.1)
+    assert not _git_children(server.proc.pid)  # git gave up on the truncated pack and exited
+    assert not list(server.data.glob("repos/*/*.git/objects/incoming-*"))  # quarantine cleaned up
+    assert api.model_info(repo_id).sha == old
+    assert git.out("ls-remote", "origin", "refs/heads/main", cwd=work).split()[0] == old
+    git("push", "-q", "origin", "main", cwd=work)  # nothing left locked
+    assert api.model_info(repo_id).sha == new
+
+
+def _git_children(pid: int) -> list[str]:
+    """Command lines of the server's child processes that run git."""
+    out = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        for child in (task / "children").read_text().split():
+            try:
+                cmd = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if "git" in cmd:
+                out.append(cmd)
+    return out

@@ -48,8 +48,9 @@ def _text(status: int, message: str, headers: dict[str, str] | None = None) -> R
     return PlainTextResponse(message.rstrip("\n") + "\n", status_code=status, headers=headers)
 
 
-def authorize(bk: Backends, repo_type: str, ns: str, name: str, authorization: str | None,
-              *, write: bool) -> GitTarget | Response:
+def authorize(
+    bk: Backends, repo_type: str, ns: str, name: str, authorization: str | None, *, write: bool
+) -> GitTarget | Response:
     """The repo, or the answer git should get: 401 with a Basic challenge (git then asks for credentials),
     404 for a repo the caller cannot see (private == missing), 403 for a caller who may not push."""
     name = name.removesuffix(".git")
@@ -58,19 +59,22 @@ def authorize(bk: Backends, repo_type: str, ns: str, name: str, authorization: s
     except Unauthorized as exc:
         return _text(401, exc.message, _CHALLENGE)
     if actor.anonymous and (write or not bk.settings.anonymous_read):
-        return _text(401, "Authentication required: use your user name and an access token as the password",
-                     _CHALLENGE)
+        return _text(401, "Authentication required: use your user name and an access token as the password", _CHALLENGE)
     with bk.db.session() as db:
         repo = access.find_repo(db, repo_type, f"{ns}/{name}")
         if repo is None or not access.can_read(db, actor, repo):
             if actor.anonymous:
                 return _text(401, access._not_found_message(actor), _CHALLENGE)
             return _text(404, "Repository not found")
-        if write:
-            try:
+        try:
+            if write:
                 access.require_write(db, actor, repo)
-            except HubError as exc:
-                return _text(exc.status, exc.message)
+            elif repo.gated:  # a clone holds every file: gated repos need granted access
+                from cove.services import gating
+
+                gating.require_file_access(db, actor, repo, "", bk.settings.public_endpoint)
+        except HubError as exc:
+            return _text(exc.status, exc.message, _CHALLENGE if exc.status == 401 else None)
         target = GitTarget(repo.id, repo.repo_id, repo.storage_key, actor)
     if write:
         target.refs_before = bk.repos.refs(target.storage_key)
@@ -97,18 +101,28 @@ def cgi_env(bk: Backends, target: GitTarget, request: Request, path_info: str, *
     for var in ("PYTHONPATH", "LANG", "LC_ALL", "TMPDIR"):
         if var in os.environ:
             env[var] = os.environ[var]
-    if "content-length" in request.headers:
-        env["CONTENT_LENGTH"] = request.headers["content-length"]
+    # No CONTENT_LENGTH: git reads the body until we close its stdin (the server already enforces the
+    # length). With CONTENT_LENGTH, http-backend 2.39 spins forever on a body cut short by the client.
     if "content-encoding" in request.headers:
         env["HTTP_CONTENT_ENCODING"] = request.headers["content-encoding"]
     if "git-protocol" in request.headers:
         env["GIT_PROTOCOL"] = env["HTTP_GIT_PROTOCOL"] = request.headers["git-protocol"]
     if write:
-        env.update(git_push.receive_env(data=bk.settings.data, db_url=bk.settings.db_url, repo_pk=target.repo_pk,
-                                        repo_id=target.repo_id, max_file=bk.settings.max_inline_file))
+        env.update(
+            git_push.receive_env(
+                data=bk.settings.data,
+                db_url=bk.settings.db_url,
+                repo_pk=target.repo_pk,
+                repo_id=target.repo_id,
+                max_file=bk.settings.max_inline_file,
+            )
+        )
     else:
-        env.update(git_push.git_config_env({"http.receivepack": "false", "uploadpack.allowFilter": "true",
-                                            "uploadpack.allowAnySHA1InWant": "true"}))
+        env.update(
+            git_push.git_config_env(
+                {"http.receivepack": "false", "uploadpack.allowFilter": "true", "uploadpack.allowAnySHA1InWant": "true"}
+            )
+        )
     return env
 
 
@@ -125,8 +139,13 @@ class GitCGIResponse(Response):
 
     async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
         proc = await asyncio.create_subprocess_exec(
-            "git", "http-backend", env=self.env, stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            "git",
+            "http-backend",
+            env=self.env,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
         feeder = asyncio.create_task(_feed(proc, receive))
         errors = asyncio.create_task(_tail(proc.stderr))  # type: ignore[arg-type]
         client_gone = False
@@ -194,7 +213,7 @@ async def _read_headers(stdout: asyncio.StreamReader) -> tuple[int, list[tuple[b
         for sep in (b"\r\n\r\n", b"\n\n"):
             idx = buf.find(sep)
             if idx >= 0:
-                head, rest = buf[:idx], buf[idx + len(sep):]
+                head, rest = buf[:idx], buf[idx + len(sep) :]
                 break
         else:
             block = await stdout.read(_CHUNK)
@@ -219,47 +238,62 @@ def _add_routes(prefix: str, repo_type: str) -> None:
         if service not in SERVICES:
             return _text(403, "Only git's smart HTTP protocol is supported: please upgrade git")
         write = service == "git-receive-pack"
-        target = await run_in_threadpool(authorize, bk, repo_type, ns, name,
-                                         request.headers.get("authorization"), write=write)
+        target = await run_in_threadpool(
+            authorize, bk, repo_type, ns, name, request.headers.get("authorization"), write=write
+        )
         if isinstance(target, Response):
             return target
         return GitCGIResponse(cgi_env(bk, target, request, "/info/refs", write=write))
 
     async def upload_pack(ns: str, name: str, request: Request, bk: Bk) -> Response:
-        target = await run_in_threadpool(authorize, bk, repo_type, ns, name,
-                                         request.headers.get("authorization"), write=False)
+        target = await run_in_threadpool(
+            authorize, bk, repo_type, ns, name, request.headers.get("authorization"), write=False
+        )
         if isinstance(target, Response):
             return target
         return GitCGIResponse(cgi_env(bk, target, request, "/git-upload-pack", write=False))
 
     async def receive_pack(ns: str, name: str, request: Request, bk: Bk) -> Response:
-        target = await run_in_threadpool(authorize, bk, repo_type, ns, name,
-                                         request.headers.get("authorization"), write=True)
+        target = await run_in_threadpool(
+            authorize, bk, repo_type, ns, name, request.headers.get("authorization"), write=True
+        )
         if isinstance(target, Response):
             return target
 
         def after() -> None:
             git_push.after_push(bk, target.repo_pk, target.refs_before)
 
-        return GitCGIResponse(cgi_env(bk, target, request, "/git-receive-pack", write=True), after=after,
-                              finish_on_disconnect=True)
+        return GitCGIResponse(
+            cgi_env(bk, target, request, "/git-receive-pack", write=True), after=after, finish_on_disconnect=True
+        )
 
     async def locks_verify(ns: str, name: str) -> Response:
         # Cove has no file locking. git-lfs asks before every push; 501 makes it turn lock
         # verification off for this remote quietly (a 200 or a 404 would print advice on each push).
-        return JSONResponse({"message": "File locking is not supported by Cove"}, status_code=501,
-                            media_type="application/vnd.git-lfs+json")
+        return JSONResponse(
+            {"message": "File locking is not supported by Cove"},
+            status_code=501,
+            media_type="application/vnd.git-lfs+json",
+        )
 
     base = f"{prefix}/{{ns}}/{{name}}"
     tag = f"{repo_type}"
-    router.add_api_route(f"{base}/info/refs", info_refs, methods=["GET"], name=f"git_info_refs_{tag}",
-                         include_in_schema=False)
-    router.add_api_route(f"{base}/git-upload-pack", upload_pack, methods=["POST"], name=f"git_upload_{tag}",
-                         include_in_schema=False)
-    router.add_api_route(f"{base}/git-receive-pack", receive_pack, methods=["POST"],
-                         name=f"git_receive_{tag}", include_in_schema=False)
-    router.add_api_route(f"{base}/info/lfs/locks/verify", locks_verify, methods=["POST"],
-                         name=f"lfs_locks_verify_{tag}", include_in_schema=False)
+    router.add_api_route(
+        f"{base}/info/refs", info_refs, methods=["GET"], name=f"git_info_refs_{tag}", include_in_schema=False
+    )
+    router.add_api_route(
+        f"{base}/git-upload-pack", upload_pack, methods=["POST"], name=f"git_upload_{tag}", include_in_schema=False
+    )
+    router.add_api_route(
+        f"{base}/git-receive-pack", receive_pack, methods=["POST"], name=f"git_receive_{tag}", include_in_schema=False
+    )
+    router.add_api_route(
+        f"{base}/info/lfs/locks/verify",
+        locks_verify,
+        methods=["POST"],
+        name=f"lfs_locks_verify_{tag}",
+        include_in_schema=False,
+    )
 
 
 for _p, _t in (("/datasets", "dataset"), ("/spaces", "space"), ("", "model")):
