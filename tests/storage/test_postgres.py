@@ -6,12 +6,15 @@ import hashlib
 import os
 import tempfile
 import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 from huggingface_hub import HfApi, hf_hub_download
 
+from tests.conftest import User
 from tests.storage.conftest import S3, _stop, aws_env_for, free_port, make_user, start_cove, wait_http
 
 pytestmark = pytest.mark.postgres
@@ -91,52 +94,110 @@ def test_serve_on_postgres(pg_hub, no_xet, tmp_path) -> None:  # noqa: ANN001
 # -- scale-out: two stateless API processes on one PostgreSQL + one bucket -------------------------
 
 
-@pytest.mark.no_xet
-def test_two_processes_share_postgres_and_s3(pg_url: str, s3_server: S3, no_xet, tmp_path) -> None:  # noqa: ANN001
+@dataclass
+class Pair:
+    endpoints: list[str]
+    user: User
+    bucket: str
+    env: dict[str, str]
+
+    def api(self, i: int) -> HfApi:
+        return HfApi(endpoint=self.endpoints[i], token=self.user.token)
+
+
+@pytest.fixture(scope="module")
+def pair(pg, s3_server: S3):  # noqa: ANN001, ANN201
+    """Two `cove serve` processes on different ports: one PostgreSQL database, one bucket, one shared
+    COVE_DATA (the repos folder; a shared volume in a real deployment) and one COVE_SECRET."""
     root = Path(tempfile.mkdtemp(prefix="cove-scaleout-"))
-    shared = root / "shared"  # the repos folder (a shared volume in a real deployment)
     bucket = s3_server.new_bucket()
-    common = {**aws_env_for(_base_env()), "COVE_DATA": str(shared), "COVE_DATABASE_URL": pg_url,
+    common = {**aws_env_for(_base_env()), "COVE_DATA": str(root / "shared"),
+              "COVE_DATABASE_URL": pg.create_database(f"cove_pair_{uuid.uuid4().hex[:8]}"),
               "COVE_BLOB_BACKEND": "s3", "COVE_S3_BUCKET": bucket, "COVE_S3_ENDPOINT_URL": s3_server.endpoint,
               "COVE_SECRET": "scale-out-test-secret-" + uuid.uuid4().hex}
     ports = [free_port(), free_port()]
     endpoints = [f"http://127.0.0.1:{p}" for p in ports]
+    logs = [root / f"server{i}.log" for i in range(2)]
     # Both start at once: their start-up migrations race on the same empty database.
-    procs = [start_cove({**common, "COVE_ENDPOINT": e}, p, root / f"server{i}.log")
-             for i, (p, e) in enumerate(zip(ports, endpoints, strict=True))]
+    procs = [start_cove({**common, "COVE_ENDPOINT": e}, p, log) for p, e, log in zip(ports, endpoints, logs,
+                                                                                      strict=True)]
     try:
-        for e, proc, i in zip(endpoints, procs, range(2), strict=True):
-            wait_http(e, proc, root / f"server{i}.log")
-        user = make_user(common, "erin")
-        a, b = (HfApi(endpoint=e, token=user.token) for e in endpoints)
-        repo = f"erin/shared-{uuid.uuid4().hex[:6]}"
-        a.create_repo(repo)
-        data = os.urandom(2_000_000)
-        info = a.upload_file(path_or_fileobj=data, path_in_repo="w.bin", repo_id=repo)
-
-        # Everything written through A is visible through B.
-        assert b.repo_info(repo).sha == info.oid
-        assert sorted(b.list_repo_files(repo)) == [".gitattributes", "w.bin"]
-        assert repo in [m.id for m in b.list_models(author="erin")]
-        p = hf_hub_download(repo, "w.bin", endpoint=endpoints[1], token=user.token, cache_dir=tmp_path)
-        with open(p, "rb") as fh:
-            assert hashlib.sha256(fh.read()).hexdigest() == hashlib.sha256(data).hexdigest()
-
-        # ... and the other way round, with the parent commit B saw.
-        info2 = b.upload_file(path_or_fileobj=b"v2", path_in_repo="notes.txt", repo_id=repo,
-                              parent_commit=info.oid)
-        assert a.repo_info(repo).sha == info2.oid
-        r = httpx.get(f"{endpoints[0]}/{repo}/resolve/main/notes.txt",
-                      headers={"authorization": f"Bearer {user.token}"})
-        assert r.content == b"v2"
-        # A signed LFS URL minted by one process is honoured by the other (shared COVE_SECRET).
-        sha = hashlib.sha256(data).hexdigest()
-        batch = httpx.post(f"{endpoints[0]}/{repo}.git/info/lfs/objects/batch",
-                           headers={"authorization": f"Bearer {user.token}"},
-                           json={"operation": "download", "objects": [{"oid": sha, "size": len(data)}]})
-        href = batch.json()["objects"][0]["actions"]["download"]["href"]
-        assert href.startswith(endpoints[0])
-        assert httpx.get(endpoints[1] + href[len(endpoints[0]):]).content == data
+        for e, proc, log in zip(endpoints, procs, logs, strict=True):
+            wait_http(e, proc, log)
+        yield Pair(endpoints, make_user(common, "erin"), bucket, common)
     finally:
         for proc in procs:
             _stop(proc)
+
+
+@pytest.mark.no_xet
+def test_commit_through_one_is_visible_through_the_other(pair: Pair, no_xet, tmp_path) -> None:  # noqa: ANN001
+    a, b = pair.api(0), pair.api(1)
+    repo = f"erin/shared-{uuid.uuid4().hex[:6]}"
+    a.create_repo(repo)
+    data = os.urandom(2_000_000)
+    info = a.upload_file(path_or_fileobj=data, path_in_repo="w.bin", repo_id=repo)
+
+    assert b.repo_info(repo).sha == info.oid
+    assert sorted(b.list_repo_files(repo)) == [".gitattributes", "w.bin"]
+    assert repo in [m.id for m in b.list_models(author="erin")]
+    p = hf_hub_download(repo, "w.bin", endpoint=pair.endpoints[1], token=pair.user.token, cache_dir=tmp_path)
+    with open(p, "rb") as fh:
+        assert fh.read() == data
+
+    # ... and the other way round, with the parent commit B saw.
+    info2 = b.upload_file(path_or_fileobj=b"v2", path_in_repo="notes.txt", repo_id=repo, parent_commit=info.oid)
+    assert a.repo_info(repo).sha == info2.oid
+    r = httpx.get(f"{pair.endpoints[0]}/{repo}/resolve/main/notes.txt",
+                  headers={"authorization": f"Bearer {pair.user.token}"})
+    assert r.content == b"v2"
+    # A signed LFS URL minted by one process is honoured by the other (shared COVE_SECRET).
+    sha = hashlib.sha256(data).hexdigest()
+    batch = httpx.post(f"{pair.endpoints[0]}/{repo}.git/info/lfs/objects/batch",
+                       headers={"authorization": f"Bearer {pair.user.token}"},
+                       json={"operation": "download", "objects": [{"oid": sha, "size": len(data)}]})
+    href = batch.json()["objects"][0]["actions"]["download"]["href"]
+    assert href.startswith(pair.endpoints[0])
+    assert httpx.get(pair.endpoints[1] + href[len(pair.endpoints[0]):]).content == data
+
+
+@pytest.mark.no_xet
+def test_concurrent_commits_through_both_processes(pair: Pair, no_xet) -> None:  # noqa: ANN001
+    """Commits racing on one branch through two processes: git's compare-and-swap on the ref plus the
+    server's rebase-and-retry lose nothing; every acknowledged commit is in the history."""
+    repo = f"erin/race-{uuid.uuid4().hex[:6]}"
+    pair.api(0).create_repo(repo)
+    n = 16
+
+    def commit(i: int) -> str | None:
+        try:
+            return pair.api(i % 2).upload_file(path_or_fileobj=f"file {i}".encode(), path_in_repo=f"f{i:02d}.txt",
+                                               repo_id=repo).oid
+        except Exception as exc:  # noqa: BLE001 - a refused commit (409) is allowed, a lost one is not
+            return repr(exc)
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(commit, range(n)))
+    acked = {f"f{i:02d}.txt": r for i, r in enumerate(results) if r and len(r) == 40}
+    assert len(acked) >= n // 2, results
+    for api in (pair.api(0), pair.api(1)):
+        files = set(api.list_repo_files(repo))
+        assert set(acked) <= files
+        history = {c.commit_id for c in api.list_repo_commits(repo)}
+        assert set(acked.values()) <= history
+        assert len(history) == 1 + len(acked)
+
+
+@pytest.mark.xet
+def test_xet_upload_through_one_download_through_the_other(pair: Pair, tmp_path) -> None:  # noqa: ANN001
+    pytest.importorskip("hf_xet")
+    repo = f"erin/xet-{uuid.uuid4().hex[:6]}"
+    pair.api(0).create_repo(repo)
+    data = os.urandom(3_000_000)
+    pair.api(0).upload_file(path_or_fileobj=data, path_in_repo="x.bin", repo_id=repo)
+    p = hf_hub_download(repo, "x.bin", endpoint=pair.endpoints[1], token=pair.user.token, cache_dir=tmp_path)
+    with open(p, "rb") as fh:
+        assert fh.read() == data
+    r = httpx.get(f"{pair.endpoints[1]}/{repo}/resolve/main/x.bin",
+                  headers={"authorization": f"Bearer {pair.user.token}", "Range": "bytes=10-1009"})
+    assert r.status_code == 206 and r.content == data[10:1010]
