@@ -104,6 +104,14 @@ def test_filters_author_and_search(api, repo_factory, acme, three, marker) -> No
     assert full.card_data.license == "apache-2.0" and full.card_data.datasets == ["alice/tweets"]
     expanded = next(iter(api.list_models(filter=marker, search=f"{marker}-a", expand=["downloads", "likes"])))
     assert expanded.downloads == 3 and expanded.likes == 0 and expanded.pipeline_tag is None
+    # full=True and expand=siblings list the files; fetch_config adds the config.
+    full = next(iter(api.list_models(filter=marker, search=f"{marker}-a", full=True)))
+    assert {s.rfilename for s in full.siblings} == {".gitattributes", "README.md", "config.json"}
+    assert full.sha == api.model_info(a).sha and full.last_modified is not None
+    sib = next(iter(api.list_models(filter=marker, search=f"{marker}-a", expand=["siblings", "sha"])))
+    assert {s.rfilename for s in sib.siblings} == {".gitattributes", "README.md", "config.json"}
+    cfg = next(iter(api.list_models(filter=marker, search=f"{marker}-a", fetch_config=True)))
+    assert cfg.config == {"model_type": "bert"}
 
     # Private repos of others stay out of listings and counts.
     secret = _model(api, repo_factory, marker, "secret")
@@ -141,11 +149,11 @@ def test_likes_and_date_sorts(api, bob_api, alice, bob, three, marker) -> None:
     assert _ids(api.list_models(filter=marker, sort="likes"))[0] == a
 
     assert _ids(api.list_models(filter=marker, sort="created_at")) == [c, b, a]
-    time.sleep(0.01)
+    time.sleep(1.05)  # lastModified is the commit date: git keeps whole seconds
     api.upload_file(path_or_fileobj=b"touch", path_in_repo="notes.txt", repo_id=a)
     assert _ids(api.list_models(filter=marker, sort="last_modified")) == [a, c, b]
     info = api.model_info(a)
-    assert info.last_modified > api.model_info(c).last_modified > info.created_at
+    assert info.last_modified > api.model_info(c).last_modified
 
 
 def test_link_pagination(api, alice, three, marker) -> None:

@@ -18,19 +18,51 @@ MAX_PAGE = 1000
 ListQ = Annotated[list[str] | None, Query()]
 
 
-def _listing(repo_type: str, plural: str, request: Request, bk, actor, search_terms, author, filters,  # noqa: ANN001
-             pipeline_tag, library, sort, direction, limit, full, card_data, expand, cursor, gated) -> JSONResponse:
+def _listing(
+    repo_type: str,
+    plural: str,
+    request: Request,
+    bk,
+    actor,
+    search_terms,
+    author,
+    filters,  # noqa: ANN001
+    pipeline_tag,
+    library,
+    sort,
+    direction,
+    limit,
+    full,
+    card_data,
+    expand,
+    cursor,
+    gated,
+    config: bool = False,
+) -> JSONResponse:
     page_size = min(limit or DEFAULT_PAGE, MAX_PAGE)
-    q = search.Query(repo_type=repo_type, search=search_terms or [], author=author, filters=filters or [],
-                     pipeline_tag=pipeline_tag, library=library, sort=sort,
-                     direction=int(direction) if direction not in (None, "") else -1, gated=gated)
+    q = search.Query(
+        repo_type=repo_type,
+        search=search_terms or [],
+        author=author,
+        filters=filters or [],
+        pipeline_tag=pipeline_tag,
+        library=library,
+        sort=sort,
+        direction=int(direction) if direction not in (None, "") else -1,
+        gated=gated,
+    )
     with bk.db.session() as db:
         rows = search.page(db, actor, q, offset=cursor, limit=page_size + 1)
         count = search.count(db, actor, q)
         items = []
         for repo in rows[:page_size]:
-            items.append(repo_info_json(repo, sha=repo.sha, siblings=[] if full else None, expand=expand,
-                                        full=bool(full), card=bool(card_data or full)))
+            siblings = _siblings(bk, repo) if full or (expand and "siblings" in expand) else None
+            item = repo_info_json(
+                repo, sha=repo.sha, siblings=siblings, expand=expand, full=bool(full), card=bool(card_data or full)
+            )
+            if config and repo.config and not expand:
+                item["config"] = repo.config
+            items.append(item)
     headers = {"X-Total-Count": str(count)}
     if len(rows) > page_size:  # `limit` is the page size; the client stops reading after `limit` items
         params = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
@@ -39,15 +71,54 @@ def _listing(repo_type: str, plural: str, request: Request, bk, actor, search_te
     return JSONResponse(items, headers=headers)
 
 
+def _siblings(bk, repo) -> list[dict]:  # noqa: ANN001
+    if not repo.sha:
+        return []
+    entries = bk.repos.list_tree(repo.storage_key, repo.sha, recursive=True) or []
+    return [{"rfilename": e.path} for e in entries if e.type == "file"]
+
+
 def _make(repo_type: str, plural: str):  # noqa: ANN202
-    def listing(request: Request, bk: Bk, actor: CurrentActor, search: ListQ = None, author: str | None = None,
-                filter: ListQ = None, pipeline_tag: str | None = None, library: str | None = None,
-                sort: str | None = None, direction: str | None = None,
-                limit: Annotated[int | None, Query(ge=1)] = None, full: bool = False,
-                cardData: bool = False, expand: ListQ = None, cursor: int = 0,  # noqa: N803
-                gated: bool | None = None, config: bool = False) -> JSONResponse:
-        return _listing(repo_type, plural, request, bk, actor, search, author, filter, pipeline_tag, library, sort,
-                        direction, limit, full, cardData, expand, cursor, gated)
+    def listing(
+        request: Request,
+        bk: Bk,
+        actor: CurrentActor,
+        search: ListQ = None,
+        author: str | None = None,
+        filter: ListQ = None,
+        pipeline_tag: str | None = None,
+        library: str | None = None,
+        sort: str | None = None,
+        direction: str | None = None,
+        limit: Annotated[int | None, Query(ge=1)] = None,
+        full: bool = False,
+        cardData: bool = False,
+        expand: ListQ = None,
+        cursor: int = 0,  # noqa: N803
+        gated: bool | None = None,
+        config: bool = False,
+    ) -> JSONResponse:
+        return _listing(
+            repo_type,
+            plural,
+            request,
+            bk,
+            actor,
+            search,
+            author,
+            filter,
+            pipeline_tag,
+            library,
+            sort,
+            direction,
+            limit,
+            full,
+            cardData,
+            expand,
+            cursor,
+            gated,
+            config,
+        )
 
     return listing
 
