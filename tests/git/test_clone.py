@@ -69,6 +69,9 @@ def test_fetch_old_commit_and_protocol_v2(git, api, repo_factory, tmp_path):
     git("-c", "protocol.version=2", "fetch", "--depth", "1", "origin", first, cwd=work)
     git("checkout", "-q", first, cwd=work)
     assert (work / "n.txt").read_text() == "1\n"
+    # A partial clone fetches blobs on demand.
+    git("clone", "-q", "--filter=blob:none", repo_url(repo_id), tmp_path / "partial")
+    assert (tmp_path / "partial" / "n.txt").read_text() == "2\n"
 
 
 def test_gated_repo_clone_needs_granted_access(git, api, alice, bob, bob_api, repo_factory, tmp_path):
