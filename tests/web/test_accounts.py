@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 
 import httpx
@@ -94,8 +95,6 @@ def test_create_and_revoke_a_token(alice_web):
     assert alice_web.post("/settings/tokens", data={"name": "x", "role": "read"}).status_code == 403
     made = alice_web.post("/settings/tokens", data={"csrf_token": token, "name": "web-made", "role": "write"})
     assert made.status_code == 200
-    import re
-
     secret = re.search(r'id="new-token-value">([^<]+)<', made.text).group(1)
     assert HfApi(endpoint=ENDPOINT, token=secret).whoami()["name"] == "alice"
     token_id = re.search(
@@ -111,8 +110,6 @@ def test_create_and_revoke_a_token(alice_web):
 
 
 def test_cannot_revoke_someone_elses_token(alice_web, bob_web, bob):
-    import re
-
     bob_page = bob_web.get("/settings/tokens").text
     bob_id = re.search(r'<tr data-token="tests-read">.*?name="token_id" value="(\d+)"', bob_page, re.S).group(
         1
@@ -205,3 +202,22 @@ def test_hostile_card_cannot_run_script(api, repo_factory, anon_web):
     assert "<script>alert" not in html and "onerror" not in html and "javascript:" not in html
     assert "<iframe" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html  # the tag chip, escaped
+
+
+def test_gated_repo_hides_contents_until_access_is_granted(api, repo_factory, bob_web, anon_web):
+    repo_id = repo_factory("web-gated")
+    api.upload_file(path_or_fileobj=b"SECRET = 42\n", path_in_repo="weights.py", repo_id=repo_id)
+    api.update_repo_settings(repo_id, gated="auto")
+    card = anon_web.get(f"/{repo_id}").text
+    assert 'id="gate"' in card and "Sign in to ask for access" in card
+    for client in (anon_web, bob_web):
+        assert "weights.py" in client.get(f"/{repo_id}/tree/main").text  # the file list stays visible
+        blob = client.get(f"/{repo_id}/blob/main/weights.py").text
+        assert "SECRET" not in blob and "gated" in blob
+        history = client.get(f"/{repo_id}/commits/main").text
+        sha = re.search(rf"/{repo_id}/commit/([0-9a-f]{{40}})", history).group(1)
+        assert "SECRET" not in client.get(f"/{repo_id}/commit/{sha}").text
+    token = csrf_of(bob_web.get(f"/{repo_id}").text)
+    assert bob_web.post(f"/{repo_id}/ask-access", data={"csrf_token": token}).status_code == 303
+    assert 'id="gate"' not in bob_web.get(f"/{repo_id}").text
+    assert "SECRET" in bob_web.get(f"/{repo_id}/blob/main/weights.py").text

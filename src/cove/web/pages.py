@@ -79,6 +79,7 @@ for _prefix, _type in (("/datasets", "dataset"), ("/spaces", "space"), ("", "mod
     router.add_api_route(f"{base}/settings", _bind(repo.settings_page, _type), methods=["GET"])
     router.add_api_route(f"{base}/settings", _bind(repo.settings_update, _type), methods=["POST"])
     router.add_api_route(f"{base}/like", _bind(repo.like, _type), methods=["POST"])
+    router.add_api_route(f"{base}/ask-access", _bind(repo.ask_access, _type), methods=["POST"])
     if _prefix:
         router.add_api_route(f"{_prefix}/{{ns}}", _bind(listing.by_author, _type), methods=["GET"])
 

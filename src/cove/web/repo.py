@@ -11,7 +11,7 @@ from fastapi.responses import RedirectResponse, Response
 from cove.backends import Backends
 from cove.db.tables import Like, Repo
 from cove.errors import BadRequest, Forbidden
-from cove.services import access, likes, repos
+from cove.services import access, gating, likes, repos
 from cove.services import refs as refs_service
 from cove.web import cards
 from cove.web.render import page, repo_path
@@ -29,12 +29,17 @@ class RepoView:
     base: str
     can_write: bool
     liked: bool = False
+    #: May read file contents: false on a gated repo until the visitor's access request is accepted.
+    has_files: bool = True
     branches: list[str] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
 
     @property
     def repo_id(self) -> str:
         return self.repo.repo_id
+
+    def may_read(self, path: str) -> bool:
+        return self.has_files or path in gating.UNGATED_FILES
 
 
 def open_repo(request: Request, repo_type: str, ns: str, name: str) -> tuple[Visitor, RepoView]:
@@ -45,11 +50,12 @@ def open_repo(request: Request, repo_type: str, ns: str, name: str) -> tuple[Vis
         repo = access.readable_repo(db, v.actor, repo_type, f"{ns}/{name}")
         can_write = access.can_write(db, v.actor, repo)
         liked = not v.actor.anonymous and db.get(Like, (v.actor.user_id, repo.id)) is not None
+        has_files = gating.has_access(db, v.actor, repo)
         db.expunge(repo)
     refs = refs_service.list_refs(bk, repo, include_prs=False)
     view = RepoView(repo=repo, repo_type=repo_type, base=repo_path(repo_type, repo.repo_id),
-                    can_write=can_write, liked=liked, branches=[b["name"] for b in refs["branches"]],
-                    tags=[t["name"] for t in refs["tags"]])
+                    can_write=can_write, liked=liked, has_files=has_files,
+                    branches=[b["name"] for b in refs["branches"]], tags=[t["name"] for t in refs["tags"]])
     return v, view
 
 
@@ -73,7 +79,7 @@ def repo_page(repo_type: str, request: Request, ns: str, name: str) -> Response:
         paths = [e.path for e in entries if e.type == "file"]
         n_files = len(paths)
         shown = set(card.images) if card else set()
-        gallery = [p for p in paths if cards.is_image(p) and p not in shown][:12]
+        gallery = [p for p in paths if cards.is_image(p) and p not in shown][:12] if view.has_files else []
     meta = card.meta if card else (repo.card_data or {})
     chips = card.chips if card else cards.chips(meta, repo_type)
     snippets = cards.snippets(repo_type, repo.repo_id, request.app.state.settings.public_endpoint,
@@ -96,6 +102,20 @@ def like(repo_type: str, request: Request, ns: str, name: str,
         else:
             likes.unlike(db, v.actor, repo)
         target = repo_path(repo_type, repo.repo_id)
+    return RedirectResponse(target, status_code=303)
+
+
+def ask_access(repo_type: str, request: Request, ns: str, name: str,
+               csrf_token: Annotated[str, Form()] = "") -> Response:
+    """The gate's button: an access request (accepted at once when the repo's gating is `auto`)."""
+    v = check_csrf(request, csrf_token)
+    target = repo_path(repo_type, f"{ns}/{name}")
+    if v.actor.anonymous:
+        return RedirectResponse(f"/login?next={target}", status_code=303)
+    bk: Backends = request.app.state.backends
+    with bk.db.session() as db:
+        repo = access.readable_repo(db, v.actor, repo_type, f"{ns}/{name}")
+        gating.request_access(db, v.actor, repo)
     return RedirectResponse(target, status_code=303)
 
 
@@ -131,4 +151,4 @@ def settings_update(repo_type: str, request: Request, ns: str, name: str,
     return RedirectResponse(target, status_code=303)
 
 
-__all__ = ["open_repo", "repo_page", "settings_page", "settings_update", "like"]
+__all__ = ["open_repo", "repo_page", "settings_page", "settings_update", "like", "ask_access"]

@@ -124,6 +124,9 @@ def viewer_page(request: Request, ns: str, name: str) -> Response:
     except ValueError:
         p = 0
     p = min(p, MAX_OFFSET // PAGE_ROWS)
-    rows = read_page(bk, repo, split, p * PAGE_ROWS, PAGE_ROWS) if split is not None else None
+    rows = None
+    if split is not None:
+        gated = datafiles.Rows(error="This dataset is gated: ask for access on its card to see its rows.")
+        rows = read_page(bk, repo, split, p * PAGE_ROWS, PAGE_ROWS) if view.has_files else gated
     return page(request, "viewer.html", title=f"Viewer · {view.repo_id}", view=view, tab="viewer",
                 configs=configs, config=config, split=split, rows=rows, p=p, page_rows=PAGE_ROWS)
