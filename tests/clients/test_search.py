@@ -195,3 +195,25 @@ def test_list_datasets_finance(api, repo_factory, marker) -> None:
     assert set(_ids(api.list_datasets(filter=[marker, "license:mit", "format:csv"]))) == set(made)
     # A model filter does not leak into datasets.
     assert list(api.list_models(filter=marker)) == []
+
+
+def test_list_spaces(api, repo_factory, marker) -> None:
+    made = []
+    for i, sdk in enumerate(("gradio", "static")):
+        repo_id = repo_factory(f"{marker}-sp{i}", repo_type="space", space_sdk=sdk)
+        card = (f"---\nsdk: {sdk}\ntags: [{marker}]\nmodels: [alice/tiny-bert]\ndatasets: [alice/tweets{i}]\n"
+                "license: mit\n---\n# space\n")
+        api.upload_file(path_or_fileobj=card.encode(), path_in_repo="README.md", repo_id=repo_id,
+                        repo_type="space")
+        made.append(repo_id)
+    assert set(_ids(api.list_spaces(filter=marker))) == set(made)
+    assert _ids(api.list_spaces(filter=[marker, "static"])) == [made[1]]
+    assert _ids(api.list_spaces(search=f"{marker}-sp0")) == [made[0]]
+    assert _ids(api.list_spaces(filter=marker, sort="created_at")) == made[::-1]
+    assert set(_ids(api.list_spaces(author="alice", filter=[marker, "model:alice/tiny-bert"]))) == set(made)
+    assert set(_ids(api.list_spaces(filter=marker, models="alice/tiny-bert"))) == set(made)
+    assert _ids(api.list_spaces(filter=marker, models="alice/other")) == []
+    assert _ids(api.list_spaces(filter=marker, datasets="alice/tweets1")) == [made[1]]
+    info = next(iter(api.list_spaces(filter=marker, search=f"{marker}-sp0", full=True)))
+    assert info.sdk == "gradio" and "README.md" in {s.rfilename for s in info.siblings}
+    assert api.space_info(made[0]).card_data.license == "mit"

@@ -97,7 +97,11 @@ def _make(repo_type: str, plural: str):  # noqa: ANN202
         cursor: int = 0,  # noqa: N803
         gated: bool | None = None,
         config: bool = False,
+        models: ListQ = None,
+        datasets: ListQ = None,
     ) -> JSONResponse:
+        # list_spaces(models=..., datasets=...): spaces that use them, as `model:`/`dataset:` tags.
+        filter = [*(filter or []), *(f"model:{m}" for m in models or []), *(f"dataset:{d}" for d in datasets or [])]
         return _listing(
             repo_type,
             plural,

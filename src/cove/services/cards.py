@@ -121,6 +121,8 @@ def derive_index(repo_type: str, files: dict[str, bytes], paths: list[str]) -> I
             tags.append(str(meta["sdk"]))
         for m in _as_list(meta.get("models")):
             tags.append(f"model:{m}")
+        for d in _as_list(meta.get("datasets")):
+            tags.append(f"dataset:{d}")
     tags.extend(_as_list(meta.get("tags")))
     for lang in _as_list(meta.get("language")):
         tags.append(lang if repo_type == "model" else f"language:{lang}")
