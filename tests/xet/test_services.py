@@ -11,8 +11,9 @@ from sqlalchemy import delete, select
 from cove.backends import build_backends
 from cove.db.migrate import upgrade
 from cove.db.tables import LfsObject
+from cove.db.xet_tables import XetXorb
 from cove.errors import BadRequest, Forbidden, RangeNotSatisfiable, Unauthorized
-from cove.services import accounts, repos, xet
+from cove.services import accounts, repos, xet, xet_maintenance
 from cove.settings import Settings
 from cove.xet import chunking, hashes, shard, xorb
 
@@ -141,16 +142,44 @@ def test_garbage_collection(bk) -> None:
     orphan_hash, orphan = xorb.serialize_xorb([b"orphan" * 1000])
     xet.store_xorb(bk, claims, xorb_hex=hashes.hash_to_hex(orphan_hash), body=io.BytesIO(orphan))
 
-    assert xet.collect_garbage(bk).xorbs_removed == 0  # everything is inside the grace period
-    report = xet.collect_garbage(bk, grace_seconds=-60)
+    assert xet_maintenance.collect_garbage(bk).xorbs_removed == 0  # everything is inside the grace period
+    report = xet_maintenance.collect_garbage(bk, grace_seconds=-60)
     assert (report.files_removed, report.xorbs_removed, report.bytes_freed) == (0, 1, len(orphan))
     assert not bk.blobs.exists(f"xorbs/{hashes.hash_to_hex(orphan_hash)}")
     assert b"".join(xet.stream_file(bk, fh, 0, len(data))) == data
 
     with bk.db.session() as db:  # the repo forgets the file: file and xorb become garbage
         db.execute(delete(LfsObject))
-    assert xet.collect_garbage(bk, grace_seconds=-60, dry_run=True).files_removed == 1
-    report = xet.collect_garbage(bk, grace_seconds=-60)
+    assert xet_maintenance.collect_garbage(bk, grace_seconds=-60, dry_run=True).files_removed == 1
+    report = xet_maintenance.collect_garbage(bk, grace_seconds=-60)
     assert (report.files_removed, report.xorbs_removed) == (1, 1)
     assert xet.file_record(bk, fh) is None
     assert not bk.blobs.exists(f"xorbs/{hashes.hash_to_hex(entry.terms[0].xorb_hash)}")
+
+
+def test_convert_lfs_object_reuses_stored_chunks(bk, tmp_path) -> None:
+    import hf_xet
+
+    claims = _claims(bk, "alice", "m")
+    base = random.Random(6).randbytes(600_000)
+    _upload(bk, claims, base)  # already in Xet: its chunks can be reused
+    data = base + bytes(400_000) + random.Random(7).randbytes(300_000)
+    oid = hashes.sha256_hex(data)
+    bk.blobs.put_bytes(f"lfs/{oid}", data)
+    with bk.db.session() as db:
+        db.add(LfsObject(repo_pk=claims.repo_pk, oid=oid, size=len(data)))
+    before = sum(1 for _ in (tmp_path / "data").rglob("xorbs/*/*/*"))
+    with bk.db.session() as db:
+        stored_before = sum(db.scalars(select(XetXorb.stored_size)))
+    xh = xet_maintenance.convert_lfs_object(bk, repo_pk=claims.repo_pk, oid=oid)
+
+    (tmp_path / "f.bin").write_bytes(data)
+    (info,) = hf_xet.hash_files([str(tmp_path / "f.bin")])
+    assert xh == info.hash  # same id as a client upload of these bytes
+    with bk.db.session() as db:
+        assert db.get(LfsObject, (claims.repo_pk, oid)).xet_hash == xh
+        new_bytes = sum(db.scalars(select(XetXorb.stored_size))) - stored_before
+    assert new_bytes < len(data) - 550_000  # the 600 kB prefix was not stored again; zeros compress
+    assert sum(1 for _ in (tmp_path / "data").rglob("xorbs/*/*/*")) == before + 1
+    assert b"".join(xet.stream_file(bk, xh, 0, len(data))) == data
+    assert xet_maintenance.convert_lfs_object(bk, repo_pk=claims.repo_pk, oid=oid) == xh  # idempotent

@@ -241,12 +241,12 @@ def store_xorb(bk: Backends, claims: tokens.XetClaims, *, xorb_hex: str, body: B
     except IntegrityError:
         count("xorbs_existing", repo=repo_key(claims))
         return False
-    _add_scope(bk, [h], namespace)
+    add_scope(bk, [h], namespace)
     count("xorbs_inserted", repo=repo_key(claims))
     return True
 
 
-def _add_scope(bk: Backends, xorb_hexes: list[str], namespace: str | None) -> None:
+def add_scope(bk: Backends, xorb_hexes: list[str], namespace: str | None) -> None:
     if not namespace:
         return
     for h in set(xorb_hexes):
@@ -341,7 +341,7 @@ def register_shard(bk: Backends, claims: tokens.XetClaims, body: bytes) -> int:
             # a concurrent upload registered the same file, chunk or shard first: redo with its rows
             if attempt == 2:
                 raise
-    _add_scope(bk, sorted(referenced), namespace)
+    add_scope(bk, sorted(referenced), namespace)
     count("shards_existing" if seen else "shards_registered", repo=repo_key(claims))
     return 0 if seen else 1
 
@@ -620,56 +620,3 @@ def resolve_headers(bk: Backends, *, repo_type: str, repo_id: str, commit: str, 
     """Headers that switch a ``/resolve`` download to Xet: ``X-Xet-Hash`` and the read-token ``Link``."""
     route = f"{bk.settings.public_endpoint}/api/{repo_type}s/{repo_id}/xet-read-token/{commit}"
     return {"X-Xet-Hash": xet_hex, "Link": f'<{route}>; rel="xet-auth"'}
-
-
-# --- garbage collection ---------------------------------------------------------------------------
-
-
-@dataclass
-class GcReport:
-    files_removed: int = 0
-    xorbs_removed: int = 0
-    bytes_freed: int = 0
-
-
-def collect_garbage(bk: Backends, *, grace_seconds: int = 24 * 3600, dry_run: bool = False) -> GcReport:
-    """Forget Xet files no repo links to, then delete xorbs no remaining file uses.
-
-    Only rows older than ``grace_seconds`` go, so uploads in flight (xorbs before their shard, files
-    before their commit) survive. Index rows are removed first, blobs after: a concurrent shard that
-    still names a collected xorb is refused with a 400, never left dangling.
-    """
-    from datetime import timedelta
-
-    from cove.db.tables import utcnow
-
-    ensure_tables(bk)
-    report = GcReport()
-    cutoff = utcnow() - timedelta(seconds=grace_seconds)
-    doomed_xorbs: list[tuple[str, int]] = []
-    with bk.db.session() as db:
-        linked = set(db.scalars(select(LfsObject.xet_hash).where(LfsObject.xet_hash.is_not(None)).distinct()))
-        used: set[str] = set()
-        for row in db.scalars(select(XetFile)):
-            if row.hash not in linked and row.created_at < cutoff:
-                report.files_removed += 1
-                if not dry_run:
-                    db.delete(row)
-                continue
-            used.update(hashes.hash_to_hex(t.xorb_hash) for t in unpack_terms(row.terms))
-        for h, size, created in db.execute(select(XetXorb.hash, XetXorb.stored_size, XetXorb.created_at)):
-            if h not in used and created < cutoff:
-                doomed_xorbs.append((h, size))
-        report.xorbs_removed = len(doomed_xorbs)
-        report.bytes_freed = sum(size for _, size in doomed_xorbs)
-        if dry_run or not doomed_xorbs:
-            return report
-        names = [h for h, _ in doomed_xorbs]
-        for start in range(0, len(names), 500):
-            batch = names[start : start + 500]
-            db.query(XetDedup).filter(XetDedup.xorb_hash.in_(batch)).delete(synchronize_session=False)
-            db.query(XetXorbScope).filter(XetXorbScope.xorb_hash.in_(batch)).delete(synchronize_session=False)
-            db.query(XetXorb).filter(XetXorb.hash.in_(batch)).delete(synchronize_session=False)
-    for h, _ in doomed_xorbs:
-        bk.blobs.delete(f"xorbs/{h}")
-    return report
