@@ -48,23 +48,26 @@ def test_git_lfs_push_then_clone_and_skip_smudge(git, api, alice, repo_factory, 
     assert (tmp_path / "c2" / "model.safetensors").read_bytes() == data
 
 
-def test_clone_fetches_lfs_uploaded_through_the_api(git, api, repo_factory, tmp_path, no_xet):
+def test_clone_fetches_lfs_uploaded_through_the_api(git, api, server, repo_factory, tmp_path, no_xet):
     repo_id = repo_factory("lfs-api")
     data = os.urandom(200_000)
     api.upload_file(path_or_fileobj=data, path_in_repo="weights/model.bin", repo_id=repo_id)
+    assert list(server.data.glob(f"blobs/lfs/**/{hashlib.sha256(data).hexdigest()}"))  # a plain LFS blob
     git("clone", "-q", repo_url(repo_id), tmp_path / "c")
     assert (tmp_path / "c" / "weights" / "model.bin").read_bytes() == data
 
 
 @pytest.mark.xet
 @pytest.mark.skipif(importlib.util.find_spec("hf_xet") is None, reason="hf_xet is not installed")
-def test_clone_fetches_lfs_uploaded_through_xet(git, api, repo_factory, tmp_path):
+def test_clone_fetches_lfs_uploaded_through_xet(git, api, server, repo_factory, tmp_path):
     repo_id = repo_factory("lfs-xet")
     data = os.urandom(150_000)
     api.upload_file(path_or_fileobj=data, path_in_repo="model.safetensors", repo_id=repo_id)
     (entry,) = api.get_paths_info(repo_id, ["model.safetensors"])
     if getattr(entry, "xet_hash", None) is None:
         pytest.skip("this server did not store the upload in Xet")
+    sha = hashlib.sha256(data).hexdigest()
+    assert not list(server.data.glob(f"blobs/lfs/**/{sha}"))  # only in Xet: no plain LFS blob to serve
     git("clone", "-q", repo_url(repo_id), tmp_path / "c")
     assert (tmp_path / "c" / "model.safetensors").read_bytes() == data
 
