@@ -68,7 +68,7 @@ def test_missing_and_ambiguous_columns(tiny_data: Path, tmp_path: Path) -> None:
 
 def test_method_checks_refuse_up_front(tiny_bert: Path) -> None:
     import torch
-    from transformers import BertForSequenceClassification, GPT2ForSequenceClassification
+    from transformers import BertForSequenceClassification, GPT2ForSequenceClassification, GPT2LMHeadModel
 
     from cove.train.methods import check_method
 
@@ -78,9 +78,11 @@ def test_method_checks_refuse_up_front(tiny_bert: Path) -> None:
     if not torch.cuda.is_available():
         with pytest.raises(RecipeError, match="qlora.*needs a CUDA GPU.*use method: lora"):
             check_method(recipe(method="qlora"), BertForSequenceClassification)
-    with pytest.raises(RecipeError, match="prefix.*BertForSequenceClassification takes no past key values"):
+    with pytest.raises(RecipeError, match="prefix.*BertForSequenceClassification takes no past_key_values"):
         check_method(recipe(method="prefix"), BertForSequenceClassification)
-    check_method(recipe(method="prefix"), GPT2ForSequenceClassification)
+    with pytest.raises(RecipeError, match="prefix.*GPT2ForSequenceClassification.*use lora or prompt"):
+        check_method(recipe(method="prefix"), GPT2ForSequenceClassification)
+    check_method(recipe(method="prefix", task="causal-lm"), GPT2LMHeadModel)
     with pytest.raises(RecipeError, match="shifts the per-token outputs"):
         check_method(recipe(method="prompt", task="ner"), None)
     with pytest.raises(RecipeError, match="full fine-tuning has no adapter"):
@@ -109,8 +111,8 @@ def test_qlora_on_cpu_stops_before_loading_anything(tiny_bert: Path, tiny_data: 
     assert calls == []
 
 
-def test_model_without_the_needed_head(tiny_bert: Path, tiny_data: Path) -> None:
+def test_model_without_the_needed_head(tiny_gpt2: Path, tiny_data: Path) -> None:
     from cove.train import run
 
-    with pytest.raises(RecipeError, match="has no causal-lm head.*pick a base model"):
-        run({"model": str(tiny_bert), "dataset": str(tiny_data), "task": "causal-lm"}, push=False)
+    with pytest.raises(RecipeError, match="model type 'gpt2' has no seq2seq head.*pick a base model"):
+        run({"model": str(tiny_gpt2), "dataset": str(tiny_data), "task": "seq2seq"}, push=False)

@@ -57,11 +57,19 @@ def check_method(recipe: Recipe, model_cls: type | None) -> None:
             f"method {method} prepends virtual tokens, which shifts the per-token outputs that "
             f"{recipe.task} needs; use lora or full"
         )
-    if method == "prefix" and model_cls is not None and not _accepts_cache(model_cls):
-        raise RecipeError(
-            f"method prefix feeds learned past key values into the model, but {model_cls.__name__} takes no "
-            "past key values (cache); use lora or prompt"
-        )
+    if method == "prefix" and model_cls is not None:
+        params = inspect.signature(model_cls.forward).parameters
+        if recipe.task == "sequence-classification" and "past_key_values" not in params:
+            raise RecipeError(
+                f"method prefix feeds learned past key values into the model, but {model_cls.__name__} takes "
+                "no past_key_values argument (peft's prefix tuning for classification needs it); "
+                "use lora or prompt"
+            )
+        if not _accepts_cache(model_cls):
+            raise RecipeError(
+                f"method prefix feeds learned past key values into the model, but {model_cls.__name__} takes "
+                "no past key values (cache); use lora or prompt"
+            )
     save = recipe.push.save if recipe.push else None
     if method == "full" and save in ("adapter", "both"):
         raise RecipeError(f"push.save: {save} needs a PEFT method (full fine-tuning has no adapter); use merged")

@@ -163,6 +163,7 @@ class Context:
     features: Any = None
     tokenizer: Any = None
     model_cls: Any = None
+    config: Any = None
     trainer: Any = None
 
 
@@ -185,6 +186,7 @@ def prepare(recipe: Recipe) -> Context:
         config = AutoConfig.from_pretrained(model_ref.id, revision=_revision(model_ref))
     except (OSError, ValueError) as err:
         raise RecipeError(f"cannot read the config of model {model_ref.id!r}: {err}") from err
+    ctx.config = config
     ctx.model_cls = task.model_class(config)
     check_method(recipe, ctx.model_cls)
     _precision(recipe)
@@ -227,6 +229,27 @@ def _load_model(ctx: Context) -> Any:
     return model
 
 
+def _max_length(recipe: Recipe, config: Any, tokenizer: Any) -> int:
+    """The token budget per input: the recipe's, capped by the model's positions (less virtual tokens)."""
+    positions = next(
+        (
+            v
+            for a in ("max_position_embeddings", "n_positions")
+            if isinstance(v := getattr(config, a, None), int) and v > 0
+        ),
+        None,
+    )
+    limit = recipe.preprocessing.max_length
+    if 0 < getattr(tokenizer, "model_max_length", 0) < 1_000_000:
+        limit = min(limit, tokenizer.model_max_length)
+    if positions:
+        virtual = recipe.method.num_virtual_tokens if recipe.method.name in ("prefix", "prompt") else 0
+        limit = min(limit, positions - virtual)
+    if limit < 8:
+        raise RecipeError(f"only {limit} tokens fit the model's positions; lower method.num_virtual_tokens")
+    return limit
+
+
 def train(ctx: Context) -> dict[str, Any]:
     """Tokenize, build the Trainer, train with early stopping and best-model selection."""
     import torch
@@ -237,6 +260,7 @@ def train(ctx: Context) -> dict[str, Any]:
     ctx.tokenizer = AutoTokenizer.from_pretrained(ctx.model_ref.id, revision=_revision(ctx.model_ref))
     if ctx.tokenizer.pad_token is None:
         ctx.tokenizer.pad_token = ctx.tokenizer.eos_token or ctx.tokenizer.unk_token
+    ctx.task.max_length = _max_length(recipe, ctx.config, ctx.tokenizer)
     ctx.features = ctx.task.features(ctx.tokenizer, ctx.splits)
     if recipe.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")

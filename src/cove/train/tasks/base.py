@@ -33,6 +33,7 @@ class Task:
 
     def __init__(self, recipe: Recipe) -> None:
         self.recipe = recipe
+        self.max_length = recipe.preprocessing.max_length  # capped to the model by the runner
         self.label_names: list[str] | None = None
         self.columns: dict[str, str] = {}
 

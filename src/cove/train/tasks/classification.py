@@ -113,13 +113,13 @@ class SequenceClassification(Task):
 
         def encode(batch: dict[str, list[Any]]) -> dict[str, Any]:
             if not sliding:
-                enc = tokenizer(batch[text], batch[pair] if pair else None, truncation=True, max_length=pre.max_length)
+                enc = tokenizer(batch[text], batch[pair] if pair else None, truncation=True, max_length=self.max_length)
                 enc["labels"] = batch["labels"]
                 return enc
             enc = tokenizer(
                 batch[text],
                 truncation=True,
-                max_length=pre.max_length,
+                max_length=self.max_length,
                 stride=pre.stride,
                 return_overflowing_tokens=True,
             )
@@ -218,18 +218,17 @@ class SequenceClassification(Task):
     def predict(self, model: Any, tokenizer: Any, inputs: list[Any]) -> Any:
         import torch
 
-        pre = self.recipe.preprocessing
         if inputs and isinstance(inputs[0], tuple):
             enc = tokenizer(
                 [a for a, _ in inputs],
                 [b for _, b in inputs],
                 truncation=True,
-                max_length=pre.max_length,
+                max_length=self.max_length,
                 padding=True,
                 return_tensors="pt",
             )
         else:
-            enc = tokenizer(inputs, truncation=True, max_length=pre.max_length, padding=True, return_tensors="pt")
+            enc = tokenizer(inputs, truncation=True, max_length=self.max_length, padding=True, return_tensors="pt")
         model.eval()
         with torch.no_grad():
             return model(**enc.to(model.device)).logits.float().cpu()
