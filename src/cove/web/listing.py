@@ -75,20 +75,24 @@ def _page_number(request: Request) -> int:
 
 
 def facets(db: Session, actor: Actor, repo_type: str) -> dict[str, list[tuple[str, int]]]:
-    """The most common tasks, libraries and licenses among the repos this visitor may see."""
-    seen = search.visible(select(Repo.id).where(Repo.type == repo_type), db, actor).subquery()
+    """The most common tasks, libraries and licenses among the repos this visitor may see.
+
+    Not cached: a repo made private must leave the counts at once.
+    """
     out: dict[str, list[tuple[str, int]]] = {}
+    n = func.count().label("n")
 
     def by_column(col) -> list[tuple[str, int]]:  # noqa: ANN001
-        q = (select(col, func.count()).where(Repo.id.in_(select(seen.c.id)), col.is_not(None))
-             .group_by(col).order_by(func.count().desc(), col).limit(12))
-        return [(str(v), int(n)) for v, n in db.execute(q)]
+        q = select(col, n).where(Repo.type == repo_type, col.is_not(None))
+        q = search.visible(q, db, actor).group_by(col).order_by(n.desc(), col).limit(12)
+        return [(str(v), int(c)) for v, c in db.execute(q)]
 
     def by_prefix(prefix: str) -> list[tuple[str, int]]:
-        q = (select(RepoTag.tag, func.count()).where(RepoTag.repo_pk.in_(select(seen.c.id)),
-                                                     RepoTag.tag.startswith(prefix))
-             .group_by(RepoTag.tag).order_by(func.count().desc(), RepoTag.tag).limit(12))
-        return [(str(t)[len(prefix):], int(n)) for t, n in db.execute(q)]
+        end = prefix[:-1] + chr(ord(prefix[-1]) + 1)  # a range on the tag index, not LIKE
+        q = (select(RepoTag.tag, n).join(Repo, Repo.id == RepoTag.repo_pk)
+             .where(Repo.type == repo_type, RepoTag.tag >= prefix, RepoTag.tag < end))
+        q = search.visible(q, db, actor).group_by(RepoTag.tag).order_by(n.desc(), RepoTag.tag).limit(12)
+        return [(str(t)[len(prefix):], int(c)) for t, c in db.execute(q)]
 
     if repo_type == "model":
         out["task"] = by_column(Repo.pipeline_tag)
