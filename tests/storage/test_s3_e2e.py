@@ -124,3 +124,23 @@ def test_xet_upload_lands_in_s3(s3_hub: S3Hub, hub_api: HfApi, hub_repo: str, tm
     assert r.status_code == 200 and r.content == data
     r = httpx.get(url, headers={**auth, "Range": "bytes=1000000-1000999"})
     assert r.status_code == 206 and r.content == data[1_000_000:1_001_000]
+
+
+@pytest.mark.no_xet
+def test_client_reads_through_the_redirect(s3_hub: S3Hub, hub_api: HfApi, hub_repo: str, no_xet) -> None:  # noqa: ANN001
+    """HfFileSystem ranged reads, file metadata and file_exists all go through the 302."""
+    from huggingface_hub import HfFileSystem, get_hf_file_metadata, hf_hub_url
+
+    data = os.urandom(400_000)
+    hub_api.upload_file(path_or_fileobj=data, path_in_repo="w.bin", repo_id=hub_repo)
+    endpoint, token = s3_hub.server.endpoint, s3_hub.user.token
+    fs = HfFileSystem(endpoint=endpoint, token=token, skip_instance_cache=True)
+    with fs.open(f"{hub_repo}/w.bin", "rb", block_size=0) as fh:  # streaming file
+        assert fh.read() == data
+    with fs.open(f"{hub_repo}/w.bin", "rb") as fh:
+        fh.seek(300_000)
+        assert fh.read(50_000) == data[300_000:350_000]
+    meta = get_hf_file_metadata(hf_hub_url(hub_repo, "w.bin", endpoint=endpoint), token=token)
+    assert meta.etag == hashlib.sha256(data).hexdigest() and meta.size == len(data)
+    assert meta.location.startswith(s3_hub.s3.endpoint)
+    assert hub_api.file_exists(hub_repo, "w.bin") and not hub_api.file_exists(hub_repo, "nope.bin")
