@@ -84,3 +84,18 @@ def test_private_repo_lfs_roundtrip_with_credentials(git, api, alice, bob, repo_
     assert (tmp_path / "c" / "data.bin").read_bytes() == data
     proc = git("clone", repo_url(repo_id, user=bob), tmp_path / "bob", check=False)
     assert proc.returncode != 0 and "not found" in proc.stderr
+
+
+@pytest.mark.parametrize("repo_type", ["dataset", "space"])
+def test_git_lfs_push_to_datasets_and_spaces(git, api, alice, repo_factory, tmp_path, repo_type):
+    kw = {"space_sdk": "static"} if repo_type == "space" else {}
+    repo_id = repo_factory("lfs-typed", repo_type=repo_type, **kw)
+    work = tmp_path / "work"
+    git("clone", "-q", repo_url(repo_id, repo_type=repo_type, user=alice, suffix=".git"), work)
+    data = os.urandom(50_000)
+    (work / "data.parquet").write_bytes(data)
+    sha = git.commit_all(work, "data")
+    git("push", "-q", "origin", "main", cwd=work)
+    assert api.repo_info(repo_id, repo_type=repo_type).sha == sha
+    path = hf_hub_download(repo_id, "data.parquet", repo_type=repo_type, cache_dir=tmp_path / "cache")
+    assert Path(path).read_bytes() == data

@@ -75,10 +75,7 @@ def authorize(
                 gating.require_file_access(db, actor, repo, "", bk.settings.public_endpoint)
         except HubError as exc:
             return _text(exc.status, exc.message, _CHALLENGE if exc.status == 401 else None)
-        target = GitTarget(repo.id, repo.repo_id, repo.storage_key, actor)
-    if write:
-        target.refs_before = bk.repos.refs(target.storage_key)
-    return target
+        return GitTarget(repo.id, repo.repo_id, repo.storage_key, actor)
 
 
 def cgi_env(bk: Backends, target: GitTarget, request: Request, path_info: str, *, write: bool) -> dict[str, str]:
@@ -259,6 +256,7 @@ def _add_routes(prefix: str, repo_type: str) -> None:
         )
         if isinstance(target, Response):
             return target
+        target.refs_before = await run_in_threadpool(bk.repos.refs, target.storage_key)
 
         def after() -> None:
             git_push.after_push(bk, target.repo_pk, target.refs_before)
