@@ -11,6 +11,7 @@ import secrets
 import struct
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -258,20 +259,65 @@ def add_scope(bk: Backends, xorb_hexes: list[str], namespace: str | None) -> Non
             pass
 
 
-class _TableCache:
-    """Chunk tables of stored xorbs, loaded once per request."""
+class _Lru:
+    """A small thread-safe LRU for immutable, content-addressed index data (chunk tables, file records)."""
 
-    def __init__(self, db: Session) -> None:
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.items: OrderedDict[tuple[int, str], object] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, key: tuple[int, str]) -> object | None:
+        with self.lock:
+            value = self.items.get(key)
+            if value is not None:
+                self.items.move_to_end(key)
+            return value
+
+    def put(self, key: tuple[int, str], value: object) -> None:
+        with self.lock:
+            self.items[key] = value
+            self.items.move_to_end(key)
+            while len(self.items) > self.size:
+                self.items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self.lock:
+            self.items.clear()
+
+
+_tables_lru = _Lru(256)
+_files_lru = _Lru(1024)
+
+
+def forget_cached() -> None:
+    """Drop cached index data (after garbage collection removed rows)."""
+    _tables_lru.clear()
+    _files_lru.clear()
+
+
+class _TableCache:
+    """Chunk tables of stored xorbs, loaded once per request (and kept in an LRU when ``shared``)."""
+
+    def __init__(self, db: Session, *, shared: bool = False) -> None:
         self.db = db
+        self.shared = shared
         self.tables: dict[bytes, list[ChunkRecord]] = {}
 
     def __call__(self, raw: bytes) -> list[ChunkRecord]:
         table = self.tables.get(raw)
         if table is None:
-            row = self.db.get(XetXorb, hashes.hash_to_hex(raw))
-            if row is None:
-                raise XetNotFound(f"Xorb {hashes.hash_to_hex(raw)} is not stored")
-            table = self.tables[raw] = xorb.unpack_chunk_table(row.chunk_table)
+            name = hashes.hash_to_hex(raw)
+            key = (id(self.db.get_bind()), name)
+            table = _tables_lru.get(key) if self.shared else None  # type: ignore[assignment]
+            if table is None:
+                row = self.db.get(XetXorb, name)
+                if row is None:
+                    raise XetNotFound(f"Xorb {name} is not stored")
+                table = xorb.unpack_chunk_table(row.chunk_table)
+                if self.shared:
+                    _tables_lru.put(key, table)
+            self.tables[raw] = table
         return table
 
 
@@ -464,11 +510,17 @@ class FileRecord:
 
 def file_record(bk: Backends, xet_hex: str) -> FileRecord | None:
     ensure_tables(bk)
+    key = (id(bk.db.engine), xet_hex.lower())
+    cached = _files_lru.get(key)
+    if cached is not None:
+        return cached  # type: ignore[return-value]
     with bk.db.session() as db:
         row = db.get(XetFile, xet_hex.lower())
         if row is None:
             return None
-        return FileRecord(row.hash, row.size, row.sha256, unpack_terms(row.terms))
+        record = FileRecord(row.hash, row.size, row.sha256, unpack_terms(row.terms))
+    _files_lru.put(key, record)
+    return record
 
 
 def readable_file(bk: Backends, claims: tokens.XetClaims, file_hex: str) -> FileRecord:
@@ -488,7 +540,7 @@ def readable_file(bk: Backends, claims: tokens.XetClaims, file_hex: str) -> File
 def _plan(bk: Backends, record: FileRecord, start: int, end: int) -> reconstruct.Plan:
     with bk.db.session() as db:
         try:
-            return reconstruct.plan_range(record.terms, _TableCache(db), start, end, record.size)
+            return reconstruct.plan_range(record.terms, _TableCache(db, shared=True), start, end, record.size)
         except XetFormatError as exc:
             raise HubError(f"Stored reconstruction for {record.hash} is inconsistent: {exc}") from None
 

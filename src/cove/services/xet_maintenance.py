@@ -13,7 +13,7 @@ from cove.backends import Backends
 from cove.db.tables import LfsObject, Repo, utcnow
 from cove.db.xet_tables import XetDedup, XetFile, XetXorb, XetXorbScope
 from cove.errors import BadRequest, NotFound
-from cove.services.xet import add_scope, ensure_tables, register_shard, unpack_terms
+from cove.services.xet import add_scope, ensure_tables, forget_cached, register_shard, unpack_terms
 from cove.xet import chunking, hashes, shard, tokens, xorb
 
 
@@ -50,7 +50,7 @@ def collect_garbage(bk: Backends, *, grace_seconds: int = 24 * 3600, dry_run: bo
                 doomed_xorbs.append((h, size))
         report.xorbs_removed = len(doomed_xorbs)
         report.bytes_freed = sum(size for _, size in doomed_xorbs)
-        if dry_run or not doomed_xorbs:
+        if dry_run:
             return report
         names = [h for h, _ in doomed_xorbs]
         for start in range(0, len(names), 500):
@@ -58,6 +58,7 @@ def collect_garbage(bk: Backends, *, grace_seconds: int = 24 * 3600, dry_run: bo
             db.query(XetDedup).filter(XetDedup.xorb_hash.in_(batch)).delete(synchronize_session=False)
             db.query(XetXorbScope).filter(XetXorbScope.xorb_hash.in_(batch)).delete(synchronize_session=False)
             db.query(XetXorb).filter(XetXorb.hash.in_(batch)).delete(synchronize_session=False)
+    forget_cached()
     for h, _ in doomed_xorbs:
         bk.blobs.delete(f"xorbs/{h}")
     return report
