@@ -200,3 +200,13 @@ def test_xet_files_in_the_tree_blob_and_viewer(api, repo_factory, anon_web):
     assert "Stored with Xet" in anon_web.get(f"/datasets/{repo_id}/blob/main/data/train.parquet").text
     page = anon_web.get(f"/datasets/{repo_id}/viewer", params={"p": 100}).text
     assert "3000 rows" in page and "review 2500<" in page and "review 2524<" in page
+
+
+def test_repo_images_are_shown_under_the_card(api, repo_factory, anon_web, no_xet):
+    from tests.web.conftest import png
+
+    repo_id = repo_factory("web-gallery")
+    api.upload_file(path_or_fileobj=b"# Card without images\n", path_in_repo="README.md", repo_id=repo_id)
+    api.upload_file(path_or_fileobj=png(), path_in_repo="plots/loss_curve.png", repo_id=repo_id)
+    html = anon_web.get(f"/{repo_id}").text
+    assert 'id="gallery"' in html and f'src="/{repo_id}/resolve/main/plots/loss_curve.png"' in html

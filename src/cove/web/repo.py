@@ -18,6 +18,8 @@ from cove.web.render import page, repo_path
 from cove.web.sessions import Visitor, check_csrf, visitor
 
 MAX_CARD = 2_000_000
+#: Folders searched for images to show under the card (besides the repo's root); never a whole-tree walk.
+IMAGE_DIRS = ("images", "img", "assets", "figures", "plots", "docs", "media")
 
 
 @dataclass
@@ -68,16 +70,14 @@ def repo_page(repo_type: str, request: Request, ns: str, name: str) -> Response:
     sha = bk.repos.resolve(key, "main")
     card = None
     gallery: list[str] = []
-    n_files, last = 0, None
+    last = None
     if sha:
         last = bk.repos.commit_info(key, sha)
         entry = bk.repos.entry(key, sha, "README.md")
         if entry is not None and entry.type == "file" and not entry.is_lfs and entry.size <= MAX_CARD:
             text = bk.repos.read_blob(key, entry.oid).decode("utf-8", "replace")
             card = cards.load(text, repo_type=repo_type, base=view.base, rev="main")
-        entries = bk.repos.list_tree(key, sha, recursive=True) or []
-        paths = [e.path for e in entries if e.type == "file"]
-        n_files = len(paths)
+        paths = _image_candidates(bk, key, sha)
         shown = set(card.images) if card else set()
         gallery = [p for p in paths if cards.is_image(p) and p not in shown][:12] if view.has_files else []
     meta = card.meta if card else (repo.card_data or {})
@@ -86,7 +86,16 @@ def repo_page(repo_type: str, request: Request, ns: str, name: str) -> Response:
                               pipeline_tag=repo.pipeline_tag, library=repo.library_name)
     return page(request, "repo.html", title=repo.repo_id, view=view, tab="card", card=card, chips=chips,
                 results=card.results if card else cards.results(meta), snippets=snippets, gallery=gallery,
-                n_files=n_files, last=last, sha=sha)
+                last=last, sha=sha)
+
+
+def _image_candidates(bk: Backends, key: str, sha: str) -> list[str]:
+    root = bk.repos.list_tree(key, sha) or []
+    out = [e.path for e in root if e.type == "file"]
+    for d in root:
+        if d.type == "directory" and d.path.lower() in IMAGE_DIRS:
+            out += [e.path for e in bk.repos.list_tree(key, sha, d.path) or [] if e.type == "file"]
+    return out
 
 
 def like(repo_type: str, request: Request, ns: str, name: str,
