@@ -51,3 +51,10 @@ def test_fixed_paths_win_over_people_and_repo_pages(https_app):
     assert api.json()["error"]
     page = client.get("/carol/nope", headers={"accept": "text/html"})
     assert page.status_code == 404 and "<html" in page.text
+
+
+def test_pages_answer_head(https_app):
+    client = TestClient(https_app, base_url="https://hub.example")
+    for path in ("/", "/models", "/carol", "/_static/style.css"):
+        assert client.head(path).status_code == 200, path
+    assert client.head("/carol/nope").status_code == 404

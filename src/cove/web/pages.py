@@ -29,6 +29,7 @@ def _mark_web(request: Request) -> None:
 
 
 router = APIRouter(dependencies=[Depends(_mark_web)], include_in_schema=False)
+READ = ["GET", "HEAD"]  # link checkers and `curl -I` use HEAD
 
 
 def _bind(fn, repo_type: str):  # noqa: ANN001, ANN202
@@ -46,7 +47,7 @@ def _bind(fn, repo_type: str):  # noqa: ANN001, ANN202
     return endpoint
 
 
-@router.get("/_static/{name}")
+@router.api_route("/_static/{name}", methods=READ)
 def static(name: str) -> Response:
     path = STATIC / name
     if "/" in name or name.startswith(".") or not path.is_file() or path.suffix not in _STATIC_TYPES:
@@ -56,34 +57,34 @@ def static(name: str) -> Response:
 
 
 # Fixed paths first: they must win over `/{user}` and `/{ns}/{name}`.
-router.add_api_route("/", listing.home, methods=["GET"])
+router.add_api_route("/", listing.home, methods=READ)
 for _plural, _type in (("models", "model"), ("datasets", "dataset"), ("spaces", "space")):
-    router.add_api_route(f"/{_plural}", _bind(listing.listing, _type), methods=["GET"])
-router.add_api_route("/login", account.login_form, methods=["GET"])
+    router.add_api_route(f"/{_plural}", _bind(listing.listing, _type), methods=READ)
+router.add_api_route("/login", account.login_form, methods=READ)
 router.add_api_route("/login", account.login, methods=["POST"])
-router.add_api_route("/logout", account.logout_form, methods=["GET"])
+router.add_api_route("/logout", account.logout_form, methods=READ)
 router.add_api_route("/logout", account.logout, methods=["POST"])
-router.add_api_route("/settings/tokens", account.tokens_page, methods=["GET"])
+router.add_api_route("/settings/tokens", account.tokens_page, methods=READ)
 router.add_api_route("/settings/tokens", account.create_token, methods=["POST"])
 router.add_api_route("/settings/tokens/revoke", account.revoke_token, methods=["POST"])
-router.add_api_route("/datasets/{ns}/{name}/viewer", viewer.viewer_page, methods=["GET"])
+router.add_api_route("/datasets/{ns}/{name}/viewer", viewer.viewer_page, methods=READ)
 
 for _prefix, _type in (("/datasets", "dataset"), ("/spaces", "space"), ("", "model")):
     base = f"{_prefix}/{{ns}}/{{name}}"
-    router.add_api_route(base, _bind(repo.repo_page, _type), methods=["GET"])
-    router.add_api_route(f"{base}/tree/{{rev}}", _bind(files.tree_page, _type), methods=["GET"])
-    router.add_api_route(f"{base}/tree/{{rev}}/{{path:path}}", _bind(files.tree_page, _type), methods=["GET"])
-    router.add_api_route(f"{base}/blob/{{rev}}/{{path:path}}", _bind(files.blob_page, _type), methods=["GET"])
-    router.add_api_route(f"{base}/commits/{{rev:path}}", _bind(files.commits_page, _type), methods=["GET"])
-    router.add_api_route(f"{base}/commit/{{sha}}", _bind(files.commit_page, _type), methods=["GET"])
-    router.add_api_route(f"{base}/settings", _bind(repo.settings_page, _type), methods=["GET"])
+    router.add_api_route(base, _bind(repo.repo_page, _type), methods=READ)
+    router.add_api_route(f"{base}/tree/{{rev}}", _bind(files.tree_page, _type), methods=READ)
+    router.add_api_route(f"{base}/tree/{{rev}}/{{path:path}}", _bind(files.tree_page, _type), methods=READ)
+    router.add_api_route(f"{base}/blob/{{rev}}/{{path:path}}", _bind(files.blob_page, _type), methods=READ)
+    router.add_api_route(f"{base}/commits/{{rev:path}}", _bind(files.commits_page, _type), methods=READ)
+    router.add_api_route(f"{base}/commit/{{sha}}", _bind(files.commit_page, _type), methods=READ)
+    router.add_api_route(f"{base}/settings", _bind(repo.settings_page, _type), methods=READ)
     router.add_api_route(f"{base}/settings", _bind(repo.settings_update, _type), methods=["POST"])
     router.add_api_route(f"{base}/like", _bind(repo.like, _type), methods=["POST"])
     router.add_api_route(f"{base}/ask-access", _bind(repo.ask_access, _type), methods=["POST"])
     if _prefix:
-        router.add_api_route(f"{_prefix}/{{ns}}", _bind(listing.by_author, _type), methods=["GET"])
+        router.add_api_route(f"{_prefix}/{{ns}}", _bind(listing.by_author, _type), methods=READ)
 
-router.add_api_route("/{ns}", account.person_page, methods=["GET"])
+router.add_api_route("/{ns}", account.person_page, methods=READ)
 
 
 def _wants_html(request: Request) -> bool:
