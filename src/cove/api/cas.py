@@ -13,7 +13,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.responses import FileResponse, Response, StreamingResponse
 
 from cove.deps import Bk, CurrentActor
 from cove.errors import BadRequest, HubError, NotFound, PayloadTooLarge
@@ -53,6 +53,15 @@ async def _spool_body(request: Request, limit: int, counter: str, repo: str) -> 
     return spool
 
 
+async def _drain(request: Request, limit: int, counter: str, repo: str) -> None:
+    total = 0
+    async for block in request.stream():
+        total += len(block)
+        xet.count(counter, len(block), repo=repo)
+        if total > limit:
+            raise PayloadTooLarge(f"Body larger than {limit} bytes")
+
+
 @router.post(P + "/v1/xorbs/{prefix}/{xorb_hash}")
 async def upload_xorb(prefix: str, xorb_hash: str, request: Request, bk: Bk, authorization: Authorization = None):
     claims = await run_in_threadpool(_claims, bk, authorization, write=True)
@@ -60,8 +69,7 @@ async def upload_xorb(prefix: str, xorb_hash: str, request: Request, bk: Bk, aut
     h = xet.check_xorb_upload(bk, prefix=prefix, xorb_hex=xorb_hash, length=int(length) if length.isdigit() else None)
     if await run_in_threadpool(xet.xorb_exists, bk, h):
         # Drain the body: answering before the client has sent it would look like a reset to it.
-        async for block in request.stream():
-            xet.count("xorb_bytes_received", len(block), repo=xet.repo_key(claims))
+        await _drain(request, xorb_format.MAX_XORB_SERIALIZED, "xorb_bytes_received", xet.repo_key(claims))
         xet.count("xorbs_existing", repo=xet.repo_key(claims))
         return {"was_inserted": False}
     spool = await _spool_body(request, xorb_format.MAX_XORB_SERIALIZED, "xorb_bytes_received", xet.repo_key(claims))
@@ -85,7 +93,7 @@ def head_xorb(prefix: str, xorb_hash: str, bk: Bk, authorization: Authorization 
 @router.post(P + "/v1/xorb-grants/{prefix}/{xorb_hash}")
 def xorb_grant(prefix: str, xorb_hash: str) -> Response:
     # Not implemented: a 404 makes hf_xet upload the xorb directly (POST /v1/xorbs/...).
-    return JSONResponse({"error": "upload grants are not supported"}, status_code=404)
+    raise NotFound("Upload grants are not supported: upload the xorb directly")
 
 
 @router.post(P + "/v1/shards")
