@@ -54,3 +54,19 @@ def test_lora_push_and_from_pretrained(api, repo_factory, transfer, hf_token, tm
     assert info.card_data.base_model == base_id and f"base_model:{base_id}" in info.tags
     again = PeftModel.from_pretrained(AutoModelForSequenceClassification.from_pretrained(base_id), folder_id)
     assert torch.allclose(_logits(again.eval(), tokenizer), expected, atol=1e-6)
+
+    # The adapter repo alone: its adapter_config.json names the base, which also comes from Cove.
+    from peft import AutoPeftModelForSequenceClassification
+
+    auto = AutoPeftModelForSequenceClassification.from_pretrained(adapter_id, cache_dir=cache_dir).eval()
+    assert torch.allclose(_logits(auto, tokenizer), expected, atol=1e-6)
+
+    # An adapter revision: a tagged first version stays loadable after a new push.
+    api.create_tag(adapter_id, tag="v1")
+    lora.base_model.model.classifier.modules_to_save["default"].weight.data.zero_()
+    lora.push_to_hub(adapter_id, commit_message="zero the head")
+    old = PeftModel.from_pretrained(AutoModelForSequenceClassification.from_pretrained(base_id), adapter_id,
+                                    revision="v1").eval()
+    assert torch.allclose(_logits(old, tokenizer), expected, atol=1e-6)
+    new = PeftModel.from_pretrained(AutoModelForSequenceClassification.from_pretrained(base_id), adapter_id)
+    assert not torch.allclose(_logits(new.eval(), tokenizer), expected, atol=1e-6)

@@ -202,3 +202,30 @@ def test_trainer_checkpoint_strategy(api, transfer, hf_token, tmp_path) -> None:
         assert api.model_info(f"alice/{name}").private
     finally:
         api.delete_repo(f"alice/{name}", missing_ok=True)
+
+
+def test_sharded_subfolder_and_chat_template(api, repo_factory, transfer, hf_token, tmp_path, cache_dir) -> None:
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+
+    model, tokenizer = build_bert_classifier(tmp_path / "bert")
+    repo_id = repo_factory("sharded")
+    model.push_to_hub(repo_id, max_shard_size="100KB")
+    files = set(api.list_repo_files(repo_id))
+    assert "model.safetensors.index.json" in files
+    assert len([f for f in files if f.startswith("model-") and f.endswith(".safetensors")]) > 1
+    loaded = AutoModelForSequenceClassification.from_pretrained(repo_id, cache_dir=cache_dir).eval()
+    assert torch.allclose(_logits(loaded, tokenizer), _logits(model, tokenizer), atol=1e-6)
+
+    # A model in a subfolder, with a tokenizer carrying a chat template (chat_template.jinja).
+    gpt, gtok = build_gpt2(tmp_path / "gpt2", [r["text"] for r in twitter_rows(100)])
+    gtok.chat_template = "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+    gpt.save_pretrained(tmp_path / "up" / "lm")
+    gtok.save_pretrained(tmp_path / "up" / "lm")
+    api.upload_folder(folder_path=tmp_path / "up", repo_id=repo_id, commit_message="Add a causal LM")
+    assert "lm/chat_template.jinja" in set(api.list_repo_files(repo_id))
+    tok = AutoTokenizer.from_pretrained(repo_id, subfolder="lm", cache_dir=cache_dir)
+    chat = [{"role": "user", "content": "stocks up"}]
+    assert tok.apply_chat_template(chat, tokenize=False) == "user: stocks up\n"
+    lm = AutoModelForCausalLM.from_pretrained(repo_id, subfolder="lm", cache_dir=cache_dir)
+    assert lm.generation_config.eos_token_id == gtok.eos_token_id
+    assert torch.equal(lm.transformer.wte.weight, gpt.transformer.wte.weight)
