@@ -58,3 +58,15 @@ def test_pages_answer_head(https_app):
     for path in ("/", "/models", "/carol", "/_static/style.css"):
         assert client.head(path).status_code == 200, path
     assert client.head("/carol/nope").status_code == 404
+
+
+def test_forms_accept_the_public_origin_behind_a_proxy(https_app):
+    client = TestClient(https_app, base_url="https://10.0.0.5:8000")  # Host rewritten by a proxy
+    token = csrf_of(client.get("/login").text)
+    form = {"csrf_token": token, "username": "carol", "password": "carol-password"}
+    evil = client.post(
+        "/login", data=form, headers={"origin": "https://evil.example"}, follow_redirects=False
+    )
+    assert evil.status_code == 403
+    ok = client.post("/login", data=form, headers={"origin": "https://hub.example"}, follow_redirects=False)
+    assert ok.status_code == 303

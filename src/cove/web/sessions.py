@@ -118,8 +118,11 @@ def check_csrf(request: Request, token: str | None) -> Visitor:
     """Refuse a form POST without the visitor's token, or sent from another origin."""
     v = visitor(request)
     origin = request.headers.get("origin")
-    if origin and origin != "null" and urlsplit(origin).netloc != request.headers.get("host", ""):
-        raise Forbidden("Cross-origin form submissions are refused")
+    if origin and origin != "null":
+        # Ours: the Host the browser used, or the public endpoint (behind a proxy that rewrites Host).
+        ours = {request.headers.get("host", ""), urlsplit(request.app.state.settings.public_endpoint).netloc}
+        if urlsplit(origin).netloc not in ours:
+            raise Forbidden("Cross-origin form submissions are refused")
     if v.new_csrf_cookie or not token or not secrets.compare_digest(token.encode(), v.csrf.encode()):
         raise Forbidden("The form expired or did not come from this site: reload the page and try again")
     return v
