@@ -180,3 +180,25 @@ def test_configs_shards_and_hf_urls(api, repo_factory, transfer, hf_token, rows,
     local = snapshot_download(repo_id, repo_type="dataset", allow_patterns=["small/*", "README.md"],
                               cache_dir=tmp_path / "snap")
     assert load_dataset("parquet", data_files=f"{local}/small/*.parquet", split="train").to_list() == rows[:6]
+
+
+def test_pr_push_data_dir_and_compressed(api, repo_factory, acme, transfer, hf_token, rows, tmp_path) -> None:
+    import gzip
+
+    from datasets import Dataset, load_dataset
+
+    repo_id = repo_factory("ds-org", repo_type="dataset", owner="acme")  # an org repo alice writes to
+    Dataset.from_list(rows[:10]).push_to_hub(repo_id)
+    Dataset.from_list(rows[10:14]).push_to_hub(repo_id, create_pr=True)
+    assert [r.ref for r in api.list_repo_refs(repo_id, repo_type="dataset", include_pull_requests=True)
+            .pull_requests] == ["refs/pr/1"]
+    assert load_dataset(repo_id, split="train").to_list() == rows[:10]
+    assert load_dataset(repo_id, split="train", revision="refs/pr/1").to_list() == rows[10:14]
+
+    # Compressed JSON lines in a folder, picked with data_dir; gzip bytes must arrive untouched.
+    raw = "".join(json.dumps(r) + "\n" for r in rows[14:24]).encode()
+    api.upload_file(path_or_fileobj=gzip.compress(raw), path_in_repo="extra/part.jsonl.gz", repo_id=repo_id,
+                    repo_type="dataset")
+    assert load_dataset(repo_id, data_dir="extra", split="train").to_list() == rows[14:24]
+    streamed = load_dataset(repo_id, data_dir="extra", split="train", streaming=True)
+    assert list(streamed) == rows[14:24]
