@@ -97,7 +97,7 @@ def _save_small(src: Path, dst: Path) -> None:
         shutil.copy(src, dst)
         return
     with Image.open(src) as im:
-        im.convert("RGB").quantize(colors=128).save(dst, optimize=True)
+        im.convert("RGB").quantize(colors=256).save(dst, optimize=True)
 
 
 def test_browse_search_revisions_diff_and_viewer(browser, hub, tmp_path):

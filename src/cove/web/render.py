@@ -77,6 +77,13 @@ def iso(dt: datetime | None) -> str:
     return dt.strftime("%Y-%m-%d %H:%M UTC") if dt else ""
 
 
+def task_of(repo) -> str | None:  # noqa: ANN001
+    """A model's pipeline tag, or a dataset's first task category."""
+    if repo.pipeline_tag:
+        return repo.pipeline_tag
+    return next((t.split(":", 1)[1] for t in repo.tags or [] if str(t).startswith("task_categories:")), None)
+
+
 def with_query(request: Request, **changes: object) -> str:
     """The current URL with some query parameters replaced (None removes one)."""
     params = [(k, v) for k, v in request.query_params.multi_items() if k not in changes]
@@ -87,7 +94,7 @@ def with_query(request: Request, **changes: object) -> str:
 env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]),
                   trim_blocks=True, lstrip_blocks=True)
 env.filters.update(filesize=filesize, number=number, ago=ago, iso=iso, q=q, qpath=qpath)
-env.globals.update(repo_path=repo_path, PLURALS=PLURALS, with_query=with_query)
+env.globals.update(repo_path=repo_path, PLURALS=PLURALS, with_query=with_query, task_of=task_of)
 
 
 def page(request: Request, template: str, *, status: int = 200, title: str | None = None,
