@@ -210,3 +210,9 @@ def test_repo_images_are_shown_under_the_card(api, repo_factory, anon_web, no_xe
     api.upload_file(path_or_fileobj=png(), path_in_repo="plots/loss_curve.png", repo_id=repo_id)
     html = anon_web.get(f"/{repo_id}").text
     assert 'id="gallery"' in html and f'src="/{repo_id}/resolve/main/plots/loss_curve.png"' in html
+
+
+def test_markdown_files_are_rendered_and_sanitized(anon_web, hub):
+    html = anon_web.get(f"/{hub.model}/blob/main/README.md").text
+    assert 'id="rendered"' in html and "<table>" in html and 'id="code-view"' in html
+    assert f'src="/{hub.model}/resolve/main/training_curves.png"' in html

@@ -117,7 +117,7 @@ def blob_page(repo_type: str, request: Request, ns: str, name: str, rev: str, pa
     if entry.type == "directory":
         return RedirectResponse(f"{view.base}/tree/{q(rev)}/{qpath(path)}", status_code=302)
     storage = "git"
-    code = None
+    code = rendered = None
     text_too_large = False
     if not view.may_read(path):
         pass  # gated: the page says so, the bytes stay behind /resolve's check
@@ -129,12 +129,15 @@ def blob_page(repo_type: str, request: Request, ns: str, name: str, rev: str, pa
             text = _as_text(bk.repos.read_blob(view.repo.storage_key, entry.oid))
             if text is not None:
                 code = _highlight(path, text)
+                if path.lower().endswith(".md"):
+                    rendered = cards.load(text, repo_type=repo_type, base=view.base, rev=rev).html
         else:
             text_too_large = True
     raw = f"{view.base}/resolve/{q(rev)}/{qpath(path)}"
     return render_page(
         request, "blob.html", title=f"{path} · {view.repo_id}", view=view, tab="files", rev=rev, sha=sha,
-        path=path, entry=entry, storage=storage, code=code, raw=raw, too_large=text_too_large,
+        path=path, entry=entry, storage=storage, code=code, rendered=rendered, raw=raw,
+        too_large=text_too_large,
         image=cards.is_image(path) and view.may_read(path), gated=not view.may_read(path),
         crumbs=_crumbs(view, rev, path),
         revs=_rev_options(view, rev, sha, lambda r: f"{view.base}/blob/{q(r)}/{qpath(path)}"),
