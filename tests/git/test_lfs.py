@@ -99,3 +99,21 @@ def test_git_lfs_push_to_datasets_and_spaces(git, api, alice, repo_factory, tmp_
     assert api.repo_info(repo_id, repo_type=repo_type).sha == sha
     path = hf_hub_download(repo_id, "data.parquet", repo_type=repo_type, cache_dir=tmp_path / "cache")
     assert Path(path).read_bytes() == data
+
+
+def test_gated_repo_lfs_download_needs_granted_access(api, alice, bob, repo_factory, no_xet):
+    import httpx
+
+    from tests.git.conftest import ENDPOINT
+
+    repo_id = repo_factory("lfs-gated")
+    data = os.urandom(10_000)
+    api.upload_file(path_or_fileobj=data, path_in_repo="w.bin", repo_id=repo_id)
+    api.update_repo_settings(repo_id, gated="manual")
+    batch = {"operation": "download", "objects": [{"oid": hashlib.sha256(data).hexdigest(), "size": len(data)}]}
+    url = f"{ENDPOINT}/{repo_id}.git/info/lfs/objects/batch"
+    anon = httpx.post(url, json=batch)
+    assert anon.status_code == 401 and "lfs-authenticate" in anon.headers
+    assert httpx.post(url, json=batch, auth=("bob", bob.token)).status_code == 403
+    ok = httpx.post(url, json=batch, auth=("alice", alice.read_token))
+    assert ok.status_code == 200 and "download" in ok.json()["objects"][0]["actions"]

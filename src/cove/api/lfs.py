@@ -48,12 +48,17 @@ def _batch(repo_type: str, ns: str, name: str, body: dict, bk, authorization: st
             repo = access.readable_repo(db, actor, repo_type, f"{ns}/{name}")
             if operation == "upload":
                 access.require_write(db, actor, repo)
+            elif repo.gated:  # LFS downloads are file contents: a gated repo needs granted access
+                from cove.services import gating
+
+                gating.require_file_access(db, actor, repo, "", bk.settings.public_endpoint)
         except (RepoNotFound, Unauthorized) as exc:
             if actor.anonymous:
                 return _lfs_error(401, "Authentication required", {"LFS-Authenticate": 'Basic realm="Cove"'})
             return _lfs_error(404 if isinstance(exc, RepoNotFound) else 401, exc.message)
         except HubError as exc:
-            return _lfs_error(exc.status, exc.message)
+            auth = {"LFS-Authenticate": 'Basic realm="Cove"'} if exc.status == 401 else None
+            return _lfs_error(exc.status, exc.message, auth)
         prefix = {"model": "", "dataset": "datasets/", "space": "spaces/"}[repo_type]
         for obj in objects:
             oid, size = str(obj.get("oid", "")), obj.get("size")
