@@ -217,3 +217,22 @@ def test_list_spaces(api, repo_factory, marker) -> None:
     info = next(iter(api.list_spaces(filter=marker, search=f"{marker}-sp0", full=True)))
     assert info.sdk == "gradio" and "README.md" in {s.rfilename for s in info.siblings}
     assert api.space_info(made[0]).card_data.license == "mit"
+
+
+def test_downloads_count_like_the_hub(api, repo_factory, marker, alice, tmp_path) -> None:
+    from huggingface_hub import HfFileSystem, snapshot_download
+
+    repo_id = _model(api, repo_factory, marker, "dl")
+    api.upload_file(path_or_fileobj=b"w" * 100, path_in_repo="weights.bin", repo_id=repo_id)
+    assert api.model_info(repo_id).downloads == 0
+    hf_hub_download(repo_id, "README.md", cache_dir=tmp_path / "c0", token=alice.token)  # not a query file
+    hf_hub_download(repo_id, "weights.bin", cache_dir=tmp_path / "c0", token=alice.token)
+    assert api.model_info(repo_id).downloads == 0
+    hf_hub_download(repo_id, "config.json", cache_dir=tmp_path / "c1", token=alice.token)  # HEAD + GET: one
+    assert api.model_info(repo_id).downloads == 1
+    snapshot_download(repo_id, cache_dir=tmp_path / "c2", token=alice.token)  # one more, however many files
+    assert api.model_info(repo_id).downloads == 2
+    fs = HfFileSystem(token=alice.token, skip_instance_cache=True)
+    fs.read_text(f"{repo_id}/config.json")  # a plain GET without the counter header (browser, curl)
+    info = api.model_info(repo_id, expand=["downloads", "downloadsAllTime"])
+    assert info.downloads == 3 and info.downloads_all_time == 3

@@ -182,11 +182,11 @@ def test_push_without_namespace_private_and_pr(api, transfer, hf_token, tmp_path
         api.delete_repo(f"alice/{name}", missing_ok=True)
 
 
-def test_trainer_checkpoint_strategy(api, transfer, hf_token, tmp_path) -> None:
+def test_trainer_checkpoint_strategy(api, acme, transfer, hf_token, tmp_path) -> None:
     from transformers import Trainer, TrainingArguments
 
     model, tokenizer = build_bert_classifier(tmp_path / "bert")
-    name = f"ckpt-{tmp_path.name[-6:]}"
+    name = f"acme/ckpt-{tmp_path.name[-6:]}"  # an org repo
     args = TrainingArguments(
         output_dir=str(tmp_path / "out"), push_to_hub=True, hub_model_id=name, hub_strategy="checkpoint",
         save_strategy="steps", save_steps=2, max_steps=2, per_device_train_batch_size=8, report_to="none",
@@ -196,12 +196,12 @@ def test_trainer_checkpoint_strategy(api, transfer, hf_token, tmp_path) -> None:
         trainer = Trainer(model=model, args=args, train_dataset=_train_set(tokenizer), processing_class=tokenizer)
         trainer.train()
         trainer.push_to_hub()
-        files = set(api.list_repo_files(f"alice/{name}"))
+        files = set(api.list_repo_files(name))
         assert {"last-checkpoint/model.safetensors", "last-checkpoint/trainer_state.json",
                 "model.safetensors", "README.md"} <= files
-        assert api.model_info(f"alice/{name}").private
+        assert api.model_info(name).private
     finally:
-        api.delete_repo(f"alice/{name}", missing_ok=True)
+        api.delete_repo(name, missing_ok=True)
 
 
 def test_sharded_subfolder_and_chat_template(api, repo_factory, transfer, hf_token, tmp_path, cache_dir) -> None:
