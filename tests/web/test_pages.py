@@ -216,3 +216,15 @@ def test_markdown_files_are_rendered_and_sanitized(anon_web, hub):
     html = anon_web.get(f"/{hub.model}/blob/main/README.md").text
     assert 'id="rendered"' in html and "<table>" in html and 'id="code-view"' in html
     assert f'src="/{hub.model}/resolve/main/training_curves.png"' in html
+
+
+def test_viewer_survives_a_broken_file(api, repo_factory, anon_web, no_xet):
+    repo_id = repo_factory("web-broken", repo_type="dataset")
+    api.upload_file(
+        path_or_fileobj=b"not a parquet file",
+        path_in_repo="train.parquet",
+        repo_id=repo_id,
+        repo_type="dataset",
+    )
+    r = anon_web.get(f"/datasets/{repo_id}/viewer")
+    assert r.status_code == 200 and "Could not read this split" in r.text

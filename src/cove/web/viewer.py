@@ -6,10 +6,12 @@ import fnmatch
 import re
 from dataclasses import dataclass, field
 
+import pyarrow as pa
 from fastapi import Request
 from fastapi.responses import Response
 
 from cove.backends import Backends
+from cove.errors import HubError
 from cove.services.cards import parse_card
 from cove.storage.git_repos import Entry
 from cove.web import datafiles
@@ -94,9 +96,12 @@ def read_page(bk: Backends, repo, split: Split, offset: int, limit: int) -> data
     if fmt is None:
         return datafiles.Rows(error="This split mixes file formats; the viewer shows one format per split")
     handles = [lambda e=e: datafiles.open_entry(bk, repo, e) for e in split.files]
-    if fmt == "parquet":
-        return datafiles.parquet_rows(handles, offset, limit)
-    return datafiles.text_rows(fmt, handles, offset, limit)
+    try:
+        if fmt == "parquet":
+            return datafiles.parquet_rows(handles, offset, limit)
+        return datafiles.text_rows(fmt, handles, offset, limit)
+    except (pa.ArrowException, OSError, ValueError, KeyError, HubError) as exc:  # a broken or missing file
+        return datafiles.Rows(error=f"Could not read this split: {exc}")
 
 
 def viewer_page(request: Request, ns: str, name: str) -> Response:
