@@ -25,6 +25,7 @@ MAX_VIEW = 1_000_000  # largest file shown inline
 MAX_DIFF_FILE = 512_000
 MAX_DIFF_LINES = 3000
 MAX_DIFF_FILES = 200
+MAX_DIFF_BYTES = 8_000_000  # blob bytes read for one commit page; later files are only described
 COMMITS_PAGE = 30
 _FORMATTER = HtmlFormatter(linenos="table", cssclass="highlight", anchorlinenos=True, lineanchors="L")
 
@@ -206,7 +207,7 @@ def _describe(e: Entry | None) -> str:
 
 
 def _file_diff(bk: Backends, key: str, parent: str | None, sha: str, status: str, path: str,
-               readable: bool = True) -> FileDiff:
+               readable: bool = True, budget: list[int] | None = None) -> FileDiff:
     old = bk.repos.entry(key, parent, path) if parent else None
     new = bk.repos.entry(key, sha, path)
     old = old if old is not None and old.type == "file" else None
@@ -214,7 +215,11 @@ def _file_diff(bk: Backends, key: str, parent: str | None, sha: str, status: str
     if not readable:
         return FileDiff(path, status, [], note="This repo is gated: ask for access to see the changes")
     small = all(e is None or (not e.is_lfs and e.size <= MAX_DIFF_FILE) for e in (old, new))
-    if small and readable and not cards.is_image(path):
+    size = sum(e.size for e in (old, new) if e is not None)
+    if budget is not None and small:
+        small = budget[0] >= size
+        budget[0] -= size if small else 0
+    if small and not cards.is_image(path):
         texts = [_as_text(bk.repos.read_blob(key, e.oid)) if e else "" for e in (old, new)]
         if texts[0] is not None and texts[1] is not None:
             rows, cut = _diff_rows(texts[0], texts[1])
@@ -236,7 +241,8 @@ def commit_page(repo_type: str, request: Request, ns: str, name: str, sha: str) 
         tree = bk.repos.list_tree(key, full, recursive=True) or []
         changed = [("added", e.path) for e in tree if e.type == "file"]
     changed.sort(key=lambda c: c[1])
-    diffs = [_file_diff(bk, key, parent, full, status, path, view.may_read(path))
+    budget = [MAX_DIFF_BYTES]
+    diffs = [_file_diff(bk, key, parent, full, status, path, view.may_read(path), budget)
              for status, path in changed[:MAX_DIFF_FILES]]
     stats = {
         "added": sum(1 for d in diffs for r in d.rows if r[0] == "add"),
