@@ -10,6 +10,7 @@ and indexed when they land (`cove.services.git_push`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from dataclasses import dataclass, field
@@ -143,47 +144,55 @@ class GitCGIResponse(Response):
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
-        feeder = asyncio.create_task(_feed(proc, receive))
+        gone = asyncio.Event()
+
+        def client_gone() -> None:
+            gone.set()
+            if not self.finish_on_disconnect and proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()  # nobody will read the pack: stop making it
+
+        feeder = asyncio.create_task(_feed(proc, receive, client_gone))
         errors = asyncio.create_task(_tail(proc.stderr))  # type: ignore[arg-type]
-        client_gone = False
         try:
             status, headers, rest = await _read_headers(proc.stdout)  # type: ignore[arg-type]
             await send({"type": "http.response.start", "status": status, "headers": headers})
             chunk = rest
             while True:
-                if chunk and not client_gone:
+                if chunk and not gone.is_set():
                     try:
                         await send({"type": "http.response.body", "body": chunk, "more_body": True})
                     except OSError:
-                        client_gone = True
-                        if not self.finish_on_disconnect:
-                            proc.kill()
+                        client_gone()
                 chunk = await proc.stdout.read(_CHUNK)  # type: ignore[union-attr]
                 if not chunk:
                     break
             rc = await proc.wait()
-            if rc != 0:
+            if rc != 0 and not gone.is_set():
                 log.warning("git http-backend exited with %s: %s", rc, (await errors).decode(errors="replace"))
             if self.after is not None:
                 await run_in_threadpool(self.after)
-            if not client_gone:
+            if not gone.is_set():
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             if proc.returncode is None:
-                proc.kill()
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
                 await proc.wait()
             feeder.cancel()
             errors.cancel()
 
 
-async def _feed(proc: asyncio.subprocess.Process, receive) -> None:  # noqa: ANN001
+async def _feed(proc: asyncio.subprocess.Process, receive, client_gone) -> None:  # noqa: ANN001
+    """Pipe the request body into git; then keep listening, to learn when the client goes away."""
     stdin = proc.stdin
     assert stdin is not None
     try:
         while True:
             message = await receive()
             if message["type"] != "http.request":
-                break  # http.disconnect: git sees a truncated request and moves nothing
+                client_gone()  # cut off mid-body: git sees a truncated request and moves nothing
+                return
             body = message.get("body", b"")
             if body:
                 stdin.write(body)
@@ -194,6 +203,9 @@ async def _feed(proc: asyncio.subprocess.Process, receive) -> None:  # noqa: ANN
         pass  # git stopped reading (it answered with an error)
     finally:
         stdin.close()
+    # The ASGI server answers this once the client disconnects (or the response is complete).
+    if (await receive())["type"] == "http.disconnect":
+        client_gone()
 
 
 async def _tail(stream: asyncio.StreamReader) -> bytes:
