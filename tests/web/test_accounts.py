@@ -8,7 +8,7 @@ import sqlite3
 import httpx
 from huggingface_hub import HfApi
 
-from tests.conftest import ENDPOINT
+from tests.conftest import ENDPOINT, cove
 from tests.web.conftest import csrf_of
 
 
@@ -65,11 +65,30 @@ def test_login_failures(server, alice):
 def test_sign_in_with_a_token_and_open_redirects(server, alice):
     c = httpx.Client(base_url=ENDPOINT)
     token = csrf_of(c.get("/login").text)
-    ro = c.post("/login", data={"csrf_token": token, "token": alice.read_token})
-    assert ro.status_code == 401  # a read token cannot become a session that writes
+    assert c.post("/login", data={"csrf_token": token, "token": "cove_nope"}).status_code == 401
     ok = c.post("/login", data={"csrf_token": token, "token": alice.token, "next": "//evil.example/x"})
     assert ok.status_code == 303 and ok.headers["location"] == "/"
     assert c.get("/api/whoami-v2").json()["name"] == "alice"
+    # A token session cannot mint tokens that would outlive it.
+    assert c.get("/settings/tokens").status_code == 403
+
+
+def test_a_token_session_has_the_token_role_and_ends_with_it(api, repo_factory, alice):
+    repo_id = repo_factory("web-token-session")
+    c = httpx.Client(base_url=ENDPOINT)
+    read = cove("token", "create", "alice", "--role", "read", "--name", "web-ro-session").stdout.strip()
+    c.post("/login", data={"csrf_token": csrf_of(c.get("/login").text), "token": read})
+    assert c.get("/api/whoami-v2").json()["auth"]["accessToken"]["role"] == "read"
+    csrf = csrf_of(c.get(f"/{repo_id}").text)
+    r = c.post(
+        f"/{repo_id}/settings", data={"csrf_token": csrf, "action": "visibility", "visibility": "private"}
+    )
+    assert r.status_code == 403 and not api.model_info(repo_id).private  # read role: no settings
+    assert "settings-tab" not in c.get(f"/{repo_id}").text
+    cove("token", "revoke", "alice", "web-ro-session")
+    assert c.get("/api/whoami-v2").status_code == 401  # revoking the token ended the session
+    assert 'id="signin-link"' in c.get("/").text
+    assert HfApi(endpoint=ENDPOINT, token=alice.token).whoami()["name"] == "alice"
 
 
 def test_api_calls_ride_on_the_session_only_with_the_csrf_header(alice_web):

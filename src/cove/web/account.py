@@ -10,7 +10,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from cove.backends import Backends
 from cove.db.tables import Namespace
-from cove.errors import NotFound
+from cove.errors import Forbidden, NotFound
 from cove.services import accounts, search
 from cove.web import sessions
 from cove.web.render import page
@@ -34,23 +34,20 @@ def login_form(request: Request) -> Response:
     return page(request, "login.html", title="Sign in", next=nxt, error=None, username="")
 
 
-def _check(bk: Backends, username: str, password: str, token: str) -> Namespace | None:
+def _check_password(bk: Backends, username: str, password: str) -> Namespace | None:
     with bk.db.session() as db:
-        if token:
-            actor = accounts.actor_for_token(db, token.strip())
-            # A read token must not become a session that can write: sign in with a write token.
-            if actor is None or not actor.can_write:
-                return None
-            user = db.get(Namespace, actor.user_id)
-        else:
-            user = accounts.get_namespace(db, username.strip())
-            stored = user.password_hash if user is not None and user.kind == "user" else None
-            ok = accounts.check_password(password, stored or _DUMMY_HASH)
-            if not ok or stored is None:
-                return None
-        if user is not None:
-            db.expunge(user)
+        user = accounts.get_namespace(db, username.strip())
+        stored = user.password_hash if user is not None and user.kind == "user" else None
+        ok = accounts.check_password(password, stored or _DUMMY_HASH)  # the same work for unknown users
+        if not ok or stored is None:
+            return None
+        db.expunge(user)
         return user
+
+
+def _check_token(bk: Backends, token: str) -> bool:
+    with bk.db.session() as db:
+        return accounts.actor_for_token(db, token) is not None
 
 
 def login(request: Request, csrf_token: Annotated[str, Form()] = "", username: Annotated[str, Form()] = "",
@@ -58,13 +55,17 @@ def login(request: Request, csrf_token: Annotated[str, Form()] = "", username: A
           next: Annotated[str, Form()] = "/") -> Response:  # noqa: A002
     sessions.check_csrf(request, csrf_token)
     bk: Backends = request.app.state.backends
-    user = _check(bk, username[:200], password[:1000], token[:500])
-    if user is None:
-        error = "Invalid or read-only token" if token else "Wrong username or password"
+    token = token.strip()[:500]
+    user = None if token else _check_password(bk, username[:200], password[:1000])
+    if (token and not _check_token(bk, token)) or (not token and user is None):
+        error = "Invalid token" if token else "Wrong username or password"
         return page(request, "login.html", status=401, title="Sign in", next=_safe_next(next), error=error,
                     username=username[:200])
     resp = RedirectResponse(_safe_next(next), status_code=303)
-    sessions.start(bk, resp, user)
+    if token:
+        sessions.start_with_token(bk, resp, token)  # the session is the token's: its role, its lifetime
+    else:
+        sessions.start(bk, resp, user)  # type: ignore[arg-type]
     return resp
 
 
@@ -81,6 +82,9 @@ def logout(request: Request, csrf_token: Annotated[str, Form()] = "") -> Respons
 
 def _signed_in(request: Request) -> sessions.Visitor | None:
     v = sessions.visitor(request)
+    if v.signed_in and not v.with_password:
+        # A token must not mint tokens that outlive it: token management needs the password.
+        raise Forbidden("Sign in with your password to manage access tokens")
     return v if v.signed_in else None
 
 
@@ -103,8 +107,9 @@ def _tokens(request: Request, created: tuple[str, str, str] | None) -> Response:
 
 def create_token(request: Request, csrf_token: Annotated[str, Form()] = "", name: Annotated[str, Form()] = "",
                  role: Annotated[str, Form()] = "read") -> Response:
-    v = sessions.check_csrf(request, csrf_token)
-    if not v.signed_in:
+    sessions.check_csrf(request, csrf_token)
+    v = _signed_in(request)
+    if v is None:
         return RedirectResponse("/login?next=/settings/tokens", status_code=303)
     bk: Backends = request.app.state.backends
     with bk.db.session() as db:
@@ -116,8 +121,9 @@ def create_token(request: Request, csrf_token: Annotated[str, Form()] = "", name
 
 def revoke_token(request: Request, csrf_token: Annotated[str, Form()] = "",
                  token_id: Annotated[str, Form()] = "") -> Response:
-    v = sessions.check_csrf(request, csrf_token)
-    if not v.signed_in:
+    sessions.check_csrf(request, csrf_token)
+    v = _signed_in(request)
+    if v is None:
         return RedirectResponse("/login?next=/settings/tokens", status_code=303)
     bk: Backends = request.app.state.backends
     with bk.db.session() as db:

@@ -1,16 +1,20 @@
 """Browser sessions and CSRF: a random cookie stored hashed (`WebSession`), a token on every form.
 
-* The session cookie is HttpOnly, SameSite=Lax, and Secure when the public endpoint is https.
-* Every form carries a CSRF token. Signed-in visitors use their session's token; anonymous visitors
-  (the sign-in form) use a double-submit cookie. A POST must also come from our own origin when the
-  browser says where it comes from (`Origin`).
+* Signing in with a password makes a session: 32 random bytes in the cookie, only their sha256 in
+  `web_sessions`. Signing in with an access token puts that token in the cookie instead: the session then
+  has exactly the token's role and ends when the token is revoked.
+* The cookie is HttpOnly, SameSite=Lax, and Secure when the public endpoint is https.
+* Every form carries a CSRF token: the session's (a stored random value, or an HMAC of the token for token
+  sessions), or a double-submit cookie before signing in. A POST must also come from our own origin when
+  the browser says where it comes from (`Origin`).
 * API calls ride on the session too (`app.state.session_actor`), but an unsafe method (POST, PUT,
-  DELETE...) only does so with the session's token in an `X-CSRF-Token` header.
+  DELETE...) only does so with the session's CSRF token in an `X-CSRF-Token` header.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
@@ -24,7 +28,7 @@ from cove.backends import Backends
 from cove.db.tables import Namespace, WebSession, utcnow
 from cove.deps import resolve_actor
 from cove.errors import Forbidden, HubError
-from cove.services.accounts import ANONYMOUS, Actor, actor_for_user
+from cove.services.accounts import ANONYMOUS, TOKEN_PREFIX, Actor, actor_for_token, actor_for_user
 
 SESSION_COOKIE = "cove_session"
 CSRF_COOKIE = "cove_csrf"
@@ -44,18 +48,29 @@ class Visitor:
 
     actor: Actor
     csrf: str
-    session_id: str | None = None  # sha256 of the session cookie
     new_csrf_cookie: bool = False  # an anonymous token minted by this request (set it on the response)
 
     @property
     def signed_in(self) -> bool:
         return not self.actor.anonymous
 
+    @property
+    def with_password(self) -> bool:
+        """Signed in with a password (not a token): only such sessions manage tokens."""
+        return self.signed_in and self.actor.token_name is None
 
-def _session_row(bk: Backends, raw: str | None) -> tuple[WebSession, Namespace] | None:
+
+def _session(bk: Backends, raw: str | None) -> tuple[Actor, str] | None:
+    """(actor, CSRF token) for a session cookie, or None."""
     if not raw or len(raw) > 200:
         return None
     with bk.db.session() as db:
+        if raw.startswith(TOKEN_PREFIX):
+            actor = actor_for_token(db, raw)
+            if actor is None:
+                return None
+            mac = hmac.new(bk.settings.signing_secret.encode(), b"csrf:" + _hash(raw).encode(), "sha256")
+            return actor, mac.hexdigest()[:32]
         row = db.get(WebSession, _hash(raw))
         if row is None:
             return None
@@ -65,9 +80,7 @@ def _session_row(bk: Backends, raw: str | None) -> tuple[WebSession, Namespace] 
         user = db.get(Namespace, row.user_id)
         if user is None:
             return None
-        db.expunge(row)
-        db.expunge(user)
-        return row, user
+        return actor_for_user(db, user), row.csrf
 
 
 def visitor(request: Request) -> Visitor:
@@ -76,10 +89,9 @@ def visitor(request: Request) -> Visitor:
     if cached is not None:
         return cached
     bk: Backends = request.app.state.backends
-    found = _session_row(bk, request.cookies.get(SESSION_COOKIE))
+    found = _session(bk, request.cookies.get(SESSION_COOKIE))
     if found is not None:
-        row, user = found
-        v = Visitor(actor=actor_for_user_row(user), csrf=row.csrf, session_id=row.id)
+        v = Visitor(actor=found[0], csrf=found[1])
     else:
         actor = ANONYMOUS
         if request.headers.get("authorization"):
@@ -94,24 +106,17 @@ def visitor(request: Request) -> Visitor:
     return v
 
 
-def actor_for_user_row(user: Namespace) -> Actor:
-    return actor_for_user(None, user)  # type: ignore[arg-type]
-
-
 def session_actor(request: Request) -> Actor | None:
     """`app.state.session_actor`: the signed-in user behind an API call made from the browser."""
-    raw = request.cookies.get(SESSION_COOKIE)
-    if not raw:
-        return None
-    found = _session_row(request.app.state.backends, raw)
+    found = _session(request.app.state.backends, request.cookies.get(SESSION_COOKIE))
     if found is None:
         return None
-    row, user = found
+    actor, csrf = found
     if request.method not in SAFE_METHODS:
         sent = request.headers.get(CSRF_HEADER) or ""
-        if not secrets.compare_digest(sent.encode(), row.csrf.encode()):
+        if not secrets.compare_digest(sent.encode(), csrf.encode()):
             return None
-    return actor_for_user_row(user)
+    return actor
 
 
 def check_csrf(request: Request, token: str | None) -> Visitor:
@@ -139,22 +144,29 @@ def set_csrf_cookie(request: Request, response: Response) -> None:
                             secure=is_secure(request.app.state.backends))
 
 
-def start(bk: Backends, response: Response, user: Namespace) -> None:
-    """Sign `user` in: a new random session (stored hashed) and its cookie."""
-    raw = secrets.token_urlsafe(32)
-    with bk.db.session() as db:
-        cutoff = utcnow() - MAX_AGE
-        db.execute(delete(WebSession).where(WebSession.created_at < cutoff))
-        db.add(WebSession(id=_hash(raw), user_id=user.id, csrf=secrets.token_urlsafe(24)))
-    response.set_cookie(SESSION_COOKIE, raw, max_age=int(MAX_AGE.total_seconds()), httponly=True,
+def _set_session_cookie(bk: Backends, response: Response, value: str) -> None:
+    response.set_cookie(SESSION_COOKIE, value, max_age=int(MAX_AGE.total_seconds()), httponly=True,
                         samesite="lax", secure=is_secure(bk), path="/")
     response.delete_cookie(CSRF_COOKIE, path="/")
 
 
+def start(bk: Backends, response: Response, user: Namespace) -> None:
+    """Sign `user` in after a password check: a new random session (stored hashed) and its cookie."""
+    raw = secrets.token_urlsafe(32)
+    with bk.db.session() as db:
+        db.execute(delete(WebSession).where(WebSession.created_at < utcnow() - MAX_AGE))
+        db.add(WebSession(id=_hash(raw), user_id=user.id, csrf=secrets.token_urlsafe(24)))
+    _set_session_cookie(bk, response, raw)
+
+
+def start_with_token(bk: Backends, response: Response, token: str) -> None:
+    """Sign in with an access token: the cookie holds the token, so the session is the token's."""
+    _set_session_cookie(bk, response, token)
+
+
 def end(bk: Backends, request: Request, response: Response) -> None:
     raw = request.cookies.get(SESSION_COOKIE)
-    if raw:
+    if raw and not raw.startswith(TOKEN_PREFIX):
         with bk.db.session() as db:
             db.execute(delete(WebSession).where(WebSession.id == _hash(raw)))
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax", secure=is_secure(bk))
-
