@@ -84,7 +84,7 @@ def test_lora_saves_head_with_adapter(tiny_bert: Path, tiny_data: Path, tmp_path
     from safetensors import safe_open
 
     with safe_open(out / "repo" / "adapter_model.safetensors", "pt") as fh:
-        assert any("classifier" in k for k in fh.keys())  # the trained head travels with the adapter
+        assert any("classifier" in k for k in fh.keys())  # noqa: SIM118 - the trained head travels with the adapter
 
 
 def test_prompt_tuning_on_gpt2(tiny_gpt2: Path, tiny_data: Path, tmp_path: Path) -> None:

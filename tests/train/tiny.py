@@ -103,3 +103,95 @@ def build_tiny_gpt2(folder: Path, texts: list[str]) -> Path:
     )
     GPT2LMHeadModel(config).save_pretrained(folder)
     return folder
+
+
+def build_tiny_bart(folder: Path, texts: list[str]) -> Path:
+    """A 1+1-layer, 32-wide BART (encoder-decoder) with a byte-level BPE vocabulary trained on ``texts``."""
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import BartConfig, BartForConditionalGeneration, BartTokenizerFast
+
+    folder.mkdir(parents=True, exist_ok=True)
+    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(texts, vocab_size=400, min_frequency=1, show_progress=False, special_tokens=specials)
+    tokenizer = BartTokenizerFast(
+        tokenizer_object=bpe._tokenizer,
+        bos_token="<s>",
+        pad_token="<pad>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        mask_token="<mask>",
+        model_max_length=128,
+    )
+    tokenizer.save_pretrained(folder)
+    import torch
+
+    torch.manual_seed(0)
+    config = BartConfig(
+        vocab_size=len(tokenizer),
+        d_model=32,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=64,
+        decoder_ffn_dim=64,
+        max_position_embeddings=128,
+        bos_token_id=0,
+        pad_token_id=1,
+        eos_token_id=2,
+        decoder_start_token_id=2,
+        forced_eos_token_id=2,
+    )
+    BartForConditionalGeneration(config).save_pretrained(folder)
+    return folder
+
+
+SHARED = TWITTER_FALLBACK.parent if not TWITTER.is_dir() else TWITTER.parent
+
+
+def write_wnut(folder: Path, n: int = 40) -> Path:
+    """The first ``n`` WNUT-17 training sentences (CC BY 4.0) as JSON lines: tokens + string ner_tags."""
+    import json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    sentences, words, tags = [], [], []
+    for line in (SHARED / "wnut17" / "wnut17train.conll").read_text(encoding="utf-8").splitlines():
+        line = line.replace("\ufeff", "").strip()
+        if not line:
+            if words:
+                sentences.append({"tokens": words, "ner_tags": tags})
+                words, tags = [], []
+            if len(sentences) >= n:
+                break
+            continue
+        word, tag = line.split("\t")
+        words.append(word)
+        tags.append(tag)
+    with (folder / "train.jsonl").open("w", encoding="utf-8") as fh:
+        for s in sentences:
+            fh.write(json.dumps(s) + "\n")
+    return folder
+
+
+def write_xquad(folder: Path, n: int = 40) -> Path:
+    """The first ``n`` XQuAD-en questions (CC BY-SA 4.0) flattened to SQuAD-style JSON lines."""
+    import json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    data = json.loads((SHARED / "xquad_en" / "xquad.en.json").read_text(encoding="utf-8"))["data"]
+    rows = []
+    for article in data:
+        for para in article["paragraphs"]:
+            for qa in para["qas"]:
+                answers = {
+                    "text": [a["text"] for a in qa["answers"]],
+                    "answer_start": [a["answer_start"] for a in qa["answers"]],
+                }
+                rows.append(
+                    {"id": qa["id"], "question": qa["question"], "context": para["context"], "answers": answers}
+                )
+    with (folder / "train.jsonl").open("w", encoding="utf-8") as fh:
+        for row in rows[:n]:
+            fh.write(json.dumps(row) + "\n")
+    return folder

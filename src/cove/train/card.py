@@ -85,26 +85,36 @@ def _table(test: dict[str, Any], baseline: dict[str, Any] | None, validation: di
     return "\n".join(rows)
 
 
-def _usage(ctx: Context, repo_id: str, forms: dict[str, str], example: str) -> str:
+def _usage(ctx: Context, repo_id: str, forms: dict[str, str], example: Any) -> str:
     env = "" if is_huggingface_co() else f'import os\nos.environ["HF_ENDPOINT"] = "{endpoint()}"  # this hub\n\n'
     task = ctx.task
-    if "model" in forms or "merged" in forms:
+    full = "model" in forms or "merged" in forms
+    if full and task.has_pipeline:
         return (
             f"```python\n{env}from transformers import pipeline\n\n"
             f'pipe = pipeline("{task.pipeline_tag}", model="{repo_id}")\n'
             f"print(pipe({json.dumps(example)}))\n```"
         )
-    kwargs = task.model_kwargs()
-    labels = f", num_labels={kwargs['num_labels']}, id2label={kwargs['id2label']}" if "num_labels" in kwargs else ""
-    rev = "" if ctx.model_ref.local else f', revision="{ctx.model_ref.sha}"'
+    if full:
+        load = f'model = {task.auto_class}.from_pretrained("{repo_id}")\n'
+        imports = f"from transformers import {task.auto_class}, AutoTokenizer"
+    else:
+        kwargs = task.model_kwargs()
+        labels = f", num_labels={kwargs['num_labels']}, id2label={kwargs['id2label']}" if "num_labels" in kwargs else ""
+        rev = "" if ctx.model_ref.local else f', revision="{ctx.model_ref.sha}"'
+        sub = f', subfolder="{forms["adapter"]}"' if forms.get("adapter") else ""
+        merge = ".merge_and_unload()" if ctx.recipe.method.name in ("lora", "qlora") else ""
+        load = (
+            f'base = {task.auto_class}.from_pretrained("{ctx.model_ref.id}"{rev}{labels})\n'
+            f'model = PeftModel.from_pretrained(base, "{repo_id}"{sub}){merge}\n'
+        )
+        imports = f"from peft import PeftModel\nfrom transformers import {task.auto_class}, AutoTokenizer"
+    if task.has_pipeline:
+        imports += ", pipeline"
     return (
-        f"```python\n{env}from peft import PeftModel\n"
-        f"from transformers import {task.auto_class}, AutoTokenizer, "
-        f'pipeline\n\nbase = {task.auto_class}.from_pretrained("{ctx.model_ref.id}"{rev}{labels})\n'
-        f'model = PeftModel.from_pretrained(base, "{repo_id}").merge_and_unload()\n'
+        f"```python\n{env}{imports}\n\n{load}"
         f'tokenizer = AutoTokenizer.from_pretrained("{repo_id}")\n'
-        f'pipe = pipeline("{task.pipeline_tag}", model=model, tokenizer=tokenizer)\n'
-        f"print(pipe({json.dumps(example)}))\n```"
+        f"{task.usage_code(example)}\n```"
     )
 
 

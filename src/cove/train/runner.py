@@ -109,9 +109,8 @@ def _precision(recipe: Recipe) -> dict[str, bool]:
     return {"fp16": want == "fp16", "bf16": want == "bf16"}
 
 
-def _training_args(recipe: Recipe, out: Path, features: Features) -> Any:
-    from transformers import TrainingArguments
-
+def _training_args(recipe: Recipe, out: Path, features: Features, task: Task) -> Any:
+    args_cls = task.trainer_classes()[1]
     peft = recipe.method.name != "full"
     given = dict(recipe.training)
     batch = int(given.get("per_device_train_batch_size", 16))
@@ -133,6 +132,7 @@ def _training_args(recipe: Recipe, out: Path, features: Features) -> Any:
         "seed": recipe.seed,
         "data_seed": recipe.seed,
         "full_determinism": recipe.deterministic,
+        **task.extra_args(),
     }
     given.update({k: v for k, v in _precision(recipe).items() if k not in given or not given[k]})
     kwargs = {**defaults, **given}
@@ -140,7 +140,7 @@ def _training_args(recipe: Recipe, out: Path, features: Features) -> Any:
     if reporters == "tensorboard" or (isinstance(reporters, list) and "tensorboard" in reporters):
         os.environ["TENSORBOARD_LOGGING_DIR"] = str(out / "runs")  # pushed with the model
     try:
-        return TrainingArguments(
+        return args_cls(
             output_dir=str(out / "checkpoints"),
             metric_for_best_model=recipe.best_metric,
             greater_is_better=recipe.greater_is_better,
@@ -253,7 +253,7 @@ def _max_length(recipe: Recipe, config: Any, tokenizer: Any) -> int:
 def train(ctx: Context) -> dict[str, Any]:
     """Tokenize, build the Trainer, train with early stopping and best-model selection."""
     import torch
-    from transformers import AutoTokenizer, EarlyStoppingCallback, Trainer, set_seed
+    from transformers import AutoTokenizer, EarlyStoppingCallback, set_seed
 
     recipe = ctx.recipe
     say("loading tokenizer and model")
@@ -267,11 +267,12 @@ def train(ctx: Context) -> dict[str, Any]:
         torch.use_deterministic_algorithms(True)
     set_seed(recipe.seed, deterministic=recipe.deterministic)
     model = _load_model(ctx)
-    args = _training_args(recipe, ctx.out, ctx.features)
+    args = _training_args(recipe, ctx.out, ctx.features, ctx.task)
     callbacks = []
     if recipe.early_stopping:
         callbacks.append(EarlyStoppingCallback(recipe.early_stopping.patience, recipe.early_stopping.threshold))
-    ctx.trainer = Trainer(
+    trainer_cls = ctx.task.trainer_classes()[0]
+    ctx.trainer = trainer_cls(
         model=model,
         args=args,
         train_dataset=ctx.features.train,

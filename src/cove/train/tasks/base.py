@@ -29,7 +29,7 @@ class Task:
     name: str = ""
     auto_class: str = ""
     pipeline_tag: str = ""
-    higher_is_better: bool = True
+    has_pipeline: bool = True  # transformers 5 has a pipeline for this task
 
     def __init__(self, recipe: Recipe) -> None:
         self.recipe = recipe
@@ -65,6 +65,16 @@ class Task:
         """Tokenize the splits."""
         raise NotImplementedError
 
+    def trainer_classes(self) -> tuple[type, type]:
+        """The Trainer and TrainingArguments classes."""
+        from transformers import Trainer, TrainingArguments
+
+        return Trainer, TrainingArguments
+
+    def extra_args(self) -> dict[str, Any]:
+        """TrainingArguments this task needs (the recipe's ``training`` still wins)."""
+        return {}
+
     def collator(self, tokenizer: Any, model: Any) -> Any:
         """The data collator for the Trainer."""
         from transformers import DataCollatorWithPadding
@@ -99,6 +109,10 @@ class Task:
     def pipeline_example(self, splits: Splits) -> str:
         """An input for the card's ``pipeline`` snippet."""
         return "Hello"
+
+    def usage_code(self, example: Any) -> str:
+        """Card snippet lines that use ``model`` and ``tokenizer`` (already loaded) on ``example``."""
+        return f'pipe = pipeline("{self.pipeline_tag}", model=model, tokenizer=tokenizer)\nprint(pipe({example!r}))'
 
     def card_extra(self) -> dict[str, Any]:
         """Task-specific card facts (labels...)."""
