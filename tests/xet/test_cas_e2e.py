@@ -39,6 +39,7 @@ def test_upload_download_roundtrip(server, alice, api, repo_factory, blob, tmp_p
     api.upload_file(path_or_fileobj=blob(data), path_in_repo="weights.bin", repo_id=repo)
     st = stats(server.endpoint, alice.token, repo)
     assert st["xorbs_inserted"] >= 1 and st["shards_registered"] == 1
+    assert st["grants_committed"] == st["xorbs_inserted"]  # hf_xet 1.8 uploads through grants
     assert 6 * MB <= st["xorb_bytes_received"] < 6.1 * MB  # random data: no compression
 
     # Xet download through the stock client
@@ -112,11 +113,17 @@ def test_small_change_transfers_only_changed_chunks(server, alice, repo_factory,
 
 @pytest.mark.parametrize("version", ["1", "2"])
 def test_api_versions_forced(server, alice, repo_factory, blob, version) -> None:
+    """v1 shards/reconstructions with direct xorb POSTs; v2 with grants."""
     repo = repo_factory(f"v{version}")
-    data = bytes(300_000) + _random(500_000, 6) + bytes(300_000)  # duplicate-chunk terms
+    data = bytes(300_000) + _random(500_000, 6 + int(version)) + bytes(300_000)  # duplicate-chunk terms
     env = {"HF_XET_CLIENT_SHARD_API_VERSION": version, "HF_XET_CLIENT_RECONSTRUCTION_API_VERSION": version}
+    if version == "1":
+        env["HF_XET_CLIENT_LEGACY_DIRECT_XORB_UPLOAD"] = "1"
     upload_in_fresh_client(alice.token, blob(data), "z.bin", repo, **env)
     assert download_in_fresh_client(alice.token, repo, "z.bin", **env) == data
+    st = stats(server.endpoint, alice.token, repo)
+    assert st["xorbs_inserted"] >= 1
+    assert st.get("grants_committed", 0) == (0 if version == "1" else st["xorbs_inserted"])
 
 
 def test_dedup_does_not_cross_namespaces(server, alice, bob, bob_api, repo_factory, blob) -> None:
@@ -428,3 +435,36 @@ def test_anonymous_and_multirange_downloads(server, alice, api, repo_factory, bl
     # the client's multi-range fetch mode
     got = download_in_fresh_client(alice.token, repo, "p.bin", HF_XET_CLIENT_ENABLE_MULTIRANGE_FETCHING="1")
     assert got == data
+
+
+def test_upload_grants(server, alice, repo_factory) -> None:
+    repo = repo_factory("grants")
+    base, auth = _write(server, alice, repo)
+    digest, body = xorb.serialize_xorb([_random(50_000, 60), bytes(30_000)])
+    h = hashes.hash_to_hex(digest)
+    r = httpx.post(f"{base}/v1/xorb-grants/default/{h}", json={"length": len(body)}, headers=auth)
+    assert r.status_code == 201, r.text
+    grant = r.json()
+    assert set(grant) == {"id", "method", "url", "headers"} and grant["method"] == "PUT"
+    commit = f"{base}/v1/xorb-commits/default/{h}/grant/{grant['id']}"
+    assert httpx.post(commit, headers=auth).status_code == 404  # nothing uploaded yet
+    assert httpx.put(grant["url"].replace("sig=", "sig=0"), content=body).status_code == 403
+    assert httpx.put(grant["url"], content=body[:-1]).status_code == 400  # not the announced length
+    assert httpx.put(grant["url"], content=body).status_code == 200  # no Authorization needed
+    assert httpx.put(grant["url"], content=body).status_code == 412  # already uploaded
+    assert httpx.post(commit).status_code == 401  # committing needs the CAS token
+    r = httpx.post(commit, headers=auth)
+    assert r.status_code == 200 and r.json() == {"was_inserted": True}
+    assert httpx.head(f"{base}/v1/xorbs/default/{h}", headers=auth).status_code == 200
+    # a stored xorb needs no grant; a corrupt staged body is refused at commit and not kept
+    assert httpx.post(f"{base}/v1/xorb-grants/default/{h}", json={"length": len(body)}, headers=auth).status_code == 200
+    digest2, body2 = xorb.serialize_xorb([_random(40_000, 61)])
+    h2 = hashes.hash_to_hex(digest2)
+    grant = httpx.post(f"{base}/v1/xorb-grants/default/{h2}", json={"length": len(body2)}, headers=auth).json()
+    bad = bytearray(body2)
+    bad[-1] ^= 1
+    assert httpx.put(grant["url"], content=bytes(bad)).status_code == 200
+    r = httpx.post(f"{base}/v1/xorb-commits/default/{h2}/grant/{grant['id']}", headers=auth)
+    assert r.status_code == 400
+    assert httpx.head(f"{base}/v1/xorbs/default/{h2}", headers=auth).status_code == 404
+    assert not any(server.data.glob(f"blobs/xorb-staging/**/{h2}-*"))

@@ -13,11 +13,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse, Response, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 
 from cove.deps import Bk, CurrentActor
 from cove.errors import BadRequest, HubError, NotFound, PayloadTooLarge
-from cove.services import access, xet
+from cove.services import access, xet, xet_grants
 from cove.xet import shard as shard_format
 from cove.xet import tokens
 from cove.xet import xorb as xorb_format
@@ -91,9 +91,42 @@ def head_xorb(prefix: str, xorb_hash: str, bk: Bk, authorization: Authorization 
 
 
 @router.post(P + "/v1/xorb-grants/{prefix}/{xorb_hash}")
-def xorb_grant(prefix: str, xorb_hash: str) -> Response:
-    # Not implemented: a 404 makes hf_xet upload the xorb directly (POST /v1/xorbs/...).
-    raise NotFound("Upload grants are not supported: upload the xorb directly")
+async def xorb_grant(prefix: str, xorb_hash: str, request: Request, bk: Bk, authorization: Authorization = None):
+    claims = await run_in_threadpool(_claims, bk, authorization, write=True)
+    try:
+        wanted = json.loads(await request.body() or b"null")
+    except ValueError:
+        raise BadRequest("Grant requests are JSON") from None
+    grant = await run_in_threadpool(
+        xet_grants.create_grant, bk, claims, prefix=prefix, xorb_hex=xorb_hash, request=wanted
+    )
+    if grant is None:
+        return JSONResponse({}, status_code=200)  # already stored: nothing to upload
+    return JSONResponse(grant, status_code=201)
+
+
+@router.put(P + "/xorb-uploads/{xorb_hash}/{grant_id}")
+async def grant_upload(
+    xorb_hash: str, grant_id: str, request: Request, bk: Bk, n: str = "", repo: str = "", exp: str = "", sig: str = ""
+) -> Response:
+    length = await run_in_threadpool(
+        xet_grants.check_upload, bk, xorb_hex=xorb_hash, grant_id=grant_id, n=n, repo=repo, exp=exp, sig=sig
+    )
+    spool = await _spool_body(request, length, "xorb_bytes_received", repo)
+    try:
+        await run_in_threadpool(
+            xet_grants.stage_upload, bk, xorb_hex=xorb_hash, grant_id=grant_id, length=length, body=spool
+        )
+    finally:
+        spool.close()
+    return Response(status_code=200)
+
+
+@router.post(P + "/v1/xorb-commits/{prefix}/{xorb_hash}/grant/{grant_id}")
+def commit_grant(prefix: str, xorb_hash: str, grant_id: str, bk: Bk, authorization: Authorization = None) -> dict:
+    claims = _claims(bk, authorization, write=True)
+    inserted = xet_grants.commit_grant(bk, claims, prefix=prefix, xorb_hex=xorb_hash, grant_id=grant_id)
+    return {"was_inserted": inserted}
 
 
 @router.post(P + "/v1/shards")

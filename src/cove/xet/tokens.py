@@ -86,3 +86,9 @@ def check_fetch_signature(
     if exp <= (time.time() if now is None else now):
         return False
     return hmac.compare_digest(fetch_signature(secret, xorb_hex, start, end, exp), sig or "")
+
+
+def grant_signature(secret: str, grant_id: str, xorb_hex: str, length: int, repo: str, exp: int) -> str:
+    """Signature of an upload-grant PUT URL: one xorb body of ``length`` bytes for one repo."""
+    msg = f"{grant_id}|{xorb_hex}|{length}|{repo}|{exp}".encode()
+    return hmac.new(_key(secret, b"grant"), msg, hashlib.sha256).hexdigest()[:40]

@@ -1,0 +1,90 @@
+"""Xorb upload grants: the client asks for a grant, PUTs the body to its URL, then commits the grant.
+
+On local storage the grant URL is a signed Cove route that stages the body under
+``xorb-staging/<xorb>-<grant>``; the commit validates it exactly like a direct upload and publishes it
+under ``xorbs/<xorb>``. (An object store could hand out a presigned PUT instead.)
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+import secrets
+import time
+from typing import BinaryIO
+from urllib.parse import quote
+
+from cove.backends import Backends
+from cove.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge, PreconditionFailed
+from cove.services import xet
+from cove.storage.interfaces import BlobVerificationError
+from cove.xet import tokens, xorb
+
+GRANT_TTL = 3600
+_GRANT_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+def staging_key(xorb_hex: str, grant_id: str) -> str:
+    return f"xorb-staging/{xorb_hex}-{grant_id}"
+
+
+def create_grant(bk: Backends, claims: tokens.XetClaims, *, prefix: str, xorb_hex: str, request: object) -> dict | None:
+    """A PUT grant for one xorb body, or None when the xorb is already stored (nothing to upload)."""
+    if not isinstance(request, dict) or not isinstance(request.get("length"), int):
+        raise BadRequest("A grant request needs an integer 'length'")
+    length = request["length"]
+    h = xet.check_xorb_upload(bk, prefix=prefix, xorb_hex=xorb_hex, length=length)
+    if length <= 0:
+        raise BadRequest("A xorb body cannot be empty")
+    if xet.xorb_exists(bk, h):
+        return None
+    grant_id = secrets.token_hex(16)
+    exp = int(time.time()) + GRANT_TTL
+    repo = xet.repo_key(claims)
+    sig = tokens.grant_signature(bk.settings.signing_secret, grant_id, h, length, repo, exp)
+    xet.count("grants_issued", repo=repo)
+    url = f"{xet.cas_url(bk)}/xorb-uploads/{h}/{grant_id}?n={length}&repo={quote(repo, safe='')}&exp={exp}&sig={sig}"
+    return {"id": grant_id, "method": "PUT", "url": url, "headers": {}}
+
+
+def check_upload(bk: Backends, *, xorb_hex: str, grant_id: str, n: str, repo: str, exp: str, sig: str) -> int:
+    """Validate a grant URL (403 when bad or expired; 412 when already done); return the body length."""
+    try:
+        h = xet.check_xorb_upload(bk, prefix="default", xorb_hex=xorb_hex, length=None)
+        length, expiry = int(n), int(exp)
+    except (ValueError, BadRequest):
+        raise Forbidden("Invalid upload grant") from None
+    expected = tokens.grant_signature(bk.settings.signing_secret, grant_id, h, length, repo, expiry)
+    if not _GRANT_ID.match(grant_id) or expiry <= time.time() or not hmac.compare_digest(expected, sig):
+        raise Forbidden("Upload grant is invalid or expired")
+    if length > xorb.MAX_XORB_SERIALIZED:
+        raise PayloadTooLarge("Xorb too large")
+    if xet.xorb_exists(bk, h) or bk.blobs.exists(staging_key(h, grant_id)):
+        raise PreconditionFailed("Already uploaded")
+    return length
+
+
+def stage_upload(bk: Backends, *, xorb_hex: str, grant_id: str, length: int, body: BinaryIO) -> None:
+    try:
+        bk.blobs.put_verified(staging_key(xorb_hex.lower(), grant_id), body, size=length)
+    except BlobVerificationError as exc:
+        raise BadRequest(f"Upload does not match its grant: {exc}") from None
+
+
+def commit_grant(bk: Backends, claims: tokens.XetClaims, *, prefix: str, xorb_hex: str, grant_id: str) -> bool:
+    """Validate and publish a staged body. 404 when nothing was uploaded for this grant."""
+    h = xet.check_xorb_upload(bk, prefix=prefix, xorb_hex=xorb_hex, length=None)
+    if not _GRANT_ID.match(grant_id):
+        raise NotFound("Unknown grant")
+    key = staging_key(h, grant_id)
+    if not bk.blobs.exists(key):
+        if xet.xorb_exists(bk, h):
+            return False
+        raise NotFound("No data was uploaded for this grant")
+    try:
+        with bk.blobs.open(key) as fh:
+            inserted = xet.store_xorb(bk, claims, xorb_hex=h, body=fh)
+        xet.count("grants_committed", repo=xet.repo_key(claims))
+        return inserted
+    finally:
+        bk.blobs.delete(key)
