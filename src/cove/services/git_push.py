@@ -28,6 +28,10 @@ import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from cove.backends import Backends
 
 ZERO = "0" * 40
 ENV_REPO_PK = "COVE_PUSH_REPO_PK"
@@ -97,7 +101,7 @@ def receive_env(*, data: Path, db_url: str, repo_pk: int, repo_id: str, max_file
 # -- after the push (server side) ----------------------------------------------------------------
 
 
-def after_push(bk, repo_pk: int, refs_before: dict[str, str]) -> None:  # noqa: ANN001
+def after_push(bk: Backends, repo_pk: int, refs_before: dict[str, str]) -> None:
     """Bring the index up to date with what the push changed (main → full reindex)."""
     from cove.db.tables import Repo
     from cove.services import repos
