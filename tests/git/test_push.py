@@ -183,6 +183,34 @@ def test_concurrent_pushes_and_api_commits_lose_nothing(git, api, clone):
     assert {f"git/{i}.txt" for i in range(n)} <= files
 
 
+def _receive_pack_body(git, work: Path, old: str, new: str) -> bytes:
+    """What `git push` POSTs: one ref update (old → new on main), a flush, the pack."""
+    pack = subprocess.run(["git", "pack-objects", "--stdout", "--revs", "-q"], cwd=work, env=git.env,
+                          input=f"{new}\n^{old}\n".encode(), capture_output=True, check=True).stdout
+    command = f"{old} {new} refs/heads/main\0 report-status\n".encode()
+    return f"{len(command) + 4:04x}".encode() + command + b"0000" + pack
+
+
+def test_push_from_a_stale_view_is_refused_by_compare_and_swap(git, api, alice, clone):
+    """The window git cannot see: the client read the refs, then an API commit moved main, then the pack
+    arrives. The ref update compares against the old id the client saw, so nothing is overwritten."""
+    repo_id, work = clone("cas")
+    old = api.model_info(repo_id).sha
+    (work / "git.txt").write_text("from git\n")
+    new = git.commit_all(work, "from git")
+    body = _receive_pack_body(git, work, old, new)
+    api_commit = api.upload_file(path_or_fileobj=b"api\n", path_in_repo="api.txt", repo_id=repo_id).oid
+    r = httpx.post(f"{ENDPOINT}/{repo_id}.git/git-receive-pack", content=body, auth=("alice", alice.token),
+                   headers={"Content-Type": "application/x-git-receive-pack-request"})
+    assert r.status_code == 200
+    assert b"ng refs/heads/main" in r.content, r.content[-300:]
+    info = api.model_info(repo_id)
+    assert info.sha == api_commit and "api.txt" in {s.rfilename for s in info.siblings}
+    git("pull", "-q", "--rebase", "origin", "main", cwd=work)
+    git("push", "-q", "origin", "main", cwd=work)
+    assert {"api.txt", "git.txt"} <= {s.rfilename for s in api.model_info(repo_id).siblings}
+
+
 def test_push_cut_off_midway_moves_nothing(git, api, alice, clone, server):
     """A client that dies in the middle of sending its pack leaves the repo, its refs and the index as they
     were, and leaves nothing behind that blocks the next push."""
@@ -194,10 +222,7 @@ def test_push_cut_off_midway_moves_nothing(git, api, alice, clone, server):
     old = api.model_info(repo_id).sha
     (work / "noise.txt").write_bytes(os.urandom(2_000_000))
     new = git.commit_all(work, "big commit")
-    pack = subprocess.run(["git", "pack-objects", "--stdout", "--revs", "-q"], cwd=work, env=git.env,
-                          input=f"{new}\n^{old}\n".encode(), capture_output=True, check=True).stdout
-    command = f"{old} {new} refs/heads/main\0 report-status\n".encode()
-    body = f"{len(command) + 4:04x}".encode() + command + b"0000" + pack
+    body = _receive_pack_body(git, work, old, new)
     auth = base64.b64encode(f"alice:{alice.token}".encode()).decode()
     host, port = ENDPOINT.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port))) as sock:
