@@ -55,10 +55,9 @@ class Git:
 def git_home(tmp_path_factory: pytest.TempPathFactory, server) -> dict[str, str]:
     home = tmp_path_factory.mktemp("git-home")
     env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    env.pop("SSH_ASKPASS", None)  # no prompts of any kind: a missing credential fails at once
     env.update(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"), GIT_TERMINAL_PROMPT="0",
-               GIT_CONFIG_NOSYSTEM="1", GIT_ASKPASS="", SSH_ASKPASS="", LC_ALL="C")
-    env.pop("GIT_ASKPASS")
-    env.pop("SSH_ASKPASS")
+               GIT_CONFIG_NOSYSTEM="1", LC_ALL="C")
     git = Git(env)
     git("config", "--global", "user.name", "Test User")
     git("config", "--global", "user.email", "test@example.com")
