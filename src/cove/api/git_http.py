@@ -287,7 +287,7 @@ def _add_routes(prefix: str, repo_type: str) -> None:
         )
 
     base = f"{prefix}/{{ns}}/{{name}}"
-    tag = f"{repo_type}"
+    tag = repo_type
     router.add_api_route(
         f"{base}/info/refs", info_refs, methods=["GET"], name=f"git_info_refs_{tag}", include_in_schema=False
     )
