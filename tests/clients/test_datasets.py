@@ -194,6 +194,8 @@ def test_pr_push_data_dir_and_compressed(api, repo_factory, acme, transfer, hf_t
             .pull_requests] == ["refs/pr/1"]
     assert load_dataset(repo_id, split="train").to_list() == rows[:10]
     assert load_dataset(repo_id, split="train", revision="refs/pr/1").to_list() == rows[10:14]
+    Dataset.from_list(rows[:2]).push_to_hub(repo_id, revision="feature/tiny")
+    assert load_dataset(repo_id, split="train", revision="feature/tiny").to_list() == rows[:2]
 
     # Compressed JSON lines in a folder, picked with data_dir; gzip bytes must arrive untouched.
     raw = "".join(json.dumps(r) + "\n" for r in rows[14:24]).encode()

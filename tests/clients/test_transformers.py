@@ -178,6 +178,12 @@ def test_push_without_namespace_private_and_pr(api, transfer, hf_token, tmp_path
         assert AutoConfig.from_pretrained(repo_id, cache_dir=cache_dir).id2label[1] == "Bullish"
         cfg = AutoConfig.from_pretrained(repo_id, revision="refs/pr/1", cache_dir=cache_dir)
         assert cfg.id2label[1] == "up"
+        # A push to a new branch (with a slash): create_branch(exist_ok=True), then the commit on it.
+        model.config.id2label = {0: "b0", 1: "b1", 2: "b2"}
+        model.push_to_hub(repo_id, revision="exp/relabel")
+        assert "exp/relabel" in {b.name for b in api.list_repo_refs(repo_id).branches}
+        cfg = AutoConfig.from_pretrained(repo_id, revision="exp/relabel", cache_dir=cache_dir)
+        assert cfg.id2label[1] == "b1"
     finally:
         api.delete_repo(f"alice/{name}", missing_ok=True)
 
