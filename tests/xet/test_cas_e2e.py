@@ -137,7 +137,8 @@ def test_dedup_does_not_cross_namespaces(server, alice, bob, bob_api, repo_facto
         upload_in_fresh_client(bob.token, blob(data, "copy.bin"), "w.bin", theirs)
         st = stats(server.endpoint, bob.token, theirs)
         assert st.get("dedup_hits", 0) == 0
-        assert st["xorb_bytes_received"] >= 3 * MB  # he had to send the bytes himself
+        assert st["xorb_bytes_received"] >= 3 * MB  # he had to send the bytes himself: no "already stored"
+        assert st["xorbs_inserted"] >= 1
         assert download_in_fresh_client(bob.token, theirs, "w.bin") == data
     finally:
         bob_api.delete_repo(theirs)
@@ -468,3 +469,27 @@ def test_upload_grants(server, alice, repo_factory) -> None:
     assert r.status_code == 400
     assert httpx.head(f"{base}/v1/xorbs/default/{h2}", headers=auth).status_code == 404
     assert not any(server.data.glob(f"blobs/xorb-staging/**/{h2}-*"))
+
+
+def test_no_xorb_existence_oracle_across_namespaces(server, alice, bob, bob_api, repo_factory) -> None:
+    mine = repo_factory("oracle")
+    base, auth = _write(server, alice, mine)
+    digest, body = xorb.serialize_xorb([_random(60_000, 70)])
+    h = hashes.hash_to_hex(digest)
+    assert httpx.post(f"{base}/v1/xorbs/default/{h}", content=body, headers=auth).json() == {"was_inserted": True}
+    theirs = "bob/oracle-" + os.urandom(4).hex()
+    bob_api.create_repo(theirs)
+    try:
+        bbase, bauth = _write(server, bob, theirs)
+        assert httpx.head(f"{bbase}/v1/xorbs/default/{h}", headers=bauth).status_code == 404
+        grant = httpx.post(f"{bbase}/v1/xorb-grants/default/{h}", json={"length": len(body)}, headers=bauth)
+        assert grant.status_code == 201  # not "already stored"
+        junk = httpx.post(f"{bbase}/v1/xorbs/default/{h}", content=b"\x00" * 64, headers=bauth)
+        assert junk.status_code == 400  # the body is checked, whoever stored the hash before
+        r = httpx.post(f"{bbase}/v1/xorbs/default/{h}", content=body, headers=bauth)
+        assert r.json() == {"was_inserted": True}  # same answer as for new bytes
+        assert httpx.head(f"{bbase}/v1/xorbs/default/{h}", headers=bauth).status_code == 200  # now his too
+        again = httpx.post(f"{bbase}/v1/xorbs/default/{h}", content=body, headers=bauth)
+        assert again.json() == {"was_inserted": False}
+    finally:
+        bob_api.delete_repo(theirs)

@@ -67,7 +67,7 @@ async def upload_xorb(prefix: str, xorb_hash: str, request: Request, bk: Bk, aut
     claims = await run_in_threadpool(_claims, bk, authorization, write=True)
     length = request.headers.get("content-length", "")
     h = xet.check_xorb_upload(bk, prefix=prefix, xorb_hex=xorb_hash, length=int(length) if length.isdigit() else None)
-    if await run_in_threadpool(xet.xorb_exists, bk, h):
+    if await run_in_threadpool(xet.xorb_known_to, bk, claims, h):
         # Drain the body: answering before the client has sent it would look like a reset to it.
         await _drain(request, xorb_format.MAX_XORB_SERIALIZED, "xorb_bytes_received", xet.repo_key(claims))
         xet.count("xorbs_existing", repo=xet.repo_key(claims))
@@ -82,9 +82,9 @@ async def upload_xorb(prefix: str, xorb_hash: str, request: Request, bk: Bk, aut
 
 @router.head(P + "/v1/xorbs/{prefix}/{xorb_hash}")
 def head_xorb(prefix: str, xorb_hash: str, bk: Bk, authorization: Authorization = None) -> Response:
-    _claims(bk, authorization, write=False)
+    claims = _claims(bk, authorization, write=False)
     h = xet.check_xorb_upload(bk, prefix=prefix, xorb_hex=xorb_hash, length=None)
-    info = bk.blobs.stat(f"xorbs/{h}") if xet.xorb_exists(bk, h) else None
+    info = bk.blobs.stat(f"xorbs/{h}") if xet.xorb_known_to(bk, claims, h) else None
     if info is None:
         return Response(status_code=404)
     return Response(status_code=200, headers={"Content-Length": str(info.size)})

@@ -209,16 +209,32 @@ def check_xorb_upload(bk: Backends, *, prefix: str, xorb_hex: str, length: int |
     return h
 
 
+def xorb_known_to(bk: Backends, claims: tokens.XetClaims, xorb_hex: str) -> bool:
+    """Whether the xorb is stored *and* the caller's namespace already uploaded or referenced it.
+
+    Only then may an upload be skipped ("already stored"); telling anyone else would reveal that some
+    other namespace holds these exact bytes.
+    """
+    ensure_tables(bk)
+    with bk.db.session() as db:
+        repo = db.get(Repo, claims.repo_pk)
+        if repo is None or db.get(XetXorb, xorb_hex) is None:
+            return False
+        return db.get(XetXorbScope, (xorb_hex, repo.namespace)) is not None
+
+
 def store_xorb(bk: Backends, claims: tokens.XetClaims, *, xorb_hex: str, body: BinaryIO) -> bool:
-    """Validate a spooled xorb body (every chunk decoded and hashed) and store it; False if known."""
+    """Validate a spooled xorb body (every chunk decoded and hashed) and store it.
+
+    Returns False only when the caller's namespace already had this xorb. A xorb stored for another
+    namespace is verified all the same and answered as inserted, so the answer reveals nothing.
+    """
     ensure_tables(bk)
     h = _xorb_hex(xorb_hex)
     with bk.db.session() as db:
-        known = db.get(XetXorb, h) is not None
         repo = db.get(Repo, claims.repo_pk)
         namespace = repo.namespace if repo else None
-    if known:
-        # The body was not verified: do not record the uploader's namespace (that takes a valid shard).
+    if xorb_known_to(bk, claims, h):
         count("xorbs_existing", repo=repo_key(claims))
         return False
     body.seek(0)
@@ -227,22 +243,22 @@ def store_xorb(bk: Backends, claims: tokens.XetClaims, *, xorb_hex: str, body: B
     except XetFormatError as exc:
         count("xorbs_rejected", repo=repo_key(claims))
         raise BadRequest(f"Invalid xorb: {exc}") from None
-    body.seek(0)
-    bk.blobs.put_verified(f"xorbs/{h}", body, size=info.total_len)
-    row = XetXorb(
-        hash=h,
-        stored_size=info.total_len,
-        unpacked_size=info.uncompressed_len,
-        num_chunks=len(info.chunks),
-        chunk_table=xorb.pack_chunk_table(info.chunks),
-    )
-    try:
-        with bk.db.session() as db:
-            db.add(row)
-    except IntegrityError:
-        count("xorbs_existing", repo=repo_key(claims))
-        return False
-    add_scope(bk, [h], namespace)
+    if not xorb_exists(bk, h):
+        body.seek(0)
+        bk.blobs.put_verified(f"xorbs/{h}", body, size=info.total_len)
+        row = XetXorb(
+            hash=h,
+            stored_size=info.total_len,
+            unpacked_size=info.uncompressed_len,
+            num_chunks=len(info.chunks),
+            chunk_table=xorb.pack_chunk_table(info.chunks),
+        )
+        try:
+            with bk.db.session() as db:
+                db.add(row)
+        except IntegrityError:
+            pass  # a concurrent upload of the same bytes won; they are identical
+    add_scope(bk, [h], namespace)  # the body was verified: the caller holds these bytes
     count("xorbs_inserted", repo=repo_key(claims))
     return True
 

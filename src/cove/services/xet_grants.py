@@ -36,7 +36,7 @@ def create_grant(bk: Backends, claims: tokens.XetClaims, *, prefix: str, xorb_he
     h = xet.check_xorb_upload(bk, prefix=prefix, xorb_hex=xorb_hex, length=length)
     if length <= 0:
         raise BadRequest("A xorb body cannot be empty")
-    if xet.xorb_exists(bk, h):
+    if xet.xorb_known_to(bk, claims, h):
         return None
     grant_id = secrets.token_hex(16)
     exp = int(time.time()) + GRANT_TTL
@@ -59,7 +59,7 @@ def check_upload(bk: Backends, *, xorb_hex: str, grant_id: str, n: str, repo: st
         raise Forbidden("Upload grant is invalid or expired")
     if length > xorb.MAX_XORB_SERIALIZED:
         raise PayloadTooLarge("Xorb too large")
-    if xet.xorb_exists(bk, h) or bk.blobs.exists(staging_key(h, grant_id)):
+    if bk.blobs.exists(staging_key(h, grant_id)):
         raise PreconditionFailed("Already uploaded")
     return length
 
@@ -78,7 +78,7 @@ def commit_grant(bk: Backends, claims: tokens.XetClaims, *, prefix: str, xorb_he
         raise NotFound("Unknown grant")
     key = staging_key(h, grant_id)
     if not bk.blobs.exists(key):
-        if xet.xorb_exists(bk, h):
+        if xet.xorb_known_to(bk, claims, h):
             return False
         raise NotFound("No data was uploaded for this grant")
     try:
