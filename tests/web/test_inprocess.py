@@ -70,3 +70,21 @@ def test_forms_accept_the_public_origin_behind_a_proxy(https_app):
     assert evil.status_code == 403
     ok = client.post("/login", data=form, headers={"origin": "https://hub.example"}, follow_redirects=False)
     assert ok.status_code == 303
+
+
+def test_no_anonymous_browsing_when_anonymous_read_is_off(tmp_path):
+    settings = Settings(data=tmp_path, secret="s", anonymous_read=False)
+    bk = build_backends(settings)
+    upgrade(bk)
+    with bk.db.session() as db:
+        accounts.add_user(db, "dave", password="dave-password")
+    client = TestClient(create_app(settings, bk))
+    for path in ("/", "/models?sort=likes", "/dave"):
+        r = client.get(path, follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"].startswith("/login?next=%2F"), path
+    login = client.get("/login")
+    assert login.status_code == 200
+    client.post(
+        "/login", data={"csrf_token": csrf_of(login.text), "username": "dave", "password": "dave-password"}
+    )
+    assert client.get("/models").status_code == 200

@@ -10,12 +10,13 @@ from __future__ import annotations
 import inspect
 import typing
 from pathlib import Path
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, FastAPI, Request
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import FileResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from cove.errors import HubError, NotFound
+from cove.errors import HubError, NotFound, Unauthorized
 from cove.web import account, files, listing, repo, sessions, viewer
 from cove.web.render import page
 
@@ -25,7 +26,16 @@ _STATIC_TYPES = {".css": "text/css", ".js": "text/javascript", ".svg": "image/sv
 
 
 def _mark_web(request: Request) -> None:
+    """Every page: mark it (errors render as HTML); with `COVE_ANONYMOUS_READ=false`, require a sign-in."""
     request.state.web_page = True
+    path = request.url.path
+    if request.app.state.settings.anonymous_read or path in _OPEN or path.startswith("/_static/"):
+        return
+    if sessions.visitor(request).actor.anonymous:
+        raise Unauthorized("Sign in to browse this hub")
+
+
+_OPEN = ("/login", "/logout")
 
 
 router = APIRouter(dependencies=[Depends(_mark_web)], include_in_schema=False)
@@ -104,6 +114,10 @@ def install(app: FastAPI) -> None:
     async def hub_error(request: Request, exc: HubError) -> Response:
         if not _wants_html(request):
             return await hub_handler(request, exc)
+        anonymous = sessions.visitor(request).actor.anonymous
+        if exc.status == 401 and request.method in ("GET", "HEAD") and anonymous:
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
         return _error_page(request, exc.status, exc.message)
 
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
