@@ -62,6 +62,7 @@ def recipe(model: str, data: Path, method: str, seed: int, args: argparse.Namesp
             "disable_tqdm": True,
         },
         "best_metric": "f1_macro",
+        "precision": args.precision,
         "seed": seed,
         "output_dir": str(out),
     }
@@ -172,6 +173,22 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return table
 
 
+def report(args: argparse.Namespace, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Write the runs so far and their summary to ``args.out`` (after every run, so a cut-off run keeps data)."""
+    import torch
+
+    print(json.dumps(runs[-1]), flush=True)
+    summary = summarize(runs)
+    for method in args.methods.split(","):
+        cove_s, plain_s = summary.get(f"cove/{method}"), summary.get(f"plain/{method}")
+        if cove_s and plain_s:
+            summary[f"overhead/{method}"] = cove_s["seconds"]["mean"] / plain_s["seconds"]["mean"] - 1
+    device = f"cuda ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else f"cpu ({os.cpu_count()})"
+    out = {"device": device, "args": {k: str(v) for k, v in vars(args).items()}, "runs": runs, "summary": summary}
+    args.out.write_text(json.dumps(out, indent=2))
+    return summary
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("phrasebank", type=Path, help="financial_phrasebank folder or Sentences_50Agree.txt")
@@ -187,6 +204,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-length", type=int, default=64)
     parser.add_argument("--lr-full", type=float, default=1e-4)
     parser.add_argument("--lr-lora", type=float, default=1e-3)
+    parser.add_argument(
+        "--precision",
+        default="fp32",
+        choices=["fp32", "bf16", "fp16", "auto"],
+        help="cove's precision setting; the plain script uses the same (auto: fp32 there)",
+    )
     parser.add_argument("--plain", action="store_true", help="also time a plain Trainer script (overhead)")
     parser.add_argument("--limit", type=int, help="only the first N sentences (smoke tests)")
     parser.add_argument("--out", type=Path, default=Path("phrasebank_benchmark.json"))
@@ -220,28 +243,12 @@ def main(argv: list[str] | None = None) -> int:
                     "split_hash": result.split["hash"]["all"],
                 }
             )
-            print(json.dumps(runs[-1]), flush=True)
+            report(args, runs)
             if args.plain:
                 plain = plain_trainer(args.model, data, method, seed, args, work / f"plain-{method}-{seed}")
                 runs.append({"kind": "plain", "method": method, "seed": seed, **plain})
-                print(json.dumps(runs[-1]), flush=True)
-    summary = summarize(runs)
-    for method in args.methods.split(","):
-        cove_s, plain_s = summary.get(f"cove/{method}"), summary.get(f"plain/{method}")
-        if cove_s and plain_s:
-            summary[f"overhead/{method}"] = cove_s["seconds"]["mean"] / plain_s["seconds"]["mean"] - 1
-    import torch
-
-    report = {
-        "device": "cuda:" + torch.cuda.get_device_name(0)
-        if torch.cuda.is_available()
-        else f"cpu ({os.cpu_count()} cores)",
-        "args": {k: str(v) for k, v in vars(args).items()},
-        "runs": runs,
-        "summary": summary,
-    }
-    args.out.write_text(json.dumps(report, indent=2))
-    print(json.dumps(summary, indent=2))
+                report(args, runs)
+    print(json.dumps(report(args, runs), indent=2))
     return 0
 
 
