@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -105,7 +105,7 @@ def update_settings(db: Session, actor: Actor, repo: Repo, *, private: bool | No
             raise BadRequest("gated must be 'auto', 'manual' or false")
 
 
-def reindex(db: Session, bk: Backends, repo: Repo, sha: str | None = None) -> None:
+def reindex(db: Session, bk: Backends, repo: Repo, sha: str | None = None, *, _depth: int = 0) -> None:
     """Refresh the index row from the head of `main` (the card, the config files, the file list)."""
     sha = sha or bk.repos.resolve(repo.storage_key, "main")
     if sha is None:
@@ -130,10 +130,17 @@ def reindex(db: Session, bk: Backends, repo: Repo, sha: str | None = None) -> No
     repo.used_storage = sum(e.size for e in entries if e.type == "file")
     repo.search_text = f"{repo.namespace}/{repo.name} {idx.description[:500]}".lower()
     info = bk.repos.commit_info(repo.storage_key, sha)
-    repo.last_modified = info.date.astimezone(UTC).replace(tzinfo=None)
+    when, now = info.date.astimezone(UTC).replace(tzinfo=None), utcnow()
+    # Git dates are whole seconds: a commit made just now gets the current time, so that edits within
+    # one second sort in order and a new repo's lastModified is not before its createdAt.
+    repo.last_modified = now if timedelta(0) <= now - when < timedelta(seconds=2) else when
     db.execute(delete(RepoTag).where(RepoTag.repo_pk == repo.id))
     db.add_all(RepoTag(repo_pk=repo.id, tag=t) for t in idx.tags)
     db.flush()
+    # Another writer may have moved `main` while this ran: index its head instead of recording an older one.
+    latest = bk.repos.resolve(repo.storage_key, "main")
+    if latest and latest != sha and _depth < 5:
+        reindex(db, bk, repo, latest, _depth=_depth + 1)
 
 
 def ensure_fresh(db: Session, bk: Backends, repo: Repo) -> str:
