@@ -183,3 +183,24 @@ def test_convert_lfs_object_reuses_stored_chunks(bk, tmp_path) -> None:
     assert sum(1 for _ in (tmp_path / "data").rglob("xorbs/*/*/*")) == before + 1
     assert b"".join(xet.stream_file(bk, xh, 0, len(data))) == data
     assert xet_maintenance.convert_lfs_object(bk, repo_pk=claims.repo_pk, oid=oid) == xh  # idempotent
+
+
+def test_abandoned_grant_uploads_are_collected(bk) -> None:
+    from cove.services import xet_grants
+
+    claims = _claims(bk, "alice", "m")
+    digest, body = xorb.serialize_xorb([random.Random(8).randbytes(10_000)])
+    h = hashes.hash_to_hex(digest)
+    grant = xet_grants.create_grant(bk, claims, prefix="default", xorb_hex=h, request={"length": len(body)})
+    assert grant is not None
+    xet_grants.stage_upload(bk, xorb_hex=h, grant_id=grant["id"], length=len(body), body=io.BytesIO(body))
+    key = xet_grants.staging_key(h, grant["id"])
+    assert bk.blobs.exists(key)
+    assert xet_maintenance.collect_garbage(bk).staged_removed == 0
+    assert xet_maintenance.collect_garbage(bk, grace_seconds=-60, dry_run=True).staged_removed == 1
+    assert bk.blobs.exists(key)
+    report = xet_maintenance.collect_garbage(bk, grace_seconds=-60)
+    assert report.staged_removed == 1 and report.bytes_freed >= len(body)
+    assert not bk.blobs.exists(key)
+    with pytest.raises(xet.NotFound):  # the grant can no longer be committed
+        xet_grants.commit_grant(bk, claims, prefix="default", xorb_hex=h, grant_id=grant["id"])

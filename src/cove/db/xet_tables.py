@@ -61,3 +61,12 @@ class XetDedup(Base):
     __tablename__ = "xet_dedup"
     chunk_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     xorb_hash: Mapped[str] = mapped_column(String(64))
+
+
+class XetStagedUpload(Base):
+    """A grant body staged in the blob store, waiting for its commit (garbage once stale)."""
+
+    __tablename__ = "xet_staged_uploads"
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from cove.backends import Backends
 from cove.db.tables import LfsObject, Repo
-from cove.db.xet_tables import XetDedup, XetFile, XetShard, XetXorb, XetXorbScope
+from cove.db.xet_tables import XetDedup, XetFile, XetShard, XetStagedUpload, XetXorb, XetXorbScope
 from cove.errors import (
     BadRequest,
     Forbidden,
@@ -109,7 +109,7 @@ def ensure_tables(bk: Backends) -> None:
         if key not in _ready:
             from cove.db.tables import Base
 
-            tables = [m.__table__ for m in (XetXorb, XetXorbScope, XetFile, XetShard, XetDedup)]
+            tables = [m.__table__ for m in (XetXorb, XetXorbScope, XetFile, XetShard, XetDedup, XetStagedUpload)]
             Base.metadata.create_all(bk.db.engine, tables=tables)
             _ready.add(key)
 

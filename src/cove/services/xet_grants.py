@@ -15,6 +15,7 @@ from typing import BinaryIO
 from urllib.parse import quote
 
 from cove.backends import Backends
+from cove.db.xet_tables import XetStagedUpload
 from cove.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge, PreconditionFailed
 from cove.services import xet
 from cove.storage.interfaces import BlobVerificationError
@@ -65,10 +66,23 @@ def check_upload(bk: Backends, *, xorb_hex: str, grant_id: str, n: str, repo: st
 
 
 def stage_upload(bk: Backends, *, xorb_hex: str, grant_id: str, length: int, body: BinaryIO) -> None:
+    key = staging_key(xorb_hex.lower(), grant_id)
+    with bk.db.session() as db:  # recorded first, so garbage collection finds abandoned bodies
+        if db.get(XetStagedUpload, key) is None:
+            db.add(XetStagedUpload(key=key, size=length))
     try:
-        bk.blobs.put_verified(staging_key(xorb_hex.lower(), grant_id), body, size=length)
+        bk.blobs.put_verified(key, body, size=length)
     except BlobVerificationError as exc:
+        _forget(bk, key)
         raise BadRequest(f"Upload does not match its grant: {exc}") from None
+
+
+def _forget(bk: Backends, key: str) -> None:
+    bk.blobs.delete(key)
+    with bk.db.session() as db:
+        row = db.get(XetStagedUpload, key)
+        if row is not None:
+            db.delete(row)
 
 
 def commit_grant(bk: Backends, claims: tokens.XetClaims, *, prefix: str, xorb_hex: str, grant_id: str) -> bool:
@@ -87,4 +101,4 @@ def commit_grant(bk: Backends, claims: tokens.XetClaims, *, prefix: str, xorb_he
         xet.count("grants_committed", repo=xet.repo_key(claims))
         return inserted
     finally:
-        bk.blobs.delete(key)
+        _forget(bk, key)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
 from cove.backends import Backends
 from cove.db.tables import LfsObject, Repo, utcnow
-from cove.db.xet_tables import XetDedup, XetFile, XetXorb, XetXorbScope
+from cove.db.xet_tables import XetDedup, XetFile, XetStagedUpload, XetXorb, XetXorbScope
 from cove.errors import BadRequest, NotFound
 from cove.services.xet import add_scope, ensure_tables, forget_cached, register_shard, unpack_terms
 from cove.xet import chunking, hashes, shard, tokens, xorb
@@ -21,6 +21,7 @@ from cove.xet import chunking, hashes, shard, tokens, xorb
 class GcReport:
     files_removed: int = 0
     xorbs_removed: int = 0
+    staged_removed: int = 0
     bytes_freed: int = 0
 
 
@@ -51,6 +52,10 @@ def collect_garbage(bk: Backends, *, grace_seconds: int = 24 * 3600, dry_run: bo
         report.xorbs_removed = len(doomed_xorbs)
         report.bytes_freed = sum(size for _, size in doomed_xorbs)
         if dry_run:
+            with bk.db.session() as db2:
+                for row in db2.scalars(select(XetStagedUpload).where(XetStagedUpload.created_at < cutoff)):
+                    report.staged_removed += 1
+                    report.bytes_freed += row.size
             return report
         names = [h for h, _ in doomed_xorbs]
         for start in range(0, len(names), 500):
@@ -61,7 +66,20 @@ def collect_garbage(bk: Backends, *, grace_seconds: int = 24 * 3600, dry_run: bo
     forget_cached()
     for h, _ in doomed_xorbs:
         bk.blobs.delete(f"xorbs/{h}")
+    _collect_staged(bk, cutoff, report)
     return report
+
+
+def _collect_staged(bk: Backends, cutoff: datetime, report: GcReport) -> None:
+    """Grant bodies uploaded but never committed."""
+    with bk.db.session() as db:
+        stale = list(db.scalars(select(XetStagedUpload).where(XetStagedUpload.created_at < cutoff)))
+        for row in stale:
+            db.delete(row)
+    for row in stale:
+        bk.blobs.delete(row.key)
+        report.staged_removed += 1
+        report.bytes_freed += row.size
 
 
 # --- LFS → Xet ------------------------------------------------------------------------------------
