@@ -100,3 +100,11 @@ def test_importing_cove_train_never_imports_torch() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_example_recipes_are_valid() -> None:
+    examples = sorted((Path(__file__).resolve().parents[2] / "examples" / "recipes").glob("*.yaml"))
+    assert examples
+    for path in examples:
+        recipe = load_recipe(path)
+        assert recipe.push and recipe.push.repo_id, path
