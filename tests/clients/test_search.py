@@ -125,7 +125,7 @@ def test_filters_author_and_search(api, repo_factory, acme, three, marker) -> No
     assert r.headers["X-Total-Count"] == "4"
 
 
-def test_likes_and_date_sorts(api, bob_api, alice, bob, three, marker) -> None:
+def test_likes_and_date_sorts(api, bob_api, alice, bob, repo_factory, three, marker) -> None:
     a, b, c = three["a"], three["b"], three["c"]
 
     def like(repo_id: str, token: str) -> None:  # huggingface_hub 2.x has unlike() but no like()
@@ -149,11 +149,13 @@ def test_likes_and_date_sorts(api, bob_api, alice, bob, three, marker) -> None:
     assert _ids(api.list_models(filter=marker, sort="likes"))[0] == a
 
     assert _ids(api.list_models(filter=marker, sort="created_at")) == [c, b, a]
-    time.sleep(1.05)  # lastModified is the commit date: git keeps whole seconds
+    time.sleep(0.01)
     api.upload_file(path_or_fileobj=b"touch", path_in_repo="notes.txt", repo_id=a)
     assert _ids(api.list_models(filter=marker, sort="last_modified")) == [a, c, b]
     info = api.model_info(a)
-    assert info.last_modified > api.model_info(c).last_modified
+    assert info.last_modified > api.model_info(c).last_modified > info.created_at
+    fresh = api.model_info(repo_factory("fresh"))
+    assert fresh.last_modified >= fresh.created_at
 
 
 def test_link_pagination(api, alice, three, marker) -> None:
