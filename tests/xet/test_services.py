@@ -13,7 +13,7 @@ from cove.db.migrate import upgrade
 from cove.db.tables import LfsObject
 from cove.db.xet_tables import XetXorb
 from cove.errors import BadRequest, Forbidden, RangeNotSatisfiable, Unauthorized
-from cove.services import accounts, repos, xet, xet_maintenance
+from cove.services import accounts, repos, xet, xet_maintenance, xet_shards
 from cove.settings import Settings
 from cove.xet import chunking, hashes, shard, xorb
 
@@ -51,7 +51,7 @@ def _upload(bk, claims, data: bytes, *, with_verification: bool = True) -> tuple
     )
     offsets = [sum(n for _, n in leaves[:i]) for i in range(len(leaves))]
     xentry = shard.XorbEntry(digest, [shard.XorbChunkEntry(h, o, n) for (h, n), o in zip(leaves, offsets, strict=True)])
-    assert xet.register_shard(bk, claims, shard.serialize_shard([entry], [xentry], full=False)) == 1
+    assert xet_shards.register_shard(bk, claims, shard.serialize_shard([entry], [xentry], full=False)) == 1
     return hashes.hash_to_hex(entry.file_hash), entry
 
 
@@ -104,17 +104,17 @@ def test_shard_validation_failures(bk) -> None:
     }
     for bad in cases.values():
         with pytest.raises(BadRequest):
-            xet.register_shard(bk, claims, shard.serialize_shard([bad], [], full=False))
+            xet_shards.register_shard(bk, claims, shard.serialize_shard([bad], [], full=False))
     # a xorb section that disagrees with the stored xorb
     lie = shard.XorbEntry(term.xorb_hash, [shard.XorbChunkEntry(b"\x01" * 32, 0, 10)])
     with pytest.raises(BadRequest, match="does not match"):
-        xet.register_shard(bk, claims, shard.serialize_shard([], [lie], full=False))
+        xet_shards.register_shard(bk, claims, shard.serialize_shard([], [lie], full=False))
     # without verification entries, terms may only use the caller's own namespace's xorbs
     bob = _claims(bk, "bob", "b")
     unverified = shard.FileEntry(entry.file_hash, entry.terms, None, entry.sha256)
     with pytest.raises(BadRequest, match="verification"):
-        xet.register_shard(bk, bob, shard.serialize_shard([unverified], [], full=False))
-    assert xet.register_shard(bk, claims, shard.serialize_shard([unverified], [], full=False)) == 1
+        xet_shards.register_shard(bk, bob, shard.serialize_shard([unverified], [], full=False))
+    assert xet_shards.register_shard(bk, claims, shard.serialize_shard([unverified], [], full=False)) == 1
 
 
 def test_dedup_answer_is_a_full_shard(bk) -> None:

@@ -17,7 +17,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response, StreamingRes
 
 from cove.deps import Bk, CurrentActor
 from cove.errors import BadRequest, HubError, NotFound, PayloadTooLarge
-from cove.services import access, xet, xet_grants
+from cove.services import access, xet, xet_grants, xet_shards
 from cove.xet import shard as shard_format
 from cove.xet import tokens
 from cove.xet import xorb as xorb_format
@@ -133,7 +133,7 @@ def commit_grant(prefix: str, xorb_hash: str, grant_id: str, bk: Bk, authorizati
 async def upload_shard_v1(request: Request, bk: Bk, authorization: Authorization = None) -> dict:
     claims = await run_in_threadpool(_claims, bk, authorization, write=True)
     body = await _read_shard(request, claims)
-    result = await run_in_threadpool(xet.register_shard, bk, claims, body)
+    result = await run_in_threadpool(xet_shards.register_shard, bk, claims, body)
     return {"result": result}
 
 
@@ -143,7 +143,7 @@ async def upload_shard_v2(request: Request, bk: Bk, authorization: Authorization
     body = await _read_shard(request, claims)
     events = [{"type": "validating", "verified": 0, "total": 1}]
     try:
-        result = await run_in_threadpool(xet.register_shard, bk, claims, body)
+        result = await run_in_threadpool(xet_shards.register_shard, bk, claims, body)
         events.append({"type": "result", "result": result})
     except HubError as exc:
         if exc.status >= 500:

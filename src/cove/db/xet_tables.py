@@ -35,7 +35,7 @@ class XetXorbScope(Base):
 
 
 class XetFile(Base):
-    """A registered Xet file: its terms packed by ``cove.services.xet.pack_terms``."""
+    """A registered Xet file: its terms packed by ``cove.xet.shard.pack_terms``."""
 
     __tablename__ = "xet_files"
     hash: Mapped[str] = mapped_column(String(64), primary_key=True)

@@ -6,9 +6,7 @@ No FastAPI here. Functions take the backends and already-read bodies (or spooled
 
 from __future__ import annotations
 
-import hashlib
 import secrets
-import struct
 import threading
 import time
 from collections import OrderedDict
@@ -46,8 +44,6 @@ DEDUP_MODULUS = 1024
 CAS_PREFIX = "/cas"
 XORB_PREFIXES = ("default",)
 DEDUP_PREFIXES = ("default", "default-merkledb")
-
-_TERM = struct.Struct("<32sIII")
 
 
 class XetNotFound(NotFound):
@@ -312,7 +308,7 @@ def forget_cached() -> None:
     _files_lru.clear()
 
 
-class _TableCache:
+class ChunkTables:
     """Chunk tables of stored xorbs, loaded once per request (and kept in an LRU when ``shared``)."""
 
     def __init__(self, db: Session, *, shared: bool = False) -> None:
@@ -335,125 +331,6 @@ class _TableCache:
                     _tables_lru.put(key, table)
             self.tables[raw] = table
         return table
-
-
-# --- shards ---------------------------------------------------------------------------------------
-
-
-def pack_terms(terms: list[FileTerm]) -> bytes:
-    return b"".join(_TERM.pack(t.xorb_hash, t.unpacked_len, t.chunk_start, t.chunk_end) for t in terms)
-
-
-def unpack_terms(blob: bytes) -> list[FileTerm]:
-    return [FileTerm(h, n, a, b) for h, n, a, b in _TERM.iter_unpack(blob)]
-
-
-def _validate_shard(db: Session, parsed: shard.Shard, namespace: str) -> _TableCache:
-    tables = _TableCache(db)
-    for x in parsed.xorbs:
-        try:
-            stored = tables(x.xorb_hash)
-        except XetNotFound:
-            raise BadRequest(f"Shard lists xorb {hashes.hash_to_hex(x.xorb_hash)} that was not uploaded") from None
-        if [(c.hash, c.size) for c in x.chunks] != [(c.hash, c.uncompressed_len) for c in stored]:
-            raise BadRequest(f"Shard chunk list of xorb {hashes.hash_to_hex(x.xorb_hash)} does not match it")
-    scoped = set(db.scalars(select(XetXorbScope.xorb_hash).where(XetXorbScope.namespace == namespace)))
-    for f in parsed.files:
-        name = hashes.hash_to_hex(f.file_hash)
-        leaves: list[tuple[bytes, int]] = []
-        for i, t in enumerate(f.terms):
-            try:
-                table = tables(t.xorb_hash)
-            except XetNotFound:
-                raise BadRequest(
-                    f"File {name} references xorb {hashes.hash_to_hex(t.xorb_hash)}, which is not stored"
-                ) from None
-            if t.chunk_end > len(table):
-                raise BadRequest(f"File {name}: term {i} chunk range is outside its xorb")
-            chunks = table[t.chunk_start : t.chunk_end]
-            if sum(c.uncompressed_len for c in chunks) != t.unpacked_len:
-                raise BadRequest(f"File {name}: term {i} unpacked length does not match the xorb")
-            if f.verification is not None:
-                if hashes.verification_hash(c.hash for c in chunks) != f.verification[i]:
-                    raise BadRequest(f"File {name}: term {i} verification hash does not match")
-            elif hashes.hash_to_hex(t.xorb_hash) not in scoped:
-                raise BadRequest(f"File {name}: terms into other namespaces' xorbs need verification entries")
-            leaves += [(c.hash, c.uncompressed_len) for c in chunks]
-        if hashes.file_hash(leaves) != f.file_hash:
-            raise BadRequest(f"File hash {name} does not match its terms")
-    return tables
-
-
-def register_shard(bk: Backends, claims: tokens.XetClaims, body: bytes) -> int:
-    """Parse, validate and index an uploaded shard. Returns 1 if new, 0 if this body was seen before."""
-    ensure_tables(bk)
-    if len(body) > shard.MAX_SHARD_LEN:
-        raise PayloadTooLarge(f"Shards are limited to {shard.MAX_SHARD_LEN} bytes")
-    try:
-        parsed = shard.parse_shard(body)
-    except XetFormatError as exc:
-        count("shards_rejected", repo=repo_key(claims))
-        raise BadRequest(f"Invalid shard: {exc}") from None
-    digest = hashlib.sha256(body).hexdigest()
-    for attempt in range(3):
-        try:
-            seen, namespace, referenced = _index_shard(bk, claims, parsed, body, digest)
-            break
-        except IntegrityError:
-            # a concurrent upload registered the same file, chunk or shard first: redo with its rows
-            if attempt == 2:
-                raise
-    add_scope(bk, sorted(referenced), namespace)
-    count("shards_existing" if seen else "shards_registered", repo=repo_key(claims))
-    return 0 if seen else 1
-
-
-def _index_shard(
-    bk: Backends, claims: tokens.XetClaims, parsed: shard.Shard, body: bytes, digest: str
-) -> tuple[bool, str, set[str]]:
-    with bk.db.session() as db:
-        repo = db.get(Repo, claims.repo_pk)
-        if repo is None:
-            raise Unauthorized("The repository of this CAS token no longer exists")
-        try:
-            tables = _validate_shard(db, parsed, repo.namespace)
-        except HubError:
-            count("shards_rejected", repo=repo_key(claims))
-            raise
-        seen = db.get(XetShard, digest) is not None
-        referenced: set[str] = set()
-        dedup: dict[str, str] = {}
-        for f in parsed.files:
-            fh = hashes.hash_to_hex(f.file_hash)
-            size = f.size
-            for t in f.terms:
-                referenced.add(hashes.hash_to_hex(t.xorb_hash))
-            if f.terms:
-                first = f.terms[0]
-                first_chunk = tables(first.xorb_hash)[first.chunk_start].hash
-                dedup.setdefault(hashes.hash_to_hex(first_chunk), hashes.hash_to_hex(first.xorb_hash))
-            if db.get(XetFile, fh) is None:
-                db.add(XetFile(hash=fh, size=size, sha256=f.sha256_hex, terms=pack_terms(f.terms)))
-                count("files_registered", repo=repo_key(claims))
-            if f.sha256 is not None and size > 0:
-                row = db.get(LfsObject, (repo.id, f.sha256_hex))
-                if row is None:
-                    db.add(LfsObject(repo_pk=repo.id, oid=f.sha256_hex, size=size, xet_hash=fh))
-                elif row.xet_hash is None and row.size == size:
-                    row.xet_hash = fh
-        for x in parsed.xorbs:
-            xh = hashes.hash_to_hex(x.xorb_hash)
-            referenced.add(xh)
-            for c in x.chunks:
-                if hashes.hash_mod(c.hash, DEDUP_MODULUS) == 0 or c.flags & shard.CHUNK_FLAG_GLOBAL_DEDUP:
-                    dedup.setdefault(hashes.hash_to_hex(c.hash), xh)
-        for ch, xh in dedup.items():
-            if db.get(XetDedup, ch) is None:
-                db.add(XetDedup(chunk_hash=ch, xorb_hash=xh))
-        if not seen:
-            bk.blobs.put_bytes(f"shards/{digest}", body)
-            db.add(XetShard(sha256=digest, size=len(body), repo_pk=repo.id))
-        return seen, repo.namespace, referenced
 
 
 # --- global dedup ---------------------------------------------------------------------------------
@@ -534,7 +411,7 @@ def file_record(bk: Backends, xet_hex: str) -> FileRecord | None:
         row = db.get(XetFile, xet_hex.lower())
         if row is None:
             return None
-        record = FileRecord(row.hash, row.size, row.sha256, unpack_terms(row.terms))
+        record = FileRecord(row.hash, row.size, row.sha256, shard.unpack_terms(row.terms))
     _files_lru.put(key, record)
     return record
 
@@ -556,7 +433,7 @@ def readable_file(bk: Backends, claims: tokens.XetClaims, file_hex: str) -> File
 def _plan(bk: Backends, record: FileRecord, start: int, end: int) -> reconstruct.Plan:
     with bk.db.session() as db:
         try:
-            return reconstruct.plan_range(record.terms, _TableCache(db, shared=True), start, end, record.size)
+            return reconstruct.plan_range(record.terms, ChunkTables(db, shared=True), start, end, record.size)
         except XetFormatError as exc:
             raise HubError(f"Stored reconstruction for {record.hash} is inconsistent: {exc}") from None
 

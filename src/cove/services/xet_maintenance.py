@@ -13,7 +13,8 @@ from cove.backends import Backends
 from cove.db.tables import LfsObject, Repo, utcnow
 from cove.db.xet_tables import XetDedup, XetFile, XetStagedUpload, XetXorb, XetXorbScope
 from cove.errors import BadRequest, NotFound
-from cove.services.xet import add_scope, ensure_tables, forget_cached, register_shard, unpack_terms
+from cove.services.xet import add_scope, ensure_tables, forget_cached
+from cove.services.xet_shards import register_shard
 from cove.xet import chunking, hashes, shard, tokens, xorb
 
 
@@ -45,7 +46,7 @@ def collect_garbage(bk: Backends, *, grace_seconds: int = 24 * 3600, dry_run: bo
                 if not dry_run:
                     db.delete(row)
                 continue
-            used.update(hashes.hash_to_hex(t.xorb_hash) for t in unpack_terms(row.terms))
+            used.update(hashes.hash_to_hex(t.xorb_hash) for t in shard.unpack_terms(row.terms))
         for h, size, created in db.execute(select(XetXorb.hash, XetXorb.stored_size, XetXorb.created_at)):
             if h not in used and created < cutoff:
                 doomed_xorbs.append((h, size))

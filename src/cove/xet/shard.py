@@ -37,6 +37,7 @@ _XORB_ENTRY = struct.Struct("<32sIIII")
 _LOOKUP = struct.Struct("<QI")
 _CHUNK_LOOKUP = struct.Struct("<QII")
 _FOOTER_HEAD = struct.Struct("<9Q32sQQ6Q4Q")
+_TERM = struct.Struct("<32sIII")
 
 
 @dataclass(frozen=True, slots=True)
@@ -364,3 +365,14 @@ def serialize_shard(
     )
     assert len(body) - footer_offset == FOOTER_LEN
     return bytes(body)
+
+
+def pack_terms(terms: Sequence[FileTerm]) -> bytes:
+    """Compact storage of a file's terms: 44 bytes each (xorb hash, unpacked bytes, chunk range)."""
+    return b"".join(_TERM.pack(t.xorb_hash, t.unpacked_len, t.chunk_start, t.chunk_end) for t in terms)
+
+
+def unpack_terms(blob: bytes) -> list[FileTerm]:
+    if len(blob) % _TERM.size:
+        raise ShardFormatError("corrupt packed terms")
+    return [FileTerm(h, n, a, b) for h, n, a, b in _TERM.iter_unpack(blob)]
