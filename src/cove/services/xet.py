@@ -92,22 +92,20 @@ def repo_key(claims: tokens.XetClaims) -> str:
 
 # --- tables ---------------------------------------------------------------------------------------
 
-_ready: set[int] = set()
 _ready_lock = threading.Lock()
 
 
 def ensure_tables(bk: Backends) -> None:
-    """Create the Xet tables on first use (they live on the shared metadata)."""
-    key = id(bk.db)
-    if key in _ready:
+    """Create the Xet tables on first use (they live on the shared metadata); once per Database."""
+    if getattr(bk.db, "_xet_tables_ready", False):
         return
     with _ready_lock:
-        if key not in _ready:
+        if not getattr(bk.db, "_xet_tables_ready", False):
             from cove.db.tables import Base
 
             tables = [m.__table__ for m in (XetXorb, XetXorbScope, XetFile, XetShard, XetDedup, XetStagedUpload)]
             Base.metadata.create_all(bk.db.engine, tables=tables)
-            _ready.add(key)
+            bk.db._xet_tables_ready = True  # type: ignore[attr-defined]
 
 
 # --- tokens ---------------------------------------------------------------------------------------
