@@ -274,17 +274,17 @@ class _Lru:
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self.items: OrderedDict[tuple[int, str], object] = OrderedDict()
+        self.items: OrderedDict[tuple[str, str], object] = OrderedDict()
         self.lock = threading.Lock()
 
-    def get(self, key: tuple[int, str]) -> object | None:
+    def get(self, key: tuple[str, str]) -> object | None:
         with self.lock:
             value = self.items.get(key)
             if value is not None:
                 self.items.move_to_end(key)
             return value
 
-    def put(self, key: tuple[int, str], value: object) -> None:
+    def put(self, key: tuple[str, str], value: object) -> None:
         with self.lock:
             self.items[key] = value
             self.items.move_to_end(key)
@@ -318,7 +318,7 @@ class ChunkTables:
         table = self.tables.get(raw)
         if table is None:
             name = hashes.hash_to_hex(raw)
-            key = (id(self.db.get_bind()), name)
+            key = (str(self.db.get_bind().url), name)
             table = _tables_lru.get(key) if self.shared else None  # type: ignore[assignment]
             if table is None:
                 row = self.db.get(XetXorb, name)
@@ -401,7 +401,7 @@ class FileRecord:
 
 def file_record(bk: Backends, xet_hex: str) -> FileRecord | None:
     ensure_tables(bk)
-    key = (id(bk.db.engine), xet_hex.lower())
+    key = (str(bk.db.engine.url), xet_hex.lower())
     cached = _files_lru.get(key)
     if cached is not None:
         return cached  # type: ignore[return-value]
