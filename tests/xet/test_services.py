@@ -204,3 +204,21 @@ def test_abandoned_grant_uploads_are_collected(bk) -> None:
     assert not bk.blobs.exists(key)
     with pytest.raises(xet.NotFound):  # the grant can no longer be committed
         xet_grants.commit_grant(bk, claims, prefix="default", xorb_hex=h, grant_id=grant["id"])
+
+
+def test_anonymous_read_tokens_follow_the_setting(bk) -> None:
+    _claims(bk, "alice", "pub")
+    with bk.db.session() as db:
+        issued = xet.issue_token(
+            db, bk, accounts.ANONYMOUS, repo_type="model", repo_id="alice/pub", revision="main", scope="read"
+        )
+        assert issued.access_token
+        with pytest.raises(Unauthorized):
+            xet.issue_token(
+                db, bk, accounts.ANONYMOUS, repo_type="model", repo_id="alice/pub", revision="main", scope="write"
+            )
+    bk.settings.anonymous_read = False
+    with bk.db.session() as db, pytest.raises(Unauthorized):
+        xet.issue_token(
+            db, bk, accounts.ANONYMOUS, repo_type="model", repo_id="alice/pub", revision="main", scope="read"
+        )

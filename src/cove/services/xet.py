@@ -138,6 +138,8 @@ def issue_token(
         repo = access.writable_repo(db, actor, repo_type, repo_id)
         rev = "refs/pr/*" if create_pr and revision in ("None", "") else revision
     else:
+        if actor.anonymous and not bk.settings.anonymous_read:
+            raise Unauthorized("You must be authenticated to read from this server")
         repo = access.readable_repo(db, actor, repo_type, repo_id)
         if repo.gated:
             _require_gate_access(db, bk, actor, repo)
