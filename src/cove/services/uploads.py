@@ -113,7 +113,7 @@ class _Concat:
             if self.fh is None:
                 if not self.paths:
                     return b""
-                self.fh = open(self.paths.pop(0), "rb")
+                self.fh = open(self.paths.pop(0), "rb")  # noqa: SIM115 - closed once drained
             block = self.fh.read(n)
             if block:
                 return block
