@@ -57,9 +57,18 @@ class Actor:
 ANONYMOUS = Actor(None, None, "none")
 
 
+#: Names taken by the hub's own pages and routes.
+RESERVED_NAMES = frozenset({
+    "api", "models", "datasets", "spaces", "login", "logout", "settings", "organizations", "new", "docs",
+    "lfs", "cas", "static", "avatars", "join", "search", "blog", "pricing", "admin",
+})
+
+
 def validate_name(name: str) -> str:
     if not _NAME_RE.match(name) or "--" in name or ".." in name:
         raise BadRequest(f"Invalid name {name!r}: use letters, digits, '-', '_' or '.' (1-96 characters)")
+    if name.lower() in RESERVED_NAMES:
+        raise BadRequest(f"The name {name!r} is reserved")
     return name
 
 
@@ -80,8 +89,14 @@ def add_user(db: Session, name: str, *, fullname: str = "", email: str | None = 
 
 
 def set_password(db: Session, name: str, password: str) -> None:
+    """Set a web password; every existing web session of the user ends."""
+    from sqlalchemy import delete
+
+    from cove.db.tables import WebSession
+
     user = require_user(db, name)
     user.password_hash = hash_password(password)
+    db.execute(delete(WebSession).where(WebSession.user_id == user.id))
 
 
 def add_org(db: Session, name: str, *, fullname: str = "", owner: str | None = None) -> Namespace:
@@ -185,7 +200,8 @@ def list_tokens(db: Session, user: str) -> list[Token]:
 def revoke_token(db: Session, user: str, name_or_id: str) -> None:
     u = require_user(db, user)
     q = select(Token).where(Token.user_id == u.id)
-    rows = [t for t in db.scalars(q) if t.name == name_or_id or str(t.id) == name_or_id]
+    tokens = list(db.scalars(q))
+    rows = [t for t in tokens if t.name == name_or_id] or [t for t in tokens if str(t.id) == name_or_id]
     if not rows:
         raise NotFound(f"No token {name_or_id!r} for {user!r}")
     for t in rows:
