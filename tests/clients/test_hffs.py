@@ -52,6 +52,14 @@ def test_hffs_glob_ls_info_open_ranges(files_repo, alice) -> None:
     assert info["size"] == len(BLOB) and info["lfs"]["size"] == len(BLOB)
     assert fs.info(f"{root}/data")["type"] == "directory"
     assert sorted(fs.find(f"{root}/data")) == [f"{repo_id}/data/a.txt", f"{repo_id}/data/sub/b.txt"]
+    detailed = fs.info(f"{root}/data/a.txt", expand_info=True)
+    assert detailed["last_commit"].oid == files_repo["second"] and detailed["size"] == 3
+    listed = {e["name"]: e for e in fs.ls(f"{root}/data", detail=True, expand_info=True)}
+    assert listed[f"{repo_id}/data/a.txt"]["last_commit"].oid == files_repo["second"]
+    assert fs.modified(f"{root}/data/a.txt") >= fs.modified(f"{root}/config.json")
+    assert fs.du(f"{root}/weights") == 2 * len(BLOB)
+    walked = {d: sorted(f) for d, _, f in fs.walk(f"{root}/data")}
+    assert walked == {f"{repo_id}/data": ["a.txt"], f"{repo_id}/data/sub": ["b.txt"]}
 
     assert fs.read_text(f"{root}/data/a.txt") == "new"
     with fs.open(f"{root}/weights/model.bin", "rb", block_size=1024) as fh:

@@ -99,17 +99,20 @@ async def paths_info(plural: str, ns: str, name: str, rev: str, request: Request
         except ValueError as exc:
             raise BadRequest("Body is not valid JSON") from exc
         paths = body.get("paths", []) if isinstance(body, dict) else []
+        expand = bool(body.get("expand")) if isinstance(body, dict) else False
     else:
         form = await request.form()
         paths = form.getlist("paths")
+        expand = str(form.get("expand", "")).lower() in ("1", "true")
     if not isinstance(paths, list) or len(paths) > 1000:
         raise BadRequest("'paths' must be a list of at most 1000 paths")
     from starlette.concurrency import run_in_threadpool
 
-    return await run_in_threadpool(_paths_info, plural, ns, name, rev, [str(p) for p in paths], bk, actor)
+    return await run_in_threadpool(_paths_info, plural, ns, name, rev, [str(p) for p in paths], bk, actor,
+                                   expand)
 
 
-def _paths_info(plural, ns, name, rev, paths, bk, actor) -> JSONResponse:  # noqa: ANN001
+def _paths_info(plural, ns, name, rev, paths, bk, actor, expand=False) -> JSONResponse:  # noqa: ANN001
     with bk.db.session() as db:
         repo = access.readable_repo(db, actor, repo_type_of(plural), f"{ns}/{name}")
         sha = files.resolve_revision(bk, repo, rev)
@@ -119,7 +122,17 @@ def _paths_info(plural, ns, name, rev, paths, bk, actor) -> JSONResponse:  # noq
             if e is not None and e.path:
                 entries.append(e)
         xet = _xet_for(db, repo, entries)
-    return JSONResponse([entry_json(e, xet_hash=xet.get(e.lfs_oid or "")) for e in entries])
+    out = [entry_json(e, xet_hash=xet.get(e.lfs_oid or "")) for e in entries]
+    if expand:  # as the tree's expand=true: HfFileSystem.info(expand_info=True) reads these
+        for item, e in zip(out, entries, strict=True):
+            info = bk.repos.last_commit_for(repo.storage_key, sha, e.path)
+            if info:
+                item["lastCommit"] = {"id": info.id, "title": info.title,
+                                      "date": info.date.strftime("%Y-%m-%dT%H:%M:%S.000Z")}
+            if e.type == "file":
+                item["securityFileStatus"] = {"status": "safe", "avScan": {"virusFound": False},
+                                              "pickleImportScan": None}
+    return JSONResponse(out)
 
 
 # -- resolve ------------------------------------------------------------------------------------
