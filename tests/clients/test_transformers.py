@@ -88,11 +88,14 @@ def _train_set(tokenizer):  # noqa: ANN001, ANN202
 
 
 @pytest.mark.parametrize("strategy", ["steps", "epoch"])
-def test_trainer_pushes_on_save_and_at_end(api, transfer, hf_token, tmp_path, cache_dir,
+def test_trainer_pushes_on_save_and_at_end(api, repo_factory, transfer, hf_token, tmp_path, cache_dir,
                                             strategy) -> None:
     from transformers import AutoModelForSequenceClassification, Trainer, TrainingArguments
 
-    model, tokenizer = build_bert_classifier(tmp_path / "bert")
+    base, tokenizer = build_bert_classifier(tmp_path / "bert")
+    base_id = repo_factory("base")
+    base.push_to_hub(base_id)
+    model = AutoModelForSequenceClassification.from_pretrained(base_id, cache_dir=cache_dir)
     repo_id = f"alice/trained-{strategy}-{tmp_path.name[-6:]}"
     args = TrainingArguments(
         output_dir=str(tmp_path / "out"), push_to_hub=True, hub_model_id=repo_id, save_strategy=strategy,
@@ -115,6 +118,8 @@ def test_trainer_pushes_on_save_and_at_end(api, transfer, hf_token, tmp_path, ca
         assert not any(f.startswith("checkpoint-") for f in files)
         info = api.model_info(repo_id)
         assert info.pipeline_tag == "text-classification"
+        # Trainer's card names the base model it read from Cove; the index tags it.
+        assert info.card_data.base_model == base_id and f"base_model:{base_id}" in info.tags
         loaded = AutoModelForSequenceClassification.from_pretrained(repo_id, cache_dir=cache_dir).eval()
         trained = trainer.model.eval().cpu()
         assert torch.allclose(_logits(loaded, tokenizer), _logits(trained, tokenizer), atol=1e-5)
