@@ -113,6 +113,10 @@ def test_filters_author_and_search(api, repo_factory, acme, three, marker) -> No
     cfg = next(iter(api.list_models(filter=marker, search=f"{marker}-a", fetch_config=True)))
     assert cfg.config == {"model_type": "bert"}
 
+    api.update_repo_settings(a, gated="auto")
+    assert ids(gated=True) == {a} and ids(gated=False) == {b, c, org}
+    assert _ids(api.list_models(filter=marker, sort="trending_score"))[0] == b
+
     # Private repos of others stay out of listings and counts.
     secret = _model(api, repo_factory, marker, "secret")
     api.update_repo_settings(secret, private=True)
