@@ -18,23 +18,25 @@ from cove.settings import Settings
 log = logging.getLogger("cove")
 
 
+def request_id(scope) -> bytes:  # noqa: ANN001
+    """The client's trace id when it sent one, else a fresh one."""
+    for k, v in scope["headers"]:
+        if k in (b"x-request-id", b"x-amzn-trace-id"):
+            return v
+    return uuid.uuid4().hex.encode()
+
+
 class RequestIdMiddleware:
     """Adds `X-Request-Id` to every response (the client's trace id when it sent one)."""
 
-    def __init__(self, app, head_cache=None) -> None:  # noqa: ANN001
+    def __init__(self, app) -> None:  # noqa: ANN001
         self.app = app
-        self.head_cache = head_cache
 
     async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        rid = None
-        for k, v in scope["headers"]:
-            if k in (b"x-request-id", b"x-amzn-trace-id"):
-                rid = v
-                break
-        rid = rid or uuid.uuid4().hex.encode()
+        rid = request_id(scope)
         raw = scope.get("raw_path") or b""
         if b"%2f" in raw.lower():
             # Revisions travel as one quoted segment (`feat%2Fx`, `refs%2Fpr%2F1`); keep the encoded slash
@@ -48,9 +50,24 @@ class RequestIdMiddleware:
                 message["headers"] = list(message["headers"]) + [(b"x-request-id", rid)]
             await send(message)
 
-        if self.head_cache is not None and await self.head_cache.serve(scope, receive, send_with_id):
-            return  # a repeated HEAD /resolve (see `cove.api.files.HeadCache`)
         await self.app(scope, receive, send_with_id)
+
+
+class CoveApp(FastAPI):
+    """FastAPI, with `HeadCache` in front: a repeated HEAD /resolve is answered before the framework's own
+    layers (error and telemetry middleware, routing, dependencies), with the `X-Request-Id` that
+    `RequestIdMiddleware` adds. Only while that is the one middleware: any other could change the answer."""
+
+    head_cache = None
+    _front: bool | None = None
+
+    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
+        if scope["type"] == "http" and scope["method"] == "HEAD" and self.head_cache is not None:
+            if self._front is None:  # middleware can't be added once the app has started
+                self._front = [m.cls for m in self.user_middleware] == [RequestIdMiddleware]
+            if self._front and await self.head_cache.serve(scope, send, request_id(scope)):
+                return
+        await super().__call__(scope, receive, send)
 
 
 async def decode_slashes(request: Request) -> None:
@@ -76,7 +93,7 @@ def error_response(request: Request, status: int, message: str, code: str | None
 def create_app(settings: Settings | None = None, backends: Backends | None = None) -> FastAPI:
     settings = settings or Settings()
     bk = backends or build_backends(settings)
-    app = FastAPI(title="Cove", version="0.1.0", docs_url="/api/docs", openapi_url="/api/openapi.json",
+    app = CoveApp(title="Cove", version="0.1.0", docs_url="/api/docs", openapi_url="/api/openapi.json",
                   redoc_url=None, dependencies=[Depends(decode_slashes)])
     app.state.backends = bk
     app.state.settings = settings
@@ -105,7 +122,8 @@ def create_app(settings: Settings | None = None, backends: Backends | None = Non
     from cove.web.pages import install as install_web
 
     install_web(app)
+    app.add_middleware(RequestIdMiddleware)
     from cove.api.files import HeadCache
 
-    app.add_middleware(RequestIdMiddleware, head_cache=HeadCache(bk))
+    app.head_cache = HeadCache(bk)
     return app

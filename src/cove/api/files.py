@@ -291,7 +291,7 @@ class HeadCache:
         db = url.database if url.get_backend_name() == "sqlite" else None
         self._db_path = db if db and db != ":memory:" and not db.startswith("file:") else None
         self._known: dict[tuple, _Known] = {}
-        self._local: dict[str, str] = {}  # blob key → local path (a pure function of the key)
+        self._answers: dict[tuple, tuple] = {}  # key → (commit, gen, local blob path or None, raw headers)
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self._gen: int | None = None
@@ -314,6 +314,7 @@ class HeadCache:
             if gen != self._gen:
                 self._gen = gen
                 self._known.clear()
+                self._answers.clear()
             return gen
 
     @staticmethod
@@ -329,10 +330,8 @@ class HeadCache:
                 auth = v
         return scope["path"], scope.get("query_string", b""), auth
 
-    async def serve(self, scope, receive, send) -> bool:  # noqa: ANN001
+    async def serve(self, scope, send, request_id: bytes) -> bool:  # noqa: ANN001
         """Answer a HEAD from what is known; False (and a ticket to remember the answer) otherwise."""
-        if scope["method"] != "HEAD":
-            return False
         key = self._key(scope)
         if key is None:
             return False
@@ -340,16 +339,19 @@ class HeadCache:
         if gen is None:
             return False
         known = self._known.get(key)
-        response = None
+        headers = None
         if known is not None and known.gen == gen and (known.deadline is None or time.time() < known.deadline):
             try:
-                response = self._answer(known)
+                headers = self._answer(key, known)
             except Exception:  # noqa: BLE001 - the full route reports whatever this was
-                response = None
-        if response is None:
+                headers = None
+        if headers is None:
             scope.setdefault("state", {})["cove.head_ticket"] = (self, key, gen)
             return False
-        await response(scope, receive, send)
+        # What the full route sends, with RequestIdMiddleware's header appended.
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [*headers, (b"x-request-id", request_id)]})
+        await send({"type": "http.response.body", "body": b""})
         return True
 
     def put(self, key: tuple, known: _Known) -> None:
@@ -379,33 +381,38 @@ class HeadCache:
             deadline = time.time() + 60 - (utcnow() - used).total_seconds()
         return _Ticket(cache, key, gen, deadline)
 
-    def _answer(self, k: _Known) -> Response | None:
-        """`_resolve`'s HEAD answer from the remembered facts and live git; None: take the full route."""
+    def _answer(self, key: tuple, k: _Known) -> list[tuple[bytes, bytes]] | None:
+        """`_resolve`'s HEAD answer (its raw headers) from the remembered facts and live git; None: take the
+        full route. The answer for a commit is kept: a commit's tree never changes, only the blob's presence
+        is checked again."""
         bk = self.bk
         sha = bk.repos.resolve(k.storage_key, k.rev)
         if sha is None:
             return None
+        last = self._answers.get(key)
+        if last is not None and last[0] == sha and last[1] == k.gen:
+            _, _, local, headers = last
+            return headers if local is None or os.path.isfile(local) else None
         entry = bk.repos.entry(k.storage_key, sha, k.path)
         if entry is None or entry.type != "file":
             return None
+        local = None
         if entry.is_lfs:
             loc = files.BlobLocation("lfs", f"lfs/{entry.lfs_oid}")
-            local = self._local.get(loc.key)
+            local = bk.blobs.local_path(loc.key)
             if local is None:
-                local = bk.blobs.local_path(loc.key)
-                if local is None:
-                    return None  # an object store: the full route redirects
-                if len(self._local) >= self.MAX_ENTRIES:
-                    self._local.clear()
-                self._local[loc.key] = local
+                return None  # an object store: the full route redirects
             if not os.path.isfile(local):
                 return None  # Xet-stored or missing: the full route looks further
         else:
             loc = files.BlobLocation("git", entry.oid)
         headers = _file_headers(bk, k.repo_type, k.ns, k.name, k.path, sha, entry, loc, k.private)
         headers["Content-Length"] = str(entry.size)
-        return Response(status_code=200, headers=headers, media_type=_media_type(k.path))
-
+        raw = Response(status_code=200, headers=headers, media_type=_media_type(k.path)).raw_headers
+        if len(self._answers) >= self.MAX_ENTRIES:
+            self._answers.clear()
+        self._answers[key] = (sha, k.gen, local, raw)
+        return raw
 
 for _prefix, _type in (("/datasets", "dataset"), ("/spaces", "space"), ("", "model")):
     def _make(repo_type: str):  # noqa: ANN202
