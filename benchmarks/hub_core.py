@@ -67,6 +67,7 @@ from pathlib import Path  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 MIB = 1024 * 1024
+GIB = 1024 * MIB
 REPO = "bench/core"
 BIG, SMALL = "big.bin", "small.bin"
 TARGET_DOWNLOAD = 0.9
@@ -105,6 +106,19 @@ def stop(proc: subprocess.Popen | None) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(5)
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of a process and its descendants so far."""
+    import psutil
+
+    total = 0.0
+    root = psutil.Process(pid)
+    for p in [root, *root.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            t = p.cpu_times()
+            total += t.user + t.system
+    return total
 
 
 class RssSampler:
@@ -272,6 +286,7 @@ class Bench:
                  "--log-level", "warning", "--no-access-log", "--timeout-keep-alive", "30"],
                 env=env, stdout=fh, stderr=subprocess.STDOUT)
         self.procs.append(proc)
+        self.bare_proc = proc
         wait_http(f"http://127.0.0.1:{port}/", proc, log)
         return f"http://127.0.0.1:{port}"
 
@@ -318,6 +333,7 @@ http {{
             proc = subprocess.Popen([nginx, "-p", str(conf_dir), "-c", str(conf_dir / "nginx.conf"),
                                      "-e", str(conf_dir / "error.log")], stdout=fh, stderr=subprocess.STDOUT)
         self.procs.append(proc)
+        self.nginx_proc = proc
         wait_http(f"http://127.0.0.1:{port}/", proc, log)
         return f"http://127.0.0.1:{port}"
 
@@ -377,11 +393,18 @@ http {{
             raise RuntimeError(f"GET {url}: {n} bytes, expected {size}")
         return dt
 
-    def load_head(self, url: str, headers: dict[str, str]) -> dict:
+    def load_head(self, url: str, headers: dict[str, str], server_pid: int) -> dict:
+        """One load run; also the server's CPU time per request, which contention on a busy machine
+        barely moves (unlike requests per second)."""
         if self.args.load == "hey":
-            return self._hey(url, headers)
-        load_head_raw(url, headers, self.args.connections, 1.0)  # warm-up
-        return load_head_raw(url, headers, self.args.connections, self.args.duration)
+            before = tree_cpu(server_pid)
+            out = self._hey(url, headers)
+        else:
+            load_head_raw(url, headers, self.args.connections, 1.0)  # warm-up
+            before = tree_cpu(server_pid)
+            out = load_head_raw(url, headers, self.args.connections, self.args.duration)
+        out["server_cpu_us_per_request"] = (tree_cpu(server_pid) - before) * 1e6 / max(out["requests"], 1)
+        return out
 
     def _hey(self, url: str, headers: dict[str, str]) -> dict:
         hey = shutil.which("hey")
@@ -458,18 +481,24 @@ http {{
 
         # (1) downloads, alternating, best and median of `reps`.
         log(f"downloads: {args.reps} x hf_hub_download and raw GET, Cove vs nginx")
-        timings: dict[str, list[float]] = {k: [] for k in ("cove_hf", "nginx_hf", "cove_raw", "nginx_raw")}
+        keys = ("cove_hf", "nginx_hf", "cove_raw", "nginx_raw")
+        timings: dict[str, list[float]] = {k: [] for k in keys}
+        cpu: dict[str, list[float]] = {k: [] for k in keys}  # server CPU seconds (user + system) per run
+        servers = {"cove": self.cove_proc.pid, "nginx": self.nginx_proc.pid}
         auth = {"Authorization": f"Bearer {self.token}"}
         for i in range(args.reps):
             order = [("cove", self.endpoint, self.token), ("nginx", nginx, False)]
             for who, ep, tok in (order if i % 2 == 0 else order[::-1]):
-                timings[f"{who}_hf"].append(self.hf_download(ep, BIG, tok, big_size))
                 url = f"{ep}/{REPO}/resolve/main/{BIG}"
-                timings[f"{who}_raw"].append(self.raw_get(url, auth if tok else {}, big_size))
+                for kind, fetch in (("hf", lambda: self.hf_download(ep, BIG, tok, big_size)),  # noqa: B023
+                                    ("raw", lambda: self.raw_get(url, auth if tok else {}, big_size))):  # noqa: B023
+                    before = tree_cpu(servers[who])
+                    timings[f"{who}_{kind}"].append(fetch())
+                    cpu[f"{who}_{kind}"].append(tree_cpu(servers[who]) - before)
         dl = {}
         for k, v in timings.items():
             dl[k] = {"best_MBps": big_size / min(v) / 1e6, "median_MBps": big_size / statistics.median(v) / 1e6,
-                     "runs_s": v}
+                     "runs_s": v, "server_cpu_s_per_GiB": statistics.median(cpu[k]) * GIB / big_size}
         res["download"] = dl
 
         # (2) HEAD /resolve req/s: Cove anonymous, Cove with a token, the bare ASGI endpoint.
@@ -481,8 +510,10 @@ http {{
         same = [(k, v) for k, v in r.headers.items() if k.lower() not in ("date", "server")]
         bare = self.start_bare(same)
         path = f"/{REPO}/resolve/main/{BIG}"
-        targets = {"bare": (bare + path, {}), "cove_anonymous": (self.endpoint + path, {}),
-                   "cove_token": (self.endpoint + path, auth)}
+        cove_pid = self.cove_proc.pid
+        targets = {"bare": (bare + path, {}, self.bare_proc.pid),
+                   "cove_anonymous": (self.endpoint + path, {}, cove_pid),
+                   "cove_token": (self.endpoint + path, auth, cove_pid)}
         runs: dict[str, list[dict]] = {k: [] for k in targets}
         for i in range(args.head_reps):  # interleaved; the best run of each counts (noise only slows)
             for who in (list(targets) if i % 2 == 0 else list(targets)[::-1]):
@@ -491,7 +522,9 @@ http {{
         for who, rs in runs.items():
             best = max(rs, key=lambda r: r["rps"])
             res["head"][who] = {**best, "non_2xx": sum(r["non_2xx"] for r in rs),
-                                "runs_rps": [round(r["rps"]) for r in rs]}
+                                "runs_rps": [round(r["rps"]) for r in rs],
+                                "server_cpu_us_per_request": statistics.median(r["server_cpu_us_per_request"]
+                                                                               for r in rs)}
         res["elapsed_s"] = time.perf_counter() - t0
         return res
 
@@ -511,6 +544,8 @@ def verdict(res: dict) -> dict:
         r = head[who]["rps"] / head["bare"]["rps"]
         clean = head[who]["non_2xx"] == 0
         checks[f"head_{who}_vs_bare"] = {"ratio": r, "target": TARGET_HEAD, "ok": r >= TARGET_HEAD and clean}
+        cpu = head["bare"]["server_cpu_us_per_request"] / head[who]["server_cpu_us_per_request"]
+        checks[f"head_{who}_cpu_vs_bare"] = {"ratio": cpu, "target": None, "ok": None}
     for op in ("download", "upload"):
         growth = mem[f"{op}_big"]["peak_mib"] - mem[f"{op}_small"]["peak_mib"]
         checks[f"memory_{op}_growth_mib"] = {"ratio": growth, "target": TARGET_MEMORY_GROWTH_MIB,
@@ -533,12 +568,18 @@ def report(res: dict) -> str:
     rows.append((f"hf_hub_download {size} MiB, MB/s (median)", f"{dl['cove_hf']['median_MBps']:.0f}",
                  f"{dl['nginx_hf']['median_MBps']:.0f} nginx",
                  f"{dl['cove_hf']['median_MBps'] / dl['nginx_hf']['median_MBps']:.2f}", "", ""))
+    rows.append(("server CPU s per GiB (hf_hub_download)", f"{dl['cove_hf']['server_cpu_s_per_GiB']:.2f}",
+                 f"{dl['nginx_hf']['server_cpu_s_per_GiB']:.2f} nginx", "", "", ""))
     rows.append((f"raw GET {size} MiB discarded, MB/s (best)", f"{dl['cove_raw']['best_MBps']:.0f}",
                  f"{dl['nginx_raw']['best_MBps']:.0f} nginx", f"{c['raw_get_vs_nginx']['ratio']:.2f}", "", ""))
     for who, label in (("cove_token", "with token"), ("cove_anonymous", "anonymous")):
         rows.append((f"HEAD /resolve req/s, {label}", f"{head[who]['rps']:.0f}", f"{head['bare']['rps']:.0f} bare",
                      f"{c[f'head_{who}_vs_bare']['ratio']:.2f}", f">= {TARGET_HEAD}",
                      ok(c[f"head_{who}_vs_bare"]["ok"])))
+    for who, label in (("cove_token", "with token"), ("cove_anonymous", "anonymous")):
+        rows.append((f"HEAD server CPU us/request, {label}", f"{head[who]['server_cpu_us_per_request']:.0f}",
+                     f"{head['bare']['server_cpu_us_per_request']:.0f} bare",
+                     f"{c[f'head_{who}_cpu_vs_bare']['ratio']:.2f}", "", ""))
     for op in ("download", "upload"):
         small, big = mem[f"{op}_small"], mem[f"{op}_big"]
         rows.append((f"peak RSS MiB, {op} {size} MiB vs 1 MiB", f"{big['peak_mib']:.0f}",
