@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import pytest
 
@@ -204,3 +205,20 @@ def test_pr_push_data_dir_and_compressed(api, repo_factory, acme, transfer, hf_t
     assert load_dataset(repo_id, data_dir="extra", split="train").to_list() == rows[14:24]
     streamed = load_dataset(repo_id, data_dir="extra", split="train", streaming=True)
     assert list(streamed) == rows[14:24]
+
+
+def test_push_keeps_the_existing_card(api, repo_factory, transfer, hf_token, rows) -> None:
+    from datasets import Dataset, load_dataset
+
+    repo_id = repo_factory("ds-card-kept", repo_type="dataset")
+    api.upload_file(path_or_fileobj=CARD.encode(), path_in_repo="README.md", repo_id=repo_id,
+                    repo_type="dataset")
+    Dataset.from_list(rows[:8]).push_to_hub(repo_id)
+    info = api.dataset_info(repo_id)
+    assert info.card_data.license == "mit" and info.card_data.dataset_info["splits"][0]["num_examples"] == 8
+    assert {"finance", "license:mit", "format:parquet", "task_categories:text-classification"} <= set(info.tags)
+    readme = Path(api.hf_hub_download(repo_id, "README.md", repo_type="dataset")).read_text(encoding="utf-8")
+    assert "# Tiny twitter financial news sentiment" in readme
+    assert load_dataset(repo_id, split="train").num_rows == 8
+    assert [d.id for d in api.list_datasets(filter=["finance", "format:parquet"], search=repo_id.split("/")[1])] \
+        == [repo_id]
