@@ -51,6 +51,14 @@ def test_push_then_auto_from_pretrained(api, bert_repo, cache_dir, transfer) -> 
     assert info.pipeline_tag == "text-classification" and info.library_name == "transformers"
     assert "bert" in info.tags and "safetensors" in info.tags
 
+    # The cache works offline afterwards (refs/main → snapshot by X-Repo-Commit, blobs by ETag).
+    offline = AutoModelForSequenceClassification.from_pretrained(repo_id, cache_dir=cache_dir,
+                                                                 local_files_only=True).eval()
+    assert torch.allclose(_logits(offline, tok), _logits(model, tokenizer), atol=1e-6)
+    # Safetensors headers read with byte ranges.
+    meta = api.get_safetensors_metadata(repo_id)
+    assert meta.parameter_count == {"F32": model.num_parameters()}
+
 
 def test_from_pretrained_at_revision(api, bert_repo, cache_dir) -> None:
     from transformers import AutoConfig
@@ -226,6 +234,8 @@ def test_sharded_subfolder_and_chat_template(api, repo_factory, transfer, hf_tok
     assert len([f for f in files if f.startswith("model-") and f.endswith(".safetensors")]) > 1
     loaded = AutoModelForSequenceClassification.from_pretrained(repo_id, cache_dir=cache_dir).eval()
     assert torch.allclose(_logits(loaded, tokenizer), _logits(model, tokenizer), atol=1e-6)
+    meta = api.get_safetensors_metadata(repo_id)
+    assert meta.sharded and meta.parameter_count == {"F32": model.num_parameters()}
 
     # A model in a subfolder, with a tokenizer carrying a chat template (chat_template.jinja).
     gpt, gtok = build_gpt2(tmp_path / "gpt2", [r["text"] for r in twitter_rows(100)])
