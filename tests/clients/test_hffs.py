@@ -33,7 +33,7 @@ def files_repo(api, repo_factory, transfer) -> dict:
     second = api.upload_file(path_or_fileobj=b"new", path_in_repo="data/a.txt", repo_id=repo_id).oid
     api.delete_file("data/sub/c.csv", repo_id)
     head = api.model_info(repo_id).sha
-    return {"id": repo_id, "first": first, "second": second, "head": head}
+    return {"id": repo_id, "first": first, "second": second, "head": head, "transfer": transfer}
 
 
 def test_hffs_glob_ls_info_open_ranges(files_repo, alice) -> None:
@@ -50,6 +50,7 @@ def test_hffs_glob_ls_info_open_ranges(files_repo, alice) -> None:
     assert not fs.exists(f"{root}/nope.txt")
     info = fs.info(f"{root}/weights/model.bin")
     assert info["size"] == len(BLOB) and info["lfs"]["size"] == len(BLOB)
+    assert (info["xet_hash"] is not None) == (files_repo["transfer"] == "xet")
     assert fs.info(f"{root}/data")["type"] == "directory"
     assert sorted(fs.find(f"{root}/data")) == [f"{repo_id}/data/a.txt", f"{repo_id}/data/sub/b.txt"]
     detailed = fs.info(f"{root}/data/a.txt", expand_info=True)

@@ -38,6 +38,7 @@ def test_push_then_auto_from_pretrained(api, bert_repo, cache_dir, transfer) -> 
     assert "Upload BertForSequenceClassification" in titles and "Upload tokenizer" in titles
     weights = next(e for e in api.list_repo_tree(repo_id) if e.path == "model.safetensors")
     assert weights.lfs is not None  # safetensors travel as LFS (or Xet), never inline
+    assert (weights.xet_hash is not None) == (transfer == "xet")  # the variant really took that path
 
     config = AutoConfig.from_pretrained(repo_id, cache_dir=cache_dir)
     assert config.model_type == "bert" and config.id2label[1] == "Bullish"
