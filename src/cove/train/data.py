@@ -120,6 +120,15 @@ def _three_way(
     return rest, val_idx, test_idx, stratified
 
 
+def _sample(ds: Dataset, n: int, seed: int) -> Dataset:
+    """At most ``n`` rows, drawn with a seeded shuffle (files are often sorted by label), in original order."""
+    if len(ds) <= n:
+        return ds
+    import random
+
+    return ds.select(sorted(random.Random(seed).sample(range(len(ds)), n)))
+
+
 def make_splits(
     dsd: DatasetDict,
     spec: DatasetSpec,
@@ -135,7 +144,7 @@ def make_splits(
     train = dsd[train_name]
     if spec.max_train_samples and not (val_name and test_name):
         cap = spec.max_train_samples + int(spec.max_train_samples * (spec.split.validation + spec.split.test))
-        train = train.select(range(min(cap, len(train))))
+        train = _sample(train, cap, spec.split.seed)
     info: dict[str, Any] = {"source": {"train": train_name, "validation": val_name, "test": test_name}}
     if val_name is None or test_name is None:
         strata = strata_of(train) if (strata_of and spec.split.stratify) else None
@@ -162,11 +171,11 @@ def make_splits(
     else:
         validation, test = dsd[val_name], dsd[test_name]
         info["created"] = False
-    if spec.max_train_samples and len(train) > spec.max_train_samples:
-        train = train.select(range(spec.max_train_samples))
+    if spec.max_train_samples:
+        train = _sample(train, spec.max_train_samples, spec.split.seed)
     if spec.max_eval_samples:
-        validation = validation.select(range(min(spec.max_eval_samples, len(validation))))
-        test = test.select(range(min(spec.max_eval_samples, len(test))))
+        validation = _sample(validation, spec.max_eval_samples, spec.split.seed)
+        test = _sample(test, spec.max_eval_samples, spec.split.seed)
     info["sizes"] = {"train": len(train), "validation": len(validation), "test": len(test)}
     info["hash"] = split_hash({"train": train, "validation": validation, "test": test}, hash_columns)
     return Splits(train, validation, test, info)
