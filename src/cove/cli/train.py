@@ -19,8 +19,32 @@ import_app = typer.Typer(help="Put local models, data files or cached repos onto
 
 
 def _fail(err: Exception) -> typer.Exit:
+    from huggingface_hub.errors import HfHubHTTPError
+
+    from cove.train import RecipeError
+    from cove.train.hub import endpoint
+
+    if not isinstance(err, RecipeError | HfHubHTTPError):
+        err = ConnectionError(f"cannot reach the hub at {endpoint()} (HF_ENDPOINT): {err}")
     typer.echo(f"error: {err}", err=True)
     return typer.Exit(2)
+
+
+def _errors() -> tuple[type[Exception], ...]:
+    """What a command reports as one line: recipe problems, hub HTTP errors, an unreachable hub."""
+    import importlib
+
+    from huggingface_hub.errors import HfHubHTTPError
+
+    from cove.train import RecipeError
+
+    found: list[type[Exception]] = [RecipeError, HfHubHTTPError, ConnectionError]
+    for name in ("httpx2", "httpx"):
+        try:
+            found.append(importlib.import_module(name).TransportError)
+        except (ImportError, AttributeError):
+            continue
+    return tuple(found)
 
 
 def train(
@@ -31,13 +55,13 @@ def train(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
 ) -> None:
     """Fine-tune, evaluate, document and push a model from a recipe."""
-    from cove.train import RecipeError, load_recipe, run
+    from cove.train import load_recipe, run
 
     try:
         overrides = list(set_ or []) + ([f"output_dir={output_dir}"] if output_dir else [])
         with contextlib.redirect_stdout(sys.stderr):  # progress and Trainer logs; stdout is for the result
             result = run(load_recipe(recipe, overrides), push=push)
-    except RecipeError as err:
+    except _errors() as err:
         raise _fail(err) from None
     typer.echo(json.dumps(asdict(result), indent=2, default=str) if as_json else (result.url or result.output_dir))
 
@@ -53,13 +77,12 @@ def reproduce(
     as_json: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON on stdout.")] = False,
 ) -> None:
     """Train a pushed model again from its recipe and report each metric's difference."""
-    from cove.train import RecipeError
     from cove.train.reproduce import reproduce as _reproduce
 
     try:
         with contextlib.redirect_stdout(sys.stderr):
             rep = _reproduce(repo_id, revision=revision, output_dir=output_dir, overrides=list(set_ or []))
-    except RecipeError as err:
+    except _errors() as err:
         raise _fail(err) from None
     typer.echo(json.dumps(asdict(rep), indent=2, default=str) if as_json else rep.report())
     if tolerance is not None and rep.max_abs_delta() > tolerance:
@@ -74,12 +97,11 @@ def import_model(
     private: Annotated[bool, typer.Option(help="Create the repo private.")] = False,
 ) -> None:
     """Upload a local model folder as a model repo."""
-    from cove.train import RecipeError
     from cove.train.importer import import_model as _import
 
     try:
         typer.echo(_import(path, repo_id, private=private).url)
-    except RecipeError as err:
+    except _errors() as err:
         raise _fail(err) from None
 
 
@@ -90,12 +112,11 @@ def import_dataset(
     private: Annotated[bool, typer.Option(help="Create the repo private.")] = False,
 ) -> None:
     """Upload a data file or folder as a dataset repo."""
-    from cove.train import RecipeError
     from cove.train.importer import import_dataset as _import
 
     try:
         typer.echo(_import(path, repo_id, private=private).url)
-    except RecipeError as err:
+    except _errors() as err:
         raise _fail(err) from None
 
 
@@ -107,12 +128,11 @@ def import_cache(
     private: Annotated[bool, typer.Option(help="Create the repo private.")] = False,
 ) -> None:
     """Upload the newest cached snapshot of a repo from ~/.cache/huggingface/hub."""
-    from cove.train import RecipeError
     from cove.train.importer import import_cached
 
     try:
         typer.echo(import_cached(source_id, repo_id, repo_type=repo_type, private=private).url)
-    except RecipeError as err:
+    except _errors() as err:
         raise _fail(err) from None
 
 
