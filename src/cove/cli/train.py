@@ -126,12 +126,13 @@ def import_cache(
     repo_id: Annotated[str | None, typer.Argument(help="Target repo (default: the same id).")] = None,
     repo_type: Annotated[str, typer.Option(help="model or dataset.")] = "model",
     private: Annotated[bool, typer.Option(help="Create the repo private.")] = False,
+    cache_dir: Annotated[Path | None, typer.Option(help="The HF hub cache (default: HF_HUB_CACHE).")] = None,
 ) -> None:
     """Upload the newest cached snapshot of a repo from ~/.cache/huggingface/hub."""
     from cove.train.importer import import_cached
 
     try:
-        typer.echo(import_cached(source_id, repo_id, repo_type=repo_type, private=private).url)
+        typer.echo(import_cached(source_id, repo_id, repo_type=repo_type, private=private, cache_dir=cache_dir).url)
     except _errors() as err:
         raise _fail(err) from None
 
