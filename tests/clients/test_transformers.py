@@ -251,3 +251,68 @@ def test_sharded_subfolder_and_chat_template(api, repo_factory, transfer, hf_tok
     lm = AutoModelForCausalLM.from_pretrained(repo_id, subfolder="lm", cache_dir=cache_dir)
     assert lm.generation_config.eos_token_id == gtok.eos_token_id
     assert torch.equal(lm.transformer.wte.weight, gpt.transformer.wte.weight)
+
+
+CUSTOM_CONFIG = '''from transformers import PretrainedConfig
+
+
+class TinyCustomConfig(PretrainedConfig):
+    model_type = "tiny-custom"
+
+    def __init__(self, width=4, **kwargs):
+        self.width = width
+        super().__init__(**kwargs)
+'''
+
+CUSTOM_MODEL = '''import torch
+from transformers import PreTrainedModel
+
+from .configuration_tiny_custom import TinyCustomConfig
+
+
+class TinyCustomModel(PreTrainedModel):
+    config_class = TinyCustomConfig
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.lin = torch.nn.Linear(config.width, 2)
+        self.post_init()
+
+    def forward(self, x):
+        return self.lin(x)
+'''
+
+
+def test_custom_code_with_trust_remote_code(api, repo_factory, transfer, hf_token, tmp_path, cache_dir,
+                                            monkeypatch) -> None:
+    import importlib
+    import sys
+
+    from transformers import AutoConfig, AutoModel
+
+    pkg = tmp_path / "src" / f"tinycustom_{tmp_path.name[-6:].replace('-', '_')}"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "configuration_tiny_custom.py").write_text(CUSTOM_CONFIG)
+    (pkg / "modeling_tiny_custom.py").write_text(CUSTOM_MODEL)
+    monkeypatch.syspath_prepend(str(pkg.parent))
+    mod = importlib.import_module(f"{pkg.name}.modeling_tiny_custom")
+    try:
+        mod.TinyCustomConfig.register_for_auto_class()
+        mod.TinyCustomModel.register_for_auto_class("AutoModel")
+        torch.manual_seed(0)
+        model = mod.TinyCustomModel(mod.TinyCustomConfig(width=6)).eval()
+        repo_id = repo_factory("custom")
+        model.push_to_hub(repo_id)  # copies the two .py files next to config.json
+        files = set(api.list_repo_files(repo_id))
+        assert {"configuration_tiny_custom.py", "modeling_tiny_custom.py", "config.json"} <= files
+
+        cfg = AutoConfig.from_pretrained(repo_id, trust_remote_code=True, cache_dir=cache_dir)
+        assert type(cfg).__name__ == "TinyCustomConfig" and cfg.width == 6
+        loaded = AutoModel.from_pretrained(repo_id, trust_remote_code=True, cache_dir=cache_dir).eval()
+        x = torch.randn(3, 6)
+        with torch.no_grad():
+            assert torch.allclose(loaded(x), model(x))
+    finally:
+        for name in [n for n in sys.modules if n.startswith(pkg.name)]:
+            sys.modules.pop(name)
