@@ -57,3 +57,16 @@ def test_revoked_token_is_refused_at_once(repo, alice):
     assert [_head(repo, "w.bin", secret).status_code for _ in range(3)] == [200] * 3
     cove("token", "revoke", "alice", "headcache")
     assert _head(repo, "w.bin", secret).status_code == 401
+
+
+def test_client_request_id_is_echoed(repo):
+    rs = [httpx.head(f"{ENDPOINT}/{repo}/resolve/main/w.bin", headers={"X-Request-Id": f"trace-{i}"})
+          for i in range(3)]
+    assert [r.headers["x-request-id"] for r in rs] == ["trace-0", "trace-1", "trace-2"]
+
+
+def test_query_file_head_counts_every_time(api, repo):
+    api.upload_file(path_or_fileobj=b'{"model_type": "bert"}', path_in_repo="config.json", repo_id=repo)
+    before = api.model_info(repo).downloads or 0
+    assert [_head(repo, "config.json").status_code for _ in range(3)] == [200] * 3
+    assert api.model_info(repo).downloads == before + 3
