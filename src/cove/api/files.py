@@ -252,7 +252,7 @@ def _media_type(path: str) -> str:
 class _Known:
     """What a HEAD /resolve took from the database (and its parsed URL), valid while `gen` is current."""
 
-    gen: int
+    gen: tuple[int, int]
     deadline: float | None  # time.time() after which the caller's token needs `last_used_at` refreshed
     repo_type: str
     ns: str
@@ -267,7 +267,7 @@ class _Known:
 class _Ticket:
     cache: HeadCache
     key: tuple
-    gen: int
+    gen: tuple[int, int]
     deadline: float | None
 
     def remember(self, repo_type: str, ns: str, name: str, rev: str, path: str, storage_key: str,
@@ -301,10 +301,12 @@ class HeadCache:
         self._answers: dict[tuple, tuple] = {}  # key → (commit, gen, local blob path or None, raw headers)
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
-        self._gen: int | None = None
+        self._gen: tuple[int, int] | None = None
+        self._epoch = 0
 
-    def generation(self) -> int | None:
-        """SQLite's data_version on a connection of our own that never writes; None: don't cache."""
+    def generation(self) -> tuple[int, int] | None:
+        """(connection number, SQLite's data_version) on a connection of our own that never writes; None:
+        don't cache. data_version only compares within one connection, hence the number of each new one."""
         if self._db_path is None:
             return None
         with self._lock:
@@ -312,7 +314,8 @@ class HeadCache:
                 if self._conn is None:
                     self._conn = sqlite3.connect(self._db_path, timeout=0, isolation_level=None,
                                                  check_same_thread=False)
-                gen = self._conn.execute("PRAGMA data_version").fetchone()[0]
+                    self._epoch += 1
+                gen = (self._epoch, self._conn.execute("PRAGMA data_version").fetchone()[0])
             except sqlite3.Error:
                 if self._conn is not None:
                     self._conn.close()
