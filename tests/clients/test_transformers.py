@@ -105,9 +105,11 @@ def test_trainer_pushes_on_save_and_at_end(api, repo_factory, transfer, hf_token
     base_id = repo_factory("base")
     base.push_to_hub(base_id)
     model = AutoModelForSequenceClassification.from_pretrained(base_id, cache_dir=cache_dir)
-    repo_id = f"alice/trained-{strategy}-{tmp_path.name[-6:]}"
+    name = f"trained-{strategy}-{tmp_path.name[-6:]}"
+    repo_id = f"alice/{name}"
+    hub_model_id = name if strategy == "epoch" else repo_id  # without a namespace the server picks alice
     args = TrainingArguments(
-        output_dir=str(tmp_path / "out"), push_to_hub=True, hub_model_id=repo_id, save_strategy=strategy,
+        output_dir=str(tmp_path / "out"), push_to_hub=True, hub_model_id=hub_model_id, save_strategy=strategy,
         save_steps=2, max_steps=4 if strategy == "steps" else -1, num_train_epochs=2,
         per_device_train_batch_size=8, learning_rate=1e-3, report_to="none", use_cpu=True, logging_steps=1,
         dataloader_num_workers=0, disable_tqdm=True,
