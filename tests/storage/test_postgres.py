@@ -51,7 +51,8 @@ def test_migrations_on_postgres(pg_url: str, tmp_path: Path) -> None:
 
     # Down and up again.
     command.downgrade(alembic_config(pg_url), "base")
-    assert set(inspect(bk.db.engine).get_table_names()) <= {"alembic_version"}
+    left = {t for t in inspect(bk.db.engine).get_table_names() if not t.startswith("xet_")}
+    assert left <= {"alembic_version"}
     command.upgrade(alembic_config(pg_url), "head")
     bk.db.engine.dispose()
 
