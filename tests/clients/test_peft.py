@@ -70,3 +70,32 @@ def test_lora_push_and_from_pretrained(api, repo_factory, transfer, hf_token, tm
     assert torch.allclose(_logits(old, tokenizer), expected, atol=1e-6)
     new = PeftModel.from_pretrained(AutoModelForSequenceClassification.from_pretrained(base_id), adapter_id)
     assert not torch.allclose(_logits(new.eval(), tokenizer), expected, atol=1e-6)
+
+
+def test_causal_lm_adapter(api, repo_factory, transfer, hf_token, tmp_path, cache_dir) -> None:
+    from peft import AutoPeftModelForCausalLM, LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from tests.clients.tiny import build_gpt2, twitter_rows
+
+    gpt, tok = build_gpt2(tmp_path / "gpt2", [r["text"] for r in twitter_rows(100)])
+    base_id = repo_factory("gpt2-base")
+    gpt.push_to_hub(base_id)
+    tok.push_to_hub(base_id)
+    base = AutoModelForCausalLM.from_pretrained(base_id, cache_dir=cache_dir)
+    lora = get_peft_model(base, LoraConfig(task_type="CAUSAL_LM", r=4, target_modules=["c_attn"],
+                                           init_lora_weights=False)).eval()
+    prompt = tok("stocks rise", return_tensors="pt")
+    kw = dict(max_new_tokens=6, do_sample=False, pad_token_id=tok.eos_token_id)
+    with torch.no_grad():
+        want = lora.generate(**prompt, **kw)
+
+    adapter_id = repo_factory("gpt2-lora")
+    lora.save_pretrained(tmp_path / "adapter")
+    api.upload_folder(folder_path=tmp_path / "adapter", repo_id=adapter_id)
+    info = api.model_info(adapter_id)
+    assert info.library_name == "peft" and info.pipeline_tag == "text-generation"  # peft's card says so
+
+    loaded = AutoPeftModelForCausalLM.from_pretrained(adapter_id, cache_dir=cache_dir).eval()
+    with torch.no_grad():
+        assert loaded.generate(**prompt, **kw).tolist() == want.tolist()
