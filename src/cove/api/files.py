@@ -198,7 +198,8 @@ def _file_headers(bk, repo_type: str, ns: str, name: str, path: str, sha: str, e
     headers = {
         "X-Repo-Commit": sha,
         "Accept-Ranges": "bytes",
-        "Content-Disposition": f"inline; filename*=UTF-8''{quote(path.rsplit('/', 1)[-1])}",
+        "Content-Disposition": f"{'attachment' if request.query_params.get('download') == 'true' else 'inline'}; "
+        f"filename*=UTF-8''{quote(path.rsplit('/', 1)[-1])}",
         "Cache-Control": "private, max-age=0" if private else "public, max-age=0",
         "Access-Control-Expose-Headers": "X-Repo-Commit,X-Request-Id,X-Error-Code,X-Error-Message,ETag,Link,"
         "Accept-Ranges,Content-Range,X-Linked-Size,X-Linked-ETag,X-Xet-Hash",
