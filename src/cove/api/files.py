@@ -158,6 +158,8 @@ def _resolve(repo_type: str, ns: str, name: str, rev: str, path: str, request: R
         private = repo.private
         ticket = HeadCache.ticket(request, db, repo, path) if head else None
     headers = _file_headers(bk, repo_type, ns, name, path, sha, entry, loc, private)
+    if request.query_params.get("download") == "true":
+        headers["Content-Disposition"] = headers["Content-Disposition"].replace("inline", "attachment", 1)
     size = entry.size
     if loc.kind == "lfs" and bk.blobs.local_path(loc.key) is None:
         # Object store: 302 to a presigned URL on its own origin (hub-protocol §4.3 option B). The client
@@ -198,8 +200,7 @@ def _file_headers(bk, repo_type: str, ns: str, name: str, path: str, sha: str, e
     headers = {
         "X-Repo-Commit": sha,
         "Accept-Ranges": "bytes",
-        "Content-Disposition": f"{'attachment' if request.query_params.get('download') == 'true' else 'inline'}; "
-        f"filename*=UTF-8''{quote(path.rsplit('/', 1)[-1])}",
+        "Content-Disposition": f"inline; filename*=UTF-8''{quote(path.rsplit('/', 1)[-1])}",
         "Cache-Control": "private, max-age=0" if private else "public, max-age=0",
         "Access-Control-Expose-Headers": "X-Repo-Commit,X-Request-Id,X-Error-Code,X-Error-Message,ETag,Link,"
         "Accept-Ranges,Content-Range,X-Linked-Size,X-Linked-ETag,X-Xet-Hash",
