@@ -144,3 +144,23 @@ def test_client_reads_through_the_redirect(s3_hub: S3Hub, hub_api: HfApi, hub_re
     assert meta.etag == hashlib.sha256(data).hexdigest() and meta.size == len(data)
     assert meta.location.startswith(s3_hub.s3.endpoint)
     assert hub_api.file_exists(hub_repo, "w.bin") and not hub_api.file_exists(hub_repo, "nope.bin")
+
+
+def test_rejected_lfs_upload_leaves_nothing(s3_hub: S3Hub, hub_repo: str) -> None:
+    """A body that does not match its oid is refused; no object in the bucket, no staged file on disk."""
+    good = os.urandom(50_000)
+    oid = hashlib.sha256(good).hexdigest()
+    auth = {"authorization": f"Bearer {s3_hub.user.token}"}
+    r = httpx.post(f"{s3_hub.server.endpoint}/{hub_repo}.git/info/lfs/objects/batch", headers=auth,
+                   json={"operation": "upload", "objects": [{"oid": oid, "size": len(good)}]})
+    href = r.json()["objects"][0]["actions"]["upload"]["href"]
+    bad = bytearray(good)
+    bad[100] ^= 1
+    assert httpx.put(href, content=bytes(bad)).status_code == 400
+    assert httpx.put(href, content=good[:-1]).status_code == 400
+    listing = s3_hub.s3.client().list_objects_v2(Bucket=s3_hub.bucket, Prefix=f"hub/lfs/{oid}")
+    assert listing.get("KeyCount", 0) == 0
+    staged = [p for p in (s3_hub.server.data / "tmp").glob("up-*")]
+    assert staged == []
+    assert httpx.put(href, content=good).status_code == 200
+    assert s3_hub.s3.client().head_object(Bucket=s3_hub.bucket, Key=f"hub/lfs/{oid}")["ContentLength"] == len(good)
