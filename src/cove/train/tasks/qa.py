@@ -53,11 +53,20 @@ class QuestionAnswering(Task):
                 setattr(splits, name, ds.add_column("id", [f"{name}-{i}" for i in range(len(ds))]))
         return splits
 
+    def _short_questions(self, tokenizer: Any, questions: list[str]) -> list[str]:
+        """Cut questions so every window keeps more context tokens than the stride (else tokenizers panics)."""
+        limit = max(1, self.max_length - self.recipe.preprocessing.stride - 8)
+        enc = tokenizer([q.lstrip() for q in questions], add_special_tokens=False, return_offsets_mapping=True)
+        return [
+            q.lstrip()[: offsets[limit - 1][1]] if len(offsets) > limit else q.lstrip()
+            for q, offsets in zip(questions, enc["offset_mapping"], strict=True)
+        ]
+
     def _encode(self, tokenizer: Any, batch: dict[str, list[Any]]) -> Any:
         if tokenizer.padding_side != "right":
             raise RecipeError("question-answering needs a tokenizer that pads on the right")
         return tokenizer(
-            [q.lstrip() for q in batch[self.columns["question"]]],
+            self._short_questions(tokenizer, batch[self.columns["question"]]),
             batch[self.columns["context"]],
             truncation="only_second",
             max_length=self.max_length,
