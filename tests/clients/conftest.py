@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
 
 
@@ -11,6 +13,8 @@ def transfer(request, monkeypatch) -> str:
     from huggingface_hub import constants
 
     disabled = request.param == "lfs"
+    if not disabled and importlib.util.find_spec("hf_xet") is None:
+        pytest.skip("hf_xet is not installed")
     monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", disabled)
     if disabled:
         monkeypatch.setenv("HF_HUB_DISABLE_XET", "1")
