@@ -1,4 +1,4 @@
-"""Shared fixtures for the client-library tests: the upload transfer mode and session-wide tiny models."""
+"""Shared fixtures for the client-library tests: the upload transfer mode (classic LFS or Xet)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import importlib.util
 import pytest
 
 
-@pytest.fixture(params=["lfs", pytest.param("xet", marks=pytest.mark.xet)])
+@pytest.fixture(params=[pytest.param("lfs", marks=pytest.mark.no_xet), pytest.param("xet", marks=pytest.mark.xet)])
 def transfer(request, monkeypatch) -> str:
     """Run a flow with classic LFS uploads (HF_HUB_DISABLE_XET=1) and with the default Xet uploads."""
     from huggingface_hub import constants
