@@ -156,9 +156,18 @@ def repo_by_id(db: Session, actor: Actor, repo_type: str, repo_id: str) -> Repo:
 
 
 def reindex_all(db: Session, bk: Backends) -> int:
+    """Re-derive stale index rows (start-up); a repo whose git folder is missing is reported, not fatal."""
+    import logging
+
+    import pygit2
+
     n = 0
     for repo in db.scalars(select(Repo)):
-        head = bk.repos.resolve(repo.storage_key, "main")
+        try:
+            head = bk.repos.resolve(repo.storage_key, "main")
+        except pygit2.GitError:
+            logging.getLogger("cove").error("repo %s/%s: git folder missing or unreadable", repo.type, repo.repo_id)
+            continue
         if head and head != repo.sha:
             reindex(db, bk, repo, head)
             n += 1
