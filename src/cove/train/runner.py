@@ -9,7 +9,7 @@ import os
 import platform
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -79,7 +79,7 @@ class RunResult:
         lines = [f"done in {self.seconds:.1f}s (training {self.train_seconds:.1f}s); output in {self.output_dir}"]
         lines.append("test: " + ", ".join(f"{k}={_fmt(v)}" for k, v in self.test.items()))
         if self.baseline:
-            lines.append("majority baseline: " + ", ".join(f"{k}={_fmt(v)}" for k, v in self.baseline.items()))
+            lines.append("baseline: " + ", ".join(f"{k}={_fmt(v)}" for k, v in self.baseline.items()))
         if self.url:
             lines.append(f"pushed {'+'.join(self.pushed)} to {self.url} (commit {str(self.commit)[:12]})")
         for form, check in self.verification.items():
@@ -134,7 +134,7 @@ def _training_args(recipe: Recipe, out: Path, features: Features, task: Task) ->
         "full_determinism": recipe.deterministic,
         **task.extra_args(),
     }
-    given.update({k: v for k, v in _precision(recipe).items() if k not in given or not given[k]})
+    given.update(_precision(recipe))  # honours training.fp16/bf16, refuses what the hardware lacks
     kwargs = {**defaults, **given}
     reporters = kwargs.get("report_to")
     if reporters == "tensorboard" or (isinstance(reporters, list) and "tensorboard" in reporters):
@@ -365,7 +365,7 @@ def run(
         "baseline": baseline,
         "training": training,
         "packages": package_versions(),
-        "metric_sources": dict(SOURCES),
+        "metric_sources": {m: SOURCES[m] for m in recipe.metrics or [] if m in SOURCES},
         "log_history": ctx.trainer.state.log_history,
         **ctx.task.card_extra(),
     }
@@ -385,15 +385,10 @@ def run(
         split=ctx.splits.info,
         seconds=results["seconds"],
         train_seconds=training["seconds"],
-        metric_sources=dict(SOURCES),
+        metric_sources=results["metric_sources"],
     )
     if recipe.push:
         pushing.push_and_verify(ctx, results, staged, outcome)
     outcome.seconds = time.perf_counter() - started
     say(outcome.summary())
     return outcome
-
-
-def result_dict(result: RunResult) -> dict[str, Any]:
-    """A RunResult as plain data."""
-    return asdict(result)

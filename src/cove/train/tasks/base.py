@@ -93,6 +93,20 @@ class Task:
         """Evaluate the test split once, at the end."""
         raise NotImplementedError
 
+    @staticmethod
+    def predict_test(trainer: Any, features: Features) -> Any:
+        """``trainer.predict`` on the test features without the validation ``compute_metrics``."""
+        saved, trainer.compute_metrics = trainer.compute_metrics, None
+        try:
+            return trainer.predict(features.test, metric_key_prefix="test")
+        finally:
+            trainer.compute_metrics = saved
+
+    def first_split(self, dsd: DatasetDict) -> Any:
+        """The train split (or the first one) — what columns are checked and inferred on."""
+        name = self.recipe.dataset.train_split
+        return dsd[name] if name in dsd else next(iter(dsd.values()))
+
     def baseline(self, splits: Splits) -> dict[str, float] | None:
         """A trivial baseline on the test split (majority class for classification)."""
         return None

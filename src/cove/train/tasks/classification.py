@@ -27,7 +27,7 @@ class SequenceClassification(Task):
     # --- data ------------------------------------------------------------------------------------
     def prepare(self, dsd: DatasetDict) -> Splits:
         spec = self.recipe.dataset
-        first = dsd[spec.train_split] if spec.train_split in dsd else next(iter(dsd.values()))
+        first = self.first_split(dsd)
         require_columns(
             first,
             {
@@ -164,11 +164,7 @@ class SequenceClassification(Task):
         return lambda pred: self._scores(pred.predictions, features, "validation", splits)
 
     def test_metrics(self, trainer: Any, features: Features, splits: Splits) -> dict[str, float]:
-        saved, trainer.compute_metrics = trainer.compute_metrics, None
-        try:
-            out = trainer.predict(features.test, metric_key_prefix="test")
-        finally:
-            trainer.compute_metrics = saved
+        out = self.predict_test(trainer, features)
         scores = self._scores(out.predictions, features, "test", splits)
         if out.metrics.get("test_loss") is not None:
             scores["loss"] = float(out.metrics["test_loss"])

@@ -35,7 +35,7 @@ class CausalLM(Task):
 
     def prepare(self, dsd: DatasetDict) -> Splits:
         spec = self.recipe.dataset
-        first = dsd[spec.train_split] if spec.train_split in dsd else next(iter(dsd.values()))
+        first = self.first_split(dsd)
         require_columns(first, {"text_column": spec.text_column, "target_column": spec.target_column}, hint="")
         prompt = spec.text_column
         completion = spec.target_column
@@ -149,7 +149,7 @@ class Seq2Seq(Task):
 
     def prepare(self, dsd: DatasetDict) -> Splits:
         spec = self.recipe.dataset
-        first = dsd[spec.train_split] if spec.train_split in dsd else next(iter(dsd.values()))
+        first = self.first_split(dsd)
         require_columns(first, {"text_column": spec.text_column, "target_column": spec.target_column}, hint="")
         target = spec.target_column or infer_column(first, "target_column", TARGET_NAMES)
         source = spec.text_column or infer_column(first, "text_column", SOURCE_NAMES, kind="string", exclude=[target])
@@ -206,11 +206,7 @@ class Seq2Seq(Task):
         return lambda pred: self._rouge(self._decode(self._tokenizer, pred.predictions), refs)
 
     def test_metrics(self, trainer: Any, features: Features, splits: Splits) -> dict[str, float]:
-        saved, trainer.compute_metrics = trainer.compute_metrics, None
-        try:
-            out = trainer.predict(features.test, metric_key_prefix="test")
-        finally:
-            trainer.compute_metrics = saved
+        out = self.predict_test(trainer, features)
         scores = self._rouge(
             self._decode(trainer.processing_class, out.predictions),
             [str(t) for t in splits.test[self.columns["target"]]],

@@ -27,7 +27,7 @@ class QuestionAnswering(Task):
 
     def prepare(self, dsd: DatasetDict) -> Splits:
         spec = self.recipe.dataset
-        first = dsd[spec.train_split] if spec.train_split in dsd else next(iter(dsd.values()))
+        first = self.first_split(dsd)
         cols = {
             "question_column": spec.question_column or "question",
             "context_column": spec.context_column or "context",
@@ -197,11 +197,7 @@ class QuestionAnswering(Task):
         return lambda pred: self._scores(pred.predictions, features.extra["validation"], splits.validation)
 
     def test_metrics(self, trainer: Any, features: Features, splits: Splits) -> dict[str, float]:
-        saved, trainer.compute_metrics = trainer.compute_metrics, None
-        try:
-            out = trainer.predict(features.test, metric_key_prefix="test")
-        finally:
-            trainer.compute_metrics = saved
+        out = self.predict_test(trainer, features)
         scores = self._scores(out.predictions, features.extra["test"], splits.test)
         if out.metrics.get("test_loss") is not None:
             scores["loss"] = float(out.metrics["test_loss"])

@@ -26,7 +26,7 @@ class TokenClassification(Task):
 
     def prepare(self, dsd: DatasetDict) -> Splits:
         spec = self.recipe.dataset
-        first = dsd[spec.train_split] if spec.train_split in dsd else next(iter(dsd.values()))
+        first = self.first_split(dsd)
         require_columns(first, {"tokens_column": spec.tokens_column, "tags_column": spec.tags_column}, hint="")
         tokens = spec.tokens_column or infer_column(first, "tokens_column", TOKENS_NAMES)
         tags = spec.tags_column or infer_column(first, "tags_column", TAGS_NAMES, exclude=[tokens])
@@ -129,11 +129,7 @@ class TokenClassification(Task):
         return lambda pred: self._scores(*self._tags(pred.predictions, pred.label_ids))
 
     def test_metrics(self, trainer: Any, features: Features, splits: Splits) -> dict[str, float]:
-        saved, trainer.compute_metrics = trainer.compute_metrics, None
-        try:
-            out = trainer.predict(features.test, metric_key_prefix="test")
-        finally:
-            trainer.compute_metrics = saved
+        out = self.predict_test(trainer, features)
         scores = self._scores(*self._tags(out.predictions, out.label_ids))
         scores["loss"] = float(out.metrics["test_loss"])
         return scores
