@@ -56,14 +56,13 @@ def test_perplexity_module(tiny_gpt2) -> None:
     assert len(out["perplexities"]) == 2 and out["mean_perplexity"] > 1
 
 
-def test_evaluate_load_fetches_seeded_spaces_from_cove(api, seeded_metrics, monkeypatch, tmp_path) -> None:
+def test_evaluate_load_fetches_seeded_spaces_from_cove(api, seeded_metrics) -> None:
     """The seed's call, `evaluate.load("accuracy")`, served by a live Cove after seeding."""
     from cove.train.hub import sync_evaluate_endpoint
 
     seeded = seeded_metrics
     assert [s.repo_id for s in seeded] == [f"evaluate-metric/{n}" for n in METRICS]
     assert "accuracy.py" in api.list_repo_files("evaluate-metric/accuracy", repo_type="space")
-    monkeypatch.setenv("HF_MODULES_CACHE", str(tmp_path))
     sync_evaluate_endpoint()
     assert evaluate.config.HUB_EVALUATE_URL.startswith(api.endpoint)
     accuracy = evaluate.load("accuracy", download_mode="force_redownload")
