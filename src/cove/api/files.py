@@ -280,7 +280,8 @@ class _Ticket:
 
 class HeadCache:
     """Answers a repeated `HEAD /resolve` (what `hf_hub_download` sends for every file, cached or not)
-    without FastAPI's routing and dependencies, and without a database round-trip.
+    without a database round-trip, in front of FastAPI's middleware, routing and dependencies
+    (`cove.app.CoveApp` calls `serve` first).
 
     After `_resolve` answered a HEAD with 200, the database part of that answer (the caller's token and its
     rights on the repo, the repo row, the parsed URL) is remembered per (path, query, Authorization). It is
@@ -296,8 +297,8 @@ class HeadCache:
 
     def __init__(self, bk) -> None:  # noqa: ANN001
         self.bk = bk
-        url = bk.db.engine.url
-        db = url.database if url.get_backend_name() == "sqlite" else None
+        url = getattr(getattr(bk.db, "engine", None), "url", None)
+        db = url.database if url is not None and url.get_backend_name() == "sqlite" else None
         self._db_path = db if db and db != ":memory:" and not db.startswith("file:") else None
         self._known: dict[tuple, _Known] = {}
         self._answers: dict[tuple, tuple] = {}  # key → (commit, gen, local blob path or None, raw headers)
@@ -425,6 +426,7 @@ class HeadCache:
             self._answers.clear()
         self._answers[key] = (sha, k.gen, local, raw)
         return raw
+
 
 for _prefix, _type in (("/datasets", "dataset"), ("/spaces", "space"), ("", "model")):
     def _make(repo_type: str):  # noqa: ANN202
