@@ -51,17 +51,27 @@ def resolve_actor(bk: Backends, authorization: str | None) -> Actor:
 
 
 def get_actor(request: Request) -> Actor:
-    cached = getattr(request.state, "actor", None)
-    if cached is not None:
-        return cached
     bk = get_backends(request)
-    actor = resolve_actor(bk, request.headers.get("authorization"))
-    if actor.anonymous:
-        session_actor = getattr(request.app.state, "session_actor", None)
-        if session_actor is not None:
-            actor = session_actor(request) or actor
+    actor = getattr(request.state, "actor", None)
+    if actor is None:
+        actor = resolve_actor(bk, request.headers.get("authorization"))
+        if actor.anonymous:
+            session_actor = getattr(request.app.state, "session_actor", None)
+            if session_actor is not None:
+                actor = session_actor(request) or actor
+    _require_login_if_closed(bk, request, actor)
     request.state.actor = actor
     return actor
+
+
+def _require_login_if_closed(bk: Backends, request: Request, actor: Actor) -> None:
+    if actor.anonymous and not bk.settings.anonymous_read and not _open_path(request.url.path):
+        raise Unauthorized("This hub requires authentication: pass a token (HF_TOKEN)")
+
+
+def _open_path(path: str) -> bool:
+    """Routes anonymous callers may use even when `COVE_ANONYMOUS_READ=false`."""
+    return path in ("/api/agent-harnesses", "/api/validate-yaml") or "/info/lfs/" in path
 
 
 def repo_type_of(plural: str) -> str:
@@ -82,6 +92,7 @@ async def _actor_dep(request: Request) -> Actor:
     if cached is not None:
         return cached
     if "authorization" not in request.headers and "cookie" not in request.headers:
+        _require_login_if_closed(request.app.state.backends, request, ANONYMOUS)
         request.state.actor = ANONYMOUS  # what get_actor finds: no token, no session cookie
         return ANONYMOUS
     return await run_in_threadpool(get_actor, request)

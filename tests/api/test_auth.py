@@ -55,3 +55,17 @@ def test_anonymous_reads_public_repo(anon_api, api, repo_factory):
     assert anon_api.model_info(repo_id).id == repo_id
     r = httpx.get(f"{ENDPOINT}/{repo_id}/resolve/main/hello.txt")
     assert r.status_code == 200 and r.content == b"hello"
+
+
+def test_anonymous_read_can_be_switched_off(tmp_path, alice):
+    from tests.conftest import free_port, start_server, stop_server
+
+    srv = start_server(tmp_path / "data", free_port(), COVE_ANONYMOUS_READ="false")
+    try:
+        r = httpx.get(f"{srv.endpoint}/api/models")
+        assert r.status_code == 401
+        r = httpx.head(f"{srv.endpoint}/someone/some-model/resolve/main/config.json")
+        assert r.status_code == 401
+        assert httpx.get(f"{srv.endpoint}/api/agent-harnesses").status_code == 200
+    finally:
+        stop_server(srv.proc)
