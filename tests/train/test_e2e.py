@@ -124,7 +124,7 @@ def test_train_push_verify_reproduce(api, alice, uploaded, tmp_path: Path) -> No
     assert rep["differences"] == {}
 
 
-def test_bad_input_fails_fast_with_the_fix(uploaded, tmp_path: Path) -> None:
+def test_bad_input_fails_fast_with_the_fix(uploaded, alice, monkeypatch, tmp_path: Path) -> None:
     """One clear message naming the fix, raised before any weights are loaded."""
     from cove.train import RecipeError, run
 
@@ -135,6 +135,11 @@ def test_bad_input_fails_fast_with_the_fix(uploaded, tmp_path: Path) -> None:
         run({**base, "dataset": {"id": uploaded["dataset"], "revision": "nope"}})
     with pytest.raises(RecipeError, match=r"column 'sentiment' \(dataset.label_column\) is not in the dataset"):
         run({**base, "dataset": {"id": uploaded["dataset"], "label_column": "sentiment"}})
+    with pytest.raises(RecipeError, match="alice may not write to 'acme-nobody'"):
+        run({**base, "push": {"repo_id": "acme-nobody/model"}})
+    monkeypatch.setenv("HF_TOKEN", alice.read_token)
+    with pytest.raises(RecipeError, match="alice has a read-only token"):
+        run({**base, "push": {"repo_id": "alice/model"}})
     assert not (tmp_path / "run").exists()
 
 

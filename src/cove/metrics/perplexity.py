@@ -38,7 +38,7 @@ class Perplexity(evaluate.Metric):
             citation=_CITATION,
             inputs_description=_KWARGS_DESCRIPTION,
             features=datasets.Features({"predictions": datasets.Value("string")}),
-            reference_urls=["https://huggingface.co/docs/transformers/perplexity"],
+            reference_urls=["https://en.wikipedia.org/wiki/Perplexity"],
         )
 
     def _compute(self, predictions, model_id, batch_size=16, add_start_token=True, device=None, max_length=None):

@@ -107,6 +107,7 @@ def push_and_verify(ctx: Context, results: dict[str, Any], staged: Staged, outco
 
     say(f"pushing {'+'.join(staged.forms)} to {endpoint()}/{spec.repo_id}")
     try:
+        api.create_repo(spec.repo_id, private=spec.private, exist_ok=True)
         info = api.upload_folder(repo_id=spec.repo_id, folder_path=staged.dir, commit_message=spec.commit_message)
     except HfHubHTTPError as err:
         raise RecipeError(f"push to {spec.repo_id!r} failed: {err}") from err

@@ -196,22 +196,28 @@ def prepare(recipe: Recipe) -> Context:
     ctx.splits = task.prepare(load_raw(recipe.dataset, _revision(data_ref)))
     say(f"splits: {ctx.splits.info['sizes']} (split hash {ctx.splits.info['hash']['all'][:12]})")
     if recipe.push:
-        _check_push_access(recipe.push.repo_id, private=recipe.push.private)
+        _check_push_access(recipe.push.repo_id)
     return ctx
 
 
-def _check_push_access(repo_id: str, *, private: bool) -> None:
-    """Create the target repo now, so a bad token or name fails before training, not after."""
+def _check_push_access(repo_id: str) -> None:
+    """Fail before training when the token cannot write to the target namespace (nothing is created yet)."""
     from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError
 
+    fix = "log in (HF_TOKEN) with a write token for that namespace, or change push.repo_id"
     try:
-        HfApi().create_repo(repo_id, private=private, exist_ok=True)
-    except HfHubHTTPError as err:
-        raise RecipeError(
-            f"cannot create {repo_id!r} on {endpoint()} ({err}); log in (HF_TOKEN) with write "
-            "access or change push.repo_id"
-        ) from err
+        me = HfApi().whoami()
+    except (HfHubHTTPError, OSError) as err:
+        raise RecipeError(f"cannot push to {repo_id!r}: not logged in to {endpoint()} ({err}); {fix}") from err
+    namespace = repo_id.split("/")[0] if "/" in repo_id else me["name"]
+    role = (me.get("auth") or {}).get("accessToken", {}).get("role")
+    writable = {me["name"]} | {
+        o["name"] for o in me.get("orgs", []) if o.get("roleInOrg") in ("admin", "write", "contributor")
+    }
+    if role == "read" or namespace not in writable:
+        why = "has a read-only token" if role == "read" else f"may not write to {namespace!r}"
+        raise RecipeError(f"cannot push to {repo_id!r}: {me['name']} {why}; {fix}")
 
 
 def _load_model(ctx: Context) -> Any:
