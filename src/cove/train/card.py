@@ -68,9 +68,22 @@ def _license(ctx: Context) -> tuple[str | None, str]:
     return None, "neither the dataset card nor the base model card states a license"
 
 
+def _split_text(split: dict[str, Any]) -> str:
+    """How the train/validation/test splits came to be, in one sentence."""
+    if not split.get("created"):
+        return "The dataset's own train, validation and test splits were used."
+    carved = [n for n in ("validation", "test") if split["source"].get(n) is None]
+    how = "stratified on the label, " if split.get("stratified") else ""
+    shares = ", ".join(f"{n} {split['fractions'][n]:.0%}" for n in carved)
+    return (
+        f"The dataset has no {' or '.join(carved)} split, so Cove carved {'them' if len(carved) > 1 else 'it'} "
+        f"out of train deterministically ({how}seed {split.get('seed')}: {shares})."
+    )
+
+
 def _table(test: dict[str, Any], baseline: dict[str, Any] | None, validation: dict[str, Any]) -> str:
     keys = [k for k, v in test.items() if isinstance(v, float)]
-    head = "| metric | test | validation (best checkpoint) |" + (" majority baseline (test) |" if baseline else "")
+    head = "| metric | test | validation (best checkpoint) |" + (" baseline (test) |" if baseline else "")
     sep = "|---|---|---|" + ("---|" if baseline else "")
     rows = [head, sep]
     for k in keys:
@@ -159,13 +172,7 @@ def build(ctx: Context, results: dict[str, Any], forms: dict[str, str], has_curv
         dataset_revision=None if ctx.data_ref.local else ctx.data_ref.sha,
     )
     split = results["split"]
-    split_text = (
-        f"The dataset has only a train split, so Cove made a deterministic "
-        f"{'stratified ' if split.get('stratified') else ''}split (seed {split.get('seed')}, "
-        f"validation {split['fractions']['validation']:.0%}, test {split['fractions']['test']:.0%})."
-        if split.get("created")
-        else "The dataset's own train/validation/test splits were used."
-    )
+    split_text = _split_text(split)
     hp = dict(recipe.to_dict()["training"])
     m = recipe.method
     hyper = "\n".join(
@@ -192,11 +199,13 @@ def build(ctx: Context, results: dict[str, Any], forms: dict[str, str], has_curv
         f"Trained on {split['sizes']['train']:,} examples of {_link(ctx.data_ref.id, 'dataset')}; "
         "expect lower "
         "accuracy on text unlike it (other domains, registers or time periods).",
-        "Numbers come from a single test split evaluated once; the majority baseline shows how much is learned.",
+        "Numbers come from a single test split evaluated once; the baseline shows how much is learned.",
         f"License: {license_id or 'unknown'} — {license_why}."
         + (" Non-commercial use only." if license_id and any(m in license_id.lower() for m in NON_COMMERCIAL) else ""),
     ]
     labels = task.card_extra().get("labels")
+    predicts = (results.get("baseline") or {}).get("predicts")
+    baseline_line = f"\nBaseline (on every test example): predicts {predicts}." if predicts else ""
     body = f"""
 # {repo_id.split("/")[-1]}
 
@@ -220,6 +229,7 @@ This repo holds {layout}.
 ## Results
 
 {_table(results["test"], results.get("baseline"), results["validation"])}
+{baseline_line}
 
 {f"![Training curves]({CURVES})" if has_curves else ""}
 
