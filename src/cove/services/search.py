@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Select, and_, exists, false, or_, select
+from sqlalchemy import Select, and_, exists, false, func, or_, select
 from sqlalchemy.orm import Session
 
 from cove.db.tables import Membership, Namespace, Repo, RepoTag
@@ -34,6 +34,8 @@ class Query:
     sort: str | None = None
     direction: int = -1
     gated: bool | None = None
+    #: Match search terms in the card text too (the web UI), not only in repo ids (the Hub API).
+    full_text: bool = False
 
 
 def visible(q: Select, db: Session, actor: Actor) -> Select:
@@ -59,7 +61,8 @@ def build(db: Session, actor: Actor, query: Query) -> Select:
     q = visible(q, db, actor)
     for term in query.search:
         if term:
-            q = q.where(Repo.search_text.contains(term.lower()))
+            column = Repo.search_text if query.full_text else func.lower(Repo.namespace + "/" + Repo.name)
+            q = q.where(column.contains(term.lower()))
     if query.author:
         q = q.where(Repo.namespace == query.author)
     for f in query.filters or []:
@@ -85,7 +88,5 @@ def page(db: Session, actor: Actor, query: Query, *, offset: int, limit: int) ->
 
 
 def count(db: Session, actor: Actor, query: Query) -> int:
-    from sqlalchemy import func
-
     sub = build(db, actor, query).order_by(None).subquery()
     return db.scalar(select(func.count()).select_from(sub)) or 0

@@ -59,7 +59,7 @@ class Filters:
             filters.append(self.language)
         return search.Query(repo_type=repo_type, search=self.search.lower().split()[:5],
                             author=self.author or None, filters=filters, pipeline_tag=pipeline,
-                            library=self.library or None, sort=SORTS[self.sort])
+                            library=self.library or None, sort=SORTS[self.sort], full_text=True)
 
     @property
     def active(self) -> list[tuple[str, str]]:
