@@ -310,6 +310,13 @@ def _best_step(state: Any) -> int | None:
     return int(best.rsplit("-", 1)[-1]) if best else None
 
 
+def _best_validation(trainer: Any) -> dict[str, float]:
+    """Validation metrics of the checkpoint that was kept (from the log; evaluated again only if missing)."""
+    step = _best_step(trainer.state)
+    logged = [h for h in trainer.state.log_history if "eval_loss" in h and (step is None or h.get("step") == step)]
+    return _strip_prefix(logged[-1] if logged else trainer.evaluate(), "eval_")
+
+
 def _strip_prefix(metrics: dict[str, Any], prefix: str) -> dict[str, float]:
     skip = ("runtime", "samples_per_second", "steps_per_second", "epoch")
     return {
@@ -352,8 +359,8 @@ def run(
     (ctx.out / "cove_recipe.yaml").write_text(pinned.to_yaml(), encoding="utf-8")
 
     training = train(ctx)
-    say("evaluating the best model on validation, then once on test")
-    validation = _strip_prefix(ctx.trainer.evaluate(), "eval_")
+    say("evaluating the best model once on test")
+    validation = _best_validation(ctx.trainer)
     test = ctx.task.test_metrics(ctx.trainer, ctx.features, ctx.splits)
     baseline = ctx.task.baseline(ctx.splits)
     results: dict[str, Any] = {
