@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.train.tiny import write_dataset
+
 pytestmark = pytest.mark.train
 pytest.importorskip("peft")
 
@@ -87,9 +89,14 @@ def test_lora_saves_head_with_adapter(tiny_bert: Path, tiny_data: Path, tmp_path
         assert any("classifier" in k for k in fh.keys())  # noqa: SIM118 - the trained head travels with the adapter
 
 
-def test_prompt_tuning_on_gpt2(tiny_gpt2: Path, tiny_data: Path, tmp_path: Path) -> None:
+def test_prompt_tuning_on_gpt2_and_nc_license(tiny_gpt2: Path, tiny_rows, tmp_path: Path) -> None:
+    """Prompt tuning runs on GPT-2; a non-commercial dataset license reaches the card."""
     from cove.train import run
 
-    result = run(_recipe(tiny_gpt2, tiny_data, tmp_path / "run", method={"name": "prompt", "num_virtual_tokens": 4}))
+    data = write_dataset(tmp_path / "nc-data", tiny_rows, license="cc-by-nc-sa-3.0")
+    result = run(_recipe(tiny_gpt2, data, tmp_path / "run", method={"name": "prompt", "num_virtual_tokens": 4}))
+    readme = (tmp_path / "run" / "repo" / "README.md").read_text()
+    assert "license: cc-by-nc-sa-3.0" in readme and "Non-commercial use only." in readme
+    assert "PeftModel.from_pretrained(base" in readme  # adapter-only: the card shows how to load it
     assert "accuracy" in result.test
     assert json.loads((tmp_path / "run" / "repo" / "adapter_config.json").read_text())["peft_type"] == "PROMPT_TUNING"
