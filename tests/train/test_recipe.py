@@ -42,6 +42,13 @@ def test_keys_cove_sets_itself_are_refused() -> None:
 def test_impossible_settings_refused_up_front() -> None:
     assert "stride" in _error({**BASE, "preprocessing": {"long_texts": "sliding_window", "stride": 100}})
     assert "sequence-classification only" in _error({**BASE, "task": "ner", "class_weights": "auto"})
+    assert "metric 'acuracy' does not apply to sequence-classification — did you mean 'accuracy'?" in _error(
+        {**BASE, "metrics": ["acuracy"]}
+    )
+    assert "use seqeval" in _error({**BASE, "task": "ner", "metrics": ["accuracy"]})
+    msg = _error({**BASE, "best_metric": "f1"})
+    assert "best_metric 'f1' is not reported for sequence-classification; one of accuracy, f1_macro" in msg
+    assert "did you mean 'overall_f1'?" in _error({**BASE, "task": "ner", "best_metric": "overal_f1"})
 
 
 def test_defaults_and_aliases() -> None:

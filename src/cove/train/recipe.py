@@ -204,8 +204,20 @@ class Recipe(_Section):
     def _defaults(self) -> Recipe:
         if self.metrics is None:
             self.metrics = list(DEFAULT_METRICS[self.task])
+        allowed = DEFAULT_METRICS[self.task]
+        for name in self.metrics:
+            if name not in allowed:
+                raise ValueError(
+                    f"metric {name!r} does not apply to {self.task}{_suggest(name, allowed)}; use {', '.join(allowed)}"
+                )
         if self.best_metric is None:
             self.best_metric = self.training.get("metric_for_best_model") or DEFAULT_BEST_METRIC[self.task]
+        choices = best_metric_choices(self.task, self.metrics)
+        if self.best_metric not in choices:
+            raise ValueError(
+                f"best_metric {self.best_metric!r} is not reported for {self.task}"
+                f"{_suggest(self.best_metric, choices)}; one of {', '.join(choices)}"
+            )
         if self.class_weights is not None and self.task != "sequence-classification":
             raise ValueError("class_weights applies to sequence-classification only; remove it")
         if self.preprocessing.long_texts == "sliding_window" and self.task not in (
@@ -233,6 +245,24 @@ class Recipe(_Section):
     def to_yaml(self) -> str:
         """The resolved recipe as YAML."""
         return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+
+
+def best_metric_choices(task: str, metrics: list[str]) -> list[str]:
+    """The validation metrics a task reports, which ``best_metric`` may name."""
+    if task == "sequence-classification":
+        names = [
+            m if m == "accuracy" else f"{m}_{avg}"
+            for m in metrics
+            for avg in (("",) if m == "accuracy" else ("macro", "weighted"))
+        ]
+    else:
+        names = {
+            "token-classification": ["overall_f1", "overall_precision", "overall_recall", "overall_accuracy"],
+            "question-answering": ["f1", "exact_match"],
+            "causal-lm": [],
+            "seq2seq": ["rougeL", "rouge1", "rouge2", "rougeLsum"],
+        }[task]
+    return [*names, "loss"]
 
 
 def _suggest(word: str, choices: Any) -> str:

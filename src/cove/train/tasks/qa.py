@@ -175,9 +175,6 @@ class QuestionAnswering(Task):
         return predictions
 
     def _scores(self, predictions: Any, meta: dict[str, Any], ds: Any) -> dict[str, float]:
-        for name in self.recipe.metrics or []:
-            if name != "squad":
-                raise RecipeError(f"metric {name!r} does not apply to question-answering; use squad")
         start, end = predictions[:2] if isinstance(predictions, tuple) else predictions
         answers = self._answers(start, end, meta, ds)
         refs = [
