@@ -149,3 +149,25 @@ def test_cli_reports_recipe_errors_with_exit_2(alice, tmp_path: Path) -> None:
     out = _cove("train", str(path), "--set", "training.learnig_rate=1e-4", token=alice.token, check=False)
     assert out.returncode == 2 and out.stdout == ""
     assert "error: unknown key 'learnig_rate' in training — did you mean 'learning_rate'?" in out.stderr
+
+
+def test_causal_lm_push_both_reloads(api, hf_token, tiny_gpt2: Path, tiny_data: Path, tmp_path: Path) -> None:
+    """A causal LM (LoRA) pushed as adapter + merged model; both reload from Cove with the same logits."""
+    from cove.train import run
+
+    repo_id = f"alice/tiny-gpt2-sft-{uuid.uuid4().hex[:6]}"
+    result = run(
+        {
+            "model": str(tiny_gpt2),
+            "dataset": str(tiny_data),
+            "task": "causal-lm",
+            "method": {"name": "lora", "r": 2},
+            "training": {"num_train_epochs": 1},
+            "output_dir": str(tmp_path / "run"),
+            "push": {"repo_id": repo_id, "save": "both"},
+        }
+    )
+    assert result.verification["adapter"]["match"] and result.verification["merged"]["match"]
+    assert {"adapter/adapter_config.json", "model.safetensors", "README.md"} <= set(api.list_repo_files(repo_id))
+    assert api.model_info(repo_id).card_data.pipeline_tag == "text-generation"
+    api.delete_repo(repo_id)
