@@ -66,10 +66,10 @@ class Server:
     log: Path
 
 
-def _wait(endpoint: str, proc: subprocess.Popen, log: Path) -> None:
+def _wait(endpoint: str, proc: subprocess.Popen, log: Path, timeout: float = 60) -> None:
     import httpx
 
-    deadline = time.time() + 60
+    deadline = time.time() + timeout
     while time.time() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"cove serve exited:\n{log.read_text()[-4000:]}")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Server, User
+from tests.conftest import Server, User, _wait, free_port  # noqa: F401 - free_port is re-exported
 
 S3_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -31,26 +31,9 @@ def aws_env_for(base: dict[str, str]) -> dict[str, str]:
     return {**{k: v for k, v in base.items() if k not in _AWS_DROP}, **S3_ENV}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def wait_http(endpoint: str, proc: subprocess.Popen, log: Path, timeout: float = 90) -> None:
-    """Wait until `cove serve` answers (as tests/conftest.py does)."""
-    import httpx
-
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"cove serve exited:\n{log.read_text()[-4000:]}")
-        try:
-            if httpx.get(f"{endpoint}/api/agent-harnesses", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    raise RuntimeError(f"cove serve did not start:\n{log.read_text()[-4000:]}")
+    """Wait until `cove serve` answers."""
+    _wait(endpoint, proc, log, timeout)
 
 
 def _wait_port(port: int, proc: subprocess.Popen, log: Path, timeout: float = 30) -> None:

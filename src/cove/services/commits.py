@@ -21,7 +21,7 @@ from cove.errors import (
     PreconditionFailed,
     RevisionNotFound,
 )
-from cove.services import access, repos
+from cove.services import access, repos, uploads
 from cove.services.accounts import Actor
 from cove.services.paths import clean_path
 from cove.storage.git_repos import ZERO, FileOp, RefConflict, lfs_pointer
@@ -112,18 +112,6 @@ def parse_operations(lines: list[dict]) -> tuple[dict, list[dict]]:
     return header, ops
 
 
-def _lfs_known(db: Session, actor: Actor, repo: Repo, oid: str) -> LfsObject | None:
-    """The LFS object if this repo, or another repo the caller can read, holds it."""
-    row = db.scalar(select(LfsObject).where(LfsObject.repo_pk == repo.id, LfsObject.oid == oid))
-    if row is not None:
-        return row
-    for other in db.scalars(select(LfsObject).where(LfsObject.oid == oid)):
-        src = db.get(Repo, other.repo_pk)
-        if src is not None and access.can_read(db, actor, src):
-            return other
-    return None
-
-
 def _build_ops(db: Session, bk: Backends, actor: Actor, repo: Repo, ops: list[dict], max_inline: int):
     file_ops: list[FileOp] = []
     lfs_rows: list[tuple[str, int, str | None]] = []
@@ -147,7 +135,7 @@ def _build_ops(db: Session, bk: Backends, actor: Actor, repo: Repo, ops: list[di
             oid = str(op.get("oid", "")).lower()
             if op.get("algo", "sha256") != "sha256" or not _HEX_RE.match(oid):
                 raise BadRequest(f"File {path}: lfsFile needs a sha256 'oid'")
-            known = _lfs_known(db, actor, repo, oid)
+            known = uploads.readable_lfs(db, actor, repo, oid)
             if known is None:
                 raise BadRequest(f"File {path}: LFS object {oid} was not uploaded. Upload it before committing.")
             size = op.get("size")
