@@ -313,7 +313,7 @@ class Bench:
         wait_http(f"http://127.0.0.1:{port}/", proc, log)
         return f"http://127.0.0.1:{port}"
 
-    def start_nginx(self, files: dict[str, tuple[Path, str, int]], commit: str) -> str:
+    def start_nginx(self, files: dict[str, tuple[Path, str, int]], commit: str, repo: str = REPO) -> str:
         nginx = shutil.which("nginx") or "/usr/sbin/nginx"
         if not Path(nginx).exists():
             raise RuntimeError("nginx not found: apt-get install -y nginx-light")
@@ -323,7 +323,7 @@ class Bench:
         locations = []
         for name, (path, oid, size) in files.items():
             locations.append(f"""
-        location = /{REPO}/resolve/main/{name} {{
+        location = /{repo}/resolve/main/{name} {{
             alias {path};
             add_header X-Repo-Commit {commit};
             add_header X-Linked-Etag '"{oid}"';
