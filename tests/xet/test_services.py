@@ -135,6 +135,48 @@ def test_dedup_answer_is_a_full_shard(bk) -> None:
         xet.dedup_shard(bk, claims, prefix="nope", chunk_hex=hashes.hash_to_hex(first_chunk))
 
 
+def _upload_split(bk, claims, data: bytes, parts: int) -> list[bytes]:
+    """Register ``data`` as one file whose chunks are spread over ``parts`` xorbs; returns their hashes."""
+    chunks = list(chunking.iter_chunks([data]))
+    step = -(-len(chunks) // parts)
+    terms, xentries, digests = [], [], []
+    for i in range(0, len(chunks), step):
+        group = chunks[i:i + step]
+        digest, body = xorb.serialize_xorb(group)
+        xet.store_xorb(bk, claims, xorb_hex=hashes.hash_to_hex(digest), body=io.BytesIO(body))
+        hs = [hashes.chunk_hash(c) for c in group]
+        offsets = [sum(len(c) for c in group[:k]) for k in range(len(group))]
+        xentries.append(shard.XorbEntry(digest, [shard.XorbChunkEntry(h, o, len(c))
+                                                 for h, o, c in zip(hs, offsets, group, strict=True)]))
+        terms.append((shard.FileTerm(digest, sum(map(len, group)), 0, len(group)), hashes.verification_hash(hs)))
+        digests.append(digest)
+    leaves = [(hashes.chunk_hash(c), len(c)) for c in chunks]
+    entry = shard.FileEntry(hashes.file_hash(leaves), [t for t, _ in terms], [v for _, v in terms],
+                            hashes.sha256_to_raw(hashes.sha256_hex(data)))
+    assert xet_shards.register_shard(bk, claims, shard.serialize_shard([entry], xentries, full=False)) == 1
+    return digests
+
+
+def test_dedup_answer_includes_the_files_other_xorbs(bk) -> None:
+    """The client asks about ~1 chunk per 64 MiB xorb: the answer carries the neighbouring xorbs of the
+    caller's repo files too, so a re-upload finds the xorbs whose chunks it never asks about."""
+    claims = _claims(bk, "alice", "m")
+    data = random.Random(7).randbytes(600_000)
+    digests = _upload_split(bk, claims, data, 3)
+    assert len(digests) == 3
+    first_chunk = hashes.chunk_hash(next(chunking.iter_chunks([data])))
+    parsed = shard.parse_shard(xet.dedup_shard(bk, claims, prefix="default", chunk_hex=hashes.hash_to_hex(first_chunk)))
+    assert [x.xorb_hash for x in parsed.xorbs] == digests  # the hit first, then the nearest
+    # another repo of the same namespace that holds none of the file gets the hit's xorb only
+    other = _claims(bk, "alice", "other")
+    parsed = shard.parse_shard(xet.dedup_shard(bk, other, prefix="default", chunk_hex=hashes.hash_to_hex(first_chunk)))
+    assert [x.xorb_hash for x in parsed.xorbs] == digests[:1]
+    # streamed back whole, in blocks of at most STREAM_BLOCK + one chunk
+    fh = hashes.hash_to_hex(hashes.file_hash([(hashes.chunk_hash(c), len(c)) for c in chunking.iter_chunks([data])]))
+    blocks = list(xet.stream_file(bk, fh, 0, len(data)))
+    assert b"".join(blocks) == data and len(blocks) < 3 * len(digests)
+
+
 def test_garbage_collection(bk) -> None:
     claims = _claims(bk, "alice", "m")
     data = random.Random(5).randbytes(300_000)
