@@ -193,6 +193,14 @@ def head_file(file_hash: str, bk: Bk, authorization: Authorization = None) -> Re
     return Response(status_code=200, headers={"Content-Length": str(record.size)})
 
 
+class _XorbFileResponse(FileResponse):
+    """FileResponse reading 256 KiB at a time, not 64 KiB: each read is a hop to the thread pool (1 GiB Xet
+    download on 2 cores: server CPU 1.1 -> 0.45 s, 530 -> 700 MB/s). Not 1 MiB as ``files._BlobFileResponse``:
+    hf_xet keeps many fetches in flight, one buffer each (1 MiB: 940 MB/s but +30 MiB of server peak)."""
+
+    chunk_size = 256 * 1024
+
+
 @router.get(P + "/fetch/{xorb_hash}")
 def fetch(
     xorb_hash: str,
@@ -207,7 +215,7 @@ def fetch(
     headers = {"Cache-Control": "private, max-age=3600"}
     if range and target.local_path:
         # Starlette serves single and multipart ranges with sendfile-friendly file reads.
-        return FileResponse(target.local_path, media_type="application/octet-stream", headers=headers)
+        return _XorbFileResponse(target.local_path, media_type="application/octet-stream", headers=headers)
     if len(ranges) != 1:
         raise BadRequest("Multi-range fetches need a local blob store")
     start, end = ranges[0]
