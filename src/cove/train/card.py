@@ -205,7 +205,7 @@ def build(ctx: Context, results: dict[str, Any], forms: dict[str, str], has_curv
     ]
     labels = task.card_extra().get("labels")
     predicts = (results.get("baseline") or {}).get("predicts")
-    baseline_line = f"\nBaseline (on every test example): predicts {predicts}." if predicts else ""
+    baseline_line = f"\nThe majority baseline predicts {predicts} for every test example." if predicts else ""
     body = f"""
 # {repo_id.split("/")[-1]}
 
