@@ -81,9 +81,9 @@ def _split_text(split: dict[str, Any]) -> str:
     )
 
 
-def _table(test: dict[str, Any], baseline: dict[str, Any] | None, validation: dict[str, Any]) -> str:
+def _table(test: dict[str, Any], baseline: dict[str, Any] | None, validation: dict[str, Any], name: str) -> str:
     keys = [k for k, v in test.items() if isinstance(v, float)]
-    head = "| metric | test | validation (best checkpoint) |" + (" baseline (test) |" if baseline else "")
+    head = "| metric | test | validation (best checkpoint) |" + (f" {name} (test) |" if baseline else "")
     sep = "|---|---|---|" + ("---|" if baseline else "")
     rows = [head, sep]
     for k in keys:
@@ -199,13 +199,13 @@ def build(ctx: Context, results: dict[str, Any], forms: dict[str, str], has_curv
         f"Trained on {split['sizes']['train']:,} examples of {_link(ctx.data_ref.id, 'dataset')}; "
         "expect lower "
         "accuracy on text unlike it (other domains, registers or time periods).",
-        "Numbers come from a single test split evaluated once; the baseline shows how much is learned.",
+        f"Numbers come from a single test split evaluated once; the {task.baseline_name} shows how much is learned.",
         f"License: {license_id or 'unknown'} — {license_why}."
         + (" Non-commercial use only." if license_id and any(m in license_id.lower() for m in NON_COMMERCIAL) else ""),
     ]
     labels = task.card_extra().get("labels")
     predicts = (results.get("baseline") or {}).get("predicts")
-    baseline_line = f"\nThe majority baseline predicts {predicts} for every test example." if predicts else ""
+    baseline_line = f"\nThe {task.baseline_name} predicts {predicts} for every test example." if predicts else ""
     body = f"""
 # {repo_id.split("/")[-1]}
 
@@ -228,7 +228,7 @@ This repo holds {layout}.
 
 ## Results
 
-{_table(results["test"], results.get("baseline"), results["validation"])}
+{_table(results["test"], results.get("baseline"), results["validation"], task.baseline_name)}
 {baseline_line}
 
 {f"![Training curves]({CURVES})" if has_curves else ""}

@@ -30,6 +30,7 @@ class Task:
     auto_class: str = ""
     pipeline_tag: str = ""
     has_pipeline: bool = True  # transformers 5 has a pipeline for this task
+    baseline_name: str = "baseline"  # how the card names :meth:`baseline`
 
     def __init__(self, recipe: Recipe) -> None:
         self.recipe = recipe

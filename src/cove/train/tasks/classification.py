@@ -23,6 +23,7 @@ class SequenceClassification(Task):
     name = "sequence-classification"
     auto_class = "AutoModelForSequenceClassification"
     pipeline_tag = "text-classification"
+    baseline_name = "majority baseline"
 
     # --- data ------------------------------------------------------------------------------------
     def prepare(self, dsd: DatasetDict) -> Splits:

@@ -145,6 +145,7 @@ class Seq2Seq(Task):
     auto_class = "AutoModelForSeq2SeqLM"
     pipeline_tag = "summarization"
     has_pipeline = False
+    baseline_name = "lead baseline"
 
     def prepare(self, dsd: DatasetDict) -> Splits:
         spec = self.recipe.dataset

@@ -23,6 +23,7 @@ class QuestionAnswering(Task):
     name = "question-answering"
     auto_class = "AutoModelForQuestionAnswering"
     pipeline_tag = "question-answering"
+    baseline_name = "lead baseline"
     has_pipeline = False
 
     def prepare(self, dsd: DatasetDict) -> Splits:

@@ -23,6 +23,7 @@ class TokenClassification(Task):
     name = "token-classification"
     auto_class = "AutoModelForTokenClassification"
     pipeline_tag = "token-classification"
+    baseline_name = "majority baseline"
 
     def prepare(self, dsd: DatasetDict) -> Splits:
         spec = self.recipe.dataset
