@@ -11,9 +11,9 @@ from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from cove.api.ranges import parse_range
+from cove.api.ranges import BlobFileResponse, parse_range
 from cove.api.shapes import PLURAL, PREFIX, entry_json
 from cove.deps import Bk, CurrentActor, repo_type_of, token_from_header
 from cove.errors import BadRequest
@@ -178,7 +178,7 @@ def _resolve(repo_type: str, ns: str, name: str, rev: str, path: str, request: R
     if loc.kind == "lfs":
         local = bk.blobs.local_path(loc.key)
         if local is not None:
-            return _BlobFileResponse(local, headers=headers, media_type=_media_type(path))
+            return BlobFileResponse(local, headers=headers, media_type=_media_type(path))
         start, end = rng or (0, size)
         return _stream(bk.blobs.iter_range(loc.key, start, end), start, end, size, rng is not None, headers, path)
     if loc.kind == "xet":
@@ -217,13 +217,6 @@ def _file_headers(bk, repo_type: str, ns: str, name: str, path: str, sha: str, e
         headers["Link"] = (f'<{bk.settings.public_endpoint}/api/{p}/{ns}/{name}/xet-read-token/{sha}>; '
                            'rel="xet-auth"')
     return headers
-
-
-class _BlobFileResponse(FileResponse):
-    """Starlette's FileResponse reading 1 MiB at a time instead of 64 KiB: each read is a hop to the thread
-    pool, 16,384 of them per GiB at 64 KiB. One 1 MiB buffer per download in flight, whatever the file size."""
-
-    chunk_size = 1024 * 1024
 
 
 def _stream(body, start: int, end: int, size: int, partial: bool, headers: dict, path: str) -> Response:  # noqa: ANN001

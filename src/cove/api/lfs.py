@@ -7,10 +7,10 @@ import re
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from cove.api.ranges import parse_range
+from cove.api.ranges import BlobFileResponse, parse_range
 from cove.deps import Bk, resolve_actor
 from cove.errors import BadRequest, HubError, RepoNotFound, Unauthorized
 from cove.services import access, uploads
@@ -240,7 +240,7 @@ def get_object(token: str, request: Request, bk: Bk) -> Response:
     if bk.blobs.exists(key):
         local = bk.blobs.local_path(key)
         if local:
-            return FileResponse(local, headers=headers, media_type="application/octet-stream")
+            return BlobFileResponse(local, headers=headers, media_type="application/octet-stream")
     if request.method == "HEAD":
         return Response(headers={**headers, "Content-Length": str(size)})
     rng = parse_range(request.headers.get("range"), size)
