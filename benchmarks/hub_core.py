@@ -639,7 +639,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keep", action="store_true", help="keep the work folder")
     args = p.parse_args(argv)
 
-    bench = Bench(args)
+    return run_and_report(Bench(args), verdict, report, args.json)
+
+
+def run_and_report(bench: Bench, verdict, report, json_path: str) -> int:  # noqa: ANN001
+    """Run a benchmark, print its report and write its JSON; 2 when the set-up fails."""
     try:
         res = bench.run()
     except Exception as exc:  # noqa: BLE001 - report the set-up failure and clean up
@@ -649,9 +653,9 @@ def main(argv: list[str] | None = None) -> int:
         bench.close()
     res["checks"] = verdict(res)
     print(report(res))
-    out = Path(args.json)
+    out = Path(json_path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(res, indent=2) + "\n")
+    out.write_text(json.dumps(res, indent=2, default=str) + "\n")
     log(f"results written to {out} ({res['elapsed_s']:.0f} s)")
     return 0
 

@@ -315,21 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(connections=None, duration=None, head_reps=None, load=None)
     args = p.parse_args(argv)
 
-    bench = XetBench(args)
-    try:
-        res = bench.run()
-    except Exception as exc:  # noqa: BLE001 - report the set-up failure and clean up
-        log(f"FAILED: {exc}")
-        return 2
-    finally:
-        bench.close()
-    res["checks"] = verdict(res)
-    print(report(res))
-    out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(res, indent=2, default=str) + "\n")
-    log(f"results written to {out} ({res['elapsed_s']:.0f} s)")
-    return 0
+    return hub_core.run_and_report(XetBench(args), verdict, report, args.json)
 
 
 if __name__ == "__main__":

@@ -90,6 +90,14 @@ def reproduce(
         raise typer.Exit(1)
 
 
+def _echo_url(fn, *args, **kwargs) -> None:  # noqa: ANN001
+    """Run an import and print where it landed, turning known errors into one clear message."""
+    try:
+        typer.echo(fn(*args, **kwargs).url)
+    except _errors() as err:
+        raise _fail(err) from None
+
+
 @import_app.command("model")
 def import_model(
     path: Annotated[Path, typer.Argument(help="A saved model folder.")],
@@ -97,12 +105,9 @@ def import_model(
     private: Annotated[bool, typer.Option(help="Create the repo private.")] = False,
 ) -> None:
     """Upload a local model folder as a model repo."""
-    from cove.train.importer import import_model as _import
+    from cove.train.importer import import_model
 
-    try:
-        typer.echo(_import(path, repo_id, private=private).url)
-    except _errors() as err:
-        raise _fail(err) from None
+    _echo_url(import_model, path, repo_id, private=private)
 
 
 @import_app.command("dataset")
@@ -112,12 +117,9 @@ def import_dataset(
     private: Annotated[bool, typer.Option(help="Create the repo private.")] = False,
 ) -> None:
     """Upload a data file or folder as a dataset repo."""
-    from cove.train.importer import import_dataset as _import
+    from cove.train.importer import import_dataset
 
-    try:
-        typer.echo(_import(path, repo_id, private=private).url)
-    except _errors() as err:
-        raise _fail(err) from None
+    _echo_url(import_dataset, path, repo_id, private=private)
 
 
 @import_app.command("cache")
@@ -131,10 +133,7 @@ def import_cache(
     """Upload the newest cached snapshot of a repo from ~/.cache/huggingface/hub."""
     from cove.train.importer import import_cached
 
-    try:
-        typer.echo(import_cached(source_id, repo_id, repo_type=repo_type, private=private, cache_dir=cache_dir).url)
-    except _errors() as err:
-        raise _fail(err) from None
+    _echo_url(import_cached, source_id, repo_id, repo_type=repo_type, private=private, cache_dir=cache_dir)
 
 
 def register(app: typer.Typer) -> None:
