@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from cove.allocator import limit_arenas
 from cove.backends import Backends, build_backends
 from cove.errors import HubError
 from cove.settings import Settings
@@ -92,6 +93,7 @@ def error_response(request: Request, status: int, message: str, code: str | None
 
 def create_app(settings: Settings | None = None, backends: Backends | None = None) -> FastAPI:
     settings = settings or Settings()
+    limit_arenas()
     bk = backends or build_backends(settings)
     app = CoveApp(title="Cove", version="0.1.0", docs_url="/api/docs", openapi_url="/api/openapi.json",
                   redoc_url=None, dependencies=[Depends(decode_slashes)])

@@ -12,7 +12,7 @@ from cove.xet.errors import ReconstructionError
 @pytest.fixture(scope="module")
 def stored(real_upload):
     bodies = {hashes.hex_to_hash(h): b for h, b in real_upload.captured.xorbs.items()}
-    tables = {h: xorb.parse_xorb(b).chunks for h, b in bodies.items()}
+    tables = {h: xorb.unpack_chunk_table(xorb.pack_chunk_table(xorb.parse_xorb(b).chunks)) for h, b in bodies.items()}
     files = {f.file_hash: f for f in shard.parse_shard(real_upload.captured.shards[0]).files}
     return bodies, tables, files
 

@@ -35,7 +35,7 @@ from cove.services.accounts import Actor
 from cove.xet import hashes, reconstruct, shard, tokens, xorb
 from cove.xet.errors import XetFormatError
 from cove.xet.shard import FileTerm
-from cove.xet.xorb import ChunkRecord
+from cove.xet.xorb import ChunkTable
 
 TOKEN_TTL = 4 * 3600
 FETCH_TTL = 3600
@@ -314,9 +314,9 @@ class ChunkTables:
     def __init__(self, db: Session, *, shared: bool = False) -> None:
         self.db = db
         self.shared = shared
-        self.tables: dict[bytes, list[ChunkRecord]] = {}
+        self.tables: dict[bytes, ChunkTable] = {}
 
-    def __call__(self, raw: bytes) -> list[ChunkRecord]:
+    def __call__(self, raw: bytes) -> ChunkTable:
         table = self.tables.get(raw)
         if table is None:
             name = hashes.hash_to_hex(raw)
@@ -401,7 +401,7 @@ def dedup_shard(bk: Backends, claims: tokens.XetClaims, *, prefix: str, chunk_he
                 continue
             offset = 0
             entries = []
-            for c in xorb.unpack_chunk_table(row.chunk_table):
+            for c in xorb.unpack_chunk_table(row.chunk_table):  # at most DEDUP_MAX_XORBS tables: bounded
                 entries.append(shard.XorbChunkEntry(c.hash, offset, c.uncompressed_len))
                 offset += c.uncompressed_len
             xorb_entries.append(shard.XorbEntry(hashes.hex_to_hash(h), entries, row.stored_size))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -26,39 +27,48 @@ from cove.xet.errors import XetFormatError
 
 
 def _validate_shard(db: Session, parsed: shard.Shard, namespace: str) -> ChunkTables:
+    """Check every xorb entry against the stored xorb and recompute every file hash.
+
+    Works on packed chunk tables and streams each file's leaves into the merkle hash, so memory does not
+    grow with the size of the files a shard describes (beyond the shard body itself, 48 bytes a chunk).
+    """
     tables = ChunkTables(db)
     for x in parsed.xorbs:
+        name = hashes.hash_to_hex(x.xorb_hash)
         try:
             stored = tables(x.xorb_hash)
         except XetNotFound:
-            raise BadRequest(f"Shard lists xorb {hashes.hash_to_hex(x.xorb_hash)} that was not uploaded") from None
-        if [(c.hash, c.size) for c in x.chunks] != [(c.hash, c.uncompressed_len) for c in stored]:
-            raise BadRequest(f"Shard chunk list of xorb {hashes.hash_to_hex(x.xorb_hash)} does not match it")
+            raise BadRequest(f"Shard lists xorb {name} that was not uploaded") from None
+        chunks = x.chunks
+        assert isinstance(chunks, shard.ShardChunks)  # parse_shard leaves chunk entries packed
+        if not stored.same_chunks(chunks.hash_bytes(), chunks.sizes):
+            raise BadRequest(f"Shard chunk list of xorb {name} does not match it")
     scoped = set(db.scalars(select(XetXorbScope.xorb_hash).where(XetXorbScope.namespace == namespace)))
     for f in parsed.files:
-        name = hashes.hash_to_hex(f.file_hash)
-        leaves: list[tuple[bytes, int]] = []
-        for i, t in enumerate(f.terms):
-            try:
-                table = tables(t.xorb_hash)
-            except XetNotFound:
-                raise BadRequest(
-                    f"File {name} references xorb {hashes.hash_to_hex(t.xorb_hash)}, which is not stored"
-                ) from None
-            if t.chunk_end > len(table):
-                raise BadRequest(f"File {name}: term {i} chunk range is outside its xorb")
-            chunks = table[t.chunk_start : t.chunk_end]
-            if sum(c.uncompressed_len for c in chunks) != t.unpacked_len:
-                raise BadRequest(f"File {name}: term {i} unpacked length does not match the xorb")
-            if f.verification is not None:
-                if hashes.verification_hash(c.hash for c in chunks) != f.verification[i]:
-                    raise BadRequest(f"File {name}: term {i} verification hash does not match")
-            elif hashes.hash_to_hex(t.xorb_hash) not in scoped:
-                raise BadRequest(f"File {name}: terms into other namespaces' xorbs need verification entries")
-            leaves += [(c.hash, c.uncompressed_len) for c in chunks]
-        if hashes.file_hash(leaves) != f.file_hash:
-            raise BadRequest(f"File hash {name} does not match its terms")
+        if hashes.file_hash(_checked_leaves(f, tables, scoped)) != f.file_hash:
+            raise BadRequest(f"File hash {hashes.hash_to_hex(f.file_hash)} does not match its terms")
     return tables
+
+
+def _checked_leaves(f: shard.FileEntry, tables: ChunkTables, scoped: set[str]) -> Iterator[tuple[bytes, int]]:
+    """The file's merkle leaves, term by term, each term checked against its stored xorb first."""
+    name = hashes.hash_to_hex(f.file_hash)
+    for i, t in enumerate(f.terms):
+        xorb_name = hashes.hash_to_hex(t.xorb_hash)
+        try:
+            table = tables(t.xorb_hash)
+        except XetNotFound:
+            raise BadRequest(f"File {name} references xorb {xorb_name}, which is not stored") from None
+        if t.chunk_end > len(table):
+            raise BadRequest(f"File {name}: term {i} chunk range is outside its xorb")
+        if table.unpacked(t.chunk_start, t.chunk_end) != t.unpacked_len:
+            raise BadRequest(f"File {name}: term {i} unpacked length does not match the xorb")
+        if f.verification is not None:
+            if hashes.verification_hash([table.hash_bytes(t.chunk_start, t.chunk_end)]) != f.verification[i]:
+                raise BadRequest(f"File {name}: term {i} verification hash does not match")
+        elif xorb_name not in scoped:
+            raise BadRequest(f"File {name}: terms into other namespaces' xorbs need verification entries")
+        yield from table.leaves(t.chunk_start, t.chunk_end)
 
 
 def register_shard(bk: Backends, claims: tokens.XetClaims, body: bytes) -> int:
@@ -107,7 +117,7 @@ def _index_shard(
                 referenced.add(hashes.hash_to_hex(t.xorb_hash))
             if f.terms:
                 first = f.terms[0]
-                first_chunk = tables(first.xorb_hash)[first.chunk_start].hash
+                first_chunk = tables(first.xorb_hash).hash(first.chunk_start)
                 dedup.setdefault(hashes.hash_to_hex(first_chunk), hashes.hash_to_hex(first.xorb_hash))
             if db.get(XetFile, fh) is None:
                 db.add(XetFile(hash=fh, size=size, sha256=f.sha256_hex, terms=shard.pack_terms(f.terms)))
@@ -121,9 +131,10 @@ def _index_shard(
         for x in parsed.xorbs:
             xh = hashes.hash_to_hex(x.xorb_hash)
             referenced.add(xh)
-            for c in x.chunks:
-                if hashes.hash_mod(c.hash, DEDUP_MODULUS) == 0 or c.flags & shard.CHUNK_FLAG_GLOBAL_DEDUP:
-                    dedup.setdefault(hashes.hash_to_hex(c.hash), xh)
+            chunks = x.chunks
+            assert isinstance(chunks, shard.ShardChunks)
+            for i in chunks.dedup_eligible(DEDUP_MODULUS):
+                dedup.setdefault(hashes.hash_to_hex(chunks.hash(i)), xh)
         for ch, xh in dedup.items():
             if db.get(XetDedup, ch) is None:
                 db.add(XetDedup(chunk_hash=ch, xorb_hash=xh))

@@ -73,32 +73,65 @@ def _merge(nodes: Sequence[tuple[bytes, int]]) -> tuple[bytes, int]:
     return keyed_hash(INTERNAL_NODE_KEY, text.encode("ascii")), sum(size for _, size in nodes)
 
 
-def _next_cut(nodes: Sequence[tuple[bytes, int]], pos: int) -> int:
-    """Number of nodes, starting at ``pos``, merged into the next parent."""
-    remaining = len(nodes) - pos
-    if remaining <= 2:
-        return remaining
-    end = min(_MAX_CHILDREN, remaining)
+def _cut(nodes: Sequence[tuple[bytes, int]], final: bool) -> int:
+    """How many of the leading ``nodes`` close the next parent; 0 while more nodes are needed to tell.
+
+    A parent closes after the first child at index >= 2 whose hash is 0 mod 4, or at 9 children; at the
+    end of a level, the last one or two nodes close it whatever their hashes.
+    """
+    if len(nodes) <= 2:
+        return len(nodes) if final else 0
+    end = min(_MAX_CHILDREN, len(nodes))
     for i in range(2, end):
-        if hash_mod(nodes[pos + i][0], _MEAN_BRANCHING) == 0:
+        if hash_mod(nodes[i][0], _MEAN_BRANCHING) == 0:
             return i + 1
-    return end
+    return end if final or len(nodes) >= _MAX_CHILDREN else 0
+
+
+class _MerkleBuilder:
+    """Computes the aggregated hash of a stream of leaves, keeping at most ~9 nodes per tree level.
+
+    Same result as merging whole levels one after the other (the definition), but without holding a
+    level: a file of a few GiB has tens of thousands of leaves.
+    """
+
+    def __init__(self) -> None:
+        self.levels: list[list[tuple[bytes, int]]] = []
+        self.counts: list[int] = []
+
+    def add(self, node: tuple[bytes, int], level: int = 0) -> None:
+        if level == len(self.levels):
+            self.levels.append([])
+            self.counts.append(0)
+        pending = self.levels[level]
+        pending.append(node)
+        self.counts[level] += 1
+        while n := _cut(pending, final=False):
+            parent = _merge(pending[:n])
+            del pending[:n]
+            self.add(parent, level + 1)
+
+    def root(self) -> bytes:
+        level = 0
+        while level < len(self.levels):
+            pending = self.levels[level]
+            if self.counts[level] == 1 and level == len(self.levels) - 1:
+                return pending[0][0]
+            while pending:
+                n = _cut(pending, final=True)
+                parent = _merge(pending[:n])
+                del pending[:n]
+                self.add(parent, level + 1)
+            level += 1
+        return ZERO_HASH
 
 
 def merkle_root(leaves: Iterable[tuple[bytes, int]]) -> bytes:
-    """Aggregated hash of ``(hash, size)`` leaves; 32 zero bytes for no leaves."""
-    level = list(leaves)
-    if not level:
-        return ZERO_HASH
-    while len(level) > 1:
-        parents: list[tuple[bytes, int]] = []
-        pos = 0
-        while pos < len(level):
-            n = _next_cut(level, pos)
-            parents.append(_merge(level[pos : pos + n]))
-            pos += n
-        level = parents
-    return level[0][0]
+    """Aggregated hash of ``(hash, size)`` leaves; 32 zero bytes for no leaves. Streams its input."""
+    builder = _MerkleBuilder()
+    for leaf in leaves:
+        builder.add(leaf)
+    return builder.root()
 
 
 def xorb_hash(chunks: Iterable[tuple[bytes, int]]) -> bytes:
@@ -108,10 +141,10 @@ def xorb_hash(chunks: Iterable[tuple[bytes, int]]) -> bytes:
 
 def file_hash(chunks: Iterable[tuple[bytes, int]], salt: bytes = ZERO_HASH) -> bytes:
     """File hash from all its chunks in order; an empty file hashes to 32 zero bytes."""
-    leaves = list(chunks)
-    if not leaves:
-        return ZERO_HASH
-    return keyed_hash(salt, merkle_root(leaves))
+    builder = _MerkleBuilder()
+    for leaf in chunks:
+        builder.add(leaf)
+    return keyed_hash(salt, builder.root()) if builder.counts else ZERO_HASH
 
 
 def verification_hash(chunk_hashes: Iterable[bytes]) -> bytes:

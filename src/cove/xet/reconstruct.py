@@ -10,11 +10,13 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
+import numpy as np
+
 from cove.xet.errors import ReconstructionError
 from cove.xet.shard import FileTerm
-from cove.xet.xorb import ChunkRecord, iter_chunk_bytes
+from cove.xet.xorb import ChunkTable, iter_chunk_bytes
 
-ChunkTableLookup = Callable[[bytes], Sequence[ChunkRecord]]
+ChunkTableLookup = Callable[[bytes], ChunkTable]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +45,7 @@ class Plan:
     offset_into_first_range: int
     terms: list[PlannedTerm] = field(default_factory=list)
     fetches: dict[bytes, list[FetchRange]] = field(default_factory=dict)
-    chunk_tables: dict[bytes, Sequence[ChunkRecord]] = field(default_factory=dict, repr=False)
+    chunk_tables: dict[bytes, ChunkTable] = field(default_factory=dict, repr=False)
 
     @property
     def length(self) -> int:
@@ -57,7 +59,7 @@ def check_terms(terms: Sequence[FileTerm], lookup: ChunkTableLookup) -> int:
         table = lookup(t.xorb_hash)
         if not 0 <= t.chunk_start < t.chunk_end <= len(table):
             raise ReconstructionError("term chunk range outside its xorb")
-        if sum(c.uncompressed_len for c in table[t.chunk_start : t.chunk_end]) != t.unpacked_len:
+        if table.unpacked(t.chunk_start, t.chunk_end) != t.unpacked_len:
             raise ReconstructionError("term unpacked length does not match its chunks")
         size += t.unpacked_len
     return size
@@ -84,25 +86,24 @@ def plan_range(terms: Sequence[FileTerm], lookup: ChunkTableLookup, start: int, 
             table = tables[t.xorb_hash] = lookup(t.xorb_hash)
         if not 0 <= t.chunk_start < t.chunk_end <= len(table):
             raise ReconstructionError("term chunk range outside its xorb")
-        c0 = c1 = None
-        unpacked = 0
-        cpos = pos
-        for ci in range(t.chunk_start, t.chunk_end):
-            clen = table[ci].uncompressed_len
-            if cpos + clen > start and cpos < end:
-                if c0 is None:
-                    c0 = ci
-                    if first:
-                        plan.offset_into_first_range = start - cpos
-                c1 = ci + 1
-                unpacked += clen
-            cpos += clen
-        if cpos != term_end:
+        if table.unpacked(t.chunk_start, t.chunk_end) != t.unpacked_len:
             raise ReconstructionError("term unpacked length does not match its chunks")
-        if c0 is not None and c1 is not None:
-            first = False
-            plan.terms.append(PlannedTerm(t.xorb_hash, c0, c1, unpacked))
-            kept.setdefault(t.xorb_hash, []).append((c0, c1))
+        c0, c1, unpacked = t.chunk_start, t.chunk_end, t.unpacked_len
+        if pos < start or term_end > end:  # a first or last term, cut by the range: find its chunks
+            chunk_ends = pos + np.cumsum(table.ulens(c0, c1), dtype=np.int64)
+            lo = int(np.searchsorted(chunk_ends, start, side="right"))  # first chunk ending after start
+            hi = int(np.searchsorted(chunk_ends, end, side="left")) + 1  # first chunk reaching end, included
+            hi = min(hi, c1 - c0)
+            chunk_start = pos if lo == 0 else int(chunk_ends[lo - 1])
+            c0, c1 = t.chunk_start + lo, t.chunk_start + hi
+            unpacked = int(chunk_ends[hi - 1]) - chunk_start
+            if first:
+                plan.offset_into_first_range = start - chunk_start
+        elif first:
+            plan.offset_into_first_range = start - pos
+        first = False
+        plan.terms.append(PlannedTerm(t.xorb_hash, c0, c1, unpacked))
+        kept.setdefault(t.xorb_hash, []).append((c0, c1))
         pos = term_end
     if pos < end:
         raise ReconstructionError("terms cover fewer bytes than the file size")
@@ -114,7 +115,7 @@ def plan_range(terms: Sequence[FileTerm], lookup: ChunkTableLookup, start: int, 
                 merged[-1][1] = max(merged[-1][1], b)
             else:
                 merged.append([a, b])
-        plan.fetches[xh] = [FetchRange(a, b, table[a].byte_start, table[b - 1].byte_end) for a, b in merged]
+        plan.fetches[xh] = [FetchRange(a, b, table.byte_start(a), table.byte_end(b - 1)) for a, b in merged]
     return plan
 
 
@@ -130,7 +131,7 @@ def stream_plan(plan: Plan, open_xorb: Callable[[bytes], BinaryIO]) -> Iterator[
             fh = handles.get(t.xorb_hash)
             if fh is None:
                 fh = handles[t.xorb_hash] = open_xorb(t.xorb_hash)
-            fh.seek(plan.chunk_tables[t.xorb_hash][t.chunk_start].byte_start)
+            fh.seek(plan.chunk_tables[t.xorb_hash].byte_start(t.chunk_start))
             for data in iter_chunk_bytes(fh, t.chunk_end - t.chunk_start):
                 if skip:
                     if skip >= len(data):

@@ -10,6 +10,9 @@ import struct
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import overload
+
+import numpy as np
 
 from cove.xet import hashes
 from cove.xet.errors import ShardFormatError
@@ -76,15 +79,68 @@ class XorbChunkEntry:
     flags: int = 0
 
 
+_CHUNK_DTYPE = np.dtype([("hash", "V32"), ("offset", "<u4"), ("size", "<u4"), ("flags", "<u4"), ("unused", "<u4")])
+
+
+class ShardChunks(Sequence[XorbChunkEntry]):
+    """The chunk entries of one xorb in a parsed shard, left packed in the shard body (48 bytes each).
+
+    Indexing yields ``XorbChunkEntry``s made on demand; validation reads the columns as arrays, so a
+    shard for a large file is checked without one Python object per chunk.
+    """
+
+    __slots__ = ("_view", "rows")
+
+    def __init__(self, view: memoryview) -> None:
+        self._view = view
+        self.rows = np.frombuffer(view, dtype=_CHUNK_DTYPE)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @overload
+    def __getitem__(self, i: int) -> XorbChunkEntry: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[XorbChunkEntry]: ...
+    def __getitem__(self, i: int | slice) -> XorbChunkEntry | list[XorbChunkEntry]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError("chunk index out of range")
+        row = self.rows[i]
+        return XorbChunkEntry(self.hash(i), int(row["offset"]), int(row["size"]), int(row["flags"]))
+
+    def hash(self, i: int) -> bytes:
+        return bytes(self._view[i * ENTRY_LEN : i * ENTRY_LEN + 32])
+
+    @property
+    def sizes(self) -> np.ndarray:
+        return self.rows["size"]
+
+    def hash_bytes(self) -> bytes:
+        """All chunk hashes, concatenated."""
+        return self.rows["hash"].tobytes()
+
+    def dedup_eligible(self, modulus: int) -> list[int]:
+        """Indexes of chunks eligible for global dedup: hash 0 mod ``modulus`` or the global-dedup flag."""
+        last_word = np.frombuffer(self.hash_bytes(), dtype="<u8")[3::4]
+        flagged = (self.rows["flags"] & np.uint32(CHUNK_FLAG_GLOBAL_DEDUP)) != 0
+        return np.flatnonzero((last_word % np.uint64(modulus) == 0) | flagged).tolist()
+
+
 @dataclass
 class XorbEntry:
     xorb_hash: bytes
-    chunks: list[XorbChunkEntry]
+    chunks: Sequence[XorbChunkEntry]
     num_bytes_on_disk: int = 0
     flags: int = 0
 
     @property
     def num_bytes(self) -> int:
+        if isinstance(self.chunks, ShardChunks):
+            return int(self.chunks.sizes.sum(dtype=np.uint64))
         return sum(c.size for c in self.chunks)
 
 
@@ -215,15 +271,16 @@ def parse_shard(data: bytes | memoryview, limits: ShardLimits = DEFAULT_LIMITS) 
         n_chunks += num_entries
         if n_chunks > limits.max_chunk_entries:
             raise ShardFormatError(f"shard has more than {limits.max_chunk_entries} chunk entries")
-        chunks: list[XorbChunkEntry] = []
-        offset = 0
-        for _ in range(num_entries):
-            ch, start, size, cflags, _unused = _XORB_ENTRY.unpack(reader.entry("xorb chunk"))
-            if start != offset or size == 0:
-                raise ShardFormatError("xorb chunk offsets are not contiguous")
-            offset += size
-            chunks.append(XorbChunkEntry(ch, start, size, cflags))
-        if offset != num_bytes:
+        start = reader.pos
+        reader.pos += num_entries * ENTRY_LEN
+        if reader.pos > len(view):
+            raise ShardFormatError(f"shard truncated while reading xorb chunks at offset {start}")
+        chunks = ShardChunks(view[start : reader.pos])
+        sizes = chunks.sizes.astype(np.uint64)
+        ends = np.cumsum(sizes)
+        if not sizes.all() or not np.array_equal(chunks.rows["offset"], ends - sizes):
+            raise ShardFormatError("xorb chunk offsets are not contiguous")
+        if int(ends[-1]) != num_bytes:
             raise ShardFormatError("xorb entry byte count does not match its chunks")
         shard.xorbs.append(XorbEntry(xh, chunks, on_disk, xflags))
     shard.length = reader.pos
