@@ -493,3 +493,58 @@ def test_no_xorb_existence_oracle_across_namespaces(server, alice, bob, bob_api,
         assert again.json() == {"was_inserted": False}
     finally:
         bob_api.delete_repo(theirs)
+
+
+def _bytes_from_v1(terms: list[dict], fetch_info: dict[str, list[dict]]) -> bytes:
+    """Rebuild a file from v1 terms: fetch each term's covering range (no Authorization) and decode it."""
+    import io
+
+    out = bytearray()
+    for t in terms:
+        start, end = t["range"]["start"], t["range"]["end"]
+        (entry,) = [
+            e for e in fetch_info[t["hash"]] if e["range"]["start"] <= start and end <= e["range"]["end"]
+        ]
+        rng = entry["url_range"]
+        r = httpx.get(entry["url"], headers={"range": f"bytes={rng['start']}-{rng['end']}"})
+        assert r.status_code == 206
+        chunks = list(xorb.iter_chunk_bytes(io.BytesIO(r.content), entry["range"]["end"] - entry["range"]["start"]))
+        out += b"".join(chunks[start - entry["range"]["start"] : end - entry["range"]["start"]])
+    return bytes(out)
+
+
+def test_batch_reconstruction(server, alice, bob, api, bob_api, repo_factory, blob) -> None:
+    repo = repo_factory("batch")
+    one, two = _random(3 * MB, 21), _random(2 * MB, 22)
+    api.upload_file(path_or_fileobj=blob(one, "a.bin"), path_in_repo="a.bin", repo_id=repo)
+    api.upload_file(path_or_fileobj=blob(two, "b.bin"), path_in_repo="b.bin", repo_id=repo)
+    auth_hub = {"authorization": f"Bearer {alice.token}"}
+    ids = [
+        httpx.head(f"{server.endpoint}/{repo}/resolve/main/{name}", headers=auth_hub).headers["x-xet-hash"]
+        for name in ("a.bin", "b.bin")
+    ]
+    base, auth = cas(xet_token(server.endpoint, alice.token, repo, "read").json())
+    unknown = "ab" * 32
+    r = httpx.get(f"{base}/v1/reconstructions", params=[("file_id", i) for i in (*ids, unknown)], headers=auth)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert sorted(body["files"]) == sorted(ids)  # the unknown id is simply absent
+    single = httpx.get(f"{base}/v1/reconstructions/{ids[0]}", headers=auth).json()
+    assert body["files"][ids[0]] == single["terms"]
+    for file_id, data in zip(ids, (one, two), strict=True):
+        assert _bytes_from_v1(body["files"][file_id], body["fetch_info"]) == data
+
+    # another user's token for their own repo learns nothing about alice's files
+    bob_repo = "bob/batch-" + os.urandom(4).hex()
+    bob_api.create_repo(bob_repo)
+    try:
+        bob_base, bob_auth = cas(xet_token(server.endpoint, bob.token, bob_repo, "read").json())
+        r = httpx.get(f"{bob_base}/v1/reconstructions", params=[("file_id", i) for i in ids], headers=bob_auth)
+        assert r.status_code == 200 and r.json() == {"files": {}, "fetch_info": {}}
+    finally:
+        bob_api.delete_repo(bob_repo)
+    # bad input: a malformed id, too many ids, no token
+    assert httpx.get(f"{base}/v1/reconstructions", params={"file_id": "nope"}, headers=auth).status_code == 400
+    many = [("file_id", os.urandom(32).hex()) for _ in range(129)]
+    assert httpx.get(f"{base}/v1/reconstructions", params=many, headers=auth).status_code == 400
+    assert httpx.get(f"{base}/v1/reconstructions", params={"file_id": ids[0]}).status_code == 401

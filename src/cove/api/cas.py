@@ -11,7 +11,7 @@ import tempfile
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 
@@ -170,6 +170,14 @@ def dedup_query(prefix: str, chunk_hash: str, bk: Bk, authorization: Authorizati
     return Response(data, media_type="application/octet-stream")
 
 
+@router.get(P + "/v1/reconstructions")
+def batch_reconstruction(
+    bk: Bk, authorization: Authorization = None, file_id: Annotated[list[str] | None, Query()] = None
+) -> dict:
+    claims = _claims(bk, authorization, write=False)
+    return xet.batch_reconstruction(bk, claims, file_id or [])
+
+
 @router.get(P + "/v1/reconstructions/{file_hash}")
 def reconstruction_v1(
     file_hash: str, bk: Bk, authorization: Authorization = None, range: Annotated[str | None, Header()] = None
@@ -249,4 +257,6 @@ def telemetry() -> Response:
 
 @router.get(P + "/v2/file-chunk-hashes/{file_hash}")
 def file_chunk_hashes(file_hash: str) -> Response:
+    # Partial-rewrite uploads (hf-mount) ask for this; huggingface_hub and hf_xet's upload path do not, and a
+    # 404 is the answer they fall back on. Not built until a client that uses it can be tested against.
     raise NotFound("Not supported")

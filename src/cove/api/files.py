@@ -171,7 +171,8 @@ def _resolve(repo_type: str, ns: str, name: str, rev: str, path: str, request: R
             return Response(status_code=302, headers={**{k: headers[k] for k in keep}, "Location": url})
     if head:
         headers["Content-Length"] = str(size)
-        if ticket is not None and (loc.kind == "git" or (loc.kind == "lfs" and bk.blobs.local_path(loc.key))):
+        local = loc.kind == "git" or (loc.kind == "lfs" and bk.blobs.local_path(loc.key))
+        if ticket is not None and local and loc.xet_hash is None:
             ticket.remember(repo_type, ns, name, rev, path, repo.storage_key, private)
         return Response(status_code=200, headers=headers, media_type=_media_type(path))
     rng = parse_range(request.headers.get("range"), size)
@@ -211,9 +212,9 @@ def _file_headers(bk, repo_type: str, ns: str, name: str, path: str, sha: str, e
         headers["X-Linked-Size"] = str(entry.size)
     else:
         headers["ETag"] = f'"{entry.oid}"'
-    if loc.kind == "xet":
+    if loc.xet_hash:
         p = PLURAL[repo_type]
-        headers["X-Xet-Hash"] = loc.key
+        headers["X-Xet-Hash"] = loc.xet_hash
         headers["Link"] = (f'<{bk.settings.public_endpoint}/api/{p}/{ns}/{name}/xet-read-token/{sha}>; '
                            'rel="xet-auth"')
     return headers

@@ -135,6 +135,14 @@ def token_revoke(user: str, token: Annotated[str, typer.Argument(help="Token nam
     typer.echo("Revoked", err=True)
 
 
+def split_repo(repo: str) -> tuple[str, str]:
+    """``datasets/ns/name`` → ``("dataset", "ns/name")``; a bare ``ns/name`` is a model."""
+    for prefix, t in (("datasets/", "dataset"), ("spaces/", "space"), ("models/", "model")):
+        if repo.startswith(prefix):
+            return t, repo[len(prefix):]
+    return "model", repo
+
+
 def revert(repo: Annotated[str, typer.Argument(help="ns/name, or datasets/ns/name, spaces/ns/name")],
            commit: Annotated[str, typer.Argument(help="Commit (or branch/tag) whose tree to restore.")],
            branch: str = "main", message: str | None = None) -> None:
@@ -142,10 +150,7 @@ def revert(repo: Annotated[str, typer.Argument(help="ns/name, or datasets/ns/nam
     from cove.services import access, history
     from cove.services.accounts import Actor
 
-    repo_type = "model"
-    for prefix, t in (("datasets/", "dataset"), ("spaces/", "space")):
-        if repo.startswith(prefix):
-            repo_type, repo = t, repo[len(prefix):]
+    repo_type, repo = split_repo(repo)
     admin_actor = Actor(0, "cove-admin", "write", None, True)
 
     def run(db, bk):  # noqa: ANN001, ANN202

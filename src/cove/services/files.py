@@ -46,6 +46,7 @@ class BlobLocation:
 
     kind: str  # "git" | "lfs" | "xet"
     key: str  # blob id, blob-store key, or xet file hash
+    xet_hash: str | None = None  # set when clients can fetch the file over Xet (also for an "lfs" blob)
 
 
 def xet_hash_for(db: Session, repo: Repo, oid: str) -> str | None:
@@ -57,9 +58,9 @@ def locate(db: Session, bk: Backends, repo: Repo, entry: Entry) -> BlobLocation:
     if not entry.is_lfs:
         return BlobLocation("git", entry.oid)
     key = f"lfs/{entry.lfs_oid}"
-    if bk.blobs.exists(key):
-        return BlobLocation("lfs", key)
     xh = xet_hash_for(db, repo, entry.lfs_oid)  # type: ignore[arg-type]
+    if bk.blobs.exists(key):  # a whole blob (classic LFS, or converted to Xet later): cheapest for plain GETs
+        return BlobLocation("lfs", key, xh)
     if xh:
-        return BlobLocation("xet", xh)
+        return BlobLocation("xet", xh, xh)
     return BlobLocation("lfs", key)

@@ -501,14 +501,7 @@ def reconstruction(
     plan = _plan(bk, record, start, end)
     count("reconstructions", repo=repo_key(claims))
     exp = int(time.time()) + FETCH_TTL
-    terms = [
-        {
-            "hash": hashes.hash_to_hex(t.xorb_hash),
-            "unpacked_length": t.unpacked_len,
-            "range": {"start": t.chunk_start, "end": t.chunk_end},
-        }
-        for t in plan.terms
-    ]
+    terms = _terms_json(plan)
     out: dict = {"offset_into_first_range": plan.offset_into_first_range, "terms": terms}
     if version >= 2:
         out["xorbs"] = {
@@ -527,18 +520,64 @@ def reconstruction(
             for xh, ranges in plan.fetches.items()
         }
     else:
-        out["fetch_info"] = {
-            hashes.hash_to_hex(xh): [
-                {
-                    "range": {"start": r.chunk_start, "end": r.chunk_end},
-                    "url": _fetch_url(bk, hashes.hash_to_hex(xh), r, exp),
-                    "url_range": {"start": r.byte_start, "end": r.byte_end - 1},
-                }
-                for r in ranges
-            ]
-            for xh, ranges in plan.fetches.items()
-        }
+        out["fetch_info"] = _fetch_info_v1(bk, plan, exp)
     return out
+
+
+def _terms_json(plan: reconstruct.Plan) -> list[dict]:
+    return [
+        {
+            "hash": hashes.hash_to_hex(t.xorb_hash),
+            "unpacked_length": t.unpacked_len,
+            "range": {"start": t.chunk_start, "end": t.chunk_end},
+        }
+        for t in plan.terms
+    ]
+
+
+def _fetch_info_v1(bk: Backends, plan: reconstruct.Plan, exp: int) -> dict[str, list[dict]]:
+    return {
+        hashes.hash_to_hex(xh): [
+            {
+                "range": {"start": r.chunk_start, "end": r.chunk_end},
+                "url": _fetch_url(bk, hashes.hash_to_hex(xh), r, exp),
+                "url_range": {"start": r.byte_start, "end": r.byte_end - 1},
+            }
+            for r in ranges
+        ]
+        for xh, ranges in plan.fetches.items()
+    }
+
+
+#: Most file ids in one batch reconstruction request (about 9 KB of query string).
+MAX_BATCH_FILES = 128
+
+
+def batch_reconstruction(bk: Backends, claims: tokens.XetClaims, file_hexes: list[str]) -> dict:
+    """``GET /v1/reconstructions?file_id=…``: whole-file v1 terms per file and their fetch info, merged.
+
+    Files the token's repo cannot read are left out, exactly like files that do not exist.
+    """
+    if len(file_hexes) > MAX_BATCH_FILES:
+        raise BadRequest(f"At most {MAX_BATCH_FILES} file ids per batch reconstruction")
+    files: dict[str, list[dict]] = {}
+    fetch_info: dict[str, list[dict]] = {}
+    exp = int(time.time()) + FETCH_TTL
+    for file_hex in dict.fromkeys(_xorb_hex(h) for h in file_hexes):
+        try:
+            record = readable_file(bk, claims, file_hex)
+        except XetNotFound:
+            continue
+        if record.size == 0:
+            files[file_hex] = []
+            continue
+        plan = _plan(bk, record, 0, record.size)
+        files[file_hex] = _terms_json(plan)
+        for xorb_hex, infos in _fetch_info_v1(bk, plan, exp).items():
+            known = fetch_info.setdefault(xorb_hex, [])
+            known += [i for i in infos if i not in known]
+    count("reconstructions", len(files), repo=repo_key(claims))
+    return {"files": files, "fetch_info": fetch_info}
 
 
 @dataclass(frozen=True)
