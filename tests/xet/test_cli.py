@@ -7,8 +7,8 @@ import random
 
 import httpx
 import pytest
-from tests.conftest import cove
 from live import download_in_fresh_client, stats, upload_in_fresh_client
+from tests.conftest import cove
 
 pytestmark = pytest.mark.xet
 

@@ -316,9 +316,7 @@ class ChunkTable(Sequence[ChunkRecord]):
         return ChunkRecord(self.hash(i), int(self._ulens[i]), self.byte_start(i), int(self._ends[i]))
 
     def __eq__(self, other: object) -> bool:
-        if isinstance(other, ChunkTable):
-            return self._blob == other._blob
-        return isinstance(other, Sequence) and len(other) == len(self) and all(a == b for a, b in zip(self, other))
+        return self._blob == other._blob if isinstance(other, ChunkTable) else NotImplemented
 
     __hash__ = None  # type: ignore[assignment]
 
