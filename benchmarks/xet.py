@@ -196,6 +196,9 @@ class XetBench(hub_core.Bench):
             if kind != "xet":
                 self.start_cove()
             log(f"download ({kind}), sampled: 1 MiB then {args.size_mib} MiB")
+            # As for uploads, one unmeasured download first: a fresh process's one-off costs (lazy imports, first
+            # database pages, the thread pool) would otherwise land in the 1 MiB figure, or not, from run to run.
+            self.download(self.endpoint, "warm-up.bin", self.token, small_size, xet=xet)
             with RssSampler(self.cove_proc.pid) as s:
                 self.download(self.endpoint, SMALL, self.token, small_size, xet=xet, sha256=small_oid)
             mem[f"download_{kind}_small"] = s.result()

@@ -100,3 +100,19 @@ def test_prompt_tuning_on_gpt2_and_nc_license(tiny_gpt2: Path, tiny_rows, tmp_pa
     assert "PeftModel.from_pretrained(base" in readme  # adapter-only: the card shows how to load it
     assert "accuracy" in result.test
     assert json.loads((tmp_path / "run" / "repo" / "adapter_config.json").read_text())["peft_type"] == "PROMPT_TUNING"
+
+
+def test_bf16_on_cpu_and_fp16_refused(tiny_bert: Path, tiny_data: Path, tmp_path: Path) -> None:
+    """bf16 autocast exists on CPU, so it is honoured; fp16 mixed precision needs CUDA and is refused up front."""
+    import torch
+
+    from cove.train import RecipeError, run
+
+    if torch.cuda.is_available():
+        pytest.skip("checks the CPU behaviour")
+    result = run(_recipe(tiny_bert, tiny_data, tmp_path / "bf16", method="full", precision="bf16"), push=False)
+    assert json.loads((tmp_path / "bf16" / "results.json").read_text())["training"]["precision"] == "bf16"
+    assert 0 <= result.test["accuracy"] <= 1
+    with pytest.raises(RecipeError, match="fp16 mixed precision needs a CUDA GPU"):
+        run(_recipe(tiny_bert, tiny_data, tmp_path / "fp16", method="full", precision="fp16"), push=False)
+    assert not (tmp_path / "fp16" / "results.json").exists()

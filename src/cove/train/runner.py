@@ -95,7 +95,10 @@ def _fmt(v: Any) -> str:
 
 
 def _precision(recipe: Recipe) -> dict[str, bool]:
-    """fp16/bf16 flags for TrainingArguments: what the recipe asks, refused where the hardware lacks it."""
+    """fp16/bf16 flags for TrainingArguments: what the recipe asks, refused where the hardware lacks it.
+
+    bf16 without a GPU runs under CPU autocast, which Trainer only allows with ``use_cpu``.
+    """
     import torch
 
     cuda = torch.cuda.is_available()
@@ -106,7 +109,10 @@ def _precision(recipe: Recipe) -> dict[str, bool]:
         want = ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if cuda else "fp32"
     if want == "fp16" and not cuda:
         raise RecipeError("fp16 mixed precision needs a CUDA GPU; this machine has none — use precision: auto")
-    return {"fp16": want == "fp16", "bf16": want == "bf16"}
+    flags = {"fp16": want == "fp16", "bf16": want == "bf16"}
+    if want == "bf16" and not cuda and not torch.backends.mps.is_available():
+        flags["use_cpu"] = True
+    return flags
 
 
 def _training_args(recipe: Recipe, out: Path, features: Features, task: Task) -> Any:
@@ -302,6 +308,7 @@ def train(ctx: Context) -> dict[str, Any]:
         "global_step": result.global_step,
         "train_loss": result.training_loss,
         "best_checkpoint_step": _best_step(ctx.trainer.state),
+        "precision": "bf16" if ctx.trainer.args.bf16 else "fp16" if ctx.trainer.args.fp16 else "fp32",
     }
 
 
