@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 
 import httpx
 import pytest
@@ -15,6 +16,14 @@ pytestmark = pytest.mark.xet
 
 def _head(server, token: str, repo: str, name: str) -> httpx.Response:
     return httpx.head(f"{server.endpoint}/{repo}/resolve/main/{name}", headers={"authorization": f"Bearer {token}"})
+
+
+def _gc_counts(*args: str) -> tuple[int, int]:
+    """(files, xorbs) that `cove xet gc` removed or would remove."""
+    out = cove("xet", "gc", *args).stdout
+    found = re.match(r"(?:would remove|removed) (\d+) files, (\d+) xorbs", out)
+    assert found, out
+    return int(found[1]), int(found[2])
 
 
 def test_convert_then_gc(server, alice, api, repo_factory, tmp_path) -> None:
@@ -39,12 +48,13 @@ def test_convert_then_gc(server, alice, api, repo_factory, tmp_path) -> None:
     other = random.Random(32).randbytes(2_000_000)
     (tmp_path / "keep.bin").write_bytes(other)
     upload_in_fresh_client(alice.token, tmp_path / "keep.bin", "keep.bin", keep)
+    # the session server may hold leftovers of other tests' deleted repos: compare counts around the deletion
+    before = _gc_counts("--grace-hours", "0", "--dry-run")
     api.delete_repo(repo)
-    assert "would remove 0 files, 0 xorbs" in cove("xet", "gc", "--dry-run").stdout  # all inside the grace period
-    dry = cove("xet", "gc", "--grace-hours", "0", "--dry-run").stdout
-    assert dry.startswith("would remove 1 files, 1 xorbs"), dry
-    assert cove("xet", "gc", "--grace-hours", "0").stdout.startswith("removed 1 files, 1 xorbs")
-    assert cove("xet", "gc", "--grace-hours", "0").stdout.startswith("removed 0 files, 0 xorbs")
+    assert _gc_counts("--dry-run") == (0, 0)  # everything is inside the grace period
+    assert _gc_counts("--grace-hours", "0", "--dry-run") == (before[0] + 1, before[1] + 1)
+    assert _gc_counts("--grace-hours", "0") == (before[0] + 1, before[1] + 1)
+    assert _gc_counts("--grace-hours", "0") == (0, 0)
     assert download_in_fresh_client(alice.token, keep, "keep.bin") == other
 
 

@@ -343,7 +343,7 @@ DEDUP_MAX_FILES = 256
 
 
 def _dedup_neighbours(bk: Backends, repo_pk: int, hit: str) -> list[str]:
-    """Xorbs that Xet files of the caller's repo use around ``hit``, nearest first (``hit`` excluded).
+    """Xorbs that Xet files of the caller's repo use around ``hit``: those after it first (``hit`` excluded).
 
     The client only asks about some chunks (a file's first chunk, hashes 0 mod 1024: about one per
     64 MiB xorb), so an answer with the hit's xorb alone leaves about a third of a large file's xorbs
@@ -367,7 +367,9 @@ def _dedup_neighbours(bk: Backends, repo_pk: int, hit: str) -> list[str]:
         if raw not in order:
             continue
         i = order.index(raw)
-        for j in sorted(range(len(order)), key=lambda j: abs(j - i)):
+        # The client reads its file front to back and asks again at the first eligible chunk it cannot place,
+        # so the xorbs after the hit are worth the most; those before it come after them, nearest first.
+        for j in sorted(range(len(order)), key=lambda j: (j < i, abs(j - i))):
             if order[j] != raw:
                 found[hashes.hash_to_hex(order[j])] = None
         if len(found) >= DEDUP_MAX_XORBS - 1:
@@ -399,12 +401,8 @@ def dedup_shard(bk: Backends, claims: tokens.XetClaims, *, prefix: str, chunk_he
                 if h == hit_xorb:
                     raise XetNotFound("Chunk not known")
                 continue
-            offset = 0
-            entries = []
-            for c in xorb.unpack_chunk_table(row.chunk_table):  # at most DEDUP_MAX_XORBS tables: bounded
-                entries.append(shard.XorbChunkEntry(c.hash, offset, c.uncompressed_len))
-                offset += c.uncompressed_len
-            xorb_entries.append(shard.XorbEntry(hashes.hex_to_hash(h), entries, row.stored_size))
+            table = xorb.unpack_chunk_table(row.chunk_table)  # serialized from its packed columns
+            xorb_entries.append(shard.XorbEntry(hashes.hex_to_hash(h), table, row.stored_size))
     count("dedup_hits", repo=repo_key(claims))
     now = int(time.time())
     return shard.serialize_shard(

@@ -139,8 +139,9 @@ class XorbEntry:
 
     @property
     def num_bytes(self) -> int:
-        if isinstance(self.chunks, ShardChunks):
-            return int(self.chunks.sizes.sum(dtype=np.uint64))
+        sizes = getattr(self.chunks, "sizes", None)  # packed entries (ShardChunks, a stored ChunkTable)
+        if sizes is not None:
+            return int(np.asarray(sizes).sum(dtype=np.uint64))
         return sum(c.size for c in self.chunks)
 
 
@@ -347,6 +348,28 @@ def _file_section(files: Sequence[FileEntry]) -> tuple[bytes, list[tuple[int, in
     return bytes(out), lookup
 
 
+def _chunk_columns(chunks: Sequence[XorbChunkEntry]) -> tuple[bytes, np.ndarray, np.ndarray]:
+    """Concatenated chunk hashes, sizes and flags of a xorb entry (packed entries are read without a loop)."""
+    if isinstance(chunks, ShardChunks):
+        return chunks.hash_bytes(), chunks.sizes.astype(np.uint32), chunks.rows["flags"].astype(np.uint32)
+    packed_hashes = getattr(chunks, "hash_bytes", None)
+    if packed_hashes is not None:  # a stored xorb's ChunkTable: hashes and uncompressed sizes, no flags
+        return packed_hashes(), np.asarray(chunks.sizes, dtype=np.uint32), np.zeros(len(chunks), dtype=np.uint32)
+    return (
+        b"".join(c.hash for c in chunks),
+        np.fromiter((c.size for c in chunks), dtype=np.uint32, count=len(chunks)),
+        np.fromiter((c.flags for c in chunks), dtype=np.uint32, count=len(chunks)),
+    )
+
+
+def _keyed(key: bytes, hash_bytes: bytes) -> bytes:
+    """Each 32-byte hash of ``hash_bytes`` replaced by its dedup HMAC (written in place, no list of digests)."""
+    out = bytearray(len(hash_bytes))
+    for at in range(0, len(hash_bytes), hashes.HASH_LEN):
+        out[at : at + hashes.HASH_LEN] = hashes.dedup_hmac(key, hash_bytes[at : at + hashes.HASH_LEN])
+    return bytes(out)
+
+
 def serialize_shard(
     files: Sequence[FileEntry] = (),
     xorbs: Sequence[XorbEntry] = (),
@@ -366,25 +389,35 @@ def serialize_shard(
     body += file_bytes
     xorb_info_offset = len(body)
     xorb_lookup: list[tuple[int, int]] = []
-    chunk_lookup: list[tuple[int, int, int]] = []
+    chunk_keys: list[np.ndarray] = []  # chunk lookup columns, one array per xorb (no object per chunk)
+    chunk_xorbs: list[np.ndarray] = []
+    chunk_indexes: list[np.ndarray] = []
     stored = on_disk = 0
     pos = 0
     for x in xorbs:
+        hash_bytes, sizes, flags = _chunk_columns(x.chunks)
+        if hmac_key:
+            hash_bytes = _keyed(hmac_key, hash_bytes)
+        n = len(sizes)
+        rows = np.zeros(n, dtype=_CHUNK_DTYPE)
+        rows["hash"] = np.frombuffer(hash_bytes, dtype="V32")
+        ends = np.cumsum(sizes, dtype=np.uint64)
+        rows["offset"] = ends - sizes
+        rows["size"] = sizes
+        rows["flags"] = flags
+        num_bytes = int(ends[-1]) if n else 0
         xorb_lookup.append((int.from_bytes(x.xorb_hash[:8], "little"), pos))
-        body += _XORB_HEADER.pack(x.xorb_hash, x.flags, len(x.chunks), x.num_bytes, x.num_bytes_on_disk)
-        stored += x.num_bytes
+        body += _XORB_HEADER.pack(x.xorb_hash, x.flags, n, num_bytes, x.num_bytes_on_disk)
+        body += rows.tobytes()
+        stored += num_bytes
         on_disk += x.num_bytes_on_disk
-        offset = 0
-        for i, c in enumerate(x.chunks):
-            h = hashes.dedup_hmac(hmac_key, c.hash) if hmac_key else c.hash
-            chunk_lookup.append((int.from_bytes(h[:8], "little"), pos, i))
-            body += _XORB_ENTRY.pack(h, offset, c.size, c.flags, 0)
-            offset += c.size
-        pos += 1 + len(x.chunks)
+        chunk_keys.append(np.frombuffer(hash_bytes, dtype="<u8")[0::4])
+        chunk_xorbs.append(np.full(n, pos, dtype=np.uint32))
+        chunk_indexes.append(np.arange(n, dtype=np.uint32))
+        pos += 1 + n
     body += BOOKEND
     if not full:
         return bytes(body)
-
     file_lookup_offset = len(body)
     for key, idx in sorted(file_lookup):
         body += _LOOKUP.pack(key, idx)
@@ -392,8 +425,13 @@ def serialize_shard(
     for key, idx in sorted(xorb_lookup):
         body += _LOOKUP.pack(key, idx)
     chunk_lookup_offset = len(body)
-    for key, xi, ci in sorted(chunk_lookup):
-        body += _CHUNK_LOOKUP.pack(key, xi, ci)
+    lookup = np.zeros(sum(len(k) for k in chunk_keys), dtype=[("key", "<u8"), ("xorb", "<u4"), ("chunk", "<u4")])
+    if len(lookup):
+        lookup["key"] = np.concatenate(chunk_keys)
+        lookup["xorb"] = np.concatenate(chunk_xorbs)
+        lookup["chunk"] = np.concatenate(chunk_indexes)
+        lookup.sort(order=["key", "xorb", "chunk"])
+        body += lookup.tobytes()
     footer_offset = len(body)
     materialized = sum(f.size for f in files)
     body += _FOOTER_HEAD.pack(
@@ -405,7 +443,7 @@ def serialize_shard(
         xorb_lookup_offset,
         len(xorb_lookup),
         chunk_lookup_offset,
-        len(chunk_lookup),
+        len(lookup),
         hmac_key or bytes(32),
         int(time.time()) if creation_timestamp is None else creation_timestamp,
         key_expiry,

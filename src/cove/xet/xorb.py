@@ -341,6 +341,11 @@ class ChunkTable(Sequence[ChunkRecord]):
         """Uncompressed bytes of chunks ``[start, end)``."""
         return int(self._ulens[start:end].sum(dtype=np.uint64))
 
+    @property
+    def sizes(self) -> np.ndarray:
+        """Uncompressed lengths of all chunks (a view): what a shard's xorb entry lists as chunk sizes."""
+        return self._ulens
+
     def ulens(self, start: int, end: int) -> np.ndarray:
         """Uncompressed lengths of chunks ``[start, end)`` (a view)."""
         return self._ulens[start:end]
