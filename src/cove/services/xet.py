@@ -343,7 +343,7 @@ DEDUP_MAX_FILES = 256
 
 
 def _dedup_neighbours(bk: Backends, repo_pk: int, hit: str) -> list[str]:
-    """Xorbs that Xet files of the caller's repo use around ``hit``, mostly those after it (``hit`` excluded).
+    """Xorbs that Xet files of the caller's repo use around ``hit``: those after it first (``hit`` excluded).
 
     The client only asks about some chunks (a file's first chunk, hashes 0 mod 1024: about one per
     64 MiB xorb), so an answer with the hit's xorb alone leaves about a third of a large file's xorbs
@@ -367,10 +367,9 @@ def _dedup_neighbours(bk: Backends, repo_pk: int, hit: str) -> list[str]:
         if raw not in order:
             continue
         i = order.index(raw)
-        # The client reads its file front to back and asks again at an eligible chunk it cannot place, so the
-        # xorbs after the hit are worth the most; a few before it cover a xorb its queries skipped (one that
-        # held no eligible chunk): a xorb d places back ranks with one 4*d places ahead.
-        for j in sorted(range(len(order)), key=lambda j: j - i if j >= i else 4 * (i - j)):
+        # The client reads its file front to back and asks again at the first eligible chunk it cannot place,
+        # so the xorbs after the hit are worth the most; those before it come after them, nearest first.
+        for j in sorted(range(len(order)), key=lambda j: (j < i, abs(j - i))):
             if order[j] != raw:
                 found[hashes.hash_to_hex(order[j])] = None
         if len(found) >= DEDUP_MAX_XORBS - 1:
