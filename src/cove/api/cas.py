@@ -26,8 +26,9 @@ router = APIRouter()
 P = xet.CAS_PREFIX
 Authorization = Annotated[str | None, Header()]
 # Request bodies beyond this go to a temporary file. Per request, not per file, but hf_xet runs several xorb
-# uploads at once: 8 MiB each put ~+33 MiB on the server's peak while a 1 GiB file came in, 1 MiB ~+20 MiB.
-_SPOOL_MEMORY = 1 << 20
+# uploads at once (more as a long transfer goes on): 8 MiB each put ~+33 MiB on the server's peak while a
+# 1 GiB file came in, 1 MiB ~+20 MiB; xorbs are 64 MiB, so they always end up on disk anyway.
+_SPOOL_MEMORY = 256 << 10
 
 
 def _claims(bk, authorization: str | None, *, write: bool):  # noqa: ANN001, ANN202

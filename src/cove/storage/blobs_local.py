@@ -11,7 +11,10 @@ from typing import BinaryIO
 
 from cove.storage.interfaces import BlobInfo, BlobVerificationError
 
-_COPY_CHUNK = 1 << 20
+# Writes copy 256 KiB at a time: a server holds one such buffer per upload in flight, and hf_xet keeps
+# many xorb uploads in flight. Reads for responses stay at 1 MiB (fewer thread-pool hops per GiB sent).
+_COPY_CHUNK = 256 << 10
+_READ_CHUNK = 1 << 20
 
 
 class LocalBlobStore:
@@ -85,7 +88,7 @@ class LocalBlobStore:
             fh.seek(start)
             return fh.read(end - start)
 
-    def iter_range(self, key: str, start: int, end: int, chunk: int = _COPY_CHUNK) -> Iterator[bytes]:
+    def iter_range(self, key: str, start: int, end: int, chunk: int = _READ_CHUNK) -> Iterator[bytes]:
         with self.open(key) as fh:
             fh.seek(start)
             left = end - start
