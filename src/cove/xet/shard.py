@@ -36,9 +36,7 @@ _HEADER = struct.Struct("<32sQQ")
 _FILE_HEADER = struct.Struct("<32sIIQ")
 _FILE_ENTRY = struct.Struct("<32sIIII")
 _XORB_HEADER = struct.Struct("<32sIIII")
-_XORB_ENTRY = struct.Struct("<32sIIII")
 _LOOKUP = struct.Struct("<QI")
-_CHUNK_LOOKUP = struct.Struct("<QII")
 _FOOTER_HEAD = struct.Struct("<9Q32sQQ6Q4Q")
 _TERM = struct.Struct("<32sIII")
 
@@ -79,7 +77,9 @@ class XorbChunkEntry:
     flags: int = 0
 
 
+# A xorb section chunk entry (48 bytes) and a chunk lookup entry (16 bytes), as numpy record types.
 _CHUNK_DTYPE = np.dtype([("hash", "V32"), ("offset", "<u4"), ("size", "<u4"), ("flags", "<u4"), ("unused", "<u4")])
+_CHUNK_LOOKUP_DTYPE = np.dtype([("key", "<u8"), ("xorb", "<u4"), ("chunk", "<u4")])
 
 
 class ShardChunks(Sequence[XorbChunkEntry]):
@@ -425,7 +425,7 @@ def serialize_shard(
     for key, idx in sorted(xorb_lookup):
         body += _LOOKUP.pack(key, idx)
     chunk_lookup_offset = len(body)
-    lookup = np.zeros(sum(len(k) for k in chunk_keys), dtype=[("key", "<u8"), ("xorb", "<u4"), ("chunk", "<u4")])
+    lookup = np.zeros(sum(len(k) for k in chunk_keys), dtype=_CHUNK_LOOKUP_DTYPE)
     if len(lookup):
         lookup["key"] = np.concatenate(chunk_keys)
         lookup["xorb"] = np.concatenate(chunk_xorbs)
