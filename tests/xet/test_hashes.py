@@ -114,3 +114,35 @@ def test_deep_merkle_tree_matches_hf_xet(tmp_path) -> None:
     path.write_bytes(data)
     (info,) = hf_xet.hash_files([str(path)])
     assert hashes.hash_to_hex(digest_bytes(data).file_hash) == info.hash
+
+
+def _root_by_levels(leaves: list[tuple[bytes, int]]) -> bytes:
+    """The aggregated hash as the spec states it: merge whole levels until one node is left."""
+    level = list(leaves)
+    if not level:
+        return hashes.ZERO_HASH
+    while len(level) > 1:
+        parents, pos = [], 0
+        while pos < len(level):
+            remaining = len(level) - pos
+            n = remaining
+            if remaining > 2:
+                n = min(9, remaining)
+                for i in range(2, n):
+                    if hashes.hash_mod(level[pos + i][0], 4) == 0:
+                        n = i + 1
+                        break
+            parents.append(hashes._merge(level[pos : pos + n]))
+            pos += n
+        level = parents
+    return level[0][0]
+
+
+def test_streaming_merkle_matches_level_by_level() -> None:
+    """merkle_root streams its leaves (~9 nodes per level); it must agree with the whole-level definition."""
+    import random
+
+    rng = random.Random(5)
+    for n in [*range(0, 120), 1000, 4097]:
+        leaves = [(rng.randbytes(32), rng.randint(1, 1 << 17)) for _ in range(n)]
+        assert hashes.merkle_root(iter(leaves)) == _root_by_levels(leaves), n
