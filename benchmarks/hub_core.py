@@ -615,6 +615,11 @@ def report(res: dict) -> str:
         rows.append((f"peak RSS sum MiB, {op} (info)", f"{big['peak_rss_mib']:.0f}",
                      f"{small['peak_rss_mib']:.0f} (1 MiB)", f"+{big['peak_rss_mib'] - small['peak_rss_mib']:.1f} MiB",
                      "", ""))
+    return format_table(rows)
+
+
+def format_table(rows: list[tuple[str, ...]]) -> str:
+    """Left-aligned columns, the first row a header underlined with dashes."""
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))

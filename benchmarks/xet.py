@@ -296,10 +296,7 @@ def report(res: dict) -> str:
         rows.append((f"peak RSS sum MiB, {label} (info)", f"{big['peak_rss_mib']:.0f}",
                      f"{small['peak_rss_mib']:.0f} (1 MiB)",
                      f"+{big['peak_rss_mib'] - small['peak_rss_mib']:.1f} MiB", "", ""))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return hub_core.format_table(rows)
 
 
 def main(argv: list[str] | None = None) -> int:
