@@ -125,13 +125,17 @@ class _MerkleBuilder:
             level += 1
         return ZERO_HASH
 
+    @classmethod
+    def over(cls, leaves: Iterable[tuple[bytes, int]]) -> _MerkleBuilder:
+        builder = cls()
+        for leaf in leaves:
+            builder.add(leaf)
+        return builder
+
 
 def merkle_root(leaves: Iterable[tuple[bytes, int]]) -> bytes:
     """Aggregated hash of ``(hash, size)`` leaves; 32 zero bytes for no leaves. Streams its input."""
-    builder = _MerkleBuilder()
-    for leaf in leaves:
-        builder.add(leaf)
-    return builder.root()
+    return _MerkleBuilder.over(leaves).root()
 
 
 def xorb_hash(chunks: Iterable[tuple[bytes, int]]) -> bytes:
@@ -141,9 +145,7 @@ def xorb_hash(chunks: Iterable[tuple[bytes, int]]) -> bytes:
 
 def file_hash(chunks: Iterable[tuple[bytes, int]], salt: bytes = ZERO_HASH) -> bytes:
     """File hash from all its chunks in order; an empty file hashes to 32 zero bytes."""
-    builder = _MerkleBuilder()
-    for leaf in chunks:
-        builder.add(leaf)
+    builder = _MerkleBuilder.over(chunks)
     return keyed_hash(salt, builder.root()) if builder.counts else ZERO_HASH
 
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from cove.xet import hashes
 from cove.xet.errors import ShardFormatError
+from cove.xet.xorb import ChunkTable
 
 TAG = b"HFRepoMetaData" + bytes([0, 85, 105, 103, 69, 106, 123, 129, 87, 131, 165, 189, 217, 92, 205, 209, 74, 169])
 VERSION = 2
@@ -139,9 +140,8 @@ class XorbEntry:
 
     @property
     def num_bytes(self) -> int:
-        sizes = getattr(self.chunks, "sizes", None)  # packed entries (ShardChunks, a stored ChunkTable)
-        if sizes is not None:
-            return int(np.asarray(sizes).sum(dtype=np.uint64))
+        if isinstance(self.chunks, (ShardChunks, ChunkTable)):  # packed entries
+            return int(self.chunks.sizes.sum(dtype=np.uint64))
         return sum(c.size for c in self.chunks)
 
 
@@ -352,9 +352,8 @@ def _chunk_columns(chunks: Sequence[XorbChunkEntry]) -> tuple[bytes, np.ndarray,
     """Concatenated chunk hashes, sizes and flags of a xorb entry (packed entries are read without a loop)."""
     if isinstance(chunks, ShardChunks):
         return chunks.hash_bytes(), chunks.sizes.astype(np.uint32), chunks.rows["flags"].astype(np.uint32)
-    packed_hashes = getattr(chunks, "hash_bytes", None)
-    if packed_hashes is not None:  # a stored xorb's ChunkTable: hashes and uncompressed sizes, no flags
-        return packed_hashes(), np.asarray(chunks.sizes, dtype=np.uint32), np.zeros(len(chunks), dtype=np.uint32)
+    if isinstance(chunks, ChunkTable):  # a stored xorb's table: hashes and uncompressed sizes, no flags
+        return chunks.hash_bytes(), chunks.sizes.astype(np.uint32), np.zeros(len(chunks), dtype=np.uint32)
     return (
         b"".join(c.hash for c in chunks),
         np.fromiter((c.size for c in chunks), dtype=np.uint32, count=len(chunks)),

@@ -283,20 +283,19 @@ class ChunkTable(Sequence[ChunkRecord]):
     """A xorb's chunk table kept packed: one bytes object of 40-byte entries, not one object per chunk.
 
     Indexing yields ``ChunkRecord``s made on demand; the range helpers (``unpacked``, ``leaves``,
-    ``hashes``) work on the packed form, so planning or validating a large file holds a few bytes objects
+    ``hash_bytes``) work on the packed form, so planning or validating a large file holds a few bytes objects
     per xorb instead of ~17,000 Python objects per GiB.
     """
 
-    __slots__ = ("_blob", "_view", "_ends", "_ulens")
+    __slots__ = ("_blob", "_rows", "_ends", "_ulens")
 
     def __init__(self, blob: bytes) -> None:
         if len(blob) % _TABLE_ENTRY.size:
             raise XorbFormatError("corrupt chunk table")
         self._blob = blob
-        self._view = memoryview(blob)
-        rows = np.frombuffer(blob, dtype=_TABLE_DTYPE)
-        self._ulens = rows["ulen"]
-        self._ends = rows["end"]
+        self._rows = np.frombuffer(blob, dtype=_TABLE_DTYPE)
+        self._ulens = self._rows["ulen"]
+        self._ends = self._rows["end"]
 
     def __len__(self) -> int:
         return len(self._blob) // _TABLE_ENTRY.size
@@ -320,22 +319,15 @@ class ChunkTable(Sequence[ChunkRecord]):
 
     __hash__ = None  # type: ignore[assignment]
 
-    @property
-    def packed(self) -> bytes:
-        return self._blob
-
     def hash(self, i: int) -> bytes:
         at = i * _TABLE_ENTRY.size
-        return bytes(self._view[at : at + 32])
+        return self._blob[at : at + 32]
 
     def byte_start(self, i: int) -> int:
         return int(self._ends[i - 1]) if i else 0
 
     def byte_end(self, i: int) -> int:
         return int(self._ends[i])
-
-    def ulen(self, i: int) -> int:
-        return int(self._ulens[i])
 
     def unpacked(self, start: int, end: int) -> int:
         """Uncompressed bytes of chunks ``[start, end)``."""
@@ -352,7 +344,7 @@ class ChunkTable(Sequence[ChunkRecord]):
 
     def hash_bytes(self, start: int = 0, end: int | None = None) -> bytes:
         """Hashes of chunks ``[start, end)``, concatenated (what a verification hash covers)."""
-        return np.frombuffer(self._blob, dtype=_TABLE_DTYPE)["hash"][start:end].tobytes()
+        return self._rows["hash"][start:end].tobytes()
 
     def same_chunks(self, hash_bytes: bytes, ulens: np.ndarray) -> bool:
         """Whether this table lists exactly these chunk hashes (concatenated) and uncompressed lengths."""
