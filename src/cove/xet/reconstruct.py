@@ -52,15 +52,18 @@ class Plan:
         return self.end - self.start
 
 
+def _check_term(t: FileTerm, table: ChunkTable) -> None:
+    if not 0 <= t.chunk_start < t.chunk_end <= len(table):
+        raise ReconstructionError("term chunk range outside its xorb")
+    if table.unpacked(t.chunk_start, t.chunk_end) != t.unpacked_len:
+        raise ReconstructionError("term unpacked length does not match its chunks")
+
+
 def check_terms(terms: Sequence[FileTerm], lookup: ChunkTableLookup) -> int:
     """Validate terms against the stored chunk tables; return the file size."""
     size = 0
     for t in terms:
-        table = lookup(t.xorb_hash)
-        if not 0 <= t.chunk_start < t.chunk_end <= len(table):
-            raise ReconstructionError("term chunk range outside its xorb")
-        if table.unpacked(t.chunk_start, t.chunk_end) != t.unpacked_len:
-            raise ReconstructionError("term unpacked length does not match its chunks")
+        _check_term(t, lookup(t.xorb_hash))
         size += t.unpacked_len
     return size
 
@@ -84,10 +87,7 @@ def plan_range(terms: Sequence[FileTerm], lookup: ChunkTableLookup, start: int, 
         table = tables.get(t.xorb_hash)
         if table is None:
             table = tables[t.xorb_hash] = lookup(t.xorb_hash)
-        if not 0 <= t.chunk_start < t.chunk_end <= len(table):
-            raise ReconstructionError("term chunk range outside its xorb")
-        if table.unpacked(t.chunk_start, t.chunk_end) != t.unpacked_len:
-            raise ReconstructionError("term unpacked length does not match its chunks")
+        _check_term(t, table)
         c0, c1, unpacked = t.chunk_start, t.chunk_end, t.unpacked_len
         if pos < start or term_end > end:  # a first or last term, cut by the range: find its chunks
             chunk_ends = pos + np.cumsum(table.ulens(c0, c1), dtype=np.int64)
