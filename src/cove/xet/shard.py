@@ -10,12 +10,12 @@ import struct
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import overload
 
 import numpy as np
 
 from cove.xet import hashes
 from cove.xet.errors import ShardFormatError
+from cove.xet.packed import PackedRecords
 from cove.xet.xorb import ChunkTable
 
 TAG = b"HFRepoMetaData" + bytes([0, 85, 105, 103, 69, 106, 123, 129, 87, 131, 165, 189, 217, 92, 205, 209, 74, 169])
@@ -83,33 +83,20 @@ _CHUNK_DTYPE = np.dtype([("hash", "V32"), ("offset", "<u4"), ("size", "<u4"), ("
 _CHUNK_LOOKUP_DTYPE = np.dtype([("key", "<u8"), ("xorb", "<u4"), ("chunk", "<u4")])
 
 
-class ShardChunks(Sequence[XorbChunkEntry]):
+class ShardChunks(PackedRecords[XorbChunkEntry]):
     """The chunk entries of one xorb in a parsed shard, left packed in the shard body (48 bytes each).
 
     Indexing yields ``XorbChunkEntry``s made on demand; validation reads the columns as arrays, so a
     shard for a large file is checked without one Python object per chunk.
     """
 
-    __slots__ = ("_view", "rows")
+    __slots__ = ("_view",)
 
     def __init__(self, view: memoryview) -> None:
+        super().__init__(np.frombuffer(view, dtype=_CHUNK_DTYPE))
         self._view = view
-        self.rows = np.frombuffer(view, dtype=_CHUNK_DTYPE)
 
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    @overload
-    def __getitem__(self, i: int) -> XorbChunkEntry: ...
-    @overload
-    def __getitem__(self, i: slice) -> list[XorbChunkEntry]: ...
-    def __getitem__(self, i: int | slice) -> XorbChunkEntry | list[XorbChunkEntry]:
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]
-        if i < 0:
-            i += len(self)
-        if not 0 <= i < len(self):
-            raise IndexError("chunk index out of range")
+    def _item(self, i: int) -> XorbChunkEntry:
         row = self.rows[i]
         return XorbChunkEntry(self.hash(i), int(row["offset"]), int(row["size"]), int(row["flags"]))
 

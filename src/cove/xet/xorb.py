@@ -11,13 +11,14 @@ import io
 import struct
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import BinaryIO, overload
+from typing import BinaryIO
 
 import lz4.frame
 import numpy as np
 
 from cove.xet import hashes
 from cove.xet.errors import XorbFormatError
+from cove.xet.packed import PackedRecords
 
 SCHEME_NONE = 0
 SCHEME_LZ4 = 1
@@ -279,7 +280,7 @@ def pack_chunk_table(chunks: Sequence[ChunkRecord]) -> bytes:
     return b"".join(_TABLE_ENTRY.pack(c.hash, c.uncompressed_len, c.byte_end) for c in chunks)
 
 
-class ChunkTable(Sequence[ChunkRecord]):
+class ChunkTable(PackedRecords[ChunkRecord]):
     """A xorb's chunk table kept packed: one bytes object of 40-byte entries, not one object per chunk.
 
     Indexing yields ``ChunkRecord``s made on demand; the range helpers (``unpacked``, ``leaves``,
@@ -287,31 +288,17 @@ class ChunkTable(Sequence[ChunkRecord]):
     per xorb instead of ~17,000 Python objects per GiB.
     """
 
-    __slots__ = ("_blob", "_rows", "_ends", "_ulens")
+    __slots__ = ("_blob", "_ends", "_ulens")
 
     def __init__(self, blob: bytes) -> None:
         if len(blob) % _TABLE_ENTRY.size:
             raise XorbFormatError("corrupt chunk table")
+        super().__init__(np.frombuffer(blob, dtype=_TABLE_DTYPE))
         self._blob = blob
-        self._rows = np.frombuffer(blob, dtype=_TABLE_DTYPE)
-        self._ulens = self._rows["ulen"]
-        self._ends = self._rows["end"]
+        self._ulens = self.rows["ulen"]
+        self._ends = self.rows["end"]
 
-    def __len__(self) -> int:
-        return len(self._blob) // _TABLE_ENTRY.size
-
-    @overload
-    def __getitem__(self, i: int) -> ChunkRecord: ...
-    @overload
-    def __getitem__(self, i: slice) -> list[ChunkRecord]: ...
-    def __getitem__(self, i: int | slice) -> ChunkRecord | list[ChunkRecord]:
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]
-        n = len(self)
-        if i < 0:
-            i += n
-        if not 0 <= i < n:
-            raise IndexError("chunk index out of range")
+    def _item(self, i: int) -> ChunkRecord:
         return ChunkRecord(self.hash(i), int(self._ulens[i]), self.byte_start(i), int(self._ends[i]))
 
     def __eq__(self, other: object) -> bool:
@@ -344,7 +331,7 @@ class ChunkTable(Sequence[ChunkRecord]):
 
     def hash_bytes(self, start: int = 0, end: int | None = None) -> bytes:
         """Hashes of chunks ``[start, end)``, concatenated (what a verification hash covers)."""
-        return self._rows["hash"][start:end].tobytes()
+        return self.rows["hash"][start:end].tobytes()
 
     def same_chunks(self, hash_bytes: bytes, ulens: np.ndarray) -> bool:
         """Whether this table lists exactly these chunk hashes (concatenated) and uncompressed lengths."""
