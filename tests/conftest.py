@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,10 +24,29 @@ import pytest
 _ROOT = Path(tempfile.mkdtemp(prefix="cove-test-"))
 
 
+def _port_candidates() -> Iterator[int]:
+    """Ports below the kernel's ephemeral range (32768+), so no client connection can be holding one, in a
+    block of 2,000 per xdist worker, so two workers never hand out the same port; random start, no repeats."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    base = 20_000 + 2_000 * (int(worker[2:]) % 6 if worker[2:].isdigit() else 0)
+    start = random.randrange(2_000)
+    for i in range(2_000):
+        yield base + (start + i) % 2_000
+
+
+_PORTS = _port_candidates()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port that is free now and that this test session has not handed out before."""
+    for port in _PORTS:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port left in this worker's block")
 
 
 PORT = free_port()
