@@ -16,7 +16,7 @@ def demo(
     port: Annotated[int | None, typer.Option(help="Port (COVE_PORT).")] = None,
 ) -> None:
     """Start `cove serve`, seed the demo content through the stock client, and keep serving."""
-    import httpx
+    import urllib.request
 
     if port is not None:
         os.environ["COVE_PORT"] = str(port)
@@ -34,9 +34,10 @@ def demo(
         endpoint = settings.public_endpoint
         for _ in range(150):
             try:
-                if httpx.get(f"{endpoint}/api/agent-harnesses", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
+                with urllib.request.urlopen(f"{endpoint}/api/agent-harnesses", timeout=1) as answer:
+                    if answer.status == 200:
+                        break
+            except OSError:  # not listening yet (URLError is an OSError)
                 pass
             if proc.poll() is not None:
                 raise typer.Exit(proc.returncode or 1)
