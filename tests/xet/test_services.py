@@ -51,7 +51,7 @@ def _upload(bk, claims, data: bytes, *, with_verification: bool = True) -> tuple
     )
     offsets = [sum(n for _, n in leaves[:i]) for i in range(len(leaves))]
     xentry = shard.XorbEntry(digest, [shard.XorbChunkEntry(h, o, n) for (h, n), o in zip(leaves, offsets, strict=True)])
-    assert xet_shards.register_shard(bk, claims, shard.serialize_shard([entry], [xentry], full=False)) == 1
+    assert xet_shards.register_shard(bk, claims, io.BytesIO(shard.serialize_shard([entry], [xentry], full=False))) == 1
     return hashes.hash_to_hex(entry.file_hash), entry
 
 
@@ -104,17 +104,17 @@ def test_shard_validation_failures(bk) -> None:
     }
     for bad in cases.values():
         with pytest.raises(BadRequest):
-            xet_shards.register_shard(bk, claims, shard.serialize_shard([bad], [], full=False))
+            xet_shards.register_shard(bk, claims, io.BytesIO(shard.serialize_shard([bad], [], full=False)))
     # a xorb section that disagrees with the stored xorb
     lie = shard.XorbEntry(term.xorb_hash, [shard.XorbChunkEntry(b"\x01" * 32, 0, 10)])
     with pytest.raises(BadRequest, match="does not match"):
-        xet_shards.register_shard(bk, claims, shard.serialize_shard([], [lie], full=False))
+        xet_shards.register_shard(bk, claims, io.BytesIO(shard.serialize_shard([], [lie], full=False)))
     # without verification entries, terms may only use the caller's own namespace's xorbs
     bob = _claims(bk, "bob", "b")
     unverified = shard.FileEntry(entry.file_hash, entry.terms, None, entry.sha256)
     with pytest.raises(BadRequest, match="verification"):
-        xet_shards.register_shard(bk, bob, shard.serialize_shard([unverified], [], full=False))
-    assert xet_shards.register_shard(bk, claims, shard.serialize_shard([unverified], [], full=False)) == 1
+        xet_shards.register_shard(bk, bob, io.BytesIO(shard.serialize_shard([unverified], [], full=False)))
+    assert xet_shards.register_shard(bk, claims, io.BytesIO(shard.serialize_shard([unverified], [], full=False))) == 1
 
 
 def test_dedup_answer_is_a_full_shard(bk) -> None:
@@ -153,7 +153,7 @@ def _upload_split(bk, claims, data: bytes, parts: int) -> list[bytes]:
     leaves = [(hashes.chunk_hash(c), len(c)) for c in chunks]
     entry = shard.FileEntry(hashes.file_hash(leaves), [t for t, _ in terms], [v for _, v in terms],
                             hashes.sha256_to_raw(hashes.sha256_hex(data)))
-    assert xet_shards.register_shard(bk, claims, shard.serialize_shard([entry], xentries, full=False)) == 1
+    assert xet_shards.register_shard(bk, claims, io.BytesIO(shard.serialize_shard([entry], xentries, full=False))) == 1
     return digests
 
 

@@ -97,3 +97,37 @@ def test_nonzero_hash_without_terms_rejected() -> None:
     f = shard.FileEntry(b"\x01" * 32, [])
     with pytest.raises(ShardFormatError, match="zero hash"):
         shard.parse_shard(shard.serialize_shard([f], [], full=False))
+
+
+def test_reader_streams_a_spooled_body(real_upload) -> None:
+    """What the CAS does with an upload: the body spooled to disk, read one section (one xorb) at a time."""
+    import hashlib
+    import tempfile
+
+    body, whole = _real_shard(real_upload)
+    with tempfile.SpooledTemporaryFile(max_size=64) as spool:  # rolled over to a real file
+        spool.write(body)
+        spool.seek(0)
+        assert hashlib.file_digest(spool, "sha256").hexdigest() == hashlib.sha256(body).hexdigest()
+        spool.seek(0)
+        reader = shard.ShardReader(spool, len(body))
+        assert reader.files() == whole.files
+        streamed = reader.xorbs()
+        first = next(streamed)
+        assert spool.tell() < len(body)  # the rest of the xorb section is still unread
+        rest = list(streamed)
+        assert reader.finish() is None and reader.length == whole.length == len(body)
+    assert [(x.xorb_hash, list(x.chunks)) for x in [first, *rest]] == [
+        (x.xorb_hash, list(x.chunks)) for x in whole.xorbs
+    ]
+
+
+def test_reader_stops_at_a_truncated_xorb_entry(real_upload) -> None:
+    import io
+
+    body, _ = _real_shard(real_upload)
+    cut = len(body) - 48 - 10  # inside the last xorb's chunk entries
+    reader = shard.ShardReader(io.BytesIO(body[:cut]), cut)
+    reader.files()
+    with pytest.raises(ShardFormatError, match="truncated while reading xorb chunks"):
+        list(reader.xorbs())

@@ -135,33 +135,30 @@ def commit_grant(prefix: str, xorb_hash: str, grant_id: str, bk: Bk, authorizati
 @router.post(P + "/v1/shards")
 async def upload_shard_v1(request: Request, bk: Bk, authorization: Authorization = None) -> dict:
     claims = await run_in_threadpool(_claims, bk, authorization, write=True)
-    body = await _read_shard(request, claims)
-    result = await run_in_threadpool(xet_shards.register_shard, bk, claims, body)
+    with await _read_shard(request, claims) as body:
+        result = await run_in_threadpool(xet_shards.register_shard, bk, claims, body)
     return {"result": result}
 
 
 @router.post(P + "/v2/shards")
 async def upload_shard_v2(request: Request, bk: Bk, authorization: Authorization = None) -> Response:
     claims = await run_in_threadpool(_claims, bk, authorization, write=True)
-    body = await _read_shard(request, claims)
     events = [{"type": "validating", "verified": 0, "total": 1}]
-    try:
-        result = await run_in_threadpool(xet_shards.register_shard, bk, claims, body)
-        events.append({"type": "result", "result": result})
-    except HubError as exc:
-        if exc.status >= 500:
-            raise
-        events.append({"type": "error", "message": exc.message, "retryable": False})
+    with await _read_shard(request, claims) as body:
+        try:
+            result = await run_in_threadpool(xet_shards.register_shard, bk, claims, body)
+            events.append({"type": "result", "result": result})
+        except HubError as exc:
+            if exc.status >= 500:
+                raise
+            events.append({"type": "error", "message": exc.message, "retryable": False})
     payload = "".join(json.dumps(e) + "\n" for e in events)
     return Response(payload, media_type="application/x-ndjson", headers={"Cache-Control": "no-cache"})
 
 
-async def _read_shard(request: Request, claims: tokens.XetClaims) -> bytes:
-    spool = await _spool_body(request, shard_format.MAX_SHARD_LEN, "shard_bytes_received", xet.repo_key(claims))
-    try:
-        return spool.read()
-    finally:
-        spool.close()
+async def _read_shard(request: Request, claims: tokens.XetClaims) -> tempfile.SpooledTemporaryFile:
+    """The shard body, spooled (to disk past 256 KiB): validation reads it one section at a time."""
+    return await _spool_body(request, shard_format.MAX_SHARD_LEN, "shard_bytes_received", xet.repo_key(claims))
 
 
 @router.get(P + "/v1/chunks/{prefix}/{chunk_hash}")

@@ -298,7 +298,7 @@ class _Lru:
             self.items.clear()
 
 
-_tables_lru = _Lru(256)
+_tables_lru = _Lru(64)  # ~40 KiB a table: at most ~2.5 MiB, whatever the file sizes
 _files_lru = _Lru(1024)
 
 
@@ -308,28 +308,38 @@ def forget_cached() -> None:
     _files_lru.clear()
 
 
+#: Chunk tables one request keeps at once (~40 KiB each for a full 64 MiB xorb). A request walks a file's
+#: terms in order, so a small window serves it; an unbounded one grew 40 bytes per chunk (5 MiB for 8 GiB).
+REQUEST_TABLES = 32
+
+
 class ChunkTables:
-    """Chunk tables of stored xorbs, loaded once per request (and kept in an LRU when ``shared``)."""
+    """Chunk tables of stored xorbs, the last ``REQUEST_TABLES`` kept per request (and more in a shared LRU
+    when ``shared``)."""
 
     def __init__(self, db: Session, *, shared: bool = False) -> None:
         self.db = db
         self.shared = shared
-        self.tables: dict[bytes, ChunkTable] = {}
+        self.tables: OrderedDict[bytes, ChunkTable] = OrderedDict()
 
     def __call__(self, raw: bytes) -> ChunkTable:
         table = self.tables.get(raw)
+        if table is not None:
+            self.tables.move_to_end(raw)
+            return table
+        name = hashes.hash_to_hex(raw)
+        key = (str(self.db.get_bind().url), name)
+        table = _tables_lru.get(key) if self.shared else None  # type: ignore[assignment]
         if table is None:
-            name = hashes.hash_to_hex(raw)
-            key = (str(self.db.get_bind().url), name)
-            table = _tables_lru.get(key) if self.shared else None  # type: ignore[assignment]
-            if table is None:
-                row = self.db.get(XetXorb, name)
-                if row is None:
-                    raise XetNotFound(f"Xorb {name} is not stored")
-                table = xorb.unpack_chunk_table(row.chunk_table)
-                if self.shared:
-                    _tables_lru.put(key, table)
-            self.tables[raw] = table
+            row = self.db.get(XetXorb, name)
+            if row is None:
+                raise XetNotFound(f"Xorb {name} is not stored")
+            table = xorb.unpack_chunk_table(row.chunk_table)
+            if self.shared:
+                _tables_lru.put(key, table)
+        self.tables[raw] = table
+        if len(self.tables) > REQUEST_TABLES:
+            self.tables.popitem(last=False)
         return table
 
 

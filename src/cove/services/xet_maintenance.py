@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -213,5 +214,5 @@ def convert_lfs_object(bk: Backends, *, repo_pk: int, oid: str) -> str:
         new_xorbs.append(
             shard.XorbEntry(digest, [shard.XorbChunkEntry(h, o, n) for (h, n), o in zip(leaves, offsets, strict=True)])
         )
-    register_shard(bk, claims, shard.serialize_shard([entry], new_xorbs, full=False))
+    register_shard(bk, claims, io.BytesIO(shard.serialize_shard([entry], new_xorbs, full=False)))
     return hashes.hash_to_hex(file_hash)

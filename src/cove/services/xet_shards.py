@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import io
 from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import BinaryIO
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -26,28 +29,46 @@ from cove.xet import hashes, shard, tokens
 from cove.xet.errors import XetFormatError
 
 
-def _validate_shard(db: Session, parsed: shard.Shard, namespace: str) -> ChunkTables:
+@dataclass
+class _Checked:
+    """What validating a shard found: its files, and per xorb entry the chunks open to global dedup."""
+
+    files: list[shard.FileEntry]
+    xorbs: set[str] = field(default_factory=set)
+    dedup: dict[str, str] = field(default_factory=dict)  # chunk hash -> xorb hash
+
+
+def _validate_shard(db: Session, reader: shard.ShardReader, namespace: str) -> _Checked:
     """Check every xorb entry against the stored xorb and recompute every file hash.
 
-    Works on packed chunk tables and streams each file's leaves into the merkle hash, so memory does not
-    grow with the size of the files a shard describes (beyond the shard body itself, 48 bytes a chunk).
+    Reads the xorb section one entry at a time, keeps a bounded window of chunk tables and streams each
+    file's leaves into the merkle hash, so memory does not grow with the size of the files a shard describes.
     """
     tables = ChunkTables(db)
-    for x in parsed.xorbs:
+    checked = _Checked(reader.files())
+    for x in reader.xorbs():
         name = hashes.hash_to_hex(x.xorb_hash)
         try:
             stored = tables(x.xorb_hash)
         except XetNotFound:
             raise BadRequest(f"Shard lists xorb {name} that was not uploaded") from None
         chunks = x.chunks
-        assert isinstance(chunks, shard.ShardChunks)  # parse_shard leaves chunk entries packed
+        assert isinstance(chunks, shard.ShardChunks)  # the reader leaves chunk entries packed
         if not stored.same_chunks(chunks.hash_bytes(), chunks.sizes):
             raise BadRequest(f"Shard chunk list of xorb {name} does not match it")
+        checked.xorbs.add(name)
+        for i in chunks.dedup_eligible(DEDUP_MODULUS):
+            checked.dedup.setdefault(hashes.hash_to_hex(chunks.hash(i)), name)
+    reader.finish()
     scoped = set(db.scalars(select(XetXorbScope.xorb_hash).where(XetXorbScope.namespace == namespace)))
-    for f in parsed.files:
+    for f in checked.files:
         if hashes.file_hash(_checked_leaves(f, tables, scoped)) != f.file_hash:
             raise BadRequest(f"File hash {hashes.hash_to_hex(f.file_hash)} does not match its terms")
-    return tables
+        if f.terms:  # a file's first chunk is always open to global dedup
+            first = f.terms[0]
+            first_chunk = tables(first.xorb_hash).hash(first.chunk_start)
+            checked.dedup.setdefault(hashes.hash_to_hex(first_chunk), hashes.hash_to_hex(first.xorb_hash))
+    return checked
 
 
 def _checked_leaves(f: shard.FileEntry, tables: ChunkTables, scoped: set[str]) -> Iterator[tuple[bytes, int]]:
@@ -71,20 +92,17 @@ def _checked_leaves(f: shard.FileEntry, tables: ChunkTables, scoped: set[str]) -
         yield from table.leaves(t.chunk_start, t.chunk_end)
 
 
-def register_shard(bk: Backends, claims: tokens.XetClaims, body: bytes) -> int:
-    """Parse, validate and index an uploaded shard. Returns 1 if new, 0 if this body was seen before."""
+def register_shard(bk: Backends, claims: tokens.XetClaims, body: BinaryIO) -> int:
+    """Validate and index an uploaded shard, read from a seekable stream. Returns 1 if new, 0 if seen before."""
     ensure_tables(bk)
-    if len(body) > shard.MAX_SHARD_LEN:
+    size = body.seek(0, io.SEEK_END)
+    if size > shard.MAX_SHARD_LEN:
         raise PayloadTooLarge(f"Shards are limited to {shard.MAX_SHARD_LEN} bytes")
-    try:
-        parsed = shard.parse_shard(body)
-    except XetFormatError as exc:
-        count("shards_rejected", repo=repo_key(claims))
-        raise BadRequest(f"Invalid shard: {exc}") from None
-    digest = hashlib.sha256(body).hexdigest()
+    body.seek(0)
+    digest = hashlib.file_digest(body, "sha256").hexdigest()  # type: ignore[arg-type]
     for attempt in range(3):
         try:
-            seen, namespace, referenced = _index_shard(bk, claims, parsed, body, digest)
+            seen, namespace, referenced = _index_shard(bk, claims, body, size, digest)
             break
         except IntegrityError:
             # a concurrent upload registered the same file, chunk or shard first: redo with its rows
@@ -96,49 +114,40 @@ def register_shard(bk: Backends, claims: tokens.XetClaims, body: bytes) -> int:
 
 
 def _index_shard(
-    bk: Backends, claims: tokens.XetClaims, parsed: shard.Shard, body: bytes, digest: str
+    bk: Backends, claims: tokens.XetClaims, body: BinaryIO, size: int, digest: str
 ) -> tuple[bool, str, set[str]]:
     with bk.db.session() as db:
         repo = db.get(Repo, claims.repo_pk)
         if repo is None:
             raise Unauthorized("The repository of this CAS token no longer exists")
+        body.seek(0)
         try:
-            tables = _validate_shard(db, parsed, repo.namespace)
+            checked = _validate_shard(db, shard.ShardReader(body, size), repo.namespace)
+        except XetFormatError as exc:
+            count("shards_rejected", repo=repo_key(claims))
+            raise BadRequest(f"Invalid shard: {exc}") from None
         except HubError:
             count("shards_rejected", repo=repo_key(claims))
             raise
         seen = db.get(XetShard, digest) is not None
-        referenced: set[str] = set()
-        dedup: dict[str, str] = {}
-        for f in parsed.files:
+        referenced = set(checked.xorbs)
+        for f in checked.files:
             fh = hashes.hash_to_hex(f.file_hash)
-            size = f.size
-            for t in f.terms:
-                referenced.add(hashes.hash_to_hex(t.xorb_hash))
-            if f.terms:
-                first = f.terms[0]
-                first_chunk = tables(first.xorb_hash).hash(first.chunk_start)
-                dedup.setdefault(hashes.hash_to_hex(first_chunk), hashes.hash_to_hex(first.xorb_hash))
+            referenced.update(hashes.hash_to_hex(t.xorb_hash) for t in f.terms)
             if db.get(XetFile, fh) is None:
-                db.add(XetFile(hash=fh, size=size, sha256=f.sha256_hex, terms=shard.pack_terms(f.terms)))
+                db.add(XetFile(hash=fh, size=f.size, sha256=f.sha256_hex, terms=shard.pack_terms(f.terms)))
                 count("files_registered", repo=repo_key(claims))
-            if f.sha256 is not None and size > 0:
+            if f.sha256 is not None and f.size > 0:
                 row = db.get(LfsObject, (repo.id, f.sha256_hex))
                 if row is None:
-                    db.add(LfsObject(repo_pk=repo.id, oid=f.sha256_hex, size=size, xet_hash=fh))
-                elif row.xet_hash is None and row.size == size:
+                    db.add(LfsObject(repo_pk=repo.id, oid=f.sha256_hex, size=f.size, xet_hash=fh))
+                elif row.xet_hash is None and row.size == f.size:
                     row.xet_hash = fh
-        for x in parsed.xorbs:
-            xh = hashes.hash_to_hex(x.xorb_hash)
-            referenced.add(xh)
-            chunks = x.chunks
-            assert isinstance(chunks, shard.ShardChunks)
-            for i in chunks.dedup_eligible(DEDUP_MODULUS):
-                dedup.setdefault(hashes.hash_to_hex(chunks.hash(i)), xh)
-        for ch, xh in dedup.items():
+        for ch, xh in checked.dedup.items():
             if db.get(XetDedup, ch) is None:
                 db.add(XetDedup(chunk_hash=ch, xorb_hash=xh))
         if not seen:
-            bk.blobs.put_bytes(f"shards/{digest}", body)
-            db.add(XetShard(sha256=digest, size=len(body), repo_pk=repo.id))
+            body.seek(0)
+            bk.blobs.put_verified(f"shards/{digest}", body, sha256=digest, size=size)
+            db.add(XetShard(sha256=digest, size=size, repo_pk=repo.id))
         return seen, repo.namespace, referenced

@@ -6,10 +6,12 @@ bookend), then, in full shards only, three lookup tables and a 200-byte footer. 
 
 from __future__ import annotations
 
+import io
 import struct
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 import numpy as np
 
@@ -172,121 +174,135 @@ class ShardLimits:
 DEFAULT_LIMITS = ShardLimits()
 
 
-class _Reader:
-    def __init__(self, data: memoryview, pos: int) -> None:
-        self.data = data
-        self.pos = pos
+class ShardReader:
+    """An uploaded shard read section by section from a seekable stream, checked as it goes.
 
-    def entry(self, what: str) -> memoryview:
-        end = self.pos + ENTRY_LEN
-        if end > len(self.data):
+    The file section is read whole (a few 48-byte entries per xorb range of each file); the xorb section is
+    yielded one xorb at a time, so a shard describing a huge file is checked holding one xorb's chunk entries
+    (at most ``max_xorb_chunks`` × 48 bytes), never the body. Call ``files()``, iterate ``xorbs()`` to the
+    end, then ``finish()``; each raises ``ShardFormatError`` on the first defect.
+    """
+
+    def __init__(self, stream: BinaryIO, size: int, limits: ShardLimits = DEFAULT_LIMITS) -> None:
+        if size > limits.max_len:
+            raise ShardFormatError(f"shard larger than {limits.max_len} bytes")
+        if size < HEADER_LEN:
+            raise ShardFormatError("shard truncated: no header")
+        self._stream = stream
+        self._size = size
+        self._limits = limits
+        self.pos = 0
+        tag, version, footer_size = _HEADER.unpack(self._read(HEADER_LEN, "header"))
+        if tag != TAG:
+            raise ShardFormatError("not a shard: bad header tag")
+        if version != VERSION:
+            raise ShardFormatError(f"unsupported shard version {version}")
+        if footer_size not in (0, FOOTER_LEN):
+            raise ShardFormatError(f"unexpected shard footer size {footer_size}")
+        self._footer_size = footer_size
+        self.length = 0  # bytes up to the end of the xorb-info bookend, once ``xorbs()`` is done
+
+    def _read(self, n: int, what: str) -> bytes:
+        data = self._stream.read(n) if self.pos + n <= self._size else b""
+        if len(data) != n:
             raise ShardFormatError(f"shard truncated while reading {what} at offset {self.pos}")
-        view = self.data[self.pos : end]
-        self.pos = end
-        return view
+        self.pos += n
+        return data
 
+    def _head(self, what: str) -> bytes | None:
+        """The next section entry, or None at the section's bookend."""
+        head = self._read(ENTRY_LEN, what)
+        if head[:32] != BOOKEND[:32]:
+            return head
+        if head != BOOKEND:
+            raise ShardFormatError(f"corrupt bookend after {what}s")
+        return None
 
-def _is_bookend(entry: memoryview) -> bool:
-    return bytes(entry[:32]) == BOOKEND[:32]
+    def files(self) -> list[FileEntry]:
+        limits = self._limits
+        files: list[FileEntry] = []
+        n_terms = 0
+        verification_seen: bool | None = None
+        while (head := self._head("file header")) is not None:
+            if len(files) >= limits.max_files:
+                raise ShardFormatError(f"shard lists more than {limits.max_files} files")
+            file_hash, flags, num_entries, _unused = _FILE_HEADER.unpack(head)
+            n_terms += num_entries
+            if n_terms > limits.max_terms:
+                raise ShardFormatError(f"shard has more than {limits.max_terms} terms")
+            terms: list[FileTerm] = []
+            for xh, xflags, ulen, start, end in _FILE_ENTRY.iter_unpack(
+                self._read(num_entries * ENTRY_LEN, "file term")
+            ):
+                if not start < end:
+                    raise ShardFormatError(f"empty or reversed chunk range [{start}, {end})")
+                if ulen == 0:
+                    raise ShardFormatError("term with zero unpacked bytes")
+                terms.append(FileTerm(xh, ulen, start, end, xflags))
+            has_verification = bool(flags & FLAG_VERIFICATION)
+            if verification_seen is None:
+                verification_seen = has_verification
+            elif verification_seen != has_verification:
+                raise ShardFormatError("verification entries must be present for all files or none")
+            verification = None
+            if has_verification:
+                raw = self._read(num_entries * ENTRY_LEN, "verification entry")
+                verification = [raw[i : i + 32] for i in range(0, len(raw), ENTRY_LEN)]
+            sha256 = self._read(ENTRY_LEN, "metadata ext")[:32] if flags & FLAG_METADATA_EXT else None
+            if num_entries == 0 and file_hash != hashes.ZERO_HASH:
+                raise ShardFormatError("a file without terms must have the zero hash")
+            files.append(FileEntry(file_hash, terms, verification, sha256, flags))
+        return files
+
+    def xorbs(self) -> Iterator[XorbEntry]:
+        limits = self._limits
+        n_xorbs = n_chunks = 0
+        while (head := self._head("xorb header")) is not None:
+            if n_xorbs >= limits.max_xorbs:
+                raise ShardFormatError(f"shard lists more than {limits.max_xorbs} xorbs")
+            n_xorbs += 1
+            xh, xflags, num_entries, num_bytes, on_disk = _XORB_HEADER.unpack(head)
+            if num_entries == 0 or num_entries > limits.max_xorb_chunks:
+                raise ShardFormatError(f"xorb entry with {num_entries} chunks")
+            n_chunks += num_entries
+            if n_chunks > limits.max_chunk_entries:
+                raise ShardFormatError(f"shard has more than {limits.max_chunk_entries} chunk entries")
+            chunks = ShardChunks(memoryview(self._read(num_entries * ENTRY_LEN, "xorb chunks")))
+            sizes = chunks.sizes.astype(np.uint64)
+            ends = np.cumsum(sizes)
+            if not sizes.all() or not np.array_equal(chunks.rows["offset"], ends - sizes):
+                raise ShardFormatError("xorb chunk offsets are not contiguous")
+            if int(ends[-1]) != num_bytes:
+                raise ShardFormatError("xorb entry byte count does not match its chunks")
+            yield XorbEntry(xh, chunks, on_disk, xflags)
+        self.length = self.pos
+
+    def finish(self) -> ShardFooter | None:
+        """The footer of a full shard (checked against the sections), or None for the upload form."""
+        if not self._footer_size:
+            if self.pos != self._size:
+                raise ShardFormatError(f"{self._size - self.pos} trailing bytes after the shard sections")
+            return None
+        if self._size < HEADER_LEN + 2 * ENTRY_LEN + FOOTER_LEN:
+            raise ShardFormatError("shard truncated: no footer")
+        self._stream.seek(self._size - FOOTER_LEN)
+        footer = _parse_footer(self._stream.read(FOOTER_LEN), self._size - FOOTER_LEN)
+        if footer.xorb_info_offset > self.length or footer.file_info_offset != HEADER_LEN:
+            raise ShardFormatError("shard footer offsets do not match the sections")
+        return footer
 
 
 def parse_shard(data: bytes | memoryview, limits: ShardLimits = DEFAULT_LIMITS) -> Shard:
-    """Parse a shard (upload form without footer, or full form). Raises ``ShardFormatError``."""
-    view = memoryview(data)
-    if len(view) > limits.max_len:
-        raise ShardFormatError(f"shard larger than {limits.max_len} bytes")
-    if len(view) < HEADER_LEN:
-        raise ShardFormatError("shard truncated: no header")
-    tag, version, footer_size = _HEADER.unpack_from(view, 0)
-    if tag != TAG:
-        raise ShardFormatError("not a shard: bad header tag")
-    if version != VERSION:
-        raise ShardFormatError(f"unsupported shard version {version}")
-    if footer_size not in (0, FOOTER_LEN):
-        raise ShardFormatError(f"unexpected shard footer size {footer_size}")
-
-    shard = Shard()
-    reader = _Reader(view, HEADER_LEN)
-    n_terms = 0
-    verification_seen: bool | None = None
-    while True:
-        head = reader.entry("file header")
-        if _is_bookend(head):
-            if bytes(head) != BOOKEND:
-                raise ShardFormatError("corrupt file section bookend")
-            break
-        if len(shard.files) >= limits.max_files:
-            raise ShardFormatError(f"shard lists more than {limits.max_files} files")
-        file_hash, flags, num_entries, _unused = _FILE_HEADER.unpack(head)
-        n_terms += num_entries
-        if n_terms > limits.max_terms:
-            raise ShardFormatError(f"shard has more than {limits.max_terms} terms")
-        terms: list[FileTerm] = []
-        for _ in range(num_entries):
-            xh, xflags, ulen, start, end = _FILE_ENTRY.unpack(reader.entry("file term"))
-            if not start < end:
-                raise ShardFormatError(f"empty or reversed chunk range [{start}, {end})")
-            if ulen == 0:
-                raise ShardFormatError("term with zero unpacked bytes")
-            terms.append(FileTerm(xh, ulen, start, end, xflags))
-        has_verification = bool(flags & FLAG_VERIFICATION)
-        if verification_seen is None:
-            verification_seen = has_verification
-        elif verification_seen != has_verification:
-            raise ShardFormatError("verification entries must be present for all files or none")
-        verification = None
-        if has_verification:
-            verification = [bytes(reader.entry("verification entry")[:32]) for _ in range(num_entries)]
-        sha256 = None
-        if flags & FLAG_METADATA_EXT:
-            sha256 = bytes(reader.entry("metadata ext")[:32])
-        if num_entries == 0 and file_hash != hashes.ZERO_HASH:
-            raise ShardFormatError("a file without terms must have the zero hash")
-        shard.files.append(FileEntry(file_hash, terms, verification, sha256, flags))
-
-    n_chunks = 0
-    while True:
-        head = reader.entry("xorb header")
-        if _is_bookend(head):
-            if bytes(head) != BOOKEND:
-                raise ShardFormatError("corrupt xorb section bookend")
-            break
-        if len(shard.xorbs) >= limits.max_xorbs:
-            raise ShardFormatError(f"shard lists more than {limits.max_xorbs} xorbs")
-        xh, xflags, num_entries, num_bytes, on_disk = _XORB_HEADER.unpack(head)
-        if num_entries == 0 or num_entries > limits.max_xorb_chunks:
-            raise ShardFormatError(f"xorb entry with {num_entries} chunks")
-        n_chunks += num_entries
-        if n_chunks > limits.max_chunk_entries:
-            raise ShardFormatError(f"shard has more than {limits.max_chunk_entries} chunk entries")
-        start = reader.pos
-        reader.pos += num_entries * ENTRY_LEN
-        if reader.pos > len(view):
-            raise ShardFormatError(f"shard truncated while reading xorb chunks at offset {start}")
-        chunks = ShardChunks(view[start : reader.pos])
-        sizes = chunks.sizes.astype(np.uint64)
-        ends = np.cumsum(sizes)
-        if not sizes.all() or not np.array_equal(chunks.rows["offset"], ends - sizes):
-            raise ShardFormatError("xorb chunk offsets are not contiguous")
-        if int(ends[-1]) != num_bytes:
-            raise ShardFormatError("xorb entry byte count does not match its chunks")
-        shard.xorbs.append(XorbEntry(xh, chunks, on_disk, xflags))
-    shard.length = reader.pos
-
-    if footer_size:
-        shard.footer = _parse_footer(view)
-        if shard.footer.xorb_info_offset > shard.length or shard.footer.file_info_offset != HEADER_LEN:
-            raise ShardFormatError("shard footer offsets do not match the sections")
-    elif reader.pos != len(view):
-        raise ShardFormatError(f"{len(view) - reader.pos} trailing bytes after the shard sections")
-    return shard
+    """Parse a whole shard in memory (upload form without footer, or full form). Raises ``ShardFormatError``."""
+    reader = ShardReader(io.BytesIO(data), len(data), limits)
+    files = reader.files()
+    xorbs = list(reader.xorbs())
+    footer = reader.finish()
+    return Shard(files, xorbs, footer, reader.length)
 
 
-def _parse_footer(view: memoryview) -> ShardFooter:
-    if len(view) < HEADER_LEN + 2 * ENTRY_LEN + FOOTER_LEN:
-        raise ShardFormatError("shard truncated: no footer")
-    start = len(view) - FOOTER_LEN
-    f = _FOOTER_HEAD.unpack_from(view, start)
+def _parse_footer(raw: bytes, start: int) -> ShardFooter:
+    f = _FOOTER_HEAD.unpack_from(raw, 0)
     if f[0] != FOOTER_VERSION:
         raise ShardFormatError(f"unsupported shard footer version {f[0]}")
     footer = ShardFooter(
