@@ -122,7 +122,7 @@ def test_dedup_answer_is_a_full_shard(bk) -> None:
     data = random.Random(4).randbytes(400_000)
     _, entry = _upload(bk, claims, data)
     first_chunk = hashes.chunk_hash(next(chunking.iter_chunks([data])))
-    raw = xet.dedup_shard(bk, claims, prefix="default", chunk_hex=hashes.hash_to_hex(first_chunk))
+    raw = b"".join(xet.dedup_shard(bk, claims, prefix="default", chunk_hex=hashes.hash_to_hex(first_chunk)))
     parsed = shard.parse_shard(raw)
     assert parsed.footer is not None and parsed.footer.chunk_hash_hmac_key != bytes(32)
     (x,) = parsed.xorbs
@@ -165,17 +165,35 @@ def test_dedup_answer_includes_the_files_other_xorbs(bk) -> None:
     digests = _upload_split(bk, claims, data, 3)
     assert len(digests) == 3
     first_chunk = hashes.chunk_hash(next(chunking.iter_chunks([data])))
-    parsed = shard.parse_shard(xet.dedup_shard(bk, claims, prefix="default", chunk_hex=hashes.hash_to_hex(first_chunk)))
+    answer = xet.dedup_shard(bk, claims, prefix="default", chunk_hex=hashes.hash_to_hex(first_chunk))
+    parsed = shard.parse_shard(b"".join(answer))
     assert [x.xorb_hash for x in parsed.xorbs] == digests  # the hit first, then the nearest
     # another repo of the same namespace that holds none of the file gets the hit's xorb only
     other = _claims(bk, "alice", "other")
-    parsed = shard.parse_shard(xet.dedup_shard(bk, other, prefix="default", chunk_hex=hashes.hash_to_hex(first_chunk)))
+    answer = xet.dedup_shard(bk, other, prefix="default", chunk_hex=hashes.hash_to_hex(first_chunk))
+    parsed = shard.parse_shard(b"".join(answer))
     assert [x.xorb_hash for x in parsed.xorbs] == digests[:1]
     # streamed back whole, in blocks of at most STREAM_BLOCK + one chunk
     fh = hashes.hash_to_hex(hashes.file_hash([(hashes.chunk_hash(c), len(c)) for c in chunking.iter_chunks([data])]))
     blocks = list(xet.stream_file(bk, fh, 0, len(data)))
     assert b"".join(blocks) == data and len(blocks) < 3 * len(digests)
 
+
+
+def test_dedup_answer_is_capped_and_streamed(bk, monkeypatch) -> None:
+    """At most ``DEDUP_MAX_XORBS`` xorbs, the hit's first and then those after it; sent one xorb at a time."""
+    monkeypatch.setattr(xet, "DEDUP_MAX_XORBS", 4)
+    claims = _claims(bk, "alice", "capped")
+    data = random.Random(8).randbytes(2_000_000)
+    digests = _upload_split(bk, claims, data, 6)
+    assert len(digests) == 6
+    first_chunk = hashes.chunk_hash(next(chunking.iter_chunks([data])))
+    pieces = list(xet.dedup_shard(bk, claims, prefix="default", chunk_hex=hashes.hash_to_hex(first_chunk)))
+    parsed = shard.parse_shard(b"".join(pieces))
+    assert [x.xorb_hash for x in parsed.xorbs] == digests[:4]
+    assert parsed.footer is not None
+    assert parsed.footer.chunk_lookup_num_entry == sum(len(x.chunks) for x in parsed.xorbs)
+    assert len(pieces) >= 4 + 2  # head, one piece per xorb, lookup tables, footer
 
 def test_garbage_collection(bk) -> None:
     claims = _claims(bk, "alice", "m")

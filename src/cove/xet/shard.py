@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import struct
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -374,7 +374,7 @@ def _keyed(key: bytes, hash_bytes: bytes) -> bytes:
 
 def serialize_shard(
     files: Sequence[FileEntry] = (),
-    xorbs: Sequence[XorbEntry] = (),
+    xorbs: Iterable[XorbEntry] = (),
     *,
     full: bool = True,
     hmac_key: bytes | None = None,
@@ -386,10 +386,27 @@ def serialize_shard(
     With ``hmac_key`` the chunk hashes of the xorb section (and the chunk lookup) are keyed with it, as
     in global-dedup answers.
     """
-    body = bytearray(_HEADER.pack(TAG, VERSION, FOOTER_LEN if full else 0))
+    return b"".join(
+        iter_shard(files, xorbs, full=full, hmac_key=hmac_key, creation_timestamp=creation_timestamp,
+                   key_expiry=key_expiry)
+    )
+
+
+def iter_shard(
+    files: Sequence[FileEntry] = (),
+    xorbs: Iterable[XorbEntry] = (),
+    *,
+    full: bool = True,
+    hmac_key: bytes | None = None,
+    creation_timestamp: int | None = None,
+    key_expiry: int = U64_MAX,
+) -> Iterator[bytes]:
+    """The bytes of :func:`serialize_shard`, piece by piece: one piece per xorb entry, taken from ``xorbs``
+    only when needed, so a large answer is sent holding 16 bytes per chunk (its lookup entry) at most."""
+    head = _HEADER.pack(TAG, VERSION, FOOTER_LEN if full else 0)
     file_bytes, file_lookup = _file_section(files)
-    body += file_bytes
-    xorb_info_offset = len(body)
+    yield head + file_bytes
+    xorb_info_offset = length = len(head) + len(file_bytes)
     xorb_lookup: list[tuple[int, int]] = []
     chunk_keys: list[np.ndarray] = []  # chunk lookup columns, one array per xorb (no object per chunk)
     chunk_xorbs: list[np.ndarray] = []
@@ -409,34 +426,42 @@ def serialize_shard(
         rows["flags"] = flags
         num_bytes = int(ends[-1]) if n else 0
         xorb_lookup.append((int.from_bytes(x.xorb_hash[:8], "little"), pos))
-        body += _XORB_HEADER.pack(x.xorb_hash, x.flags, n, num_bytes, x.num_bytes_on_disk)
-        body += rows.tobytes()
+        piece = _XORB_HEADER.pack(x.xorb_hash, x.flags, n, num_bytes, x.num_bytes_on_disk) + rows.tobytes()
+        length += len(piece)
+        yield piece
         stored += num_bytes
         on_disk += x.num_bytes_on_disk
-        chunk_keys.append(np.frombuffer(hash_bytes, dtype="<u8")[0::4])
+        chunk_keys.append(np.frombuffer(hash_bytes, dtype="<u8")[0::4].copy())  # not a view on the hashes
         chunk_xorbs.append(np.full(n, pos, dtype=np.uint32))
         chunk_indexes.append(np.arange(n, dtype=np.uint32))
         pos += 1 + n
-    body += BOOKEND
     if not full:
-        return bytes(body)
-    file_lookup_offset = len(body)
+        yield BOOKEND
+        return
+    tail = bytearray(BOOKEND)
+    file_lookup_offset = length + len(tail)
     for key, idx in sorted(file_lookup):
-        body += _LOOKUP.pack(key, idx)
-    xorb_lookup_offset = len(body)
+        tail += _LOOKUP.pack(key, idx)
+    xorb_lookup_offset = length + len(tail)
     for key, idx in sorted(xorb_lookup):
-        body += _LOOKUP.pack(key, idx)
-    chunk_lookup_offset = len(body)
-    lookup = np.zeros(sum(len(k) for k in chunk_keys), dtype=_CHUNK_LOOKUP_DTYPE)
-    if len(lookup):
+        tail += _LOOKUP.pack(key, idx)
+    chunk_lookup_offset = length + len(tail)
+    yield bytes(tail)
+    length += len(tail)
+    n_chunks = sum(len(k) for k in chunk_keys)
+    if n_chunks:
+        lookup = np.zeros(n_chunks, dtype=_CHUNK_LOOKUP_DTYPE)
         lookup["key"] = np.concatenate(chunk_keys)
+        del chunk_keys[:]
         lookup["xorb"] = np.concatenate(chunk_xorbs)
         lookup["chunk"] = np.concatenate(chunk_indexes)
+        del chunk_xorbs[:], chunk_indexes[:]
         lookup.sort(order=["key", "xorb", "chunk"])
-        body += lookup.tobytes()
-    footer_offset = len(body)
+        length += lookup.nbytes
+        yield lookup.tobytes()
+        del lookup
     materialized = sum(f.size for f in files)
-    body += _FOOTER_HEAD.pack(
+    yield _FOOTER_HEAD.pack(
         FOOTER_VERSION,
         HEADER_LEN,
         xorb_info_offset,
@@ -445,7 +470,7 @@ def serialize_shard(
         xorb_lookup_offset,
         len(xorb_lookup),
         chunk_lookup_offset,
-        len(lookup),
+        n_chunks,
         hmac_key or bytes(32),
         int(time.time()) if creation_timestamp is None else creation_timestamp,
         key_expiry,
@@ -458,10 +483,8 @@ def serialize_shard(
         on_disk,
         materialized,
         stored,
-        footer_offset,
+        length,
     )
-    assert len(body) - footer_offset == FOOTER_LEN
-    return bytes(body)
 
 
 def pack_terms(terms: Sequence[FileTerm]) -> bytes:
