@@ -409,8 +409,8 @@ def dedup_shard(bk: Backends, claims: tokens.XetClaims, *, prefix: str, chunk_he
         row = db.get(XetXorb, hit.xorb_hash)
         if row is None:
             raise XetNotFound("Chunk not known")
-        namespace, first = repo.namespace, _dedup_entry(hit.xorb_hash, row)
-    neighbours = _dedup_neighbours(bk, claims.repo_pk, hit.xorb_hash)
+        namespace, hit_xorb, first = repo.namespace, hit.xorb_hash, _dedup_entry(hit.xorb_hash, row)
+    neighbours = _dedup_neighbours(bk, claims.repo_pk, hit_xorb)
     count("dedup_hits", repo=repo_key(claims))
     now = int(time.time())
     return shard.iter_shard(
