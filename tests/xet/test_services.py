@@ -11,7 +11,7 @@ from sqlalchemy import delete, select
 from cove.backends import build_backends
 from cove.db.migrate import upgrade
 from cove.db.tables import LfsObject
-from cove.db.xet_tables import XetXorb
+from cove.db.xet_tables import XetFile, XetShard, XetXorb
 from cove.errors import BadRequest, Forbidden, RangeNotSatisfiable, Unauthorized
 from cove.services import accounts, repos, xet, xet_maintenance, xet_shards
 from cove.settings import Settings
@@ -37,7 +37,8 @@ def _claims(bk, user: str, repo_name: str, scope: str = "write"):
         return xet.authenticate(db, bk, f"Bearer {issued.access_token}", write=scope == "write")
 
 
-def _upload(bk, claims, data: bytes, *, with_verification: bool = True) -> tuple[str, shard.FileEntry]:
+def _stored(bk, claims, data: bytes, *, with_verification: bool = True) -> tuple[shard.FileEntry, shard.XorbEntry]:
+    """Store ``data`` as one xorb; return the shard entries describing it (nothing registered yet)."""
     chunks = list(chunking.iter_chunks([data]))
     digest, body = xorb.serialize_xorb(chunks)
     xet.store_xorb(bk, claims, xorb_hex=hashes.hash_to_hex(digest), body=io.BytesIO(body))
@@ -51,8 +52,48 @@ def _upload(bk, claims, data: bytes, *, with_verification: bool = True) -> tuple
     )
     offsets = [sum(n for _, n in leaves[:i]) for i in range(len(leaves))]
     xentry = shard.XorbEntry(digest, [shard.XorbChunkEntry(h, o, n) for (h, n), o in zip(leaves, offsets, strict=True)])
+    return entry, xentry
+
+
+def _upload(bk, claims, data: bytes, *, with_verification: bool = True) -> tuple[str, shard.FileEntry]:
+    entry, xentry = _stored(bk, claims, data, with_verification=with_verification)
     assert xet_shards.register_shard(bk, claims, io.BytesIO(shard.serialize_shard([entry], [xentry], full=False))) == 1
     return hashes.hash_to_hex(entry.file_hash), entry
+
+
+def test_shard_from_a_spool_file_is_checked_whole_before_anything_is_kept(bk) -> None:
+    """The CAS hands ``register_shard`` the spooled body (a file on disk past 256 KiB), read one section at
+    a time; a defect anywhere, even after valid entries, leaves no file row and no stored shard."""
+    import hashlib
+    import tempfile
+
+    claims = _claims(bk, "alice", "spooled")
+    entry, xentry = _stored(bk, claims, random.Random(9).randbytes(300_000))
+    other, other_x = _stored(bk, claims, random.Random(10).randbytes(200_000))
+    lie = shard.XorbEntry(other_x.xorb_hash, list(other_x.chunks)[:-1])  # one chunk short of the stored xorb
+    good = shard.serialize_shard([entry], [xentry], full=False)
+    bad_bodies = {
+        "Invalid shard": good[:-10],  # truncated inside the closing bookend
+        "does not match": shard.serialize_shard([entry], [xentry, lie], full=False),  # the 2nd xorb entry lies
+    }
+    fh = hashes.hash_to_hex(entry.file_hash)
+
+    def kept() -> tuple[bool, bool]:
+        with bk.db.session() as db:
+            return db.get(XetFile, fh) is not None, db.get(XetShard, hashlib.sha256(good).hexdigest()) is not None
+
+    for message, body in bad_bodies.items():
+        with tempfile.SpooledTemporaryFile(max_size=1) as spool:
+            spool.write(body)
+            with pytest.raises(BadRequest, match=message):
+                xet_shards.register_shard(bk, claims, spool)
+        assert kept() == (False, False)
+    with tempfile.SpooledTemporaryFile(max_size=1) as spool:
+        spool.write(good)
+        assert xet_shards.register_shard(bk, claims, spool) == 1
+    assert kept() == (True, True)
+    with bk.blobs.open(f"shards/{hashlib.sha256(good).hexdigest()}") as stored:
+        assert stored.read() == good
 
 
 def test_register_reconstruct_and_stream(bk) -> None:
