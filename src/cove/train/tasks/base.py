@@ -23,6 +23,20 @@ class Features:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+SPLITS = ("train", "validation", "test")
+
+
+def tokenized(splits: Splits, encode: Any) -> Features:
+    """Each split mapped through the batched ``encode``, its text columns replaced by the encoding."""
+    out = {
+        name: getattr(splits, name).map(
+            encode, batched=True, remove_columns=getattr(splits, name).column_names, desc=f"Tokenizing {name}"
+        )
+        for name in SPLITS
+    }
+    return Features(out["train"], out["validation"], out["test"])
+
+
 class Task:
     """Base class: one fine-tuning task. Subclasses fill in the hooks."""
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from ..data import Splits, infer_column, make_splits, require_columns
 from ..metrics import classification_scores
 from ..recipe import RecipeError
-from .base import Features, Task
+from .base import SPLITS, Features, Task
 
 if TYPE_CHECKING:
     from datasets import Dataset, DatasetDict
@@ -79,7 +79,7 @@ class SequenceClassification(Task):
         if len(names) < 2:
             raise RecipeError(f"column {col!r} has a single label {names}; classification needs at least two")
         self.label_names = names
-        for split_name in ("train", "validation", "test"):
+        for split_name in SPLITS:
             ds: Dataset = getattr(splits, split_name)
             unknown = sorted({str(v) for v in set(ds[col]) if v not in to_id})
             if unknown:
@@ -95,7 +95,7 @@ class SequenceClassification(Task):
             setattr(splits, split_name, encoded)
         splits.info["label_counts"] = {
             s: dict(sorted(Counter(names[i] for i in getattr(splits, s)["labels"]).items()))
-            for s in ("train", "validation", "test")
+            for s in SPLITS
         }
 
     def model_kwargs(self) -> dict[str, Any]:
@@ -131,7 +131,7 @@ class SequenceClassification(Task):
 
         out: dict[str, Any] = {}
         windows: dict[str, list[int]] = {}
-        for name in ("train", "validation", "test"):
+        for name in SPLITS:
             ds: Dataset = getattr(splits, name)
             if sliding:
                 ds = ds.add_column("row", list(range(len(ds))))

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..data import Splits, infer_column, make_splits, require_columns
 from ..metrics import load_metric
-from .base import Features, Task
+from .base import Features, Task, tokenized
 
 if TYPE_CHECKING:
     from datasets import DatasetDict
@@ -68,13 +68,7 @@ class CausalLM(Task):
             ]
             return enc
 
-        out = {
-            name: getattr(splits, name).map(
-                encode, batched=True, remove_columns=getattr(splits, name).column_names, desc=f"Tokenizing {name}"
-            )
-            for name in ("train", "validation", "test")
-        }
-        return Features(out["train"], out["validation"], out["test"])
+        return tokenized(splits, encode)
 
     def collator(self, tokenizer: Any, model: Any) -> Any:
         from transformers import DataCollatorForSeq2Seq
@@ -174,13 +168,7 @@ class Seq2Seq(Task):
             enc["labels"] = tokenizer(text_target=batch[target], truncation=True, max_length=limit)["input_ids"]
             return enc
 
-        out = {
-            name: getattr(splits, name).map(
-                encode, batched=True, remove_columns=getattr(splits, name).column_names, desc=f"Tokenizing {name}"
-            )
-            for name in ("train", "validation", "test")
-        }
-        return Features(out["train"], out["validation"], out["test"])
+        return tokenized(splits, encode)
 
     def collator(self, tokenizer: Any, model: Any) -> Any:
         from transformers import DataCollatorForSeq2Seq

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from ..data import Splits, make_splits, require_columns
 from ..metrics import load_metric
 from ..recipe import RecipeError
-from .base import Features, Task
+from .base import SPLITS, Features, Task
 
 if TYPE_CHECKING:
     from datasets import DatasetDict
@@ -48,7 +48,7 @@ class QuestionAnswering(Task):
             )
         hash_cols = [self.columns["question"], self.columns["context"], self.columns["answers"]]
         splits = make_splits(dsd, spec, strata_of=None, hash_columns=hash_cols)
-        for name in ("train", "validation", "test"):
+        for name in SPLITS:
             ds = getattr(splits, name)
             if "id" not in ds.column_names:
                 setattr(splits, name, ds.add_column("id", [f"{name}-{i}" for i in range(len(ds))]))

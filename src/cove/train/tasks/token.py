@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from ..data import Splits, infer_column, make_splits, require_columns
 from ..metrics import load_metric
 from ..recipe import RecipeError
-from .base import Features, Task
+from .base import SPLITS, Features, Task, tokenized
 
 if TYPE_CHECKING:
     from datasets import DatasetDict
@@ -46,7 +46,7 @@ class TokenClassification(Task):
                 raise RecipeError(f"column {tags!r} holds tag ids without names; list them in dataset.label_names")
             names, to_id = [str(t) for t in seen], {t: i for i, t in enumerate(seen)}
         self.label_names = names
-        for split_name in ("train", "validation", "test"):
+        for split_name in SPLITS:
             ds = getattr(splits, split_name)
             unknown = sorted({str(t) for row in ds[tags] for t in row if t not in to_id})
             if unknown:
@@ -94,13 +94,7 @@ class TokenClassification(Task):
             enc["labels"] = labels
             return enc
 
-        out = {
-            name: getattr(splits, name).map(
-                encode, batched=True, remove_columns=getattr(splits, name).column_names, desc=f"Tokenizing {name}"
-            )
-            for name in ("train", "validation", "test")
-        }
-        return Features(out["train"], out["validation"], out["test"])
+        return tokenized(splits, encode)
 
     def collator(self, tokenizer: Any, model: Any) -> Any:
         from transformers import DataCollatorForTokenClassification
