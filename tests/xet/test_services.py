@@ -323,3 +323,23 @@ def test_anonymous_read_tokens_follow_the_setting(bk) -> None:
         xet.issue_token(
             db, bk, accounts.ANONYMOUS, repo_type="model", repo_id="alice/pub", revision="main", scope="read"
         )
+
+
+def test_chunk_table_window_evicts_and_reloads(bk, monkeypatch) -> None:
+    """A request keeps only the last ``REQUEST_TABLES`` chunk tables: a file over more xorbs than that is
+    still validated and rebuilt exactly, reloading what was evicted."""
+    monkeypatch.setattr(xet, "REQUEST_TABLES", 2)
+    xet.forget_cached()
+    claims = _claims(bk, "alice", "window")
+    data = random.Random(11).randbytes(1_500_000)
+    digests = _upload_split(bk, claims, data, 6)  # validated through a 2-table window
+    assert len(digests) == 6
+    with bk.db.session() as db:
+        tables = xet.ChunkTables(db)
+        for d in [*digests, digests[0]]:
+            tables(d)
+            assert len(tables.tables) <= 2
+        assert list(tables.tables) == [digests[-1], digests[0]]
+    fh = hashes.hash_to_hex(hashes.file_hash([(hashes.chunk_hash(c), len(c)) for c in chunking.iter_chunks([data])]))
+    assert b"".join(xet.stream_file(bk, fh, 0, len(data))) == data
+    assert b"".join(xet.stream_file(bk, fh, 123_456, 1_234_567)) == data[123_456:1_234_567]
