@@ -144,6 +144,44 @@ def test_dedup_does_not_cross_namespaces(server, alice, bob, bob_api, repo_facto
         bob_api.delete_repo(theirs)
 
 
+
+def test_dedup_answers_need_a_write_token(server, alice, bob, repo_factory, blob) -> None:
+    """A CAS read token comes to anyone who can read one public repo of a namespace: it gets no dedup answer,
+    so an outsider cannot probe which chunks the namespace's private repos hold."""
+    from cove.xet import chunking
+
+    private, public = repo_factory("dd-private", private=True), repo_factory("dd-public")
+    data = _random(2 * MB, 12)
+    upload_in_fresh_client(alice.token, blob(data), "w.bin", private)
+    first_chunk = hashes.hash_to_hex(hashes.chunk_hash(next(chunking.iter_chunks([data]))))
+    r = xet_token(server.endpoint, bob.token, public, "read")
+    assert r.status_code == 200, r.text  # bob may read the public repo, so he holds a read token for it
+    base, outsider = cas(r.json())
+    answer = httpx.get(f"{base}/v1/chunks/default-merkledb/{first_chunk}", headers=outsider)
+    assert answer.status_code == 403 and answer.headers["x-error-message"] == "This CAS token is read-only"
+    base, member = cas(xet_token(server.endpoint, alice.token, public, "write").json())
+    answer = httpx.get(f"{base}/v1/chunks/default-merkledb/{first_chunk}", headers=member)
+    assert answer.status_code == 200  # members may: every member reads every repo of the namespace
+    parsed = shard.parse_shard(answer.content)
+    assert parsed.footer is not None and len(parsed.xorbs) == 1
+
+
+def test_dedup_second_repo_of_a_large_file(server, alice, repo_factory, tmp_path) -> None:
+    """A file over several xorbs, uploaded again to another repo of the namespace by a fresh client: the first
+    answer lists the file's other xorbs too (taken from the namespace's files), so nothing is sent again."""
+    repo1, repo2 = repo_factory("big-a"), repo_factory("big-b")
+    path = tmp_path / "big.bin"
+    with open(path, "wb") as fh:
+        rng = random.Random(13)
+        for _ in range(150):
+            fh.write(rng.randbytes(1 << 20))
+    upload_in_fresh_client(alice.token, path, "w.bin", repo1)
+    assert stats(server.endpoint, alice.token, repo1)["xorbs_inserted"] >= 3
+    upload_in_fresh_client(alice.token, path, "w.bin", repo2)
+    st2 = stats(server.endpoint, alice.token, repo2)
+    assert st2.get("xorb_bytes_received", 0) == 0, st2
+    assert st2["dedup_queries"] == 1 and st2["shards_registered"] == 1
+
 def test_stats_need_read_access(server, alice, bob, repo_factory) -> None:
     private = repo_factory("stats", private=True)
     r = httpx.get(

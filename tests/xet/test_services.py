@@ -209,11 +209,15 @@ def test_dedup_answer_includes_the_files_other_xorbs(bk) -> None:
     answer = xet.dedup_shard(bk, claims, prefix="default", chunk_hex=hashes.hash_to_hex(first_chunk))
     parsed = shard.parse_shard(b"".join(answer))
     assert [x.xorb_hash for x in parsed.xorbs] == digests  # the hit first, then the nearest
-    # another repo of the same namespace that holds none of the file gets the hit's xorb only
+    # another repo of the same namespace that holds none of the file gets the neighbours from the namespace
     other = _claims(bk, "alice", "other")
     answer = xet.dedup_shard(bk, other, prefix="default", chunk_hex=hashes.hash_to_hex(first_chunk))
     parsed = shard.parse_shard(b"".join(answer))
-    assert [x.xorb_hash for x in parsed.xorbs] == digests[:1]
+    assert [x.xorb_hash for x in parsed.xorbs] == digests
+    # a read token, which anyone who can read one public repo of the namespace gets, has no answer at all
+    reader = _claims(bk, "alice", "public-reader", scope="read")
+    with pytest.raises(Forbidden):
+        xet.dedup_shard(bk, reader, prefix="default", chunk_hex=hashes.hash_to_hex(first_chunk))
     # streamed back whole, in blocks of at most STREAM_BLOCK + one chunk
     fh = hashes.hash_to_hex(hashes.file_hash([(hashes.chunk_hash(c), len(c)) for c in chunking.iter_chunks([data])]))
     blocks = list(xet.stream_file(bk, fh, 0, len(data)))

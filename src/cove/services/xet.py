@@ -355,19 +355,25 @@ DEDUP_MAX_XORBS = 128
 DEDUP_MAX_FILES = 256
 
 
-def _dedup_neighbours(bk: Backends, repo_pk: int, hit: str) -> list[str]:
-    """Xorbs that Xet files of the caller's repo use around ``hit``: those after it first (``hit`` excluded).
+def _dedup_neighbours(bk: Backends, repo_pk: int, namespace: str, hit: str) -> list[str]:
+    """Xorbs that Xet files around ``hit`` use: those after it first (``hit`` excluded). Files of the caller's
+    repo are searched first, then those of the other repos of its namespace, newest first.
 
     The client only asks about some chunks (a file's first chunk, hashes 0 mod 1024: about one per
     64 MiB xorb), so an answer with the hit's xorb alone leaves about a third of a large file's xorbs
     undiscovered and re-uploaded. The spec allows "a few more from the same upload"; Cove has no
-    xorb-to-upload index, so it takes the neighbours from the files the caller's repo links to.
+    xorb-to-upload index, so it takes the neighbours from the files the repos link to. The namespace is
+    the boundary: every member can read all of its repos, and only members hold write tokens.
     """
     raw = hashes.hex_to_hash(hit)
     with bk.db.session() as db:
+        xet_files = select(LfsObject.xet_hash).where(LfsObject.xet_hash.is_not(None))
         files = db.scalars(
-            select(LfsObject.xet_hash)
-            .where(LfsObject.repo_pk == repo_pk, LfsObject.xet_hash.is_not(None))
+            xet_files.where(LfsObject.repo_pk == repo_pk).order_by(LfsObject.created_at.desc()).limit(DEDUP_MAX_FILES)
+        ).all()
+        files += db.scalars(
+            xet_files.join(Repo, Repo.id == LfsObject.repo_pk)
+            .where(Repo.namespace == namespace, LfsObject.repo_pk != repo_pk)
             .order_by(LfsObject.created_at.desc())
             .limit(DEDUP_MAX_FILES)
         ).all()
@@ -398,6 +404,8 @@ def dedup_shard(bk: Backends, claims: tokens.XetClaims, *, prefix: str, chunk_he
     one xorb's table at a time.
     """
     ensure_tables(bk)
+    if not claims.can_write:  # a read token can come from anyone who reads one public repo of the namespace
+        raise Forbidden("Global dedup answers need a CAS write token")
     _check_prefix(prefix, DEDUP_PREFIXES)
     ch = _xorb_hex(chunk_hex)
     count("dedup_queries", repo=repo_key(claims))
@@ -410,7 +418,7 @@ def dedup_shard(bk: Backends, claims: tokens.XetClaims, *, prefix: str, chunk_he
         if row is None:
             raise XetNotFound("Chunk not known")
         namespace, hit_xorb, first = repo.namespace, hit.xorb_hash, _dedup_entry(hit.xorb_hash, row)
-    neighbours = _dedup_neighbours(bk, claims.repo_pk, hit_xorb)
+    neighbours = _dedup_neighbours(bk, claims.repo_pk, namespace, hit_xorb)
     count("dedup_hits", repo=repo_key(claims))
     now = int(time.time())
     return shard.iter_shard(
