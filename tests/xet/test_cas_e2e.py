@@ -146,8 +146,8 @@ def test_dedup_does_not_cross_namespaces(server, alice, bob, bob_api, repo_facto
 
 
 def test_dedup_answers_need_a_write_token(server, alice, bob, repo_factory, blob) -> None:
-    """A CAS read token comes to anyone who can read one public repo of a namespace: it gets no dedup answer,
-    so an outsider cannot probe which chunks the namespace's private repos hold."""
+    """A CAS read token comes to anyone who can read one public repo of a namespace: it gets no dedup answer
+    and no xorb `HEAD`, so an outsider cannot probe what the namespace's private repos hold."""
     from cove.xet import chunking
 
     private, public = repo_factory("dd-private", private=True), repo_factory("dd-public")
@@ -164,6 +164,10 @@ def test_dedup_answers_need_a_write_token(server, alice, bob, repo_factory, blob
     assert answer.status_code == 200  # members may: every member reads every repo of the namespace
     parsed = shard.parse_shard(answer.content)
     assert parsed.footer is not None and len(parsed.xorbs) == 1
+    # nor does a read token learn whether the namespace stores a xorb
+    xorb_url = f"{base}/v1/xorbs/default/{hashes.hash_to_hex(parsed.xorbs[0].xorb_hash)}"
+    assert httpx.head(xorb_url, headers=outsider).status_code == 403
+    assert httpx.head(xorb_url, headers=member).status_code == 200
 
 
 def test_dedup_second_repo_of_a_large_file(server, alice, repo_factory, tmp_path) -> None:
