@@ -135,6 +135,13 @@ def token_revoke(user: str, token: Annotated[str, typer.Argument(help="Token nam
     typer.echo("Revoked", err=True)
 
 
+def admin_actor():  # noqa: ANN201 - Actor, imported late to keep the CLI's start-up light
+    """The actor CLI commands act as: the server's administrator, with write rights everywhere."""
+    from cove.services.accounts import Actor
+
+    return Actor(0, "cove-admin", "write", None, True)
+
+
 def split_repo(repo: str) -> tuple[str, str]:
     """``datasets/ns/name`` → ``("dataset", "ns/name")``; a bare ``ns/name`` is a model."""
     for prefix, t in (("datasets/", "dataset"), ("spaces/", "space"), ("models/", "model")):
@@ -148,14 +155,13 @@ def revert(repo: Annotated[str, typer.Argument(help="ns/name, or datasets/ns/nam
            branch: str = "main", message: str | None = None) -> None:
     """Create a new commit on BRANCH that restores COMMIT's files (history stays intact)."""
     from cove.services import access, history
-    from cove.services.accounts import Actor
 
     repo_type, repo = split_repo(repo)
-    admin_actor = Actor(0, "cove-admin", "write", None, True)
+    actor = admin_actor()
 
     def run(db, bk):  # noqa: ANN001, ANN202
-        r = access.readable_repo(db, admin_actor, repo_type, repo)
-        return history.revert(db, bk, admin_actor, r, target=commit, branch=branch, message=message)
+        r = access.readable_repo(db, actor, repo_type, repo)
+        return history.revert(db, bk, actor, r, target=commit, branch=branch, message=message)
 
     typer.echo(_run(run))
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from cove.cli.admin import _run, split_repo
+from cove.cli.admin import _run, admin_actor, split_repo
 
 xet_app = typer.Typer(help="Xet storage upkeep.", no_args_is_help=True)
 
@@ -34,14 +34,12 @@ def convert(repo: Annotated[str, typer.Argument(help="ns/name, or datasets/ns/na
 
     from cove.db.tables import LfsObject
     from cove.services import access
-    from cove.services.accounts import Actor
     from cove.services.xet_maintenance import convert_lfs_object
 
     repo_type, repo_id = split_repo(repo)
-    admin_actor = Actor(0, "cove-admin", "write", None, True)
 
     def run(db, bk):  # noqa: ANN001, ANN202
-        r = access.readable_repo(db, admin_actor, repo_type, repo_id)
+        r = access.readable_repo(db, admin_actor(), repo_type, repo_id)
         oids = db.scalars(
             select(LfsObject.oid).where(LfsObject.repo_pk == r.id, LfsObject.xet_hash.is_(None), LfsObject.size > 0)
         ).all()

@@ -346,12 +346,13 @@ class ChunkTables:
 # --- global dedup ---------------------------------------------------------------------------------
 
 
-#: Most xorbs in one global-dedup answer: the hit's xorb, then its neighbours in the caller's repo files.
+#: Most xorbs in one global-dedup answer: the hit's xorb, then its neighbours in the files around it.
 #: Where an answer's xorbs end, the client re-uploads until its next eligible chunk (1 in 1024: one
 #: 64 MiB xorb on average), so coverage pays: 128 xorbs is ~8 GiB of file, an answer of ~8 MiB that is
 #: streamed (16 bytes a chunk held). With 32, re-uploads of 4-8 GiB files with 1 MiB changed sent 1.6-4.2 %.
 DEDUP_MAX_XORBS = 128
-#: Most files of the caller's repo (newest first) searched for the hit xorb's neighbours.
+#: Most files (newest first) searched for the hit xorb's neighbours: of the caller's repo, then as many of
+#: the namespace's other repos.
 DEDUP_MAX_FILES = 256
 
 
@@ -398,7 +399,8 @@ def _dedup_neighbours(bk: Backends, repo_pk: int, namespace: str, hit: str) -> l
 
 def dedup_shard(bk: Backends, claims: tokens.XetClaims, *, prefix: str, chunk_hex: str) -> Iterator[bytes]:
     """A full shard describing the xorb that holds ``chunk_hex`` and, after it, the xorbs that files of
-    the caller's repo use around it (at most ``DEDUP_MAX_XORBS`` in all), within the caller's namespace.
+    the caller's repo, then of its namespace, use around it (at most ``DEDUP_MAX_XORBS`` in all), all of
+    them xorbs of the caller's namespace.
 
     Whether the chunk is known is decided before this returns; the shard itself is produced as it is sent,
     one xorb's table at a time.
@@ -419,10 +421,13 @@ def dedup_shard(bk: Backends, claims: tokens.XetClaims, *, prefix: str, chunk_he
             raise XetNotFound("Chunk not known")
         namespace, hit_xorb, first = repo.namespace, hit.xorb_hash, _dedup_entry(hit.xorb_hash, row)
     neighbours = _dedup_neighbours(bk, claims.repo_pk, namespace, hit_xorb)
+    with bk.db.session() as db:  # the same rule as for the hit: only xorbs of the caller's namespace
+        scoped = set(db.scalars(select(XetXorbScope.xorb_hash).where(
+            XetXorbScope.namespace == namespace, XetXorbScope.xorb_hash.in_(neighbours))))
     count("dedup_hits", repo=repo_key(claims))
     now = int(time.time())
     return shard.iter_shard(
-        [], _dedup_entries(bk, first, neighbours, namespace), hmac_key=secrets.token_bytes(32),
+        [], _dedup_entries(bk, first, [h for h in neighbours if h in scoped]), hmac_key=secrets.token_bytes(32),
         creation_timestamp=now, key_expiry=now + DEDUP_KEY_TTL,
     )
 
@@ -432,15 +437,12 @@ def _dedup_entry(name: str, row: XetXorb) -> shard.XorbEntry:
     return shard.XorbEntry(hashes.hex_to_hash(name), xorb.unpack_chunk_table(row.chunk_table), row.stored_size)
 
 
-def _dedup_entries(
-    bk: Backends, first: shard.XorbEntry, neighbours: list[str], namespace: str
-) -> Iterator[shard.XorbEntry]:
-    """The hit's entry, then each neighbour of the caller's namespace, loaded as the answer is written."""
+def _dedup_entries(bk: Backends, first: shard.XorbEntry, neighbours: list[str]) -> Iterator[shard.XorbEntry]:
+    """The hit's entry, then each neighbour's, its table loaded only as the answer is written (a session
+    per xorb: no connection is held while the client reads)."""
     yield first
     for h in neighbours:
         with bk.db.session() as db:
-            if db.get(XetXorbScope, (h, namespace)) is None:
-                continue  # the same rule as for the hit: only xorbs of the caller's namespace
             row = db.get(XetXorb, h)
             entry = _dedup_entry(h, row) if row is not None else None
         if entry is not None:

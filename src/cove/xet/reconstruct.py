@@ -25,6 +25,8 @@ class PlannedTerm:
     chunk_start: int
     chunk_end: int
     unpacked_len: int  # whole chunks, also for trimmed first/last terms
+    byte_start: int  # where chunk ``chunk_start``'s record starts in the xorb
+    byte_end: int  # where chunk ``chunk_end - 1``'s record ends
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +47,6 @@ class Plan:
     offset_into_first_range: int
     terms: list[PlannedTerm] = field(default_factory=list)
     fetches: dict[bytes, list[FetchRange]] = field(default_factory=dict)
-    chunk_tables: dict[bytes, ChunkTable] = field(default_factory=dict, repr=False)
 
     @property
     def length(self) -> int:
@@ -73,8 +74,6 @@ def plan_range(terms: Sequence[FileTerm], lookup: ChunkTableLookup, start: int, 
     if not 0 <= start < end <= file_size:
         raise ReconstructionError(f"range [{start}, {end}) outside a file of {file_size} bytes")
     plan = Plan(start, end, file_size, 0)
-    kept: dict[bytes, list[tuple[int, int]]] = {}
-    tables = plan.chunk_tables
     pos = 0
     first = True
     for t in terms:
@@ -84,9 +83,7 @@ def plan_range(terms: Sequence[FileTerm], lookup: ChunkTableLookup, start: int, 
             continue
         if pos >= end:
             break
-        table = tables.get(t.xorb_hash)
-        if table is None:
-            table = tables[t.xorb_hash] = lookup(t.xorb_hash)
+        table = lookup(t.xorb_hash)
         _check_term(t, table)
         c0, c1, unpacked = t.chunk_start, t.chunk_end, t.unpacked_len
         if pos < start or term_end > end:  # a first or last term, cut by the range: find its chunks
@@ -102,20 +99,23 @@ def plan_range(terms: Sequence[FileTerm], lookup: ChunkTableLookup, start: int, 
         elif first:
             plan.offset_into_first_range = start - pos
         first = False
-        plan.terms.append(PlannedTerm(t.xorb_hash, c0, c1, unpacked))
-        kept.setdefault(t.xorb_hash, []).append((c0, c1))
+        plan.terms.append(PlannedTerm(t.xorb_hash, c0, c1, unpacked, table.byte_start(c0), table.byte_end(c1 - 1)))
         pos = term_end
     if pos < end:
         raise ReconstructionError("terms cover fewer bytes than the file size")
-    for xh, ranges in kept.items():
-        table = tables[xh]
-        merged: list[list[int]] = []
-        for a, b in sorted(ranges):
-            if merged and a <= merged[-1][1]:
-                merged[-1][1] = max(merged[-1][1], b)
+    by_xorb: dict[bytes, list[PlannedTerm]] = {}
+    for pt in plan.terms:
+        by_xorb.setdefault(pt.xorb_hash, []).append(pt)
+    for xh, planned in by_xorb.items():
+        merged: list[FetchRange] = []
+        for pt in sorted(planned, key=lambda p: (p.chunk_start, p.chunk_end)):
+            last = merged[-1] if merged else None
+            if last is not None and pt.chunk_start <= last.chunk_end:  # record offsets grow with chunk index
+                if pt.chunk_end > last.chunk_end:
+                    merged[-1] = FetchRange(last.chunk_start, pt.chunk_end, last.byte_start, pt.byte_end)
             else:
-                merged.append([a, b])
-        plan.fetches[xh] = [FetchRange(a, b, table.byte_start(a), table.byte_end(b - 1)) for a, b in merged]
+                merged.append(FetchRange(pt.chunk_start, pt.chunk_end, pt.byte_start, pt.byte_end))
+        plan.fetches[xh] = merged
     return plan
 
 
@@ -131,7 +131,7 @@ def stream_plan(plan: Plan, open_xorb: Callable[[bytes], BinaryIO]) -> Iterator[
             fh = handles.get(t.xorb_hash)
             if fh is None:
                 fh = handles[t.xorb_hash] = open_xorb(t.xorb_hash)
-            fh.seek(plan.chunk_tables[t.xorb_hash].byte_start(t.chunk_start))
+            fh.seek(t.byte_start)
             for data in iter_chunk_bytes(fh, t.chunk_end - t.chunk_start):
                 if skip:
                     if skip >= len(data):
