@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from cove.backends import Backends
 from cove.errors import BadRequest, Unauthorized
+from cove.services import throttle
 from cove.services.accounts import ANONYMOUS, Actor, actor_for_token
 
 INVALID_CREDENTIALS = "Invalid credentials in Authorization header"
@@ -37,14 +38,25 @@ def token_from_header(value: str | None) -> str | None:
     return None
 
 
-def resolve_actor(bk: Backends, authorization: str | None) -> Actor:
+def client_host(request: Request) -> str | None:
+    """The caller's IP (uvicorn applies `X-Forwarded-For` from `FORWARDED_ALLOW_IPS`)."""
+    return request.client.host if request.client else None
+
+
+def resolve_actor(bk: Backends, authorization: str | None, client: str | None = None) -> Actor:
+    """The token's actor. Invalid tokens count against `client` (`services.throttle`): past its budget, every
+    token it sends gets 429 for a while, valid or not, so guessing gains nothing from going on."""
     token = token_from_header(authorization)
     if token is None:
         if authorization:
             raise Unauthorized(INVALID_CREDENTIALS)
         return ANONYMOUS
+    key = throttle.client_key(client)
     with bk.db.session() as db:
+        throttle.check(db, key)
         actor = actor_for_token(db, token)
+        if actor is None:
+            throttle.fail(db, key, throttle.client_budget(bk.settings))
     if actor is None:
         raise Unauthorized(INVALID_CREDENTIALS)
     return actor
@@ -54,7 +66,7 @@ def get_actor(request: Request) -> Actor:
     bk = get_backends(request)
     actor = getattr(request.state, "actor", None)
     if actor is None:
-        actor = resolve_actor(bk, request.headers.get("authorization"))
+        actor = resolve_actor(bk, request.headers.get("authorization"), client_host(request))
         if actor.anonymous:
             session_actor = getattr(request.app.state, "session_actor", None)
             if session_actor is not None:

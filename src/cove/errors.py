@@ -74,6 +74,13 @@ class PayloadTooLarge(HubError):
     code = "PayloadTooLarge"
 
 
+class TooManyRequests(HubError):
+    """Throttled: the caller should wait ``Retry-After`` seconds."""
+
+    status = 429
+    code = "TooManyRequests"
+
+
 class RangeNotSatisfiable(HubError):
     status = 416
     code = "RangeNotSatisfiable"

@@ -37,6 +37,21 @@ class Settings(BaseSettings):
     #: Largest regular (inline) file in a commit, in bytes.
     max_inline_file: int = 10 * 1024 * 1024
     workers: int = 1
+    #: Failed password sign-ins per account within `auth_window` before the account's sign-in answers 429.
+    auth_account_failures: int = 5
+    #: Failed sign-ins and invalid tokens per client IP within `auth_window` before that client gets 429
+    #: (the client IP is uvicorn's: `X-Forwarded-For` is honoured from `FORWARDED_ALLOW_IPS`, default 127.0.0.1).
+    auth_client_failures: int = 100
+    #: Seconds over which failed attempts are counted.
+    auth_window: int = 900
+    #: Seconds of the first throttle period; each further one doubles, up to `auth_max_lockout`, and the
+    #: doubling starts over after a quiet `auth_max_lockout`. A success clears the account's counter.
+    auth_lockout: int = 60
+    auth_max_lockout: int = 900
+    #: Lifetime (seconds) of the signed LFS download URLs of the batch API; each request re-checks access.
+    lfs_download_ttl: int = 3600
+    #: Lifetime (seconds) of CAS access tokens; hf_xet refreshes them through the token route.
+    xet_token_ttl: int = 900
 
     @cached_property
     def public_endpoint(self) -> str:

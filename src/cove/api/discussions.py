@@ -45,10 +45,8 @@ def create_discussion(plural: str, ns: str, name: str, body: Annotated[dict[str,
         repo = access.readable_repo(db, actor, repo_type_of(plural), f"{ns}/{name}")
         if is_pr:
             access.require_write(db, actor, repo)
-        elif actor.anonymous:
-            from cove.errors import Unauthorized
-
-            raise Unauthorized("You must be authenticated to open a discussion")
+        else:  # a discussion is a write too: not with a read token
+            access.require_write_token(actor, "open a discussion")
         num = (db.scalar(select(func.max(Discussion.num)).where(Discussion.repo_pk == repo.id)) or 0) + 1
         if is_pr:
             head = bk.repos.resolve(repo.storage_key, "main")

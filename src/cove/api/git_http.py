@@ -20,8 +20,8 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from cove.backends import Backends
-from cove.deps import Bk, resolve_actor
-from cove.errors import HubError, Unauthorized
+from cove.deps import Bk, client_host, resolve_actor
+from cove.errors import HubError, TooManyRequests, Unauthorized
 from cove.services import access, git_push
 from cove.services.accounts import Actor
 
@@ -50,15 +50,18 @@ def _text(status: int, message: str, headers: dict[str, str] | None = None) -> R
 
 
 def authorize(
-    bk: Backends, repo_type: str, ns: str, name: str, authorization: str | None, *, write: bool
+    bk: Backends, repo_type: str, ns: str, name: str, authorization: str | None, *, write: bool,
+    client: str | None = None,
 ) -> GitTarget | Response:
     """The repo, or the answer git should get: 401 with a Basic challenge (git then asks for credentials),
     404 for a repo the caller cannot see (private == missing), 403 for a caller who may not push."""
     name = name.removesuffix(".git")
     try:
-        actor = resolve_actor(bk, authorization)
+        actor = resolve_actor(bk, authorization, client)
     except Unauthorized as exc:
         return _text(401, exc.message, _CHALLENGE)
+    except TooManyRequests as exc:
+        return _text(429, exc.message, exc.headers)
     if actor.anonymous and (write or not bk.settings.anonymous_read):
         return _text(401, "Authentication required: use your user name and an access token as the password", _CHALLENGE)
     with bk.db.session() as db:
@@ -248,7 +251,8 @@ def _add_routes(prefix: str, repo_type: str) -> None:
             return _text(403, "Only git's smart HTTP protocol is supported: please upgrade git")
         write = service == "git-receive-pack"
         target = await run_in_threadpool(
-            authorize, bk, repo_type, ns, name, request.headers.get("authorization"), write=write
+            authorize, bk, repo_type, ns, name, request.headers.get("authorization"), write=write,
+            client=client_host(request),
         )
         if isinstance(target, Response):
             return target
@@ -256,7 +260,8 @@ def _add_routes(prefix: str, repo_type: str) -> None:
 
     async def upload_pack(ns: str, name: str, request: Request, bk: Bk) -> Response:
         target = await run_in_threadpool(
-            authorize, bk, repo_type, ns, name, request.headers.get("authorization"), write=False
+            authorize, bk, repo_type, ns, name, request.headers.get("authorization"), write=False,
+            client=client_host(request),
         )
         if isinstance(target, Response):
             return target
@@ -264,7 +269,8 @@ def _add_routes(prefix: str, repo_type: str) -> None:
 
     async def receive_pack(ns: str, name: str, request: Request, bk: Bk) -> Response:
         target = await run_in_threadpool(
-            authorize, bk, repo_type, ns, name, request.headers.get("authorization"), write=True
+            authorize, bk, repo_type, ns, name, request.headers.get("authorization"), write=True,
+            client=client_host(request),
         )
         if isinstance(target, Response):
             return target

@@ -11,8 +11,8 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from cove.api.ranges import BlobFileResponse, parse_range
-from cove.deps import Bk, resolve_actor
-from cove.errors import BadRequest, HubError, RepoNotFound, Unauthorized
+from cove.deps import Bk, client_host, resolve_actor
+from cove.errors import BadRequest, HubError, RepoNotFound, TooManyRequests, Unauthorized
 from cove.services import access, uploads
 from cove.services.files import xet_hash_for
 from cove.services.signing import Signer
@@ -30,11 +30,14 @@ def _lfs_error(status: int, message: str, headers: dict | None = None) -> JSONRe
     return JSONResponse({"message": message}, status_code=status, media_type=LFS_JSON, headers=headers or {})
 
 
-def _batch(repo_type: str, ns: str, name: str, body: dict, bk, authorization: str | None) -> JSONResponse:  # noqa: ANN001
+def _batch(repo_type: str, ns: str, name: str, body: dict, bk, authorization: str | None,  # noqa: ANN001
+           client: str | None = None) -> JSONResponse:
     try:
-        actor = resolve_actor(bk, authorization)
+        actor = resolve_actor(bk, authorization, client)
     except Unauthorized as exc:
         return _lfs_error(401, exc.message, {"LFS-Authenticate": 'Basic realm="Cove"'})
+    except TooManyRequests as exc:
+        return _lfs_error(429, exc.message, exc.headers)
     operation = body.get("operation")
     objects = body.get("objects")
     if operation not in ("upload", "download") or not isinstance(objects, list):
@@ -96,9 +99,11 @@ def _batch(repo_type: str, ns: str, name: str, body: dict, bk, authorization: st
                 if known is None or known.size != size:
                     out.append({"oid": oid, "size": size, "error": {"code": 404, "message": "Object does not exist"}})
                     continue
-                token = sign.sign("lfs-down", {"r": repo.id, "o": oid})
+                # The URL names whom it was issued to: every request re-checks that they may still read.
+                token = sign.sign("lfs-down", {"r": repo.id, "o": oid, "u": actor.user_id})
                 out.append({"oid": oid, "size": size, "authenticated": True, "actions": {
-                    "download": {"href": f"{e}/lfs/objects/{token}", "expires_in": uploads.URL_TTL}}})
+                    "download": {"href": f"{e}/lfs/objects/{token}",
+                                 "expires_in": bk.settings.lfs_download_ttl}}})
     transfer = "multipart" if any("header" in o.get("actions", {}).get("upload", {}) for o in out) else "basic"
     return JSONResponse({"transfer": transfer, "objects": out, "hash_algo": "sha256"}, media_type=LFS_JSON)
 
@@ -111,7 +116,8 @@ def _add_routes(prefix: str, repo_type: str) -> None:
             raise BadRequest("Batch body must be JSON") from exc
         if not isinstance(body, dict):
             raise BadRequest("Batch body must be an object")
-        return await run_in_threadpool(_batch, repo_type, ns, name, body, bk, request.headers.get("authorization"))
+        return await run_in_threadpool(_batch, repo_type, ns, name, body, bk, request.headers.get("authorization"),
+                                       client_host(request))
 
     async def verify(ns: str, name: str, request: Request, bk: Bk) -> Response:
         try:
@@ -121,7 +127,7 @@ def _add_routes(prefix: str, repo_type: str) -> None:
             raise BadRequest("Verify body needs 'oid' and 'size'") from exc
 
         def run() -> Response:
-            actor = resolve_actor(bk, request.headers.get("authorization"))
+            actor = resolve_actor(bk, request.headers.get("authorization"), client_host(request))
             with bk.db.session() as db:
                 repo = access.writable_repo(db, actor, repo_type, f"{ns}/{name}")
                 uploads.verify(db, bk, actor, repo, oid, size)
@@ -226,12 +232,15 @@ async def complete(token: str, request: Request, bk: Bk) -> Response:
 def get_object(token: str, request: Request, bk: Bk) -> Response:
     from cove.db.tables import LfsObject, Repo
 
-    data = _signer(bk).load("lfs-down", token, uploads.URL_TTL)
+    data = _signer(bk).load("lfs-down", token, bk.settings.lfs_download_ttl)
     oid = data["o"]
     with bk.db.session() as db:
         repo = db.get(Repo, data["r"])
         row = db.get(LfsObject, (data["r"], oid))
-        if repo is None or row is None:
+        # A URL whose holder has lost access (removed from the org, repo made private or gated) answers
+        # exactly as a missing object. URLs from before "u" existed stand for no one: public repos only.
+        if repo is None or row is None or not access.may_still_read(db, access.holder(db, user_id=data.get("u")),
+                                                                    repo):
             raise RepoNotFound()
         xet = xet_hash_for(db, repo, oid)
         size = row.size

@@ -174,3 +174,17 @@ class AccessRequest(Base):
     fields: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     user: Mapped[Namespace] = relationship()
+
+
+class AuthThrottle(Base):
+    """Failed sign-ins or invalid tokens under one key (``account:NAME``, ``client:IP``), counted per window;
+    ``blocked_until`` set once a window's budget is spent (see ``cove.services.throttle``)."""
+
+    __tablename__ = "auth_throttle"
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    window_start: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    strikes: Mapped[int] = mapped_column(Integer, default=0)  # blocks in a row: the next one lasts 2**strikes
+    blocked_until: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    last_failure: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+

@@ -7,14 +7,19 @@ from sqlalchemy.orm import Session
 
 from cove.db.tables import Namespace, Repo
 from cove.errors import Forbidden, RepoNotFound, Unauthorized
-from cove.services.accounts import Actor, org_role
+from cove.services.accounts import ANONYMOUS, Actor, org_role
 
 REPO_TYPES = ("model", "dataset", "space")
+#: Org roles, as on the Hub. `read`: read the org's private repos. `write`: also push, commit, open pull
+#: requests, create repos, manage tags, branches and gated-access requests. `admin`: also delete, move or
+#: rename, change visibility and gating. A user is the admin of their own namespace; server admins of all.
+#: Members are managed by the server's administrator (`cove org member add ORG USER --role ROLE`).
+ROLES = ("read", "write", "admin")
 PLURAL = {"models": "model", "datasets": "dataset", "spaces": "space"}
 
 
 def namespace_role(db: Session, actor: Actor, namespace: str) -> str | None:
-    """The caller's standing in a namespace: "admin", "write", "read" or None."""
+    """The caller's standing in a namespace: "admin", "write", "read" or None (see `ROLES`)."""
     if actor.anonymous:
         return None
     if actor.is_admin or actor.name == namespace:
@@ -33,6 +38,30 @@ def can_read(db: Session, actor: Actor, repo: Repo) -> bool:
 
 def can_write(db: Session, actor: Actor, repo: Repo) -> bool:
     return actor.can_write and namespace_role(db, actor, repo.namespace) in ("admin", "write")
+
+
+def can_admin(db: Session, actor: Actor, repo: Repo) -> bool:
+    """Delete, move or rename, change visibility or gating: the namespace's admins (its owner for a user)."""
+    return actor.can_write and namespace_role(db, actor, repo.namespace) == "admin"
+
+
+def holder(db: Session, *, user_id: int | None = None, name: str | None = None, role: str = "read") -> Actor | None:
+    """The actor a capability issued earlier (a signed URL, a CAS token) stands for now: anonymous when it
+    names no one, None when its user is gone. Its rights are then checked afresh, as for a request."""
+    if user_id is None and name is None:
+        return ANONYMOUS
+    q = select(Namespace).where((Namespace.id == user_id) if user_id is not None else (Namespace.name == name))
+    user = db.scalar(q)
+    if user is None or user.kind != "user":
+        return None
+    return Actor(user.id, user.name, role, None, user.is_admin)
+
+
+def may_still_read(db: Session, actor: Actor | None, repo: Repo) -> bool:
+    """`holder`'s actor may read the repo's files now (membership, visibility, gating)."""
+    from cove.services import gating
+
+    return actor is not None and can_read(db, actor, repo) and gating.has_access(db, actor, repo)
 
 
 def find_repo(db: Session, repo_type: str, repo_id: str) -> Repo | None:
@@ -61,6 +90,22 @@ def require_write(db: Session, actor: Actor, repo: Repo) -> None:
     if not actor.can_write and namespace_role(db, actor, repo.namespace) in ("admin", "write"):
         raise Forbidden("This token has read-only access: use a token with the 'write' role")
     raise Forbidden(f"You don't have the rights to write to {repo.repo_id}")
+
+
+def require_admin(db: Session, actor: Actor, repo: Repo) -> None:
+    """403 unless the caller administers the repo's namespace (401/403 as `require_write` first)."""
+    if can_admin(db, actor, repo):
+        return
+    require_write(db, actor, repo)
+    raise Forbidden(f"Only admins of {repo.namespace!r} can do this to {repo.repo_id}")
+
+
+def require_write_token(actor: Actor, what: str) -> None:
+    """A signed-in caller with a write token (or a password session): likes and discussions are writes."""
+    if actor.anonymous:
+        raise Unauthorized(f"You must be authenticated to {what}")
+    if not actor.can_write:
+        raise Forbidden("This token has read-only access: use a token with the 'write' role")
 
 
 def require_namespace_write(db: Session, actor: Actor, namespace: str) -> None:

@@ -6,21 +6,19 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cove.db.tables import Like, Namespace, Repo
-from cove.errors import Unauthorized
+from cove.services import access
 from cove.services.accounts import Actor
 
 
 def like(db: Session, actor: Actor, repo: Repo) -> None:
-    if actor.anonymous:
-        raise Unauthorized("You must be authenticated to like a repo")
+    access.require_write_token(actor, "like a repo")
     if db.get(Like, (actor.user_id, repo.id)) is None:
         db.add(Like(user_id=actor.user_id, repo_pk=repo.id))
         repo.likes = (repo.likes or 0) + 1
 
 
 def unlike(db: Session, actor: Actor, repo: Repo) -> None:
-    if actor.anonymous:
-        raise Unauthorized("You must be authenticated to unlike a repo")
+    access.require_write_token(actor, "unlike a repo")
     row = db.get(Like, (actor.user_id, repo.id))
     if row is not None:
         db.delete(row)

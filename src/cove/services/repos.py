@@ -75,7 +75,7 @@ def create(
 
 
 def delete_repo(db: Session, bk: Backends, actor: Actor, repo: Repo) -> None:
-    access.require_write(db, actor, repo)
+    access.require_admin(db, actor, repo)
     key = repo.storage_key
     db.delete(repo)
     db.flush()
@@ -83,7 +83,8 @@ def delete_repo(db: Session, bk: Backends, actor: Actor, repo: Repo) -> None:
 
 
 def move(db: Session, bk: Backends, actor: Actor, repo: Repo, to_repo_id: str) -> Repo:
-    access.require_write(db, actor, repo)
+    """Rename or transfer: admin of the repo's namespace, and allowed to create repos in the new one."""
+    access.require_admin(db, actor, repo)
     ns, name = validate_repo_id(to_repo_id)
     access.require_namespace_write(db, actor, ns)
     if access.find_repo(db, repo.type, to_repo_id) is not None:
@@ -93,7 +94,8 @@ def move(db: Session, bk: Backends, actor: Actor, repo: Repo, to_repo_id: str) -
 
 
 def update_settings(db: Session, actor: Actor, repo: Repo, *, private: bool | None, gated: object) -> None:
-    access.require_write(db, actor, repo)
+    """Visibility and gating: the namespace's admins only."""
+    access.require_admin(db, actor, repo)
     if private is not None:
         repo.private = private
     if gated is not None:

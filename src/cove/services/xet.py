@@ -37,7 +37,6 @@ from cove.xet.errors import XetFormatError
 from cove.xet.shard import FileTerm
 from cove.xet.xorb import ChunkTable
 
-TOKEN_TTL = 4 * 3600
 FETCH_TTL = 3600
 DEDUP_KEY_TTL = 14 * 24 * 3600
 DEDUP_MODULUS = 1024
@@ -147,7 +146,7 @@ def issue_token(
 
         resolve_revision(bk, repo, revision)
         rev = revision
-    exp = int(time.time()) + TOKEN_TTL
+    exp = int(time.time()) + bk.settings.xet_token_ttl
     claims = tokens.XetClaims(scope, repo_type, repo_id, repo.id, rev, actor.name, exp)
     return IssuedToken(tokens.sign_token(bk.settings.signing_secret, claims), exp, cas_url(bk))
 
@@ -172,6 +171,13 @@ def authenticate(db: Session, bk: Backends, authorization: str | None, *, write:
         raise Forbidden("This CAS token is read-only")
     repo = db.get(Repo, claims.repo_pk)
     if repo is None or repo.repo_id != claims.repo_id or repo.type != claims.repo_type:
+        raise Unauthorized("The repository of this CAS token no longer exists")
+    # The token's subject must still have the rights it was issued for (a member removed, the repo made
+    # private or gated): told exactly as for a deleted repo.
+    holder = access.holder(db, name=claims.user, role="write" if claims.can_write else "read")
+    allowed = (holder is not None and access.can_write(db, holder, repo)) if claims.can_write \
+        else access.may_still_read(db, holder, repo)
+    if not allowed:
         raise Unauthorized("The repository of this CAS token no longer exists")
     return claims
 

@@ -10,8 +10,9 @@ from fastapi.responses import RedirectResponse, Response
 
 from cove.backends import Backends
 from cove.db.tables import Namespace
-from cove.errors import Forbidden, NotFound
-from cove.services import accounts, search
+from cove.deps import client_host
+from cove.errors import Forbidden, NotFound, TooManyRequests
+from cove.services import accounts, search, throttle
 from cove.web import sessions
 from cove.web.render import page
 
@@ -34,20 +35,31 @@ def login_form(request: Request) -> Response:
     return page(request, "login.html", title="Sign in", next=nxt, error=None, username="")
 
 
-def _check_password(bk: Backends, username: str, password: str) -> Namespace | None:
+def _check_password(bk: Backends, username: str, password: str, client: str | None) -> Namespace | None:
+    """The user, or None; 429 (`TooManyRequests`) while the account or the client is throttled. Unknown
+    names are throttled like real ones, so the answer tells nothing about who exists."""
+    account = throttle.account_key(username)
     with bk.db.session() as db:
+        throttle.check(db, account, client)
         user = accounts.get_namespace(db, username.strip())
         stored = user.password_hash if user is not None and user.kind == "user" else None
         ok = accounts.check_password(password, stored or _DUMMY_HASH)  # the same work for unknown users
         if not ok or stored is None:
+            throttle.fail(db, account, throttle.account_budget(bk.settings))
+            throttle.fail(db, client, throttle.client_budget(bk.settings))
             return None
+        throttle.clear(db, account)
         db.expunge(user)
         return user
 
 
-def _check_token(bk: Backends, token: str) -> bool:
+def _check_token(bk: Backends, token: str, client: str | None) -> bool:
     with bk.db.session() as db:
-        return accounts.actor_for_token(db, token) is not None
+        throttle.check(db, client)
+        ok = accounts.actor_for_token(db, token) is not None
+        if not ok:
+            throttle.fail(db, client, throttle.client_budget(bk.settings))
+        return ok
 
 
 def login(request: Request, csrf_token: Annotated[str, Form()] = "", username: Annotated[str, Form()] = "",
@@ -56,8 +68,16 @@ def login(request: Request, csrf_token: Annotated[str, Form()] = "", username: A
     sessions.check_csrf(request, csrf_token)
     bk: Backends = request.app.state.backends
     token = token.strip()[:500]
-    user = None if token else _check_password(bk, username[:200], password[:1000])
-    if (token and not _check_token(bk, token)) or (not token and user is None):
+    client = throttle.client_key(client_host(request))
+    try:
+        user = None if token else _check_password(bk, username[:200], password[:1000], client)
+        token_ok = bool(token) and _check_token(bk, token, client)
+    except TooManyRequests as exc:
+        resp = page(request, "login.html", status=429, title="Sign in", next=_safe_next(next), error=exc.message,
+                    username=username[:200])
+        resp.headers.update(exc.headers)
+        return resp
+    if (token and not token_ok) or (not token and user is None):
         error = "Invalid token" if token else "Wrong username or password"
         return page(request, "login.html", status=401, title="Sign in", next=_safe_next(next), error=error,
                     username=username[:200])

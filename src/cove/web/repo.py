@@ -33,6 +33,8 @@ class RepoView:
     liked: bool = False
     #: May read file contents: false on a gated repo until the visitor's access request is accepted.
     has_files: bool = True
+    #: May change visibility or delete (the namespace's admins): the settings tab.
+    can_admin: bool = False
     branches: list[str] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
 
@@ -51,12 +53,13 @@ def open_repo(request: Request, repo_type: str, ns: str, name: str) -> tuple[Vis
     with bk.db.session() as db:
         repo = access.readable_repo(db, v.actor, repo_type, f"{ns}/{name}")
         can_write = access.can_write(db, v.actor, repo)
+        can_admin = access.can_admin(db, v.actor, repo)
         liked = not v.actor.anonymous and db.get(Like, (v.actor.user_id, repo.id)) is not None
         has_files = gating.has_access(db, v.actor, repo)
         db.expunge(repo)
     refs = refs_service.list_refs(bk, repo, include_prs=False)
     view = RepoView(repo=repo, repo_type=repo_type, base=repo_path(repo_type, repo.repo_id),
-                    can_write=can_write, liked=liked, has_files=has_files,
+                    can_write=can_write, liked=liked, has_files=has_files, can_admin=can_admin,
                     branches=[b["name"] for b in refs["branches"]], tags=[t["name"] for t in refs["tags"]])
     return v, view
 
@@ -130,7 +133,7 @@ def ask_access(repo_type: str, request: Request, ns: str, name: str,
 
 def settings_page(repo_type: str, request: Request, ns: str, name: str) -> Response:
     _, view = open_repo(request, repo_type, ns, name)
-    if not view.can_write:
+    if not view.can_admin:
         raise Forbidden(f"You don't have the rights to change the settings of {view.repo_id}")
     return page(request, "repo_settings.html", title=f"Settings · {view.repo_id}", view=view, tab="settings",
                 saved=request.query_params.get("saved"))

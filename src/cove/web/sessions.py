@@ -26,8 +26,9 @@ from sqlalchemy import delete
 
 from cove.backends import Backends
 from cove.db.tables import Namespace, WebSession, utcnow
-from cove.deps import resolve_actor
-from cove.errors import Forbidden, HubError
+from cove.deps import client_host, resolve_actor
+from cove.errors import Forbidden, HubError, TooManyRequests
+from cove.services import throttle
 from cove.services.accounts import ANONYMOUS, TOKEN_PREFIX, Actor, actor_for_token, actor_for_user
 
 SESSION_COOKIE = "cove_session"
@@ -60,14 +61,30 @@ class Visitor:
         return self.signed_in and self.actor.token_name is None
 
 
-def _session(bk: Backends, raw: str | None) -> tuple[Actor, str] | None:
-    """(actor, CSRF token) for a session cookie, or None."""
+def _cookie_session(request: Request) -> tuple[Actor, str] | None:
+    """`_session` of the request's cookie, looked up once per request."""
+    state = request.state
+    if not hasattr(state, "cookie_session"):
+        state.cookie_session = _session(request.app.state.backends, request.cookies.get(SESSION_COOKIE),
+                                        client_host(request))
+    return state.cookie_session
+
+
+def _session(bk: Backends, raw: str | None, client: str | None = None) -> tuple[Actor, str] | None:
+    """(actor, CSRF token) for a session cookie, or None. A token in the cookie is throttled like one in a
+    header: an invalid one counts against the client, and a throttled client's token cookie is ignored."""
     if not raw or len(raw) > 200:
         return None
     with bk.db.session() as db:
         if raw.startswith(TOKEN_PREFIX):
+            key = throttle.client_key(client)
+            try:
+                throttle.check(db, key)
+            except TooManyRequests:
+                return None
             actor = actor_for_token(db, raw)
             if actor is None:
+                throttle.fail(db, key, throttle.client_budget(bk.settings))
                 return None
             mac = hmac.new(bk.settings.signing_secret.encode(), b"csrf:" + _hash(raw).encode(), "sha256")
             return actor, mac.hexdigest()[:32]
@@ -89,14 +106,14 @@ def visitor(request: Request) -> Visitor:
     if cached is not None:
         return cached
     bk: Backends = request.app.state.backends
-    found = _session(bk, request.cookies.get(SESSION_COOKIE))
+    found = _cookie_session(request)
     if found is not None:
         v = Visitor(actor=found[0], csrf=found[1])
     else:
         actor = ANONYMOUS
         if request.headers.get("authorization"):
             try:
-                actor = resolve_actor(bk, request.headers.get("authorization"))
+                actor = resolve_actor(bk, request.headers.get("authorization"), client_host(request))
             except HubError:
                 actor = ANONYMOUS
         token = request.cookies.get(CSRF_COOKIE)
@@ -108,7 +125,7 @@ def visitor(request: Request) -> Visitor:
 
 def session_actor(request: Request) -> Actor | None:
     """`app.state.session_actor`: the signed-in user behind an API call made from the browser."""
-    found = _session(request.app.state.backends, request.cookies.get(SESSION_COOKIE))
+    found = _cookie_session(request)
     if found is None:
         return None
     actor, csrf = found
