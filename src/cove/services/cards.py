@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+from cove.services.card_meta import read_card
+
 _ARCH_TASKS = (
     ("ForSequenceClassification", "text-classification"),
     ("ForTokenClassification", "token-classification"),
@@ -32,14 +34,23 @@ class IndexData:
 
 
 def parse_card(text: str) -> tuple[dict, str, str | None]:
-    """(YAML metadata, markdown body, error). Parsing is huggingface_hub's own."""
-    from huggingface_hub import RepoCard  # imported lazily: the CLI's admin commands don't need it
+    """(valid YAML metadata, markdown body, the errors joined or None): see `card_meta.read_card`."""
+    card = read_card(text)
+    return card.meta, card.body, "; ".join(card.errors) or None
 
+
+def _load_config(data: bytes) -> dict | None:
+    """config.json as a JSON object, or None; never raises."""
     try:
-        card = RepoCard(text, ignore_metadata_errors=True)
-        return card.data.to_dict(), card.text, None
-    except Exception as exc:  # a broken card must not break the commit
-        return {}, text, str(exc)
+        config = json.loads(data)
+    except (ValueError, RecursionError):
+        return None
+    return config if isinstance(config, dict) else None
+
+
+def _architectures(config: dict | None) -> list[str]:
+    archs = (config or {}).get("architectures")
+    return [a for a in archs if isinstance(a, str)] if isinstance(archs, list) else []
 
 
 def _as_list(v: object) -> list[str]:
@@ -58,15 +69,10 @@ def derive_index(repo_type: str, files: dict[str, bytes], paths: list[str]) -> I
         out.card_data, out.card_error = meta, err
         out.description = body.strip()[:2000]
     meta = out.card_data
-    config = None
-    if "config.json" in files:
-        try:
-            config = json.loads(files["config.json"])
-            if not isinstance(config, dict):
-                config = None
-        except ValueError:
-            config = None
+    config = _load_config(files["config.json"]) if "config.json" in files else None
     out.config = _slim_config(config) if config else None
+    archs = _architectures(config)
+    model_type = config.get("model_type") if config else None
     tags: list[str] = []
 
     library = meta.get("library_name")
@@ -82,13 +88,13 @@ def derive_index(repo_type: str, files: dict[str, bytes], paths: list[str]) -> I
             elif any(p.endswith(".gguf") for p in paths):
                 library = "gguf"
         if not pipeline and config:
-            for arch in config.get("architectures") or []:
+            for arch in archs:
                 pipeline = next((t for suffix, t in _ARCH_TASKS if arch.endswith(suffix)), None)
                 if pipeline:
                     break
             if not pipeline and library == "sentence-transformers":
                 pipeline = "sentence-similarity"
-            elif not pipeline and (config.get("architectures") or [""])[0].endswith("Model"):
+            elif not pipeline and archs and archs[0].endswith("Model"):
                 pipeline = "feature-extraction"
         if library:
             tags.append(library)
@@ -96,8 +102,8 @@ def derive_index(repo_type: str, files: dict[str, bytes], paths: list[str]) -> I
             tags.append("safetensors")
         if any(p.endswith(".gguf") for p in paths):
             tags.append("gguf")
-        if config and config.get("model_type"):
-            tags.append(str(config["model_type"]))
+        if isinstance(model_type, str) and model_type:
+            tags.append(model_type)
         if pipeline:
             tags.append(pipeline)
         for b in _as_list(meta.get("base_model")):
@@ -139,6 +145,14 @@ def derive_index(repo_type: str, files: dict[str, bytes], paths: list[str]) -> I
     return out
 
 
-def _slim_config(config: dict) -> dict:
+#: The slimmed config that repo info shows is left out past this size (its JSON, in characters).
+MAX_CONFIG_JSON = 100_000
+
+
+def _slim_config(config: dict) -> dict | None:
     keys = ("architectures", "model_type", "tokenizer_config", "quantization_config", "task_specific_params")
-    return {k: config[k] for k in keys if k in config}
+    slim = {k: config[k] for k in keys if k in config}
+    try:  # repo info is strict JSON: no NaN or Infinity
+        return slim if len(json.dumps(slim, allow_nan=False)) <= MAX_CONFIG_JSON else None
+    except ValueError:
+        return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 from datetime import UTC, datetime, timedelta
@@ -14,7 +15,7 @@ from cove.db.tables import Repo, RepoTag, utcnow
 from cove.errors import BadRequest, Conflict, RepoNotFound
 from cove.services import access
 from cove.services.accounts import Actor, get_namespace
-from cove.services.cards import derive_index
+from cove.services.cards import IndexData, derive_index
 
 _REPO_NAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?$")
 INDEX_FILES = ("README.md", "config.json", "adapter_config.json", "modules.json")
@@ -107,11 +108,8 @@ def update_settings(db: Session, actor: Actor, repo: Repo, *, private: bool | No
             raise BadRequest("gated must be 'auto', 'manual' or false")
 
 
-def reindex(db: Session, bk: Backends, repo: Repo, sha: str | None = None, *, _depth: int = 0) -> None:
-    """Refresh the index row from the head of `main` (the card, the config files, the file list)."""
-    sha = sha or bk.repos.resolve(repo.storage_key, "main")
-    if sha is None:
-        return
+def _read_index(bk: Backends, repo: Repo, sha: str) -> tuple[IndexData, int, datetime]:
+    """What the index row holds for commit `sha`, read from git; touches no row."""
     entries = bk.repos.list_tree(repo.storage_key, sha, recursive=True) or []
     files = {e.path for e in entries if e.type == "file"}
     small = {}
@@ -120,6 +118,28 @@ def reindex(db: Session, bk: Backends, repo: Repo, sha: str | None = None, *, _d
         if e and e.type == "file" and not e.is_lfs and e.size < 1_000_000:
             small[name] = bk.repos.read_blob(repo.storage_key, e.oid)
     idx = derive_index(repo.type, small, sorted(files))
+    info = bk.repos.commit_info(repo.storage_key, sha)
+    return idx, sum(e.size for e in entries if e.type == "file"), info.date.astimezone(UTC).replace(tzinfo=None)
+
+
+def reindex(db: Session, bk: Backends, repo: Repo, sha: str | None = None, *, _depth: int = 0) -> bool:
+    """Refresh the index row from the head of `main` (the card, the config files, the file list).
+
+    Never raises for what the repo holds: a commit that cannot be indexed (unreadable objects...) is logged
+    and leaves the row as it was (False), so a commit or push that has landed is never failed by its index.
+    """
+    sha = sha or bk.repos.resolve(repo.storage_key, "main")
+    if sha is None:
+        return True
+    try:
+        idx, used_storage, when = _read_index(bk, repo, sha)
+    except Exception:
+        logging.getLogger("cove").exception("repo %s/%s: cannot index commit %s; the index keeps %s",
+                                            repo.type, repo.repo_id, sha, repo.sha)
+        return False
+    if idx.card_error:
+        logging.getLogger("cove").info("repo %s/%s: invalid card metadata at %s: %s",
+                                       repo.type, repo.repo_id, sha, idx.card_error)
     repo.sha = sha
     repo.card_data = idx.card_data
     repo.pipeline_tag = idx.pipeline_tag
@@ -129,10 +149,9 @@ def reindex(db: Session, bk: Backends, repo: Repo, sha: str | None = None, *, _d
     repo.tags = idx.tags
     if repo.type == "space" and idx.card_data.get("sdk"):
         repo.sdk = str(idx.card_data["sdk"])
-    repo.used_storage = sum(e.size for e in entries if e.type == "file")
+    repo.used_storage = used_storage
     repo.search_text = f"{repo.namespace}/{repo.name} {idx.description[:500]}".lower()
-    info = bk.repos.commit_info(repo.storage_key, sha)
-    when, now = info.date.astimezone(UTC).replace(tzinfo=None), utcnow()
+    now = utcnow()
     # Git dates are whole seconds: a commit made just now gets the current time, so that edits within
     # one second sort in order and a new repo's lastModified is not before its createdAt.
     repo.last_modified = now if timedelta(0) <= now - when < timedelta(seconds=2) else when
@@ -142,7 +161,8 @@ def reindex(db: Session, bk: Backends, repo: Repo, sha: str | None = None, *, _d
     # Another writer may have moved `main` while this ran: index its head instead of recording an older one.
     latest = bk.repos.resolve(repo.storage_key, "main")
     if latest and latest != sha and _depth < 5:
-        reindex(db, bk, repo, latest, _depth=_depth + 1)
+        return reindex(db, bk, repo, latest, _depth=_depth + 1)
+    return True
 
 
 def ensure_fresh(db: Session, bk: Backends, repo: Repo) -> str:
@@ -158,21 +178,22 @@ def repo_by_id(db: Session, actor: Actor, repo_type: str, repo_id: str) -> Repo:
 
 
 def reindex_all(db: Session, bk: Backends) -> int:
-    """Re-derive stale index rows (start-up); a repo whose git folder is missing is reported, not fatal."""
-    import logging
-
+    """Re-derive stale index rows (start-up); a repo that cannot be read or indexed is logged and skipped."""
     import pygit2
 
     n = 0
-    for repo in db.scalars(select(Repo)):
+    for repo in db.scalars(select(Repo)).all():
         try:
             head = bk.repos.resolve(repo.storage_key, "main")
         except pygit2.GitError:
             logging.getLogger("cove").error("repo %s/%s: git folder missing or unreadable", repo.type, repo.repo_id)
             continue
         if head and head != repo.sha:
-            reindex(db, bk, repo, head)
-            n += 1
+            if reindex(db, bk, repo, head):
+                n += 1
+            else:
+                logging.getLogger("cove").error("repo %s/%s: skipped, its index could not be rebuilt",
+                                                repo.type, repo.repo_id)
     return n
 
 

@@ -10,7 +10,7 @@ from urllib.parse import quote, urlsplit
 import markdown
 import nh3
 
-from cove.services.cards import parse_card
+from cove.services.card_meta import read_card
 
 #: Tags a card may use, on top of nh3's defaults (which already drop <script>, <style>, event handlers).
 EXTRA_TAGS = {"details", "summary", "figure", "figcaption", "picture", "source", "video", "audio", "mark"}
@@ -43,6 +43,7 @@ class Card:
     chips: list[Chip] = field(default_factory=list)
     results: list[dict] = field(default_factory=list)
     images: list[str] = field(default_factory=list)  # referenced image paths in the repo
+    errors: list[str] = field(default_factory=list)  # what is wrong with the YAML metadata (left out of meta)
 
 
 def _resolver(base: str, rev: str):  # noqa: ANN202
@@ -146,10 +147,11 @@ def results(meta: dict) -> list[dict]:
 
 
 def load(text: str, *, repo_type: str, base: str, rev: str) -> Card:
-    meta, body, _err = parse_card(text)
-    meta = meta if isinstance(meta, dict) else {}
-    html, seen = render_markdown(body, base=base, rev=rev)
-    return Card(html=html, meta=meta, chips=chips(meta, repo_type), results=results(meta), images=seen)
+    read = read_card(text)
+    html, seen = render_markdown(read.body, base=base, rev=rev)
+    meta = read.meta
+    return Card(html=html, meta=meta, chips=chips(meta, repo_type), results=results(meta), images=seen,
+                errors=read.errors)
 
 
 def snippets(repo_type: str, repo_id: str, endpoint: str, *, pipeline_tag: str | None,
