@@ -92,8 +92,10 @@ def org_list() -> None:
 
 
 @member_app.command("add")
-def member_add(org: str, user: str, role: Annotated[str, typer.Option(help="read, write or admin")] = "write") -> None:
-    """Add a user to an organization (or change their role)."""
+def member_add(org: str, user: str,
+               role: Annotated[str, typer.Option(help="read, write or admin")] = "write") -> None:
+    """Add a user to an organization (or change their role). read: see private repos; write: also push and
+    create repos; admin: also delete, move, and change visibility and gating."""
     from cove.services import accounts
 
     _run(lambda db, bk: accounts.add_member(db, org, user, role=role))
