@@ -7,14 +7,13 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Body, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from cove.api.shapes import PREFIX, iso
 from cove.deps import Bk, CurrentActor, repo_type_of
 from cove.errors import BadRequest
-from cove.services import access, commits, files, history
-from cove.services.cards import parse_card
+from cove.services import access, card_meta, commits, files, history
 
 router = APIRouter()
 MAX_COMMIT_BODY = 1 << 30
@@ -76,38 +75,14 @@ def _commit(plural, ns, name, rev, lines, create_pr, bk, actor) -> JSONResponse:
 
 
 @router.post("/api/validate-yaml")
-def validate_yaml(body: Annotated[dict[str, Any], Body()]) -> JSONResponse:
+def validate_yaml(body: Annotated[dict[str, Any], Body()], request: Request) -> Response:
+    """The Hub's card check: 400 with ``errors`` (or, for ``Accept: text/plain``, their text) when invalid."""
     content = body.get("content")
-    if not isinstance(content, str):
-        return JSONResponse({"errors": [{"message": "'content' must be a string"}], "warnings": []}, 400)
-    meta, _, err = parse_card(content)
-    errors = []
-    if err:
-        errors.append({"message": f"Invalid YAML in README.md header: {err}"})
-    elif content.lstrip().startswith("---") and not isinstance(meta, dict):
-        errors.append({"message": "The YAML header must be a mapping"})
-    else:
-        mi = meta.get("model-index")
-        if mi is not None:
-            errors += _check_model_index(mi)
-    return JSONResponse({"errors": errors, "warnings": []}, status_code=400 if errors else 200)
-
-
-def _check_model_index(mi: object) -> list[dict]:
-    if not isinstance(mi, list):
-        return [{"message": "\"model-index\" must be an array"}]
-    errs = []
-    for item in mi:
-        if not isinstance(item, dict) or "name" not in item:
-            errs.append({"message": "\"model-index[].name\" is required"})
-            continue
-        for res in item.get("results") or []:
-            if not isinstance(res, dict) or not isinstance(res.get("task"), dict) or "type" not in res["task"]:
-                errs.append({"message": "\"model-index[].results[].task.type\" is required"})
-            for m in (res.get("metrics") or []) if isinstance(res, dict) else []:
-                if not isinstance(m, dict) or "type" not in m or "value" not in m:
-                    errs.append({"message": "\"metrics[].type\" and \"metrics[].value\" are required"})
-    return errs
+    errors = card_meta.read_card(content).errors if isinstance(content, str) else ["'content' must be a string"]
+    status = 400 if errors else 200
+    if "text/plain" in request.headers.get("accept", ""):  # `RepoCard.validate` shows this text as is
+        return PlainTextResponse(card_meta.invalid_metadata_message(errors) if errors else "", status_code=status)
+    return JSONResponse({"errors": [{"message": e} for e in errors], "warnings": []}, status_code=status)
 
 
 @router.get("/api/{plural}/{ns}/{name}/commits/{rev:path}")

@@ -21,7 +21,7 @@ from cove.errors import (
     PreconditionFailed,
     RevisionNotFound,
 )
-from cove.services import access, repos, uploads
+from cove.services import access, card_meta, repos, uploads
 from cove.services.accounts import Actor
 from cove.services.paths import clean_path
 from cove.storage.git_repos import ZERO, FileOp, RefConflict, lfs_pointer
@@ -193,6 +193,9 @@ def create_commit(
     if parent_req is not None and (not isinstance(parent_req, str) or not _PARENT_RE.match(parent_req)):
         raise BadRequest("parentCommit must be a commit id")
     file_ops, lfs_rows, deletes = _build_ops(db, bk, actor, repo, ops, bk.settings.max_inline_file)
+    for op in file_ops:  # an invalid card is refused before any ref moves, as on the Hub
+        if op.path == "README.md" and op.data is not None:
+            card_meta.require_valid_readme(op.data)
     summary = (header.get("summary") or "").strip() or "Commit via API"
     description = header.get("description") or ""
     message = summary + (f"\n\n{description}" if description else "")
