@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     secret: str | None = None
     #: Allow anyone to read public repos without a token.
     anonymous_read: bool = True
+    #: Largest LFS object an upload may announce, in bytes (the Hub's limit: 50 GB per file).
+    max_lfs_file_size: int = 50 * 10**9
     #: Largest regular (inline) file in a commit, in bytes.
     max_inline_file: int = 10 * 1024 * 1024
     workers: int = 1

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import re
 from typing import Any
 
@@ -14,7 +13,7 @@ from cove.api.ranges import BlobFileResponse, parse_range
 from cove.deps import Bk, client_host, resolve_actor
 from cove.errors import BadRequest, HubError, RepoNotFound, TooManyRequests, Unauthorized
 from cove.services import access, uploads
-from cove.services.files import xet_hash_for
+from cove.services.files import lfs_location
 from cove.services.signing import Signer
 
 router = APIRouter()
@@ -69,12 +68,12 @@ def _batch(repo_type: str, ns: str, name: str, body: dict, bk, authorization: st
                 out.append({"oid": oid, "size": size if isinstance(size, int) else 0,
                             "error": {"code": 422, "message": "Invalid oid or size"}})
                 continue
-            known = uploads.readable_lfs(db, actor, repo, oid)
             if operation == "upload":
-                if known is not None and known.size == size and (
-                    bk.blobs.exists(f"lfs/{oid}") or known.xet_hash
-                ):
-                    uploads.adopt(db, repo, oid, size, known.xet_hash)
+                if size > bk.settings.max_lfs_file_size:
+                    out.append({"oid": oid, "size": size, "error": {"code": 422, "message": (
+                        f"Object is {size} bytes: files are limited to {bk.settings.max_lfs_file_size} bytes")}})
+                    continue
+                if uploads.already_stored(db, bk, actor, repo, oid, size):
                     out.append({"oid": oid, "size": size})
                     continue
                 token = sign.sign("lfs-up", {"r": repo.id, "o": oid, "s": size})
@@ -88,9 +87,8 @@ def _batch(repo_type: str, ns: str, name: str, body: dict, bk, authorization: st
                                **({"header": {"Authorization": authorization}} if authorization else {})},
                 }
                 if size > uploads.MULTIPART_THRESHOLD and "multipart" in transfers:
-                    n = math.ceil(size / uploads.PART_SIZE)
-                    header = {"chunk_size": str(uploads.PART_SIZE)}
-                    for i in range(1, n + 1):
+                    header = {"chunk_size": str(uploads.part_size(size))}
+                    for i in range(1, uploads.part_count(size) + 1):
                         header[f"{i:05d}"] = f"{href}/parts/{i}"
                     actions["upload"] = {"href": f"{href}/complete", "header": header,
                                          "expires_in": uploads.URL_TTL}
@@ -98,6 +96,7 @@ def _batch(repo_type: str, ns: str, name: str, body: dict, bk, authorization: st
             else:
                 if known is None or known.size != size:
                     out.append({"oid": oid, "size": size, "error": {"code": 404, "message": "Object does not exist"}})
+                known = uploads.held(db, repo, oid)
                     continue
                 # The URL names whom it was issued to: every request re-checks that they may still read.
                 token = sign.sign("lfs-down", {"r": repo.id, "o": oid, "u": actor.user_id})
@@ -200,12 +199,12 @@ async def put_part(token: str, n: int, request: Request, bk: Bk) -> Response:
     import asyncio
 
     repo, oid, size = _load_upload(bk, token)
-    n_parts = math.ceil(size / uploads.PART_SIZE)
+    n_parts, chunk = uploads.part_count(size), uploads.part_size(size)
     if not 1 <= n <= n_parts:
         raise BadRequest(f"Part number must be between 1 and {n_parts}")
-    expected = min(uploads.PART_SIZE, size - (n - 1) * uploads.PART_SIZE)
+    expected = min(chunk, size - (n - 1) * chunk)
     body = _Body(request, asyncio.get_running_loop())
-    etag = await run_in_threadpool(uploads.MultipartUpload(bk, oid).put_part, n, body, expected)
+    etag = await run_in_threadpool(uploads.MultipartUpload(bk, repo.id, oid).put_part, n, body, expected)
     return Response(status_code=200, headers={"ETag": f'"{etag}"'})
 
 
@@ -221,8 +220,8 @@ async def complete(token: str, request: Request, bk: Bk) -> Response:
 
     def run() -> None:
         with bk.db.session() as db:
-            uploads.MultipartUpload(bk, oid).complete(db, bk, db.merge(repo), oid, size,
-                                                      math.ceil(size / uploads.PART_SIZE))
+            uploads.MultipartUpload(bk, repo.id, oid).complete(db, bk, db.merge(repo), oid, size,
+                                                               uploads.part_count(size))
 
     await run_in_threadpool(run)
     return JSONResponse({"message": "ok"})
@@ -242,11 +241,11 @@ def get_object(token: str, request: Request, bk: Bk) -> Response:
         if repo is None or row is None or not access.may_still_read(db, access.holder(db, user_id=data.get("u")),
                                                                     repo):
             raise RepoNotFound()
-        xet = xet_hash_for(db, repo, oid)
+        loc = lfs_location(db, bk, repo, oid)  # a row resting on a Xet claim is read from its own Xet file
         size = row.size
-    key = f"lfs/{oid}"
+    key = loc.key
     headers = {"ETag": f'"{oid}"', "Accept-Ranges": "bytes"}
-    if bk.blobs.exists(key):
+    if loc.kind == "lfs" and bk.blobs.exists(key):
         local = bk.blobs.local_path(key)
         if local:
             return BlobFileResponse(local, headers=headers, media_type="application/octet-stream")
@@ -254,12 +253,12 @@ def get_object(token: str, request: Request, bk: Bk) -> Response:
         return Response(headers={**headers, "Content-Length": str(size)})
     rng = parse_range(request.headers.get("range"), size)
     start, end = rng or (0, size)
-    if bk.blobs.exists(key):
+    if loc.kind == "lfs" and bk.blobs.exists(key):
         body = bk.blobs.iter_range(key, start, end)
-    elif xet:
+    elif loc.kind == "xet":
         from cove.services import xet as xet_service
 
-        body = xet_service.stream_file(bk, xet, start, end)
+        body = xet_service.stream_file(bk, key, start, end)
     else:
         raise RepoNotFound("Object not found")
     headers["Content-Length"] = str(end - start)

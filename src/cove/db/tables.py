@@ -137,6 +137,10 @@ class LfsObject(Base):
     oid: Mapped[str] = mapped_column(String(64), primary_key=True)
     size: Mapped[int] = mapped_column(BigInteger)
     xet_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    #: True: the server hashed the bytes this row serves (the blob, and the Xet file if named) and got `oid`.
+    #: None: `oid` is a client's claim (a Xet shard's metadata), good for this repo only. False: the claim is
+    #: known to be wrong. Only verified rows answer for other repos (see ``cove.services.uploads``).
+    sha256_verified: Mapped[bool | None] = mapped_column(Boolean, nullable=True, default=None)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 

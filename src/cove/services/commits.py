@@ -135,7 +135,7 @@ def _build_ops(db: Session, bk: Backends, actor: Actor, repo: Repo, ops: list[di
             oid = str(op.get("oid", "")).lower()
             if op.get("algo", "sha256") != "sha256" or not _HEX_RE.match(oid):
                 raise BadRequest(f"File {path}: lfsFile needs a sha256 'oid'")
-            known = uploads.readable_lfs(db, actor, repo, oid)
+            known = uploads.readable_lfs(db, bk, actor, repo, oid)
             if known is None:
                 raise BadRequest(f"File {path}: LFS object {oid} was not uploaded. Upload it before committing.")
             size = op.get("size")
@@ -168,6 +168,8 @@ def _next_pr_num(db: Session, repo: Repo) -> int:
 def create_commit(
     db: Session,
     bk: Backends,
+            if known.repo_pk != repo.id:  # taken from a repo the caller reads (undone if the commit fails)
+                uploads.adopt(db, repo, oid, known.size, known.xet_hash, verified=True)
     actor: Actor,
     repo: Repo,
     *,

@@ -57,8 +57,18 @@ def xet_hash_for(db: Session, repo: Repo, oid: str) -> str | None:
 def locate(db: Session, bk: Backends, repo: Repo, entry: Entry) -> BlobLocation:
     if not entry.is_lfs:
         return BlobLocation("git", entry.oid)
-    key = f"lfs/{entry.lfs_oid}"
-    xh = xet_hash_for(db, repo, entry.lfs_oid)  # type: ignore[arg-type]
+    return lfs_location(db, bk, repo, entry.lfs_oid)  # type: ignore[arg-type]
+
+
+def lfs_location(db: Session, bk: Backends, repo: Repo, oid: str) -> BlobLocation:
+    """Where this repo's LFS object is read from. The shared blob ``lfs/<oid>`` holds bytes the server hashed
+    to `oid`; a row whose `oid` is only a client's claim (a Xet shard's) is read from its own Xet file, never
+    from that blob, so a claimed hash opens nothing another repo uploaded."""
+    key = f"lfs/{oid}"
+    row = db.get(LfsObject, (repo.id, oid))
+    xh = row.xet_hash if row is not None else None
+    if row is not None and xh and not row.sha256_verified:
+        return BlobLocation("xet", xh, xh)
     if bk.blobs.exists(key):  # a whole blob (classic LFS, or converted to Xet later): cheapest for plain GETs
         return BlobLocation("lfs", key, xh)
     if xh:

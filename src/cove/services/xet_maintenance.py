@@ -214,5 +214,6 @@ def convert_lfs_object(bk: Backends, *, repo_pk: int, oid: str) -> str:
         new_xorbs.append(
             shard.XorbEntry(digest, [shard.XorbChunkEntry(h, o, n) for (h, n), o in zip(leaves, offsets, strict=True)])
         )
-    register_shard(bk, claims, io.BytesIO(shard.serialize_shard([entry], new_xorbs, full=False)))
+    shard_body = io.BytesIO(shard.serialize_shard([entry], new_xorbs, full=False))
+    register_shard(bk, claims, shard_body, sha256_computed=True)  # hashed above, from the verified blob
     return hashes.hash_to_hex(file_hash)

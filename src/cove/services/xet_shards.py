@@ -43,24 +43,28 @@ def _validate_shard(db: Session, reader: shard.ShardReader, namespace: str) -> _
 
     Reads the xorb section one entry at a time, keeps a bounded window of chunk tables and streams each
     file's leaves into the merkle hash, so memory does not grow with the size of the files a shard describes.
+    A xorb outside the namespace's scope that fails a check is reported exactly as an unknown one.
     """
     tables = ChunkTables(db)
+    scoped = set(db.scalars(select(XetXorbScope.xorb_hash).where(XetXorbScope.namespace == namespace)))
     checked = _Checked(reader.files())
     for x in reader.xorbs():
         name = hashes.hash_to_hex(x.xorb_hash)
+        not_uploaded = BadRequest(f"Shard lists xorb {name} that was not uploaded")
         try:
             stored = tables(x.xorb_hash)
         except XetNotFound:
-            raise BadRequest(f"Shard lists xorb {name} that was not uploaded") from None
+            raise not_uploaded from None
         chunks = x.chunks
         assert isinstance(chunks, shard.ShardChunks)  # the reader leaves chunk entries packed
         if not stored.same_chunks(chunks.hash_bytes(), chunks.sizes):
+            if name not in scoped:
+                raise not_uploaded
             raise BadRequest(f"Shard chunk list of xorb {name} does not match it")
         checked.xorbs.add(name)
         for i in chunks.dedup_eligible(DEDUP_MODULUS):
             checked.dedup.setdefault(hashes.hash_to_hex(chunks.hash(i)), name)
     reader.finish()
-    scoped = set(db.scalars(select(XetXorbScope.xorb_hash).where(XetXorbScope.namespace == namespace)))
     for f in checked.files:
         if hashes.file_hash(_checked_leaves(f, tables, scoped)) != f.file_hash:
             raise BadRequest(f"File hash {hashes.hash_to_hex(f.file_hash)} does not match its terms")
@@ -76,24 +80,33 @@ def _checked_leaves(f: shard.FileEntry, tables: ChunkTables, scoped: set[str]) -
     name = hashes.hash_to_hex(f.file_hash)
     for i, t in enumerate(f.terms):
         xorb_name = hashes.hash_to_hex(t.xorb_hash)
+        not_stored = BadRequest(f"File {name} references xorb {xorb_name}, which is not stored")
         try:
             table = tables(t.xorb_hash)
         except XetNotFound:
-            raise BadRequest(f"File {name} references xorb {xorb_name}, which is not stored") from None
+            raise not_stored from None
+        foreign = xorb_name not in scoped  # another namespace's: no check may tell it apart from an unknown one
         if t.chunk_end > len(table):
-            raise BadRequest(f"File {name}: term {i} chunk range is outside its xorb")
+            raise not_stored if foreign else BadRequest(f"File {name}: term {i} chunk range is outside its xorb")
         if table.unpacked(t.chunk_start, t.chunk_end) != t.unpacked_len:
-            raise BadRequest(f"File {name}: term {i} unpacked length does not match the xorb")
+            raise not_stored if foreign else BadRequest(
+                f"File {name}: term {i} unpacked length does not match the xorb")
         if f.verification is not None:
             if hashes.verification_hash([table.hash_bytes(t.chunk_start, t.chunk_end)]) != f.verification[i]:
-                raise BadRequest(f"File {name}: term {i} verification hash does not match")
-        elif xorb_name not in scoped:
-            raise BadRequest(f"File {name}: terms into other namespaces' xorbs need verification entries")
+                raise not_stored if foreign else BadRequest(
+                    f"File {name}: term {i} verification hash does not match")
+        elif foreign:
+            raise not_stored
         yield from table.leaves(t.chunk_start, t.chunk_end)
 
 
-def register_shard(bk: Backends, claims: tokens.XetClaims, body: BinaryIO) -> int:
-    """Validate and index an uploaded shard, read from a seekable stream. Returns 1 if new, 0 if seen before."""
+def register_shard(bk: Backends, claims: tokens.XetClaims, body: BinaryIO, *, sha256_computed: bool = False) -> int:
+    """Validate and index an uploaded shard, read from a seekable stream. Returns 1 if new, 0 if seen before.
+
+    The sha256 in a shard's file metadata is the client's claim: it maps the repo's LFS oid to the Xet file
+    for this repo only (``LfsObject.sha256_verified`` unset). `sha256_computed`: the server hashed the bytes
+    itself (``cove xet convert``), so the mapping is a fact.
+    """
     ensure_tables(bk)
     size = body.seek(0, io.SEEK_END)
     if size > shard.MAX_SHARD_LEN:
@@ -102,7 +115,7 @@ def register_shard(bk: Backends, claims: tokens.XetClaims, body: BinaryIO) -> in
     digest = hashlib.file_digest(body, "sha256").hexdigest()  # type: ignore[arg-type]
     for attempt in range(3):
         try:
-            seen, namespace, referenced = _index_shard(bk, claims, body, size, digest)
+            seen, namespace, referenced = _index_shard(bk, claims, body, size, digest, sha256_computed)
             break
         except IntegrityError:
             # a concurrent upload registered the same file, chunk or shard first: redo with its rows
@@ -114,7 +127,7 @@ def register_shard(bk: Backends, claims: tokens.XetClaims, body: BinaryIO) -> in
 
 
 def _index_shard(
-    bk: Backends, claims: tokens.XetClaims, body: BinaryIO, size: int, digest: str
+    bk: Backends, claims: tokens.XetClaims, body: BinaryIO, size: int, digest: str, sha256_computed: bool
 ) -> tuple[bool, str, set[str]]:
     with bk.db.session() as db:
         repo = db.get(Repo, claims.repo_pk)
@@ -140,9 +153,10 @@ def _index_shard(
             if f.sha256 is not None and f.size > 0:
                 row = db.get(LfsObject, (repo.id, f.sha256_hex))
                 if row is None:
-                    db.add(LfsObject(repo_pk=repo.id, oid=f.sha256_hex, size=f.size, xet_hash=fh))
-                elif row.xet_hash is None and row.size == f.size:
-                    row.xet_hash = fh
+                    db.add(LfsObject(repo_pk=repo.id, oid=f.sha256_hex, size=f.size, xet_hash=fh,
+                                     sha256_verified=True if sha256_computed else None))
+                elif row.xet_hash is None and row.size == f.size and (sha256_computed or not row.sha256_verified):
+                    row.xet_hash = fh  # a verified row takes only a Xet file known to hold its bytes
         for ch, xh in checked.dedup.items():
             if db.get(XetDedup, ch) is None:
                 db.add(XetDedup(chunk_hash=ch, xorb_hash=xh))
