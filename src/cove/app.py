@@ -129,3 +129,6 @@ def create_app(settings: Settings | None = None, backends: Backends | None = Non
 
     app.head_cache = HeadCache(bk)
     return app
+    from cove.services.scans import run_worker_with
+
+    run_worker_with(app, bk)

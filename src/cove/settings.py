@@ -47,6 +47,12 @@ class Settings(BaseSettings):
     #: Seconds over which failed attempts are counted.
     auth_window: int = 900
     #: Seconds of the first throttle period; each further one doubles, up to `auth_max_lockout`, and the
+    #: Answer `/resolve` of a file the scanner found unsafe (pickle imports outside picklescan's allow-list,
+    #: a malformed safetensors/GGUF header) with 403; a file not scanned yet is scanned before it is served.
+    block_unsafe_downloads: bool = False
+    #: Seconds between the background scanner's looks for files not scanned yet; 0: no scanner (files
+    #: stay `unscanned`).
+    scan_interval: float = 2.0
     #: doubling starts over after a quiet `auth_max_lockout`. A success clears the account's counter.
     auth_lockout: int = 60
     auth_max_lockout: int = 900

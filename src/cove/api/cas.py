@@ -17,7 +17,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response, StreamingRes
 
 from cove.deps import Bk, CurrentActor
 from cove.errors import BadRequest, HubError, NotFound, PayloadTooLarge
-from cove.services import access, xet, xet_grants, xet_shards
+from cove.services import access, scans, xet, xet_grants, xet_shards
 from cove.xet import shard as shard_format
 from cove.xet import tokens
 from cove.xet import xorb as xorb_format
@@ -173,7 +173,10 @@ def batch_reconstruction(
     bk: Bk, authorization: Authorization = None, file_id: Annotated[list[str] | None, Query()] = None
 ) -> dict:
     claims = _claims(bk, authorization, write=False)
-    return xet.batch_reconstruction(bk, claims, file_id or [])
+    out = xet.batch_reconstruction(bk, claims, file_id or [])
+    for f in out["files"]:  # only the files the caller may read (the others are left out, as missing)
+        scans.check_xet_download(bk, f)
+    return out
 
 
 @router.get(P + "/v1/reconstructions/{file_hash}")
@@ -181,7 +184,9 @@ def reconstruction_v1(
     file_hash: str, bk: Bk, authorization: Authorization = None, range: Annotated[str | None, Header()] = None
 ) -> dict:
     claims = _claims(bk, authorization, write=False)
-    return xet.reconstruction(bk, claims, file_hex=file_hash, range_header=range, version=1)
+    out = xet.reconstruction(bk, claims, file_hex=file_hash, range_header=range, version=1)
+    scans.check_xet_download(bk, file_hash)  # after the scope checks (404 for what the caller may not read)
+    return out
 
 
 @router.get(P + "/v2/reconstructions/{file_hash}")
@@ -189,7 +194,9 @@ def reconstruction_v2(
     file_hash: str, bk: Bk, authorization: Authorization = None, range: Annotated[str | None, Header()] = None
 ) -> dict:
     claims = _claims(bk, authorization, write=False)
-    return xet.reconstruction(bk, claims, file_hex=file_hash, range_header=range, version=2)
+    out = xet.reconstruction(bk, claims, file_hex=file_hash, range_header=range, version=2)
+    scans.check_xet_download(bk, file_hash)  # after the scope checks (404 for what the caller may not read)
+    return out
 
 
 @router.head(P + "/v1/files/{file_hash}")

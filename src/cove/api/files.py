@@ -17,7 +17,7 @@ from cove.api.ranges import BlobFileResponse, parse_range
 from cove.api.shapes import PLURAL, PREFIX, entry_json
 from cove.deps import Bk, CurrentActor, repo_type_of, token_from_header
 from cove.errors import BadRequest
-from cove.services import access, downloads, files, gating
+from cove.services import access, downloads, files, gating, scans
 from cove.services.paths import clean_path, split_rev_path
 
 router = APIRouter()
@@ -52,6 +52,7 @@ def _tree(plural: str, ns: str, name: str, rev: str, path: str, request: Request
         page = limit or (TREE_PAGE_EXPANDED if expand else TREE_PAGE)
         chunk = entries[cursor: cursor + page]
         xet = _xet_for(db, repo, chunk)
+        security = scans.security_for(db, chunk) if expand else {}
     out = []
     for e in chunk:
         item = entry_json(e, xet_hash=xet.get(e.lfs_oid or ""))
@@ -61,8 +62,7 @@ def _tree(plural: str, ns: str, name: str, rev: str, path: str, request: Request
                 item["lastCommit"] = {"id": info.id, "title": info.title,
                                       "date": info.date.strftime("%Y-%m-%dT%H:%M:%S.000Z")}
             if e.type == "file":
-                item["securityFileStatus"] = {"status": "safe", "avScan": {"virusFound": False},
-                                              "pickleImportScan": None}
+                item["securityFileStatus"] = security[e.path]
         out.append(item)
     headers = {}
     if cursor + page < len(entries):
@@ -122,6 +122,7 @@ def _paths_info(plural, ns, name, rev, paths, bk, actor, expand=False) -> JSONRe
             if e is not None and e.path:
                 entries.append(e)
         xet = _xet_for(db, repo, entries)
+        security = scans.security_for(db, entries) if expand else {}
     out = [entry_json(e, xet_hash=xet.get(e.lfs_oid or "")) for e in entries]
     if expand:  # as the tree's expand=true: HfFileSystem.info(expand_info=True) reads these
         for item, e in zip(out, entries, strict=True):
@@ -130,8 +131,7 @@ def _paths_info(plural, ns, name, rev, paths, bk, actor, expand=False) -> JSONRe
                 item["lastCommit"] = {"id": info.id, "title": info.title,
                                       "date": info.date.strftime("%Y-%m-%dT%H:%M:%S.000Z")}
             if e.type == "file":
-                item["securityFileStatus"] = {"status": "safe", "avScan": {"virusFound": False},
-                                              "pickleImportScan": None}
+                item["securityFileStatus"] = security[e.path]
     return JSONResponse(out)
 
 
@@ -153,15 +153,21 @@ def _resolve(repo_type: str, ns: str, name: str, rev: str, path: str, request: R
         if entry.type != "file":
             raise files.EntryNotFound(f"{path} is a folder", headers={"X-Repo-Commit": sha})
         loc = files.locate(db, bk, repo, entry)
+        refusal = scans.blocked(db, bk, repo, entry)
+        if refusal is not None and not head:
+            raise refusal
         downloads.maybe_count(db, repo, path, head=head,
                               counter_header=request.headers.get("x-hf-download-counter"))
         private = repo.private
         ticket = HeadCache.ticket(request, db, repo, path) if head else None
     headers = _file_headers(bk, repo_type, ns, name, path, sha, entry, loc, private)
+    if refusal is not None:  # HEAD: no Xet, no redirect, so the client's download is this route's GET, refused
+        headers.pop("X-Xet-Hash", None)
+        headers.pop("Link", None)
     if request.query_params.get("download") == "true":
         headers["Content-Disposition"] = headers["Content-Disposition"].replace("inline", "attachment", 1)
     size = entry.size
-    if loc.kind == "lfs" and bk.blobs.local_path(loc.key) is None:
+    if loc.kind == "lfs" and refusal is None and bk.blobs.local_path(loc.key) is None:
         # Object store: 302 to a presigned URL on its own origin (hub-protocol §4.3 option B). The client
         # takes commit, etag and size from this response and GETs the URL without Authorization.
         url = bk.blobs.url(loc.key, filename=path.rsplit("/", 1)[-1])

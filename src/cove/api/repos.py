@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from cove.api.shapes import iso, repo_info_json, repo_url
 from cove.deps import Bk, CurrentActor, repo_type_of
 from cove.errors import BadRequest, RepoNotFound
-from cove.services import access, files, likes, repos
+from cove.services import access, files, likes, repos, scans
 
 router = APIRouter()
 JsonBody = Annotated[dict[str, Any], Body()]
@@ -99,7 +99,7 @@ def _info(plural: str, repo_id: str, revision: str | None, expand: list[str] | N
         repo = access.readable_repo(db, actor, repo_type, repo_id)
         head = repos.ensure_fresh(db, bk, repo)
         sha = head if revision in (None, "main") else files.resolve_revision(bk, repo, revision)
-        siblings = None
+        siblings = entries = None
         if not expand or "siblings" in expand:
             entries = bk.repos.list_tree(repo.storage_key, sha, recursive=True) or []
             siblings = []
@@ -117,7 +117,14 @@ def _info(plural: str, repo_id: str, revision: str | None, expand: list[str] | N
         if sha != head:
             # Info at an older revision: card-derived fields still describe main (as on the Hub).
             pass
-        return repo_info_json(repo, sha=sha, siblings=siblings, expand=expand, runtime=runtime)
+        info = repo_info_json(repo, sha=sha, siblings=siblings, expand=expand, runtime=runtime)
+        wanted = {"safetensors", "gguf"} & set(expand or ["safetensors", "gguf"])
+        if repo_type == "model" and wanted:
+            if entries is None:
+                entries = bk.repos.list_tree(repo.storage_key, sha, recursive=True) or []
+            found = dict(zip(("safetensors", "gguf"), scans.model_meta(db, entries), strict=True))
+            info.update({k: v for k, v in found.items() if k in wanted and v is not None})
+        return info
 
 
 def _runtime() -> dict:

@@ -192,3 +192,15 @@ class AuthThrottle(Base):
     blocked_until: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     last_failure: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
 
+
+class Scan(Base):
+    """What the scanner found in one content (``sha256:OID`` of an LFS/Xet file, ``git:OID`` of a git blob) read
+    as one kind (``cove.services.scanning.kind_for``). ``pending`` while a worker has it claimed."""
+
+    __tablename__ = "scans"
+    key: Mapped[str] = mapped_column(String(80), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    status: Mapped[str] = mapped_column(String(8))  # pending | safe | unsafe
+    report: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    meta: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

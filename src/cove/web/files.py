@@ -13,7 +13,7 @@ from pygments.lexers import TextLexer, get_lexer_for_filename
 from pygments.util import ClassNotFound
 
 from cove.backends import Backends
-from cove.services import files
+from cove.services import files, scans
 from cove.services.paths import clean_path, split_rev_path
 from cove.storage.git_repos import Entry
 from cove.web import cards
@@ -81,10 +81,12 @@ def tree_page(repo_type: str, request: Request, ns: str, name: str, rev: str, pa
     shown = entries[:1000]
     key = view.repo.storage_key
     suffix = f"/{qpath(path)}" if path else ""
+    with bk.db.session() as db:
+        security = scans.security_for(db, shown)
     return render_page(
         request, "tree.html", title=f"{view.repo_id} at {rev}", view=view, tab="files", rev=rev, sha=sha,
         path=path,
-        entries=shown, hidden=len(entries) - len(shown), xet=_xet_badges(bk, view, shown),
+        entries=shown, hidden=len(entries) - len(shown), xet=_xet_badges(bk, view, shown), security=security,
         last=bk.repos.commit_info(key, sha), n_commits=bk.repos.count_commits(key, sha),
         crumbs=_crumbs(view, rev, path),
         revs=_rev_options(view, rev, sha, lambda r: f"{view.base}/tree/{q(r)}{suffix}"),
@@ -135,10 +137,12 @@ def blob_page(repo_type: str, request: Request, ns: str, name: str, rev: str, pa
         else:
             text_too_large = True
     raw = f"{view.base}/resolve/{q(rev)}/{qpath(path)}"
+    with bk.db.session() as db:
+        security = scans.security_for(db, [entry])[entry.path]
     return render_page(
         request, "blob.html", title=f"{path} · {view.repo_id}", view=view, tab="files", rev=rev, sha=sha,
         path=path, entry=entry, storage=storage, code=code, rendered=rendered, raw=raw,
-        too_large=text_too_large,
+        too_large=text_too_large, security=security,
         image=cards.is_image(path) and view.may_read(path), gated=not view.may_read(path),
         crumbs=_crumbs(view, rev, path),
         revs=_rev_options(view, rev, sha, lambda r: f"{view.base}/blob/{q(r)}/{qpath(path)}"),
