@@ -94,9 +94,9 @@ def _batch(repo_type: str, ns: str, name: str, body: dict, bk, authorization: st
                                          "expires_in": uploads.URL_TTL}
                 out.append({"oid": oid, "size": size, "authenticated": True, "actions": actions})
             else:
+                known = uploads.held(db, repo, oid)
                 if known is None or known.size != size:
                     out.append({"oid": oid, "size": size, "error": {"code": 404, "message": "Object does not exist"}})
-                known = uploads.held(db, repo, oid)
                     continue
                 # The URL names whom it was issued to: every request re-checks that they may still read.
                 token = sign.sign("lfs-down", {"r": repo.id, "o": oid, "u": actor.user_id})

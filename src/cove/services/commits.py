@@ -141,6 +141,8 @@ def _build_ops(db: Session, bk: Backends, actor: Actor, repo: Repo, ops: list[di
             size = op.get("size")
             if size is not None and int(size) != known.size:
                 raise BadRequest(f"File {path}: size {size} does not match the uploaded object ({known.size})")
+            if known.repo_pk != repo.id:  # taken from a repo the caller reads (undone if the commit fails)
+                uploads.adopt(db, repo, oid, known.size, known.xet_hash, verified=True)
             file_ops.append(FileOp(path, lfs_pointer(oid, known.size)))
             lfs_rows.append((oid, known.size, known.xet_hash))
         elif key == "deletedFile":
@@ -168,8 +170,6 @@ def _next_pr_num(db: Session, repo: Repo) -> int:
 def create_commit(
     db: Session,
     bk: Backends,
-            if known.repo_pk != repo.id:  # taken from a repo the caller reads (undone if the commit fails)
-                uploads.adopt(db, repo, oid, known.size, known.xet_hash, verified=True)
     actor: Actor,
     repo: Repo,
     *,
