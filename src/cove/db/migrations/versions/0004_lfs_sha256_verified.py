@@ -4,7 +4,7 @@ Rows without a Xet hash serve the blob ``lfs/<oid>``, which is only ever written
 Rows with one came from a shard's sha256 claim (or a conversion the server cannot tell apart now): unknown.
 
 Revision ID: 0004
-Revises: 0006
+Revises: 0007
 Create Date: 2026-12-07 10:00:00
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004"
-down_revision = "0006"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
