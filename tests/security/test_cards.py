@@ -85,6 +85,11 @@ def test_validate_yaml_lists_the_errors(server):
     ok = httpx.post(f"{ENDPOINT}/api/validate-yaml",
                     json={"content": "---\nlicense: mit\ntags: [a, b]\nlanguage: en\n---\n# ok\n", "repoType": "model"})
     assert ok.status_code == 200 and ok.json()["errors"] == []
+    # `RepoCard.validate` asks for text/plain and raises it as is.
+    from huggingface_hub import RepoCard
+
+    with pytest.raises(ValueError, match="pipeline_tag"):
+        RepoCard(BAD_CARDS["list-pipeline"]).validate(repo_type="model")
 
 
 def test_good_card_still_indexed(api, alice, repo_factory):
