@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from cove.api.shapes import PREFIX
 from cove.deps import Bk, CurrentActor, repo_type_of
 from cove.errors import BadRequest
-from cove.services import access, history
+from cove.services import access, gating, history
 from cove.services import compare as compare_service
 
 router = APIRouter()
@@ -20,13 +20,17 @@ router = APIRouter()
 def compare(plural: str, ns: str, name: str, spec: str, bk: Bk, actor: CurrentActor,
             format: str = "json") -> Response:
     """What changed from ``base`` to ``head`` (``spec`` is ``base...head``). ``?format=diff`` gives the
-    text diffs as one ``text/plain`` patch."""
+    text diffs as one ``text/plain`` patch. On a gated repo, a caller without access gets the list of
+    changed files but no contents."""
     base, head = compare_service.parse_range(spec)
     if format not in ("json", "diff"):
         raise BadRequest("format must be 'json' or 'diff'")
     with bk.db.session() as db:
         repo = access.readable_repo(db, actor, repo_type_of(plural), f"{ns}/{name}")
-        result = compare_service.compare(bk, repo, base, head)
+        # A gated repo's file contents (diffs included) need granted access, as on /resolve.
+        allowed = gating.has_access(db, actor, repo)
+        result = compare_service.compare(bk, repo, base, head,
+                                         lambda path: allowed or path in gating.UNGATED_FILES)
     if format == "diff":
         return PlainTextResponse(result.patch())
     return JSONResponse(result.to_json())

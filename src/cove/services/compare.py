@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from cove.backends import Backends
@@ -30,7 +31,7 @@ class FileChange:
     status: str  # "added" | "modified" | "removed"
     old: Side | None
     new: Side | None
-    kind: str  # "text" | "binary" | "lfs"
+    kind: str  # "text" | "binary" | "lfs" | "gated" (the caller may not read this file's contents)
     diff: str | None  # unified diff, for text files small enough
 
     def to_json(self) -> dict:
@@ -58,6 +59,8 @@ class Comparison:
         for f in self.files:
             if f.diff is not None:
                 out.append(f.diff)
+            elif f.kind == "gated":
+                out.append(f"File {f.path} {f.status} (gated: ask for access to see the changes)\n")
             elif f.kind == "text":
                 out.append(f"Text file {f.path} {f.status} (too large to diff here)\n")
             else:
@@ -74,8 +77,10 @@ def parse_range(spec: str) -> tuple[str, str]:
     raise BadRequest(f"Expected a range 'base...head', got {spec!r}")
 
 
-def compare(bk: Backends, repo: Repo, base: str, head: str) -> Comparison:
-    """What changed from ``base`` to ``head`` (any branch, tag or commit id)."""
+def compare(bk: Backends, repo: Repo, base: str, head: str,
+            readable: Callable[[str], bool] = lambda path: True) -> Comparison:
+    """What changed from ``base`` to ``head`` (any branch, tag or commit id). Files for which ``readable``
+    says no (a gated repo's, to a caller without access) are listed without anything read from them."""
     key = repo.storage_key
     a = files.resolve_revision(bk, repo, base)
     b = files.resolve_revision(bk, repo, head)
@@ -83,6 +88,9 @@ def compare(bk: Backends, repo: Repo, base: str, head: str) -> Comparison:
     for i, (status, path) in enumerate(sorted(bk.repos.diff_paths(key, a, b), key=lambda x: x[1])):
         old = bk.repos.entry(key, a, path) if status != "added" else None
         new = bk.repos.entry(key, b, path) if status != "removed" else None
+        if not readable(path):
+            changes.append(FileChange(path, status, _side(old), _side(new), "gated", None))
+            continue
         changes.append(_change(bk, key, path, status, old, new, with_diff=i < MAX_DIFFED_FILES))
     return Comparison(a, b, changes)
 
