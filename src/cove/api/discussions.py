@@ -62,7 +62,9 @@ def create_discussion(plural: str, ns: str, name: str, body: Annotated[dict[str,
 def get_discussion(plural: str, ns: str, name: str, num: int, bk: Bk, actor: CurrentActor) -> dict:
     with bk.db.session() as db:
         repo = access.readable_repo(db, actor, repo_type_of(plural), f"{ns}/{name}")
-        d = db.scalar(select(Discussion).where(Discussion.repo_pk == repo.id, Discussion.num == num))
+        d = None
+        if 0 < num < 2**63:  # what the database's integers hold; beyond, there is no such discussion
+            d = db.scalar(select(Discussion).where(Discussion.repo_pk == repo.id, Discussion.num == num))
         if d is None:
             raise NotFound(f"Discussion {num} not found")
         out = _json(d, repo.repo_id, repo.type)

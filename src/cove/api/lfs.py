@@ -41,6 +41,8 @@ def _batch(repo_type: str, ns: str, name: str, body: dict, bk, authorization: st
     objects = body.get("objects")
     if operation not in ("upload", "download") or not isinstance(objects, list):
         raise BadRequest("Batch request needs 'operation' (upload|download) and 'objects'")
+    if not all(isinstance(obj, dict) for obj in objects):
+        raise BadRequest("Each of 'objects' must be an object with 'oid' and 'size'")
     transfers = body.get("transfers") or ["basic"]
     e = bk.settings.public_endpoint
     sign = _signer(bk)
@@ -215,7 +217,7 @@ async def complete(token: str, request: Request, bk: Bk) -> Response:
         body = await request.json()
     except ValueError as exc:
         raise BadRequest("Completion body must be JSON") from exc
-    if body.get("oid") != oid:
+    if not isinstance(body, dict) or body.get("oid") != oid:
         raise BadRequest("Completion oid does not match the upload")
 
     def run() -> None:

@@ -86,6 +86,8 @@ def update_settings(plural: str, ns: str, name: str, body: JsonBody, bk: Bk, act
         if visibility not in ("public", "private", "protected"):
             raise BadRequest("visibility must be public, private or protected")
         private = visibility != "public"
+    if private is not None and not isinstance(private, bool):
+        raise BadRequest("'private' must be true or false")
     with bk.db.session() as db:
         repo = access.readable_repo(db, actor, repo_type_of(plural), f"{ns}/{name}")
         repos.update_settings(db, actor, repo, private=private, gated=body.get("gated"))

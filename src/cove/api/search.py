@@ -10,12 +10,22 @@ from fastapi.responses import JSONResponse
 
 from cove.api.shapes import repo_info_json
 from cove.deps import Bk, CurrentActor
+from cove.errors import BadRequest
 from cove.services import search
 
 router = APIRouter()
 DEFAULT_PAGE = 1000
 MAX_PAGE = 1000
 ListQ = Annotated[list[str] | None, Query()]
+
+
+def _direction(value: str | None) -> int:
+    """``direction``: -1 (descending, the default) or 1."""
+    if value in (None, ""):
+        return -1
+    if value not in ("-1", "1"):
+        raise BadRequest("direction must be -1 or 1")
+    return int(value)
 
 
 def _listing(
@@ -48,7 +58,7 @@ def _listing(
         pipeline_tag=pipeline_tag,
         library=library,
         sort=sort,
-        direction=int(direction) if direction not in (None, "") else -1,
+        direction=_direction(direction),
         gated=gated,
     )
     with bk.db.session() as db:

@@ -139,7 +139,9 @@ def _build_ops(db: Session, bk: Backends, actor: Actor, repo: Repo, ops: list[di
             if known is None:
                 raise BadRequest(f"File {path}: LFS object {oid} was not uploaded. Upload it before committing.")
             size = op.get("size")
-            if size is not None and int(size) != known.size:
+            if size is not None and (not isinstance(size, int) or isinstance(size, bool)):
+                raise BadRequest(f"File {path}: lfsFile 'size' must be an integer")
+            if size is not None and size != known.size:
                 raise BadRequest(f"File {path}: size {size} does not match the uploaded object ({known.size})")
             if known.repo_pk != repo.id:  # taken from a repo the caller reads (undone if the commit fails)
                 uploads.adopt(db, repo, oid, known.size, known.xet_hash, verified=True)

@@ -11,13 +11,22 @@ from cove.db.tables import Repo
 from cove.errors import BadRequest, Conflict, Forbidden, RevisionNotFound
 from cove.services import access
 from cove.services.accounts import Actor
-from cove.storage.git_repos import ZERO, RefConflict
+from cove.storage.git_repos import ZERO, RefConflict, lookup_ref
 
 _BAD_REF = re.compile(r"(^[./-]|\.\.|[\x00-\x20~^:?*\[\\]|@\{|/\.|\.lock$|/$|\.$|//)")
 
 
+def _encodable(name: str) -> bool:
+    """False for text that is not valid Unicode (a lone surrogate from a JSON escape)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def check_ref_name(name: str) -> str:
-    if not name or _BAD_REF.search(name) or name.startswith("refs/") or len(name) > 200:
+    if not name or _BAD_REF.search(name) or name.startswith("refs/") or len(name) > 200 or not _encodable(name):
         raise BadRequest(f"Invalid reference name {name!r}")
     return name
 
@@ -77,6 +86,6 @@ def create_tag(db: Session, bk: Backends, actor: Actor, repo: Repo, tag: str, re
 
 def delete_tag(db: Session, bk: Backends, actor: Actor, repo: Repo, tag: str) -> None:
     access.require_write(db, actor, repo)
-    if bk.repos.repo(repo.storage_key).references.get(f"refs/tags/{tag}") is None:
+    if lookup_ref(bk.repos.repo(repo.storage_key), f"refs/tags/{tag}") is None:
         raise RevisionNotFound(f"Invalid rev id: {tag}")
     bk.repos.update_ref(repo.storage_key, f"refs/tags/{tag}", ZERO, None)

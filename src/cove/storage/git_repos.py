@@ -79,6 +79,15 @@ class FileOp:
     folder: bool = False
 
 
+def lookup_ref(repo: pygit2.Repository, name: str) -> pygit2.Reference | None:
+    """The reference, or None; also None for a name git cannot hold (thousands of characters, a lone
+    surrogate), which pygit2 answers with ValueError or UnicodeError."""
+    try:
+        return repo.references.get(name)
+    except (ValueError, UnicodeError):
+        return None
+
+
 class RefConflict(Exception):
     """The ref moved between read and update (compare-and-swap failed)."""
 
@@ -156,7 +165,7 @@ class GitRepoStore:
         repo = self.repo(key)
         candidates = [rev] if rev.startswith("refs/") else [f"refs/heads/{rev}", f"refs/tags/{rev}"]
         for name in candidates:
-            ref = repo.references.get(name)
+            ref = lookup_ref(repo, name)
             if ref is not None:
                 try:
                     return str(ref.resolve().peel(pygit2.Commit).id)
@@ -171,7 +180,7 @@ class GitRepoStore:
         return None
 
     def is_branch(self, key: str, name: str) -> bool:
-        return self.repo(key).references.get(f"refs/heads/{name}") is not None
+        return lookup_ref(self.repo(key), f"refs/heads/{name}") is not None
 
     # -- trees ----------------------------------------------------------------------------
     def entry(self, key: str, commit: str, path: str) -> Entry | None:
