@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import errno
 import logging
+import re
+import shutil
 import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
 from urllib.parse import unquote
 
+import pygit2
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cove.allocator import limit_arenas
 from cove.backends import Backends, build_backends
-from cove.errors import HubError
+from cove.errors import HubError, InsufficientStorage
 from cove.settings import Settings
 
 log = logging.getLogger("cove")
@@ -27,8 +36,21 @@ def request_id(scope) -> bytes:  # noqa: ANN001
     return uuid.uuid4().hex.encode()
 
 
+#: Bytes uvicorn refuses in a header value (it drops the connection, with no response, when one is there).
+_BAD_HEADER_BYTES = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def safe_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """Every header value made sendable (control characters become spaces); `nosniff` unless already set."""
+    out = [(k, _BAD_HEADER_BYTES.sub(b" ", v)) for k, v in headers]
+    if not any(k.lower() == b"x-content-type-options" for k, _ in out):
+        out.append((b"x-content-type-options", b"nosniff"))
+    return out
+
+
 class RequestIdMiddleware:
-    """Adds `X-Request-Id` to every response (the client's trace id when it sent one)."""
+    """Adds `X-Request-Id` and `X-Content-Type-Options: nosniff` to every response (the client's trace id
+    when it sent one), and keeps control characters out of every header value."""
 
     def __init__(self, app) -> None:  # noqa: ANN001
         self.app = app
@@ -47,8 +69,7 @@ class RequestIdMiddleware:
 
         async def send_with_id(message) -> None:  # noqa: ANN001
             if message["type"] == "http.response.start":
-                message.setdefault("headers", [])
-                message["headers"] = list(message["headers"]) + [(b"x-request-id", rid)]
+                message["headers"] = safe_headers([*message.get("headers", []), (b"x-request-id", rid)])
             await send(message)
 
         await self.app(scope, receive, send_with_id)
@@ -82,13 +103,59 @@ async def decode_slashes(request: Request) -> None:
 def error_response(request: Request, status: int, message: str, code: str | None,
                    headers: dict[str, str] | None = None, extra: dict | None = None) -> Response:
     hdrs = dict(headers or {})
+    message = message.encode("utf-8", "replace").decode("utf-8")  # a lone surrogate echoed from the input
     if code:
         hdrs["X-Error-Code"] = code
-    hdrs["X-Error-Message"] = message.replace("\n", " ")[:1000].encode("ascii", "replace").decode()
+    text = re.sub(r"[\x00-\x1f\x7f]", " ", message)[:1000]
+    hdrs["X-Error-Message"] = text.encode("ascii", "replace").decode()
     body = {"error": message, **(extra or {})}
     if request.method == "HEAD":
         return Response(status_code=status, headers=hdrs)
     return JSONResponse(body, status_code=status, headers=hdrs)
+
+
+_DISK_FULL_TEXT = ("no space left on device", "disk quota exceeded", "database or disk is full")
+
+
+#: Below this much free space, a failed git or database write is taken for a full disk: libgit2 reports
+#: ENOSPC with no errno (and often with a stale message from an earlier lookup).
+LOW_SPACE = 64 << 20
+
+
+def disk_full(exc: BaseException, data: Path | None = None) -> bool:
+    """Did this fail because the disk (or the quota) is full? Looks through the causes too; with `data`, a
+    git or database error while `data`'s disk is all but full counts as well."""
+    if data is not None and isinstance(exc, (pygit2.GitError, OperationalError)):
+        with contextlib.suppress(OSError):
+            if shutil.disk_usage(data).free < LOW_SPACE:
+                return True
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            return False
+        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if any(t in str(seen).lower() for t in _DISK_FULL_TEXT):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _lifespan(settings: Settings):  # noqa: ANN202
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from cove.services import tempfiles
+
+        lock = await asyncio.to_thread(tempfiles.startup_sweep, settings)
+        task = asyncio.create_task(tempfiles.sweep_forever(settings))
+        try:
+            yield
+        finally:
+            task.cancel()
+            if lock is not None:
+                lock.close()
+
+    return lifespan
 
 
 def create_app(settings: Settings | None = None, backends: Backends | None = None) -> FastAPI:
@@ -96,7 +163,7 @@ def create_app(settings: Settings | None = None, backends: Backends | None = Non
     limit_arenas()
     bk = backends or build_backends(settings)
     app = CoveApp(title="Cove", version="0.1.0", docs_url="/api/docs", openapi_url="/api/openapi.json",
-                  redoc_url=None, dependencies=[Depends(decode_slashes)])
+                  redoc_url=None, dependencies=[Depends(decode_slashes)], lifespan=_lifespan(bk.settings))
     app.state.backends = bk
     app.state.settings = settings
 
@@ -111,6 +178,22 @@ def create_app(settings: Settings | None = None, backends: Backends | None = Non
             loc = ".".join(str(x) for x in err.get("loc", ()) if x != "body")
             parts.append(f"{loc}: {err.get('msg')}" if loc else str(err.get("msg")))
         return error_response(request, 400, "Invalid request: " + "; ".join(parts), "BadRequest")
+
+    @app.exception_handler(RecursionError)
+    async def _too_deep(request: Request, exc: RecursionError) -> Response:
+        # Only input nested deeper than Python's recursion limit gets here (JSON bodies, mostly).
+        return error_response(request, 400, "Invalid request: the input is nested too deeply", "BadRequest")
+
+    async def _storage(request: Request, exc: Exception) -> Response:
+        if not disk_full(exc, settings.data):
+            raise exc
+        log.error("disk full: %s %s: %s", request.method, request.url.path, exc)
+        err = InsufficientStorage("Insufficient storage: the server's disk is full, nothing was stored. "
+                                  "Try again later, or ask the administrator to free space.")
+        return error_response(request, err.status, err.message, err.code)
+
+    for cls in (OSError, pygit2.GitError, OperationalError):
+        app.add_exception_handler(cls, _storage)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:

@@ -89,3 +89,10 @@ class RangeNotSatisfiable(HubError):
 class Unprocessable(HubError):
     status = 422
     code = "Unprocessable"
+
+
+class InsufficientStorage(HubError):
+    """The server's disk (or quota) is full: nothing was stored; retrying later may work."""
+
+    status = 507
+    code = "InsufficientStorage"

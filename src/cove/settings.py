@@ -68,6 +68,12 @@ class Settings(BaseSettings):
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
         return f"http://{host}:{self.port}"
 
+    #: Upload temp files (and multipart parts) untouched for this many seconds are removed; more than the
+    #: 24 h life of an upload URL, so a part waiting for the rest of its upload is kept. At start-up, a server
+    #: that is the only one using the data folder removes every temp file (what a killed server left).
+    tmp_max_age: float = 25 * 3600
+    #: Seconds between two sweeps of stale temp files while serving.
+    tmp_sweep_interval: float = 3600
     @cached_property
     def db_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data / 'cove.db').resolve()}"

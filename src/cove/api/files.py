@@ -208,6 +208,7 @@ def _file_headers(bk, repo_type: str, ns: str, name: str, path: str, sha: str, e
         "X-Repo-Commit": sha,
         "Accept-Ranges": "bytes",
         "Content-Disposition": f"inline; filename*=UTF-8''{quote(path.rsplit('/', 1)[-1])}",
+        "X-Content-Type-Options": "nosniff",  # repo bytes are never to be taken for HTML or script
         "Cache-Control": "private, max-age=0" if private else "public, max-age=0",
         "Access-Control-Expose-Headers": "X-Repo-Commit,X-Request-Id,X-Error-Code,X-Error-Message,ETag,Link,"
         "Accept-Ranges,Content-Range,X-Linked-Size,X-Linked-ETag,X-Xet-Hash",

@@ -164,18 +164,20 @@ class MultipartUpload:
         fd, tmp = tempfile.mkstemp(dir=self.dir)
         md5 = hashlib.md5(usedforsecurity=False)
         total = 0
-        with os.fdopen(fd, "wb") as out:
-            while block := stream.read(1 << 20):
-                total += len(block)
-                if total > expected:
-                    os.unlink(tmp)
-                    raise BadRequest(f"Part {n} is larger than {expected} bytes")
-                md5.update(block)
-                out.write(block)
-        if total != expected:
-            os.unlink(tmp)
-            raise BadRequest(f"Part {n} has {total} bytes, expected {expected}")
-        os.replace(tmp, self.dir / f"{n:05d}")
+        try:  # whatever stops the part (a short body, a client gone, a full disk), its temp file goes
+            with os.fdopen(fd, "wb") as out:
+                while block := stream.read(1 << 20):
+                    total += len(block)
+                    if total > expected:
+                        raise BadRequest(f"Part {n} is larger than {expected} bytes")
+                    md5.update(block)
+                    out.write(block)
+            if total != expected:
+                raise BadRequest(f"Part {n} has {total} bytes, expected {expected}")
+            os.replace(tmp, self.dir / f"{n:05d}")
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
         return md5.hexdigest()
 
     def complete(self, db: Session, bk: Backends, repo: Repo, oid: str, size: int, n_parts: int) -> None:
