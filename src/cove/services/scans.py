@@ -266,8 +266,8 @@ class ScanWorker:
             try:
                 done = self._repo(rid, key)
             except Exception as exc:  # noqa: BLE001 - e.g. the repo was deleted during the walk
-                log.warning("scan of repo %s skipped: %s", key, exc)
-                done = False
+                log.warning("scan of repo %s skipped until the next full sweep: %s", key, exc)
+                done = True  # its commits are not marked walked: the full sweep tries them again
             if done:
                 self._fingerprints[rid] = fp
             else:
@@ -280,34 +280,37 @@ class ScanWorker:
         for sha in set(self.bk.repos.refs(key).values()):
             if (key, sha) in self._walked:
                 continue
-            if self._commit(rid, key, sha):
+            state = self._commit(rid, key, sha)
+            if state == "done":
                 self._walked[(key, sha)] = None
                 if len(self._walked) > self.WALKED_MAX:
                     self._walked.popitem(last=False)
-            else:
+            elif state == "soon":
                 done = False
+            # "later": bytes not readable now; the next full sweep tries again
         return done
 
-    def _commit(self, rid: int, key: str, sha: str) -> bool:
-        """Scan what is unscanned in commit `sha`; True when nothing is left for later."""
+    def _commit(self, rid: int, key: str, sha: str) -> str:
+        """Scan what is unscanned in commit `sha`: "done", or what is left is for the next poll ("soon": another
+        process is at it) or the next full sweep ("later": bytes not readable now)."""
         entries = [e for e in self.bk.repos.list_tree(key, sha, recursive=True) or [] if e.type == "file"]
         with self.bk.db.session() as db:
             rows = lookup(db, entries)
             repo = db.get(Repo, rid)
         if repo is None:
-            return False
+            return "later"
         todo: dict[tuple[str, str], Entry] = {}
         for e in entries:
             k = scan_key(e)
             row = rows.get(k)
             if (row is None or row.status == PENDING) and k not in todo:
                 todo[k] = e
-        complete = True
+        state = "done"
         for k, e in todo.items():
             if self._stop.is_set():
-                return False
+                return "soon"
             if not _claim(self.bk, k):
-                complete = False  # another process has it: look again later
+                state = "soon"  # another process has it
                 continue
             try:
                 verdict = scan_entry(self.bk, repo, e)
@@ -316,8 +319,8 @@ class ScanWorker:
                 raise
             if verdict is None:
                 _release(self.bk, k)
-                complete = False
-        return complete
+                state = "later" if state == "done" else state
+        return state
 
 
 def run_worker_with(app, bk: Backends) -> None:  # noqa: ANN001
