@@ -38,6 +38,14 @@ class Settings(BaseSettings):
     max_lfs_file_size: int = 50 * 10**9
     #: Largest regular (inline) file in a commit, in bytes.
     max_inline_file: int = 10 * 1024 * 1024
+    #: Largest commit request body (NDJSON), in bytes: it is spooled to a temp file as it arrives, and read one
+    #: line at a time (a line may hold one inline file at `max_inline_file`, base64-encoded).
+    max_commit_body: int = 1 << 30
+    #: Most operations (files written or deleted) in one commit.
+    max_commit_operations: int = 100_000
+    #: Longest commit summary (the title; a PR's title is cut to 300) and description, in characters.
+    max_commit_summary: int = 1000
+    max_commit_description: int = 65536
     workers: int = 1
     #: Failed password sign-ins per account within `auth_window` before the account's sign-in answers 429.
     auth_account_failures: int = 5

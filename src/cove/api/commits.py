@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import tempfile
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -12,11 +12,11 @@ from starlette.concurrency import run_in_threadpool
 
 from cove.api.shapes import PREFIX, iso
 from cove.deps import Bk, CurrentActor, repo_type_of
-from cove.errors import BadRequest
-from cove.services import access, card_meta, commits, files, history
+from cove.errors import BadRequest, PayloadTooLarge
+from cove.services import access, card_meta, commit_payload, commits, files, history
+from cove.settings import Settings
 
 router = APIRouter()
-MAX_COMMIT_BODY = 1 << 30
 
 
 @router.post("/api/{plural}/{ns}/{name}/preupload/{rev:path}")
@@ -35,38 +35,54 @@ def preupload(plural: str, ns: str, name: str, rev: str, body: Annotated[dict[st
 @router.post("/api/{plural}/{ns}/{name}/commit/{rev:path}")
 async def commit(plural: str, ns: str, name: str, rev: str, request: Request, bk: Bk,
                  actor: CurrentActor) -> JSONResponse:
-    raw = bytearray()
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > MAX_COMMIT_BODY:
-            raise BadRequest("Commit payload too large: upload large files as LFS")
-    try:
-        lines = _parse_body(bytes(raw))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"Malformed commit payload: {exc}") from exc
+    """The NDJSON commit. The body is spooled as it arrives (never held in memory), once the caller is
+    known to be allowed to write; then parsed one line at a time (`cove.services.commit_payload`)."""
     create_pr = request.query_params.get("create_pr") in ("1", "true", "True")
-    return await run_in_threadpool(_commit, plural, ns, name, rev, lines, create_pr, bk, actor)
+    await run_in_threadpool(_require_writable, plural, ns, name, bk, actor)
+    body = await _spool_body(request, bk.settings)
+    try:
+        return await run_in_threadpool(_commit, plural, ns, name, rev, body, create_pr, bk, actor)
+    finally:
+        body.close()
 
 
-def _parse_body(raw: bytes) -> list:
-    """NDJSON lines; a single JSON object with `summary`/`files`/`lfsFiles` is the legacy commit format."""
-    lines = [json.loads(line) for line in raw.splitlines() if line.strip()]
-    if len(lines) == 1 and isinstance(lines[0], dict) and "key" not in lines[0]:
-        legacy = lines[0]
-        lines = [{"key": "header", "value": {k: legacy.get(k) for k in ("summary", "description", "parentCommit")}}]
-        for key, field in (("file", "files"), ("lfsFile", "lfsFiles"), ("deletedFile", "deletedFiles")):
-            lines += [{"key": key, "value": f} for f in legacy.get(field) or []]
-    return lines
-
-
-def _commit(plural, ns, name, rev, lines, create_pr, bk, actor) -> JSONResponse:  # noqa: ANN001
-    repo_type = repo_type_of(plural)
-    header, ops = commits.parse_operations(lines)
+def _require_writable(plural: str, ns: str, name: str, bk, actor) -> None:  # noqa: ANN001
     with bk.db.session() as db:
-        repo = access.readable_repo(db, actor, repo_type, f"{ns}/{name}")
-        result = commits.create_commit(db, bk, actor, repo, revision=rev, header=header, ops=ops,
-                                       create_pr=create_pr)
-        base = f"{bk.settings.public_endpoint}/{PREFIX[repo_type]}{repo.repo_id}"
+        access.writable_repo(db, actor, repo_type_of(plural), f"{ns}/{name}")
+
+
+async def _spool_body(request: Request, settings: Settings) -> tempfile.SpooledTemporaryFile:
+    limit = settings.max_commit_body
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise PayloadTooLarge(f"Commit payload larger than {limit} bytes: upload large files as LFS")
+    lines = commit_payload.LineCapper(commit_payload.max_line(settings))
+    spool = tempfile.SpooledTemporaryFile(max_size=commit_payload.SPOOL_MEMORY)  # noqa: SIM115 - returned open
+    total = 0
+    try:
+        async for chunk in request.stream():
+            total += len(chunk)
+            if total > limit:
+                raise PayloadTooLarge(f"Commit payload larger than {limit} bytes: upload large files as LFS")
+            lines.feed(chunk)
+            spool.write(chunk)
+    except BaseException:
+        spool.close()
+        raise
+    spool.seek(0)
+    return spool
+
+
+def _commit(plural, ns, name, rev, body, create_pr, bk, actor) -> JSONResponse:  # noqa: ANN001
+    repo_type = repo_type_of(plural)
+    with commit_payload.ContentSpool() as spool:
+        items = commit_payload.items(body, commit_payload.max_line(bk.settings))
+        header, ops = commits.parse_operations(items, spool, bk.settings)
+        with bk.db.session() as db:
+            repo = access.readable_repo(db, actor, repo_type, f"{ns}/{name}")
+            result = commits.create_commit(db, bk, actor, repo, revision=rev, header=header, ops=ops,
+                                           create_pr=create_pr)
+            base = f"{bk.settings.public_endpoint}/{PREFIX[repo_type]}{repo.repo_id}"
     out = {"success": True, "commitOid": result.oid, "commitUrl": f"{base}/commit/{result.oid}",
            "hookOutput": ""}
     if result.pr_num is not None:

@@ -11,8 +11,7 @@ from cove.api.shapes import iso
 from cove.db.tables import Discussion
 from cove.deps import Bk, CurrentActor, repo_type_of
 from cove.errors import BadRequest, NotFound
-from cove.services import access
-from cove.storage.git_repos import ZERO
+from cove.services import access, discussions
 
 router = APIRouter()
 
@@ -40,6 +39,11 @@ def create_discussion(plural: str, ns: str, name: str, body: Annotated[dict[str,
     title = body.get("title")
     if not isinstance(title, str) or not title.strip():
         raise BadRequest("'title' is required")
+    if len(title.strip()) > discussions.MAX_TITLE:
+        raise BadRequest(f"'title' is longer than {discussions.MAX_TITLE} characters")
+    description = body.get("description") or ""
+    if not isinstance(description, str) or len(description) > bk.settings.max_commit_description:
+        raise BadRequest(f"'description' must be a string of at most {bk.settings.max_commit_description} characters")
     is_pr = bool(body.get("pullRequest"))
     with bk.db.session() as db:
         repo = access.readable_repo(db, actor, repo_type_of(plural), f"{ns}/{name}")
@@ -47,14 +51,9 @@ def create_discussion(plural: str, ns: str, name: str, body: Annotated[dict[str,
             access.require_write(db, actor, repo)
         else:  # a discussion is a write too: not with a read token
             access.require_write_token(actor, "open a discussion")
-        num = (db.scalar(select(func.max(Discussion.num)).where(Discussion.repo_pk == repo.id)) or 0) + 1
-        if is_pr:
-            head = bk.repos.resolve(repo.storage_key, "main")
-            bk.repos.update_ref(repo.storage_key, f"refs/pr/{num}", head, ZERO)  # type: ignore[arg-type]
-        d = Discussion(repo_pk=repo.id, num=num, title=title.strip(), description=body.get("description") or "",
-                       author=actor.name or "", is_pull_request=is_pr)
-        db.add(d)
-        db.flush()
+        head = bk.repos.resolve(repo.storage_key, "main") if is_pr else None
+        d = discussions.open_discussion(db, bk, repo, title=title.strip(), description=description,
+                                        author=actor.name or "", pr_head=head)
         return {**_json(d, repo.repo_id, repo.type), "url": f"{bk.settings.public_endpoint}/{repo.repo_id}"}
 
 
@@ -70,8 +69,8 @@ def get_discussion(plural: str, ns: str, name: str, num: int, bk: Bk, actor: Cur
         out = _json(d, repo.repo_id, repo.type)
         out["events"] = [{"id": f"{d.id:024x}", "type": "comment", "createdAt": iso(d.created_at),
                           "author": {"name": d.author, "type": "user"},
-                          "data": {"latest": {"raw": d.description}, "numEdits": 0, "editors": [d.author],
-                                   "hidden": False, "reactions": []}}]
+                          "data": {"latest": {"raw": d.description}, "edited": False, "numEdits": 0,
+                                   "editors": [d.author], "hidden": False, "reactions": []}}]
         if d.is_pull_request:
             out["changes"] = {"base": "refs/heads/main", "mergeCommitId": None}
             out["filesWithConflicts"] = []

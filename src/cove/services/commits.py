@@ -5,14 +5,14 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import pathspec
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cove.backends import Backends
-from cove.db.tables import Discussion, LfsObject, Repo
+from cove.db.tables import LfsObject, Repo
 from cove.errors import (
     BadRequest,
     Conflict,
@@ -23,7 +23,10 @@ from cove.errors import (
 )
 from cove.services import access, card_meta, repos, uploads
 from cove.services.accounts import Actor
+from cove.services.commit_payload import ContentSpool, InlineContent
+from cove.services.discussions import MAX_TITLE, open_discussion
 from cove.services.paths import clean_path
+from cove.settings import Settings
 from cove.storage.git_repos import ZERO, FileOp, RefConflict, lfs_pointer
 
 LFS_SIZE_THRESHOLD = 10 * 1024 * 1024
@@ -89,8 +92,9 @@ def preupload(
 # -- commit ---------------------------------------------------------------------------------
 
 
-def parse_operations(lines: list[dict]) -> tuple[dict, list[dict]]:
-    """Split NDJSON items into the header and the operations, checking their shape."""
+def parse_operations(lines: Iterable[dict], spool: ContentSpool, settings: Settings) -> tuple[dict, list[dict]]:
+    """Split NDJSON items into the header and the operations, checking their shape and the limits; each
+    inline file is decoded into ``spool`` as it comes (its op's ``content`` becomes an `InlineContent`)."""
     header: dict | None = None
     ops: list[dict] = []
     for item in lines:
@@ -102,14 +106,37 @@ def parse_operations(lines: list[dict]) -> tuple[dict, list[dict]]:
         elif key in ("file", "lfsFile", "deletedFile", "deletedFolder"):
             if not isinstance(value.get("path"), str):
                 raise BadRequest(f"'{key}' operation needs a 'path'")
-            ops.append({"key": key, **value})
+            if len(ops) >= settings.max_commit_operations:
+                raise PayloadTooLarge(f"A commit holds at most {settings.max_commit_operations} operations: "
+                                      "split it into several commits")
+            op = {"key": key, **value}
+            if key == "file":
+                op["content"] = _decode_inline(value, spool, settings.max_inline_file)
+            ops.append(op)
         else:
             raise BadRequest(f"Unknown operation {key!r}")
     if header is None:
         raise BadRequest("Missing header line in commit payload")
-    if not isinstance(header.get("summary", ""), str):
-        raise BadRequest("header.summary must be a string")
+    for field, limit in (("summary", settings.max_commit_summary), ("description", settings.max_commit_description)):
+        text = header.get(field)
+        if text is not None and not isinstance(text, str):
+            raise BadRequest(f"header.{field} must be a string")
+        if text and len(text) > limit:
+            raise BadRequest(f"header.{field} is longer than {limit} characters")
     return header, ops
+
+
+def _decode_inline(value: dict, spool: ContentSpool, max_inline: int) -> InlineContent:
+    path, content = value["path"], value.get("content", "")
+    if value.get("encoding", "base64") != "base64" or not isinstance(content, str):
+        raise BadRequest(f"File {path!r}: content must be base64")
+    try:
+        data = base64.b64decode(content, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise BadRequest(f"File {path!r}: content is not valid base64") from exc
+    if len(data) > max_inline:
+        raise PayloadTooLarge(f"File {path!r} is too large to be committed inline: upload it as LFS")
+    return spool.add(data)
 
 
 def _build_ops(db: Session, bk: Backends, actor: Actor, repo: Repo, ops: list[dict], max_inline: int):
@@ -120,16 +147,14 @@ def _build_ops(db: Session, bk: Backends, actor: Actor, repo: Repo, ops: list[di
         key = op["key"]
         if key == "file":
             path = clean_path(op["path"])
-            content = op.get("content", "")
-            if op.get("encoding", "base64") != "base64" or not isinstance(content, str):
-                raise BadRequest(f"File {path}: content must be base64")
-            try:
-                data = base64.b64decode(content, validate=True)
-            except (binascii.Error, ValueError) as exc:
-                raise BadRequest(f"File {path}: content is not valid base64") from exc
-            if len(data) > max_inline:
+            content: InlineContent = op["content"]
+            if content.size > max_inline:
                 raise PayloadTooLarge(f"File {path} is too large to be committed inline: upload it as LFS")
-            file_ops.append(FileOp(path, data))
+            # Written now, one at a time, so that no commit holds every inline file in memory (unreachable
+            # until the commit lands). README.md keeps its bytes: the card check reads them.
+            data = content.read()
+            blob = bk.repos.write_blob(repo.storage_key, data)
+            file_ops.append(FileOp(path, data if path == "README.md" else None, blob=blob))
         elif key == "lfsFile":
             path = clean_path(op["path"])
             oid = str(op.get("oid", "")).lower()
@@ -165,8 +190,19 @@ def _delete_op(bk: Backends, key: str, head: str | None, path: str, folder: bool
     return FileOp(path, None, folder=entry.type == "directory")
 
 
-def _next_pr_num(db: Session, repo: Repo) -> int:
-    return (db.scalar(select(func.max(Discussion.num)).where(Discussion.repo_pk == repo.id)) or 0) + 1
+def _refuse_file_under_file(file_ops: list[FileOp]) -> None:
+    """A commit may not write both ``d`` and ``d/x`` (one of them would silently be dropped)."""
+    written = {op.path for op in file_ops}
+    for op in file_ops:
+        parts = op.path.split("/")
+        for i in range(1, len(parts)):
+            if (prefix := "/".join(parts[:i])) in written:
+                raise BadRequest(f"Cannot commit both the file {prefix} and {op.path}: {prefix} cannot be a file "
+                                 "and a folder")
+
+
+def _pr_title(summary: str) -> str:
+    return summary if len(summary) <= MAX_TITLE else summary[:MAX_TITLE - 1] + "…"
 
 
 def create_commit(
@@ -197,6 +233,7 @@ def create_commit(
     if parent_req is not None and (not isinstance(parent_req, str) or not _PARENT_RE.match(parent_req)):
         raise BadRequest("parentCommit must be a commit id")
     file_ops, lfs_rows, deletes = _build_ops(db, bk, actor, repo, ops, bk.settings.max_inline_file)
+    _refuse_file_under_file(file_ops)
     for op in file_ops:  # an invalid card is refused before any ref moves, as on the Hub
         if op.path == "README.md" and op.data is not None:
             card_meta.require_valid_readme(op.data)
@@ -206,15 +243,7 @@ def create_commit(
     author = actor.name or "cove"
 
     pr_num = None
-    if create_pr:
-        base = bk.repos.resolve(key, ref)
-        pr_num = _next_pr_num(db, repo)
-        ref = f"refs/pr/{pr_num}"
-        bk.repos.update_ref(key, ref, base, ZERO)  # type: ignore[arg-type]
-        db.add(Discussion(repo_pk=repo.id, num=pr_num, title=summary, description=description,
-                          author=author, is_pull_request=True))
-
-    for _ in range(_MAX_RETRIES):
+    for _ in range(1 if create_pr else _MAX_RETRIES):
         head = bk.repos.resolve(key, ref)
         if parent_req and not (head or "").startswith(parent_req.lower()):
             raise PreconditionFailed(
@@ -222,6 +251,11 @@ def create_commit(
             )
         all_ops = list(file_ops) + [_delete_op(bk, key, head, path, folder) for path, folder in deletes]
         new = bk.repos.write_commit(key, parent=head, ops=all_ops, author=author, message=message)
+        if create_pr:  # the commit exists: now its number, its row and its new refs/pr/N, together
+            pr_num = open_discussion(db, bk, repo, title=_pr_title(summary), description=description,
+                                     author=author, pr_head=new).num
+            ref = f"refs/pr/{pr_num}"
+            break
         try:
             bk.repos.update_ref(key, ref, new, head or ZERO)
         except RefConflict:

@@ -7,6 +7,8 @@ That process sees the quarantined objects through git's own environment, and ref
 (nothing moves) when:
 
 - a ref outside ``refs/heads/*`` and ``refs/tags/*`` is written (existing ``refs/pr/N`` may be updated);
+- a new tree holds a name the commit API would refuse too (`cove.services.paths`: ``.git`` look-alikes,
+  ``.``/``..``, control characters, invalid UTF-8, over-long paths);
 - a file larger than the inline limit is not stored through git-lfs;
 - an LFS pointer names an object that was never uploaded to this repo (no `LfsObject` row).
 
@@ -22,6 +24,7 @@ before that, `repos.ensure_fresh` repairs the index on the next read.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -39,6 +42,7 @@ ENV_REPO_ID = "COVE_PUSH_REPO_ID"
 ENV_DB_URL = "COVE_PUSH_DB_URL"
 ENV_MAX_FILE = "COVE_PUSH_MAX_FILE"
 _POINTER_MAX = 1024  # git-lfs pointers are ~130 bytes; larger blobs are never pointers
+_OID_RE = re.compile(rb"^[0-9a-f]{40}([0-9a-f]{24})?$")
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,14 @@ class NewBlob:
     oid: str
     path: str
     size: int
+
+
+@dataclass(frozen=True)
+class NewObject:
+    oid: str
+    kind: str
+    size: int
+    path: bytes
 
 
 # -- set-up (server side) ------------------------------------------------------------------------
@@ -137,25 +149,63 @@ def _git(*args: str, stdin: str | None = None) -> str:
     return proc.stdout
 
 
-def new_blobs(updates: list[RefUpdate]) -> Iterator[NewBlob]:
-    """Blobs reachable from the pushed tips and from no existing ref (the quarantine is visible to git)."""
+def new_objects(updates: list[RefUpdate]) -> list[NewObject]:
+    """Trees and blobs reachable from the pushed tips and from no existing ref (the quarantine is visible to
+    git), each with the first path it was seen at (raw bytes: names are not necessarily UTF-8)."""
     tips = [u.new for u in updates if u.new != ZERO]
     if not tips:
-        return
-    listing = _git("rev-list", "--objects", "--stdin", "--not", "--all", stdin="\n".join(tips) + "\n")
-    paths: dict[str, str] = {}
-    for line in listing.splitlines():
-        oid, _, path = line.partition(" ")
-        if path:
-            paths.setdefault(oid, path)
+        return []
+    listing = subprocess.run(["git", "rev-list", "--objects", "--stdin", "--not", "--all"],
+                             input=("\n".join(tips) + "\n").encode(), capture_output=True, check=True).stdout
+    paths: dict[str, bytes] = {}
+    for line in listing.split(b"\n"):
+        oid, _, path = line.partition(b" ")
+        # Commits and root trees come without a path. A name with a newline splits its line: the
+        # piece is no object id (skipped), and `path_errors` refuses that name anyway.
+        if _OID_RE.match(oid):
+            paths.setdefault(oid.decode(), path)
     if not paths:
-        return
+        return []
     checked = _git("cat-file", "--batch-check=%(objectname) %(objecttype) %(objectsize)",
                    stdin="\n".join(paths) + "\n")
+    out = []
     for line in checked.splitlines():
         oid, kind, size = line.split()
-        if kind == "blob":
-            yield NewBlob(oid, paths[oid], int(size))
+        if kind in ("blob", "tree"):
+            out.append(NewObject(oid, kind, int(size), paths[oid]))
+    return out
+
+
+def _shown(path: bytes) -> str:
+    return path.decode("utf-8", "backslashreplace")
+
+
+def _tree_names(data: bytes, id_len: int) -> Iterator[bytes]:
+    """Entry names of a raw tree object (``<mode> <name>NUL<binary id>``, repeated)."""
+    pos = 0
+    while pos < len(data):
+        nul = data.index(b"\0", pos)
+        yield data[data.index(b" ", pos) + 1:nul]
+        pos = nul + 1 + id_len
+
+
+def path_errors(objects: list[NewObject]) -> list[str]:
+    """Names in the new trees that `cove.services.paths` refuses (the commit API's rule)."""
+    from cove.services.paths import MAX_PATH_BYTES, git_name_problem
+
+    trees = [o for o in objects if o.kind == "tree"]
+    raw = read_blobs([t.oid for t in trees])
+    bad: list[str] = []
+    for tree in trees:
+        for name in _tree_names(raw.get(tree.oid, b""), len(tree.oid) // 2):
+            full = tree.path + b"/" + name if tree.path else name
+            problem = git_name_problem(name) or (
+                f"longer than {MAX_PATH_BYTES} bytes" if len(full) > MAX_PATH_BYTES else None)
+            if problem:
+                bad.append(f"  {full.decode('utf-8', 'surrogateescape')!r}: {problem}")
+    if not bad:
+        return []
+    return ["These paths cannot be stored in a Cove repo:", *bad]
 
 
 def read_blobs(oids: list[str]) -> dict[str, bytes]:
@@ -179,13 +229,15 @@ def check_push(updates: list[RefUpdate], *, lookup_lfs, max_file: int, repo_id: 
     from cove.storage.git_repos import parse_lfs_pointer
 
     errors: list[str] = []
+    objects = new_objects(updates)
     for u in updates:
         if u.ref.startswith(("refs/heads/", "refs/tags/")):
             continue
         if u.ref.startswith("refs/pr/") and u.old != ZERO and u.new != ZERO:
             continue
         errors.append(f"{u.ref}: only branches (refs/heads/*) and tags (refs/tags/*) can be pushed")
-    blobs = list(new_blobs(updates))
+    errors += path_errors(objects)
+    blobs = [NewBlob(o.oid, _shown(o.path), o.size) for o in objects if o.kind == "blob"]
     too_big = [b for b in blobs if b.size > max_file]
     if too_big:
         errors.append(f"These files are larger than {max_file // (1024 * 1024)} MiB and must be stored "

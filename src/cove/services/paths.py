@@ -1,8 +1,51 @@
-"""Repo-relative path and revision validation."""
+"""Repo-relative path and revision validation.
+
+One rule for every name written into a repo, by the commit API (`clean_path`) and by `git push`
+(`git_name_problem`, in the pre-receive hook): no empty, `.` or `..` segment, no control character or
+backslash, valid UTF-8 (no lone surrogate), at most `MAX_PATH_BYTES` bytes, and no segment that git, Windows
+(NTFS) or macOS (HFS+) would take for `.git`: `.GIT`, `.git.`, `.git `, `git~1`, `.git::$INDEX_ALLOCATION`,
+`.g\u200cit`, ...
+"""
 
 from __future__ import annotations
 
+import re
+
 from cove.errors import BadRequest
+
+MAX_PATH_BYTES = 1000
+# Code points HFS+ ignores in names (git's `is_hfs_dotgit` skips the same ones).
+_HFS_IGNORED = re.compile("[\u200c-\u200f\u202a-\u202e\u206a-\u206f\ufeff]")
+_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f\\]")
+
+
+def _is_dotgit(segment: str) -> bool:
+    """True for any name that git, NTFS or HFS+ resolves to `.git` (see git's `is_ntfs_dotgit`)."""
+    name = _HFS_IGNORED.sub("", segment).split(":", 1)[0].rstrip(". ").casefold()
+    return name in (".git", "git~1")
+
+
+def segment_problem(segment: str) -> str | None:
+    """Why one path segment may not be written, or None."""
+    if segment in ("", ".", ".."):
+        return "no empty, '.' or '..' segments"
+    if _FORBIDDEN.search(segment):
+        return "no control characters or backslashes"
+    try:
+        segment.encode("utf-8")
+    except UnicodeEncodeError:
+        return "not valid UTF-8"
+    if _is_dotgit(segment):
+        return "nothing may be written under .git/ (or a name read as .git)"
+    return None
+
+
+def git_name_problem(name: bytes) -> str | None:
+    """`segment_problem` for a raw git tree entry name."""
+    try:
+        return segment_problem(name.decode("utf-8"))
+    except UnicodeDecodeError:
+        return "not valid UTF-8"
 
 
 def clean_path(path: str, *, allow_root: bool = False) -> str:
@@ -19,14 +62,12 @@ def clean_path(path: str, *, allow_root: bool = False) -> str:
         if allow_root:
             return ""
         raise BadRequest("Empty path")
-    parts = p.split("/")
-    for part in parts:
-        if part in ("", ".", ".."):
-            raise BadRequest(f"Invalid path {path!r}: no empty, '.' or '..' segments")
-        if part == ".git":
-            raise BadRequest(f"Invalid path {path!r}: nothing may be written under .git/")
-    if len(p.encode()) > 1000:
-        raise BadRequest("Path too long")
+    for part in p.split("/"):
+        problem = segment_problem(part)
+        if problem:
+            raise BadRequest(f"Invalid path {path!r}: {problem}")
+    if len(p.encode()) > MAX_PATH_BYTES:
+        raise BadRequest(f"Invalid path: longer than {MAX_PATH_BYTES} bytes")
     return p
 
 

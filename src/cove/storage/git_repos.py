@@ -72,11 +72,13 @@ class CommitInfo:
 
 @dataclass
 class FileOp:
-    """One change to a tree: ``data`` set → write; ``data`` None → delete (``folder`` for a prefix)."""
+    """One change to a tree: ``data`` (or ``blob``, a blob already written) set → write; neither → delete
+    (``folder`` for a prefix)."""
 
     path: str
     data: bytes | None = None
     folder: bool = False
+    blob: str | None = None
 
 
 def lookup_ref(repo: pygit2.Repository, name: str) -> pygit2.Reference | None:
@@ -281,7 +283,7 @@ class GitRepoStore:
         if tree_src:
             index.read_tree(repo[tree_src].peel(pygit2.Tree))
         for op in ops:
-            if op.data is None:
+            if op.data is None and op.blob is None:
                 if op.folder:
                     index.remove_directory(op.path.strip("/"))
                 else:
@@ -294,11 +296,15 @@ class GitRepoStore:
                 parent_path = "/".join(parts[:i])
                 if parent_path in index:
                     index.remove(parent_path)
-            oid = repo.create_blob(op.data)
+            oid = pygit2.Oid(hex=op.blob) if op.blob else repo.create_blob(op.data)
             index.add(pygit2.IndexEntry(op.path, oid, pygit2.GIT_FILEMODE_BLOB))
         tree = index.write_tree(repo)
         sig = _signature(author)
         return str(repo.create_commit(None, sig, sig, message, tree, [parent] if parent else []))
+
+    def write_blob(self, key: str, data: bytes) -> str:
+        """Store one blob (reachable only once a commit that names it is on a ref)."""
+        return str(self.repo(key).create_blob(data))
 
     def tree_id(self, key: str, sha: str) -> str:
         return str(self.repo(key)[sha].peel(pygit2.Tree).id)
