@@ -19,7 +19,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
+import yaml.cyaml
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError
+from yaml.composer import Composer
+from yaml.constructor import SafeConstructor
+from yaml.parser import Parser
+from yaml.reader import Reader
+from yaml.resolver import Resolver
+from yaml.scanner import Scanner
 
 from cove.errors import BadRequest
 
@@ -29,10 +36,11 @@ MAX_YAML_CHARS = 1_000_000
 MAX_ALIASES = 100
 #: Nesting depth of sequences and mappings.
 MAX_DEPTH = 64
-#: Nodes of the header with every alias expanded (what the JSON of the card would hold).
-MAX_NODES = 100_000
-#: Characters of scalars with every alias expanded.
-MAX_CHARS = 2_000_000
+#: Values (nodes) of the header, counting what aliases repeat.
+MAX_NODES = 1_000_000
+#: What expanding the aliases may add to the header: values, and characters of scalars.
+MAX_ALIAS_NODES = 10_000
+MAX_ALIAS_CHARS = 100_000
 
 #: huggingface_hub's own split of a card into its YAML block and the markdown (`repocard.REGEX_YAML_BLOCK`).
 YAML_BLOCK = re.compile(r"^(\s*---(?:\r\n|\r|\n))([\S\s]*?)((?:\r\n|\r|\n)---[ \t]*(\r\n|\n|$))")
@@ -42,16 +50,20 @@ class CardYAMLError(yaml.YAMLError):
     """The header is beyond one of the limits."""
 
 
-class LimitedLoader(yaml.SafeLoader):
-    """`yaml.SafeLoader` that counts while it composes: aliases, depth, expanded nodes and characters."""
+class _LimitedComposer(Composer):
+    """PyYAML's composer, counting as it goes: aliases, depth, and the document's size with aliases expanded.
 
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self._aliases = 0
-        self._depth = 0
-        # id(node) → (expanded nodes, expanded chars); a node that is still being composed has no entry.
+    Each node's expanded size is the sum of its children's, so the count costs one pass over the composed
+    nodes however large the expansion would be; a self-referencing anchor is found as an alias to a node
+    that is still being composed.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._aliases = self._depth = self._nodes = self._chars = 0
+        # id(node) → (values, characters) with aliases expanded; a node still being composed has no entry.
         self._weights: dict[int, tuple[int, int]] = {}
-        self._keep: list[yaml.Node] = []  # keeps ids unique while the document is composed
+        self._keep: list[yaml.Node] = []  # keeps the ids above unique while the document is composed
 
     def compose_node(self, parent, index):  # noqa: ANN001, ANN201 - PyYAML's signature
         if self.check_event(yaml.AliasEvent):
@@ -73,14 +85,40 @@ class LimitedLoader(yaml.SafeLoader):
             children = node.value if isinstance(node, yaml.SequenceNode) else [n for kv in node.value for n in kv]
             weight = (1 + sum(self._weights[id(c)][0] for c in children),
                       sum(self._weights[id(c)][1] for c in children))
-        if weight[0] > MAX_NODES:
-            raise CardYAMLError(f"the YAML is too large once its aliases are expanded (more than {MAX_NODES} values)")
-        if weight[1] > MAX_CHARS:
-            raise CardYAMLError(f"the YAML is too large once its aliases are expanded (more than {MAX_CHARS} "
-                                "characters)")
+        self._nodes += 1
+        self._chars += weight[1] if isinstance(node, yaml.ScalarNode) else 0
+        # A subtree without aliases weighs at most what has been composed so far; the rest is expansion.
+        if weight[0] > MAX_NODES or weight[0] - self._nodes > MAX_ALIAS_NODES or \
+                weight[1] - self._chars > MAX_ALIAS_CHARS:
+            raise CardYAMLError("the YAML is too large once its aliases are expanded")
         self._weights[id(node)] = weight
         self._keep.append(node)
         return node
+
+
+if yaml.__with_libyaml__:  # libyaml's parser (as in CSafeLoader), the Python composer above
+
+    class LimitedLoader(_LimitedComposer, yaml.cyaml.CParser, SafeConstructor, Resolver):
+        """`yaml.CSafeLoader` with `_LimitedComposer`."""
+
+        def __init__(self, stream: str) -> None:
+            yaml.cyaml.CParser.__init__(self, stream)
+            _LimitedComposer.__init__(self)
+            SafeConstructor.__init__(self)
+            Resolver.__init__(self)
+
+else:  # pragma: no cover - PyYAML built without libyaml
+
+    class LimitedLoader(Reader, Scanner, Parser, _LimitedComposer, SafeConstructor, Resolver):  # type: ignore[no-redef]
+        """`yaml.SafeLoader` with `_LimitedComposer`."""
+
+        def __init__(self, stream: str) -> None:
+            Reader.__init__(self, stream)
+            Scanner.__init__(self)
+            Parser.__init__(self)
+            _LimitedComposer.__init__(self)
+            SafeConstructor.__init__(self)
+            Resolver.__init__(self)
 
 
 def load_yaml(text: str) -> Any:
