@@ -144,7 +144,7 @@ def _opened(source: Source) -> Iterator[io.BufferedReader]:
         with open(source.local_path, "rb") as fh:
             yield fh  # type: ignore[misc]
         return
-    with io.BufferedReader(_RangeIO(source), buffer_size=1 << 20) as fh:
+    with io.BufferedReader(_RangeIO(source), buffer_size=64 << 10) as fh:  # zips: many small reads
         yield fh
 
 
