@@ -189,7 +189,7 @@ class AuthThrottle(Base):
     failures: Mapped[int] = mapped_column(Integer, default=0)
     window_start: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     strikes: Mapped[int] = mapped_column(Integer, default=0)  # blocks in a row: the next one lasts 2**strikes
-    blocked_until: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    blocked_until: Mapped[datetime | None] = mapped_column(DateTime, nullable=True, index=True)
     last_failure: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
 
 

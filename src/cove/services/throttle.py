@@ -5,16 +5,23 @@ same counts. A key spends its budget of failures within a window; it is then blo
 for `auth_lockout` seconds, doubled for each block in a row up to `auth_max_lockout`. The doubling starts over
 once the key has been quiet for `auth_max_lockout` after its last block, and a successful sign-in clears the
 account's counter: the owner gets in once a block has passed.
+
+Token checks ask a per-process copy of the blocked keys, reloaded at most once a second, so a valid token
+costs no query here; a block set by this process is in its copy at once, one set by another process within
+a second. Password sign-ins read the table itself.
 """
 
 from __future__ import annotations
 
 import math
 import random
+import time
+import weakref
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from cove.db.tables import AuthThrottle, utcnow
@@ -22,6 +29,9 @@ from cove.errors import TooManyRequests
 from cove.settings import Settings
 
 _STALE = timedelta(days=1)
+_RELOAD = 1.0  # seconds between reloads of a process's copy of the blocked keys
+#: Per database: (monotonic time of the last reload, blocked key -> until).
+_blocked: weakref.WeakKeyDictionary[Engine, tuple[float, dict[str, datetime]]] = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True)
@@ -50,15 +60,19 @@ def client_key(host: str | None) -> str | None:
     return f"client:{host[:150]}" if host else None
 
 
-def check(db: Session, *keys: str | None) -> None:
-    """429 with `Retry-After` while any of `keys` is blocked."""
+def check(db: Session, *keys: str | None, fresh: bool = False) -> None:
+    """429 with `Retry-After` while any of `keys` is blocked; `fresh`: ask the table, not this process's copy."""
     wanted = [k for k in keys if k]
     if not wanted:
         return
     now = utcnow()
-    until = db.scalar(select(AuthThrottle.blocked_until).where(AuthThrottle.key.in_(wanted),
-                                                               AuthThrottle.blocked_until > now)
-                      .order_by(AuthThrottle.blocked_until.desc()).limit(1))
+    if fresh:
+        until = db.scalar(select(AuthThrottle.blocked_until).where(AuthThrottle.key.in_(wanted),
+                                                                   AuthThrottle.blocked_until > now)
+                          .order_by(AuthThrottle.blocked_until.desc()).limit(1))
+    else:
+        known = _blocked_keys(db)
+        until = max((known[k] for k in wanted if k in known and known[k] > now), default=None)
     if until is not None:
         wait = max(1, math.ceil((until - now).total_seconds()))
         raise TooManyRequests(f"Too many failed attempts: try again in {wait} seconds",
@@ -86,6 +100,9 @@ def fail(db: Session, key: str | None, budget: Budget) -> None:
         row.blocked_until = now + timedelta(seconds=min(budget.lockout * 2 ** min(row.strikes, 30), budget.max_lockout))
         row.strikes += 1
         row.failures, row.window_start = 0, now
+        entry = _blocked.get(db.get_bind())
+        if entry is not None:
+            entry[1][key] = row.blocked_until
     if random.random() < 0.02:  # noqa: S311 - housekeeping, not security
         db.execute(delete(AuthThrottle).where(AuthThrottle.last_failure < now - _STALE,
                                               AuthThrottle.key != key))
@@ -95,6 +112,16 @@ def clear(db: Session, key: str | None) -> None:
     """Forget `key`'s failures (a successful sign-in)."""
     if key:
         db.execute(delete(AuthThrottle).where(AuthThrottle.key == key))
+
+
+def _blocked_keys(db: Session) -> dict[str, datetime]:
+    engine = db.get_bind()
+    entry = _blocked.get(engine)
+    if entry is None or time.monotonic() - entry[0] > _RELOAD:
+        rows = db.execute(select(AuthThrottle.key, AuthThrottle.blocked_until)
+                          .where(AuthThrottle.blocked_until > utcnow()))
+        entry = _blocked[engine] = (time.monotonic(), {k: until for k, until in rows})
+    return entry[1]
 
 
 def _ensure_row(db: Session, key: str, now: datetime) -> None:

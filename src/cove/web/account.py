@@ -40,7 +40,7 @@ def _check_password(bk: Backends, username: str, password: str, client: str | No
     names are throttled like real ones, so the answer tells nothing about who exists."""
     account = throttle.account_key(username)
     with bk.db.session() as db:
-        throttle.check(db, account, client)
+        throttle.check(db, account, client, fresh=True)
         user = accounts.get_namespace(db, username.strip())
         stored = user.password_hash if user is not None and user.kind == "user" else None
         ok = accounts.check_password(password, stored or _DUMMY_HASH)  # the same work for unknown users
@@ -55,7 +55,7 @@ def _check_password(bk: Backends, username: str, password: str, client: str | No
 
 def _check_token(bk: Backends, token: str, client: str | None) -> bool:
     with bk.db.session() as db:
-        throttle.check(db, client)
+        throttle.check(db, client, fresh=True)
         ok = accounts.actor_for_token(db, token) is not None
         if not ok:
             throttle.fail(db, client, throttle.client_budget(bk.settings))

@@ -25,9 +25,11 @@ def upgrade() -> None:
         sa.Column("last_failure", sa.DateTime(), nullable=False),
         sa.PrimaryKeyConstraint("key"),
     )
+    op.create_index("ix_auth_throttle_blocked_until", "auth_throttle", ["blocked_until"])
     op.create_index("ix_auth_throttle_last_failure", "auth_throttle", ["last_failure"])
 
 
 def downgrade() -> None:
     op.drop_index("ix_auth_throttle_last_failure", table_name="auth_throttle")
+    op.drop_index("ix_auth_throttle_blocked_until", table_name="auth_throttle")
     op.drop_table("auth_throttle")
