@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Query
 from sqlalchemy import func, select
 
 from cove.api.shapes import iso
@@ -23,7 +23,8 @@ def _json(d: Discussion, repo_id: str, repo_type: str) -> dict:
 
 
 @router.get("/api/{plural}/{ns}/{name}/discussions")
-def list_discussions(plural: str, ns: str, name: str, bk: Bk, actor: CurrentActor, p: int = 0) -> dict:
+def list_discussions(plural: str, ns: str, name: str, bk: Bk, actor: CurrentActor,
+                     p: Annotated[int, Query(ge=0, le=2**40)] = 0) -> dict:
     with bk.db.session() as db:
         repo = access.readable_repo(db, actor, repo_type_of(plural), f"{ns}/{name}")
         rows = db.scalars(select(Discussion).where(Discussion.repo_pk == repo.id)

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Body
 
 from cove.api.shapes import iso
 from cove.deps import Bk, CurrentActor, repo_type_of
+from cove.errors import BadRequest
 from cove.services import access, gating
 
 router = APIRouter()
@@ -34,6 +35,10 @@ def list_requests(plural: str, ns: str, name: str, status: str, bk: Bk, actor: C
 def handle(plural: str, ns: str, name: str, bk: Bk, actor: CurrentActor, body: JsonBody = None) -> dict:
     body = body or {}
     rid = body.get("requestId")
+    if rid is not None and not (isinstance(rid, (int, str)) and str(rid).isdecimal() and int(rid) < 2**63):
+        raise BadRequest("'requestId' must be a request id (a number)")
+    if body.get("user") is not None and not isinstance(body.get("user"), str):
+        raise BadRequest("'user' must be a user name")
     with bk.db.session() as db:
         repo = access.readable_repo(db, actor, repo_type_of(plural), f"{ns}/{name}")
         gating.set_status(db, actor, repo, user=body.get("user"), request_id=int(rid) if rid else None,

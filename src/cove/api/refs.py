@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body
 
 from cove.deps import Bk, CurrentActor, repo_type_of
+from cove.errors import BadRequest
 from cove.services import access, refs
 
 router = APIRouter()
@@ -25,7 +26,10 @@ def create_branch(plural: str, ns: str, name: str, branch: str, bk: Bk, actor: C
                   body: OptBody = None) -> dict:
     with bk.db.session() as db:
         repo = access.readable_repo(db, actor, repo_type_of(plural), f"{ns}/{name}")
-        refs.create_branch(db, bk, actor, repo, branch, (body or {}).get("startingPoint"))
+        start = (body or {}).get("startingPoint")
+        if start is not None and not isinstance(start, str):
+            raise BadRequest("'startingPoint' must be a revision (a string)")
+        refs.create_branch(db, bk, actor, repo, branch, start)
     return {}
 
 
@@ -41,8 +45,6 @@ def delete_branch(plural: str, ns: str, name: str, branch: str, bk: Bk, actor: C
 def create_tag(plural: str, ns: str, name: str, revision: str, bk: Bk, actor: CurrentActor,
                body: OptBody = None) -> dict:
     tag = (body or {}).get("tag")
-    from cove.errors import BadRequest
-
     if not isinstance(tag, str):
         raise BadRequest("'tag' is required")
     with bk.db.session() as db:

@@ -104,7 +104,7 @@ def _make(repo_type: str, plural: str):  # noqa: ANN202
         full: bool = False,
         cardData: bool = False,
         expand: ListQ = None,
-        cursor: int = 0,  # noqa: N803
+        cursor: Annotated[int, Query(ge=0, le=2**62)] = 0,  # noqa: N803
         gated: bool | None = None,
         config: bool = False,
         models: ListQ = None,
