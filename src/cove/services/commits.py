@@ -71,11 +71,11 @@ def preupload(
             raise BadRequest("Each file needs a 'path'")
         path = clean_path(f["path"])
         size = f.get("size") or 0
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise BadRequest(f"File {path}: 'size' must be a non-negative integer")
         try:
             sample = base64.b64decode(f.get("sample") or "", validate=False)
         except (binascii.Error, ValueError) as exc:
-        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-            raise BadRequest(f"File {path}: 'size' must be a non-negative integer")
             raise BadRequest(f"Invalid base64 sample for {path}") from exc
         lfs = spec.match_file(path) or size >= LFS_SIZE_THRESHOLD or b"\x00" in sample
         entry = bk.repos.entry(repo.storage_key, sha, path)
