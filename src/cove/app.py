@@ -211,7 +211,7 @@ def create_app(settings: Settings | None = None, backends: Backends | None = Non
     from cove.api.files import HeadCache
 
     app.head_cache = HeadCache(bk)
-    return app
     from cove.services.scans import run_worker_with
 
     run_worker_with(app, bk)
+    return app
