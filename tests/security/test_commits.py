@@ -60,8 +60,8 @@ def _rss_kib(pid: int) -> dict[str, int]:
     return fields
 
 
-def _own_cli(data: Path, *args: str) -> str:
-    env = {**SERVER_ENV, "COVE_DATA": str(data)}
+def _own_cli(data: Path, *args: str, env: dict[str, str] | None = None) -> str:
+    env = {**SERVER_ENV, "COVE_DATA": str(data), **(env or {})}
     return subprocess.run([sys.executable, "-m", "cove", *args], env=env, capture_output=True, text=True,
                           check=True).stdout.strip()
 
@@ -184,13 +184,16 @@ def test_orphan_pr_ref_from_older_code_is_skipped(api, repo_factory, server):
 
 
 def test_concurrent_create_pr_all_succeed_with_distinct_numbers(alice, repo_factory):
-    repo_id = repo_factory("prrace")
-    n = 16
+    _race_create_pr(ENDPOINT, alice.token, repo_factory("prrace"))
+
+
+def _race_create_pr(endpoint: str, token: str, repo_id: str, n: int = 16) -> None:
+    """``n`` clients open a PR each at once: all succeed, numbered 1..n, each ref on its own commit."""
     barrier = threading.Barrier(n)
     results: dict[int, object] = {}
 
     def one(i: int) -> None:
-        client = HfApi(endpoint=ENDPOINT, token=alice.token)
+        client = HfApi(endpoint=endpoint, token=token)
         barrier.wait()
         try:
             results[i] = client.create_commit(repo_id, operations=[CommitOperationAdd(f"f{i}.txt", str(i).encode())],
@@ -207,12 +210,52 @@ def test_concurrent_create_pr_all_succeed_with_distinct_numbers(alice, repo_fact
     assert not failures, failures
     nums = sorted(r.pr_num for r in results.values())
     assert nums == list(range(1, n + 1))
-    api = HfApi(endpoint=ENDPOINT, token=alice.token)
+    api = HfApi(endpoint=endpoint, token=token)
     refs = _pr_refs(api, repo_id)
     for i, r in results.items():
         assert refs[f"refs/pr/{r.pr_num}"] == r.oid
         assert api.get_discussion_details(repo_id, r.pr_num).title == f"pr {i}"
         assert f"f{i}.txt" in api.list_repo_files(repo_id, revision=f"refs/pr/{r.pr_num}")
+
+
+@pytest.fixture(scope="module")
+def pg_server(tmp_path_factory):
+    """A server of our own on PostgreSQL (skipped where PostgreSQL or psycopg is missing)."""
+    from tests.storage import pg as pgmod
+
+    why = pgmod.unavailable()
+    if why:
+        pytest.skip(why)
+    cluster = pgmod.PgCluster(free_port())
+    cluster.start()
+    try:
+        url = cluster.create_database(f"cove_{uuid.uuid4().hex[:10]}")
+        data = tmp_path_factory.mktemp("commit-pg") / "data"
+        srv = start_server(data, free_port(), COVE_DATABASE_URL=url)
+        try:
+            env = {"COVE_DATABASE_URL": url}
+            _own_cli(data, "user", "add", "pgu", "--password", "pgu-password", env=env)
+            token = _own_cli(data, "token", "create", "pgu", "--role", "write", "--name", "t", env=env)
+            yield srv, token
+        finally:
+            stop_server(srv.proc)
+    finally:
+        cluster.stop()
+
+
+@pytest.mark.postgres
+def test_concurrent_create_pr_on_postgres(pg_server):
+    srv, token = pg_server
+    repo_id = f"pgu/prrace-{uuid.uuid4().hex[:8]}"
+    HfApi(endpoint=srv.endpoint, token=token).create_repo(repo_id)
+    _race_create_pr(srv.endpoint, token, repo_id)
+    api = HfApi(endpoint=srv.endpoint, token=token)
+    with pytest.raises(EntryNotFoundError):  # a failed PR leaves nothing behind on PostgreSQL either
+        api.create_commit(repo_id, operations=[CommitOperationDelete("missing.txt")], commit_message="bad",
+                          create_pr=True)
+    info = api.create_commit(repo_id, operations=[CommitOperationAdd("z.txt", b"z")], commit_message="after",
+                             create_pr=True)
+    assert info.pr_num == 17 and len(_pr_refs(api, repo_id)) == 17
 
 
 # -- 17: one path rule --------------------------------------------------------------------------------

@@ -57,7 +57,7 @@ async def _spool_body(request: Request, settings: Settings) -> tempfile.SpooledT
     if length is not None and length.isdigit() and int(length) > limit:
         raise PayloadTooLarge(f"Commit payload larger than {limit} bytes: upload large files as LFS")
     lines = commit_payload.LineCapper(commit_payload.max_line(settings))
-    spool = tempfile.SpooledTemporaryFile(max_size=commit_payload.SPOOL_MEMORY)  # noqa: SIM115 - returned open
+    spool = commit_payload.spool(settings)
     total = 0
     try:
         async for chunk in request.stream():
@@ -75,7 +75,7 @@ async def _spool_body(request: Request, settings: Settings) -> tempfile.SpooledT
 
 def _commit(plural, ns, name, rev, body, create_pr, bk, actor) -> JSONResponse:  # noqa: ANN001
     repo_type = repo_type_of(plural)
-    with commit_payload.ContentSpool() as spool:
+    with commit_payload.ContentSpool(bk.settings) as spool:
         items = commit_payload.items(body, commit_payload.max_line(bk.settings))
         header, ops = commits.parse_operations(items, spool, bk.settings)
         with bk.db.session() as db:

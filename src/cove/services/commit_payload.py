@@ -20,6 +20,14 @@ from cove.settings import Settings
 SPOOL_MEMORY = 1 << 20
 
 
+def spool(settings: Settings) -> tempfile.SpooledTemporaryFile:
+    """A spool that rolls over into the data folder's ``tmp/`` (not /tmp, which may be memory), unlinked at once:
+    nothing is left behind, whatever happens to the process."""
+    folder = settings.data / "tmp"
+    folder.mkdir(parents=True, exist_ok=True)
+    return tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY, dir=folder)  # noqa: SIM115 - the caller closes it
+
+
 def max_line(settings: Settings) -> int:
     """Longest NDJSON line: an inline file at the limit in base64, or a header at its limits (JSON-escaped)."""
     inline = 4 * -(-settings.max_inline_file // 3)
@@ -96,8 +104,8 @@ class InlineContent:
 class ContentSpool:
     """The decoded inline files of one commit, end to end in one temp file (in memory while small)."""
 
-    def __init__(self) -> None:
-        self._file = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY)  # noqa: SIM115 - closed in close()
+    def __init__(self, settings: Settings) -> None:
+        self._file = spool(settings)
         self._end = 0
 
     def add(self, data: bytes) -> InlineContent:

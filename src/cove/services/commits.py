@@ -33,6 +33,9 @@ LFS_SIZE_THRESHOLD = 10 * 1024 * 1024
 _HEX_RE = re.compile(r"^[0-9a-f]{64}$")
 _PARENT_RE = re.compile(r"^[0-9a-fA-F]{5,40}$")
 _MAX_RETRIES = 20
+_OP_FIELDS = {"file": ("path", "content", "encoding"), "lfsFile": ("path", "algo", "oid", "size"),
+              "deletedFile": ("path",), "deletedFolder": ("path",)}
+_MAX_FIELD = 128
 
 
 @dataclass(frozen=True)
@@ -105,13 +108,19 @@ def parse_operations(lines: Iterable[dict], spool: ContentSpool, settings: Setti
         key, value = item["key"], item["value"]
         if key == "header":
             header = value
-        elif key in ("file", "lfsFile", "deletedFile", "deletedFolder"):
+        elif key in _OP_FIELDS:
             if not isinstance(value.get("path"), str):
                 raise BadRequest(f"'{key}' operation needs a 'path'")
             if len(ops) >= settings.max_commit_operations:
                 raise PayloadTooLarge(f"A commit holds at most {settings.max_commit_operations} operations: "
                                       "split it into several commits")
-            op = {"key": key, **value}
+            # Only the fields an operation has are kept until the commit is built, each small: a clean path,
+            # short strings or numbers (an inline file's content goes to the spool).
+            op = {"key": key, **{f: value[f] for f in _OP_FIELDS[key] if f in value}, "path": clean_path(value["path"])}
+            for field, v in op.items():
+                if field not in ("path", "content") and not (
+                        isinstance(v, int | float | bool | None) or (isinstance(v, str) and len(v) <= _MAX_FIELD)):
+                    raise BadRequest(f"'{key}' operation: '{field}' must be a number or a short string")
             if key == "file":
                 op["content"] = _decode_inline(value, spool, settings.max_inline_file)
             ops.append(op)
