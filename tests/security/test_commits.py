@@ -137,6 +137,17 @@ def test_commit_summary_and_description_are_capped(repo_factory, alice):
     assert r.status_code == 200, r.text
 
 
+def test_legacy_single_object_commit_still_streams(api, repo_factory, alice):
+    repo_id = repo_factory("legacy")
+    legacy = {"summary": "legacy", "files": [{"path": "l.txt", "content": base64.b64encode(b"legacy").decode(),
+                                              "encoding": "base64"}]}
+    r = _post_commit(ENDPOINT, repo_id, alice.token, json.dumps(legacy).encode())
+    assert r.status_code == 200, r.text
+    assert "l.txt" in api.list_repo_files(repo_id)
+    r = _post_commit(ENDPOINT, repo_id, alice.token, _ndjson([legacy, _header()]))
+    assert r.status_code == 400, r.text
+
+
 def test_commit_operation_count_is_capped(repo_factory, alice):
     repo_id = repo_factory("ops")
     lines = [_header()] + [{"key": "deletedFile", "value": {"path": f"f{i}"}} for i in range(100_001)]
