@@ -123,10 +123,21 @@ def list_commits(plural: str, ns: str, name: str, rev: str, bk: Bk, actor: Curre
     return JSONResponse(out, headers=headers)
 
 
+def _valid_text(text: str) -> bool:
+    """False for a string git cannot store (a lone surrogate from a JSON escape)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 @router.post("/api/{plural}/{ns}/{name}/super-squash/{rev:path}")
 def super_squash(plural: str, ns: str, name: str, rev: str, bk: Bk, actor: CurrentActor,
                  body: Annotated[dict[str, Any] | None, Body()] = None) -> dict:
     message = (body or {}).get("message") or "Super-squash branch using huggingface_hub"
+    if not isinstance(message, str) or not _valid_text(message):
+        raise BadRequest("'message' must be a string")
     with bk.db.session() as db:
         repo = access.readable_repo(db, actor, repo_type_of(plural), f"{ns}/{name}")
         sha = history.super_squash(db, bk, actor, repo, branch=rev, message=message)
