@@ -47,6 +47,12 @@ class Settings(BaseSettings):
     max_commit_summary: int = 1000
     max_commit_description: int = 65536
     workers: int = 1
+    #: Answer `/resolve` of a file the scanner found unsafe (pickle imports outside picklescan's allow-list,
+    #: a malformed safetensors/GGUF header) with 403; a file not scanned yet is scanned before it is served.
+    block_unsafe_downloads: bool = False
+    #: Seconds between the background scanner's looks for files not scanned yet; 0: no scanner (files
+    #: stay `unscanned`).
+    scan_interval: float = 2.0
     #: Failed password sign-ins per account within `auth_window` before the account's sign-in answers 429.
     auth_account_failures: int = 5
     #: Failed sign-ins and invalid tokens per client IP within `auth_window` before that client gets 429
@@ -55,12 +61,6 @@ class Settings(BaseSettings):
     #: Seconds over which failed attempts are counted.
     auth_window: int = 900
     #: Seconds of the first throttle period; each further one doubles, up to `auth_max_lockout`, and the
-    #: Answer `/resolve` of a file the scanner found unsafe (pickle imports outside picklescan's allow-list,
-    #: a malformed safetensors/GGUF header) with 403; a file not scanned yet is scanned before it is served.
-    block_unsafe_downloads: bool = False
-    #: Seconds between the background scanner's looks for files not scanned yet; 0: no scanner (files
-    #: stay `unscanned`).
-    scan_interval: float = 2.0
     #: doubling starts over after a quiet `auth_max_lockout`. A success clears the account's counter.
     auth_lockout: int = 60
     auth_max_lockout: int = 900
@@ -68,6 +68,12 @@ class Settings(BaseSettings):
     lfs_download_ttl: int = 3600
     #: Lifetime (seconds) of CAS access tokens; hf_xet refreshes them through the token route.
     xet_token_ttl: int = 900
+    #: Upload temp files (and multipart parts) untouched for this many seconds are removed; more than the
+    #: 24 h life of an upload URL, so a part waiting for the rest of its upload is kept. At start-up, a server
+    #: that is the only one using the data folder removes every temp file (what a killed server left).
+    tmp_max_age: float = 25 * 3600
+    #: Seconds between two sweeps of stale temp files while serving.
+    tmp_sweep_interval: float = 3600
 
     @cached_property
     def public_endpoint(self) -> str:
@@ -76,12 +82,6 @@ class Settings(BaseSettings):
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
         return f"http://{host}:{self.port}"
 
-    #: Upload temp files (and multipart parts) untouched for this many seconds are removed; more than the
-    #: 24 h life of an upload URL, so a part waiting for the rest of its upload is kept. At start-up, a server
-    #: that is the only one using the data folder removes every temp file (what a killed server left).
-    tmp_max_age: float = 25 * 3600
-    #: Seconds between two sweeps of stale temp files while serving.
-    tmp_sweep_interval: float = 3600
     @cached_property
     def db_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data / 'cove.db').resolve()}"
