@@ -1,6 +1,6 @@
 """auth throttle (failed sign-ins and invalid tokens per account and per client)
 
-Revision ID: 0006
+Revision ID: 0004
 Revises: 0003
 Create Date: 2026-12-06 21:30:00
 """
@@ -8,7 +8,7 @@ Create Date: 2026-12-06 21:30:00
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006"
+revision = "0004"
 down_revision = "0003"
 branch_labels = None
 depends_on = None

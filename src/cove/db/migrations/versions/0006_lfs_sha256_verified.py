@@ -3,16 +3,16 @@
 Rows without a Xet hash serve the blob ``lfs/<oid>``, which is only ever written after hashing: verified.
 Rows with one came from a shard's sha256 claim (or a conversion the server cannot tell apart now): unknown.
 
-Revision ID: 0004
-Revises: 0007
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-12-07 10:00:00
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004"
-down_revision = "0007"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
