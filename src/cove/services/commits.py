@@ -67,7 +67,12 @@ def preupload(
     if sha is None:
         raise RevisionNotFound(f"Invalid rev id: {revision}")
     spec = _lfs_spec(bk, repo, sha)
-    ignore = pathspec.PathSpec.from_lines("gitwildmatch", git_ignore.splitlines()) if git_ignore else None
+    if git_ignore is not None and not isinstance(git_ignore, str):
+        raise BadRequest("'gitIgnore' must be a string")
+    try:
+        ignore = pathspec.PathSpec.from_lines("gitwildmatch", git_ignore.splitlines()) if git_ignore else None
+    except (ValueError, TypeError) as exc:  # GitWildMatchPatternError is a ValueError
+        raise BadRequest(f"Invalid 'gitIgnore': {exc}") from exc
     out = []
     for f in files:
         if not isinstance(f, dict) or not isinstance(f.get("path"), str):
