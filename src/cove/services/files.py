@@ -63,10 +63,13 @@ def locate(db: Session, bk: Backends, repo: Repo, entry: Entry) -> BlobLocation:
 def lfs_location(db: Session, bk: Backends, repo: Repo, oid: str) -> BlobLocation:
     """Where this repo's LFS object is read from. The shared blob ``lfs/<oid>`` holds bytes the server hashed
     to `oid`; a row whose `oid` is only a client's claim (a Xet shard's) is read from its own Xet file, never
-    from that blob, so a claimed hash opens nothing another repo uploaded."""
+    from that blob, so a claimed hash opens nothing another repo uploaded. A pointer the repo holds no
+    `LfsObject` row for (text that only looks like one, written as a plain file) opens nothing: not found."""
     key = f"lfs/{oid}"
     row = db.get(LfsObject, (repo.id, oid))
-    xh = row.xet_hash if row is not None else None
+    if row is None:
+        raise EntryNotFound(f"The LFS object {oid} of this file is not stored in this repo")
+    xh = row.xet_hash
     if row is not None and xh and not row.sha256_verified:
         return BlobLocation("xet", xh, xh)
     if bk.blobs.exists(key):  # a whole blob (classic LFS, or converted to Xet later): cheapest for plain GETs

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from cove.backends import Backends
 from cove.db.tables import Repo, Scan, utcnow
-from cove.errors import Forbidden
+from cove.errors import EntryNotFound, Forbidden
 from cove.services import files
 from cove.services.scanning import Source, SourceUnavailable, Verdict, kind_for, scan
 from cove.storage.git_repos import Entry
@@ -102,7 +102,10 @@ def source_for(db: Session, bk: Backends, repo: Repo, entry: Entry) -> Source | 
     if not entry.is_lfs:
         data = bk.repos.read_blob(repo.storage_key, entry.oid)
         return Source(len(data), lambda s, e: data[s:e], tmp)
-    loc = files.locate(db, bk, repo, entry)
+    try:
+        loc = files.locate(db, bk, repo, entry)
+    except EntryNotFound:  # a pointer to an object this repo does not hold: no bytes to scan
+        return None
     size = entry.size
     if loc.kind == "xet":
         from cove.services import xet

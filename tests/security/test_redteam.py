@@ -1,0 +1,71 @@
+"""Red team after the issue 10 fixes: holes found by attacking a real `cove serve` again as an outsider.
+
+Each test reproduces one hole (it failed on the code before its fix)."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import json
+import os
+import uuid
+
+import httpx
+import pytest
+
+from tests.conftest import ENDPOINT
+
+
+def _auth(token: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def bob_repos(bob_api):
+    """bob's own repos, deleted afterwards."""
+    made: list[str] = []
+
+    def make(prefix: str = "bob", **kw) -> str:
+        repo_id = f"bob/{prefix}-{uuid.uuid4().hex[:8]}"
+        bob_api.create_repo(repo_id, **kw)
+        made.append(repo_id)
+        return repo_id
+
+    yield make
+    for repo_id in made:
+        with contextlib.suppress(Exception):
+            bob_api.delete_repo(repo_id, missing_ok=True)
+
+
+def _inline_commit(token: str, repo_id: str, path: str, data: bytes) -> httpx.Response:
+    lines = [{"key": "header", "value": {"summary": "inline"}},
+             {"key": "file", "value": {"path": path, "content": base64.b64encode(data).decode(), "encoding": "base64"}}]
+    return httpx.post(f"{ENDPOINT}/api/models/{repo_id}/commit/main", content="\n".join(map(json.dumps, lines)),
+                      headers={**_auth(token), "content-type": "application/x-ndjson"})
+
+
+# -- possession: an LFS pointer written as a plain file ------------------------------------------------
+
+
+def test_an_inline_lfs_pointer_opens_no_other_repos_object(api, bob, repo_factory, bob_repos, no_xet):
+    """The commit API stored an inline file whose text is an LFS pointer as is; reading it, the server took it
+    for an LFS file and, with no `LfsObject` row in the repo, served the shared blob ``lfs/<oid>``: anyone who
+    knew the oid and size of a private file read its bytes from their own public repo."""
+    secret = os.urandom(20_000) + b"TOPSECRET"
+    oid, size = hashlib.sha256(secret).hexdigest(), len(secret)
+    private = repo_factory("inline-secret", private=True)
+    api.upload_file(path_or_fileobj=secret, path_in_repo="w.bin", repo_id=private)
+    mine = bob_repos("inline-steal")
+    pointer = f"version https://git-lfs.github.com/spec/v1\noid sha256:{oid}\nsize {size}\n".encode()
+
+    r = _inline_commit(bob.token, mine, "steal.bin", pointer)
+    if r.status_code == 200:  # refused at commit, or stored as a file that serves nothing of the private repo
+        got = httpx.get(f"{ENDPOINT}/{mine}/resolve/main/steal.bin", follow_redirects=True)
+        assert b"TOPSECRET" not in got.content
+        assert got.status_code == 404
+    else:
+        assert r.status_code == 400, r.text
+    batch = httpx.post(f"{ENDPOINT}/{mine}.git/info/lfs/objects/batch", headers=_auth(bob.token),
+                       json={"operation": "download", "objects": [{"oid": oid, "size": size}]})
+    assert "actions" not in batch.json()["objects"][0]
