@@ -38,7 +38,7 @@ async def commit(plural: str, ns: str, name: str, rev: str, request: Request, bk
     """The NDJSON commit. The body is spooled as it arrives (never held in memory), once the caller is
     known to be allowed to write; then parsed one line at a time (`cove.services.commit_payload`)."""
     create_pr = request.query_params.get("create_pr") in ("1", "true", "True")
-    await run_in_threadpool(_require_writable, plural, ns, name, bk, actor)
+    await run_in_threadpool(_require_may_commit, plural, ns, name, rev, create_pr, bk, actor)
     body = await _spool_body(request, bk.settings)
     try:
         return await run_in_threadpool(_commit, plural, ns, name, rev, body, create_pr, bk, actor)
@@ -46,9 +46,10 @@ async def commit(plural: str, ns: str, name: str, rev: str, request: Request, bk
         body.close()
 
 
-def _require_writable(plural: str, ns: str, name: str, bk, actor) -> None:  # noqa: ANN001
+def _require_may_commit(plural: str, ns: str, name: str, rev: str, create_pr: bool, bk, actor) -> None:  # noqa: ANN001
     with bk.db.session() as db:
-        access.writable_repo(db, actor, repo_type_of(plural), f"{ns}/{name}")
+        repo = access.readable_repo(db, actor, repo_type_of(plural), f"{ns}/{name}")
+        commits.require_may_commit(db, actor, repo, revision=rev, create_pr=create_pr)
 
 
 async def _spool_body(request: Request, settings: Settings) -> tempfile.SpooledTemporaryFile:

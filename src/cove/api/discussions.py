@@ -49,7 +49,7 @@ def create_discussion(plural: str, ns: str, name: str, body: Annotated[dict[str,
     with bk.db.session() as db:
         repo = access.readable_repo(db, actor, repo_type_of(plural), f"{ns}/{name}")
         if is_pr:
-            access.require_write(db, actor, repo)
+            access.require_contribute(db, actor, repo)
         else:  # a discussion is a write too: not with a read token
             access.require_write_token(actor, "open a discussion")
         head = bk.repos.resolve(repo.storage_key, "main") if is_pr else None

@@ -50,8 +50,8 @@ def _batch(repo_type: str, ns: str, name: str, body: dict, bk, authorization: st
     with bk.db.session() as db:
         try:
             repo = access.readable_repo(db, actor, repo_type, f"{ns}/{name}")
-            if operation == "upload":
-                access.require_write(db, actor, repo)
+            if operation == "upload":  # bytes land nowhere until a commit: a pull request's uploads too
+                access.require_contribute(db, actor, repo)
             elif repo.gated:  # LFS downloads are file contents: a gated repo needs granted access
                 from cove.services import gating
 
@@ -130,7 +130,7 @@ def _add_routes(prefix: str, repo_type: str) -> None:
         def run() -> Response:
             actor = resolve_actor(bk, request.headers.get("authorization"), client_host(request))
             with bk.db.session() as db:
-                repo = access.writable_repo(db, actor, repo_type, f"{ns}/{name}")
+                repo = access.contributable_repo(db, actor, repo_type, f"{ns}/{name}")
                 uploads.verify(db, bk, actor, repo, oid, size)
             return JSONResponse({"message": "ok"}, media_type=LFS_JSON)
 

@@ -93,8 +93,9 @@ def org_list() -> None:
 
 @member_app.command("add")
 def member_add(org: str, user: str,
-               role: Annotated[str, typer.Option(help="read, write or admin")] = "write") -> None:
-    """Add a user to an organization (or change their role). read: see private repos; write: also push and
+               role: Annotated[str, typer.Option(help="read, contributor, write or admin")] = "write") -> None:
+    """Add a user to an organization (or change their role). read: see private repos; contributor: also open
+    discussions and pull requests (never push to a branch); write: also push, make branches and tags, and
     create repos; admin: also delete, move, and change visibility and gating."""
     from cove.services import accounts
 

@@ -47,7 +47,7 @@ class Membership(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     org_id: Mapped[int] = mapped_column(ForeignKey("namespaces.id", ondelete="CASCADE"))
     user_id: Mapped[int] = mapped_column(ForeignKey("namespaces.id", ondelete="CASCADE"))
-    role: Mapped[str] = mapped_column(String(16), default="write")  # read | write | admin
+    role: Mapped[str] = mapped_column(String(16), default="write")  # read | contributor | write | admin
 
 
 class Token(Base):

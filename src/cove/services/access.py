@@ -10,16 +10,19 @@ from cove.errors import Forbidden, RepoNotFound, Unauthorized
 from cove.services.accounts import ANONYMOUS, Actor, org_role
 
 REPO_TYPES = ("model", "dataset", "space")
-#: Org roles, as on the Hub. `read`: read the org's private repos. `write`: also push, commit, open pull
-#: requests, create repos, manage tags, branches and gated-access requests. `admin`: also delete, move or
-#: rename, change visibility and gating. A user is the admin of their own namespace; server admins of all.
+#: Org roles, as on the Hub. `read`: read the org's private repos. `contributor`: also open discussions and
+#: pull requests (a commit with ``create_pr``, uploads for it, commits to the `refs/pr/N` they opened), never
+#: push to a branch, make branches or tags, or create repos. `write`: also push, commit, create repos, manage
+#: tags, branches and gated-access requests. `admin`: also delete, move or rename, change visibility and
+#: gating. A user is the admin of their own namespace; server admins of all.
 #: Members are managed by the server's administrator (`cove org member add ORG USER --role ROLE`).
-ROLES = ("read", "write", "admin")
+ROLES = ("read", "contributor", "write", "admin")
+_CONTRIBUTORS = ("admin", "write", "contributor")
 PLURAL = {"models": "model", "datasets": "dataset", "spaces": "space"}
 
 
 def namespace_role(db: Session, actor: Actor, namespace: str) -> str | None:
-    """The caller's standing in a namespace: "admin", "write", "read" or None (see `ROLES`)."""
+    """The caller's standing in a namespace: one of `ROLES`, or None."""
     if actor.anonymous:
         return None
     if actor.is_admin or actor.name == namespace:
@@ -38,6 +41,11 @@ def can_read(db: Session, actor: Actor, repo: Repo) -> bool:
 
 def can_write(db: Session, actor: Actor, repo: Repo) -> bool:
     return actor.can_write and namespace_role(db, actor, repo.namespace) in ("admin", "write")
+
+
+def can_contribute(db: Session, actor: Actor, repo: Repo) -> bool:
+    """Open pull requests and upload the files they add: `contributor` members and up, with a write token."""
+    return actor.can_write and namespace_role(db, actor, repo.namespace) in _CONTRIBUTORS
 
 
 def can_admin(db: Session, actor: Actor, repo: Repo) -> bool:
@@ -82,6 +90,13 @@ def writable_repo(db: Session, actor: Actor, repo_type: str, repo_id: str) -> Re
     return repo
 
 
+def contributable_repo(db: Session, actor: Actor, repo_type: str, repo_id: str) -> Repo:
+    """`writable_repo` for what a `contributor` may do: upload files for a pull request, open one."""
+    repo = readable_repo(db, actor, repo_type, repo_id)
+    require_contribute(db, actor, repo)
+    return repo
+
+
 def require_write(db: Session, actor: Actor, repo: Repo) -> None:
     if can_write(db, actor, repo):
         return
@@ -90,6 +105,17 @@ def require_write(db: Session, actor: Actor, repo: Repo) -> None:
     if not actor.can_write and namespace_role(db, actor, repo.namespace) in ("admin", "write"):
         raise Forbidden("This token has read-only access: use a token with the 'write' role")
     raise Forbidden(f"You don't have the rights to write to {repo.repo_id}")
+
+
+def require_contribute(db: Session, actor: Actor, repo: Repo) -> None:
+    """401/403 unless the caller may open pull requests on the repo (`can_contribute`)."""
+    if can_contribute(db, actor, repo):
+        return
+    if actor.anonymous:
+        raise Unauthorized("You must be authenticated to contribute to this repo")
+    if not actor.can_write and namespace_role(db, actor, repo.namespace) in _CONTRIBUTORS:
+        raise Forbidden("This token has read-only access: use a token with the 'write' role")
+    raise Forbidden(f"You don't have the rights to open pull requests on {repo.repo_id}")
 
 
 def require_admin(db: Session, actor: Actor, repo: Repo) -> None:

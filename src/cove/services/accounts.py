@@ -141,8 +141,8 @@ def list_orgs(db: Session) -> list[Namespace]:
 
 
 def add_member(db: Session, org: str, user: str, *, role: str = "write") -> None:
-    if role not in ("read", "write", "admin"):
-        raise BadRequest("role must be read, write or admin")
+    if role not in ("read", "contributor", "write", "admin"):  # `cove.services.access.ROLES`
+        raise BadRequest("role must be read, contributor, write or admin")
     o, u = require_org(db, org), require_user(db, user)
     m = db.scalar(select(Membership).where(Membership.org_id == o.id, Membership.user_id == u.id))
     if m:

@@ -9,14 +9,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import pathspec
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cove.backends import Backends
-from cove.db.tables import LfsObject, Repo
+from cove.db.tables import Discussion, LfsObject, Repo
 from cove.errors import (
     BadRequest,
     Conflict,
     EntryNotFound,
+    Forbidden,
     PayloadTooLarge,
     PreconditionFailed,
     RevisionNotFound,
@@ -61,8 +63,9 @@ def _lfs_spec(bk: Backends, repo: Repo, sha: str) -> pathspec.PathSpec:
 def preupload(
     db: Session, bk: Backends, actor: Actor, repo: Repo, *, revision: str, files: list[dict], git_ignore: str | None
 ) -> list[dict]:
-    """Classify each file as `regular` or `lfs` (Hub rules) and report the current remote oid."""
-    access.require_write(db, actor, repo)
+    """Classify each file as `regular` or `lfs` (Hub rules) and report the current remote oid. Asked before
+    any upload, pull requests included: a `contributor` may ask (it tells only what they can read)."""
+    access.require_contribute(db, actor, repo)
     sha = bk.repos.resolve(repo.storage_key, revision) or bk.repos.resolve(repo.storage_key, "main")
     if sha is None:
         raise RevisionNotFound(f"Invalid rev id: {revision}")
@@ -217,6 +220,24 @@ def _refuse_file_under_file(file_ops: list[FileOp]) -> None:
                                  "and a folder")
 
 
+def require_may_commit(db: Session, actor: Actor, repo: Repo, *, revision: str, create_pr: bool) -> None:
+    """A commit to a branch needs `write`. Opening a pull request needs `contributor`, as does a commit to
+    `refs/pr/N` by the one who opened it; anyone else's pull request needs `write`."""
+    if not create_pr and not revision.startswith("refs/pr/"):
+        access.require_write(db, actor, repo)
+        return
+    access.require_contribute(db, actor, repo)
+    if create_pr or access.can_write(db, actor, repo):
+        return
+    num = revision.removeprefix("refs/pr/")
+    pr = None
+    if num.isdigit() and 0 < int(num) < 2**63:
+        pr = db.scalar(select(Discussion).where(Discussion.repo_pk == repo.id, Discussion.num == int(num),
+                                                Discussion.is_pull_request.is_(True)))
+    if pr is None or pr.author != actor.name:
+        raise Forbidden(f"Only the author of a pull request, or who can write to {repo.repo_id}, can push to it")
+
+
 def _pr_title(summary: str) -> str:
     return summary if len(summary) <= MAX_TITLE else summary[:MAX_TITLE - 1] + "…"
 
@@ -233,7 +254,7 @@ def create_commit(
     create_pr: bool = False,
 ) -> CommitResult:
     """Apply operations on top of `revision` as one commit; the branch moves by compare-and-swap."""
-    access.require_write(db, actor, repo)
+    require_may_commit(db, actor, repo, revision=revision, create_pr=create_pr)
     key = repo.storage_key
     if revision.startswith("refs/pr/"):
         ref = revision

@@ -132,9 +132,12 @@ def issue_token(
     scope: str,
     create_pr: bool = False,
 ) -> IssuedToken:
-    """A CAS token for one repo. Read needs Hub read access and an existing revision; write needs write."""
+    """A CAS token for one repo. Read needs Hub read access and an existing revision. Write (upload xorbs and
+    shards, ask the namespace's dedup) needs `contributor`: uploads land nowhere until a commit, which is
+    checked on its own, and the dedup answers name only xorbs of the repo's namespace, all of whose repos a
+    contributor reads."""
     if scope == "write":
-        repo = access.writable_repo(db, actor, repo_type, repo_id)
+        repo = access.contributable_repo(db, actor, repo_type, repo_id)
         rev = "refs/pr/*" if create_pr and revision in ("None", "") else revision
     else:
         if actor.anonymous and not bk.settings.anonymous_read:
@@ -175,7 +178,7 @@ def authenticate(db: Session, bk: Backends, authorization: str | None, *, write:
     # The token's subject must still have the rights it was issued for (a member removed, the repo made
     # private or gated): told exactly as for a deleted repo.
     holder = access.holder(db, name=claims.user, role="write" if claims.can_write else "read")
-    allowed = (holder is not None and access.can_write(db, holder, repo)) if claims.can_write \
+    allowed = (holder is not None and access.can_contribute(db, holder, repo)) if claims.can_write \
         else access.may_still_read(db, holder, repo)
     if not allowed:
         raise Unauthorized("The repository of this CAS token no longer exists")

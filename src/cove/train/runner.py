@@ -219,8 +219,8 @@ def _check_push_access(repo_id: str) -> None:
     namespace = repo_id.split("/")[0] if "/" in repo_id else me["name"]
     role = (me.get("auth") or {}).get("accessToken", {}).get("role")
     writable = {me["name"]} | {
-        o["name"] for o in me.get("orgs", []) if o.get("roleInOrg") in ("admin", "write", "contributor")
-    }
+        o["name"] for o in me.get("orgs", []) if o.get("roleInOrg") in ("admin", "write")
+    }  # a `contributor` opens pull requests only: it can neither create the repo nor push to main
     if role == "read" or namespace not in writable:
         why = "has a read-only token" if role == "read" else f"may not write to {namespace!r}"
         raise RecipeError(f"cannot push to {repo_id!r}: {me['name']} {why}; {fix}")
