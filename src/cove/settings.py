@@ -53,6 +53,11 @@ class Settings(BaseSettings):
     #: Seconds between the background scanner's looks for files not scanned yet; 0: no scanner (files
     #: stay `unscanned`).
     scan_interval: float = 2.0
+    #: A pickle-based file (other than a plain pickle under 64 KiB) is scanned by a child process limited to
+    #: this many bytes of address space and `scan_cpu_seconds` of CPU time (picklescan holds ~100 bytes per
+    #: byte of pickle, and inflates zips); a file that needs more is reported unsafe.
+    scan_max_memory: int = 2 << 30
+    scan_cpu_seconds: int = 300
     #: Failed password sign-ins per account within `auth_window` before the account's sign-in answers 429.
     auth_account_failures: int = 5
     #: Failed sign-ins and invalid tokens per client IP within `auth_window` before that client gets 429

@@ -7,9 +7,15 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import io
 import json
 import os
+import subprocess
+import sys
+import time
 import uuid
+import zipfile
+from pathlib import Path
 
 import httpx
 import pytest
@@ -69,3 +75,55 @@ def test_an_inline_lfs_pointer_opens_no_other_repos_object(api, bob, repo_factor
     batch = httpx.post(f"{ENDPOINT}/{mine}.git/info/lfs/objects/batch", headers=_auth(bob.token),
                        json={"operation": "download", "objects": [{"oid": oid, "size": size}]})
     assert "actions" not in batch.json()["objects"][0]
+
+
+# -- availability: the pickle scanner runs under limits, out of the server's process ----------------
+
+
+def _peak_rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmHWM")
+
+
+def test_a_zip_bomb_pickle_cannot_exhaust_the_servers_memory(tmp_path, alice, no_xet):
+    """picklescan keeps every opcode of a pickle (~100 bytes per byte) and inflates zip members: a 7.9 KB
+    pytorch_model.bin (a zip holding 8 MB of one-byte opcodes) grew the server by ~850 MB when scanned, in
+    its own process; 1 MB of it would have needed ~100 GB (the server killed, then the scan claimed again)."""
+    from huggingface_hub import HfApi
+
+    from tests.conftest import free_port, start_server, stop_server
+
+    port = free_port()
+    srv = start_server(tmp_path / "data", port, COVE_SCAN_MAX_MEMORY=str(384 << 20), COVE_SCAN_INTERVAL="0.5")
+    try:
+        env = {"COVE_DATA": str(srv.data), "COVE_PORT": str(port)}
+        run = [sys.executable, "-m", "cove"]
+        subprocess.run([*run, "user", "add", "mallory", "--password", "mallory-password"], env={**os.environ, **env},
+                       check=True, capture_output=True)
+        token = subprocess.run([*run, "token", "create", "mallory", "--role", "write"], env={**os.environ, **env},
+                               check=True, capture_output=True, text=True).stdout.strip()
+        api = HfApi(endpoint=srv.endpoint, token=token)
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+            z.writestr("archive/data.pkl", b"\x80\x02" + b"N" * 8_000_000 + b".")
+        assert len(buf.getvalue()) < 10_000
+        api.create_repo("mallory/bomb")
+        before = _peak_rss_kib(srv.proc.pid)
+        api.upload_file(path_or_fileobj=buf.getvalue(), path_in_repo="pytorch_model.bin", repo_id="mallory/bomb")
+        status = None
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            r = httpx.post(f"{srv.endpoint}/api/models/mallory/bomb/paths-info/main", headers=_auth(token),
+                           data={"paths": ["pytorch_model.bin"], "expand": "true"})
+            status = r.json()[0]["securityFileStatus"]
+            if status["status"] != "unscanned":
+                break
+            time.sleep(0.5)
+        grown = (_peak_rss_kib(srv.proc.pid) - before) >> 10
+        assert grown < 200, f"the server grew by {grown} MiB scanning a {len(buf.getvalue())}-byte file"
+        assert status is not None and status["status"] == "unsafe", status
+        assert status["findings"], status  # past the memory limit: not shown safe
+    finally:
+        stop_server(srv.proc)

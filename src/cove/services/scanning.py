@@ -43,6 +43,14 @@ def kind_for(path: str) -> str:
     return "other"
 
 
+@dataclass(frozen=True)
+class Limits:
+    """What the child process that scans one pickle-based file may use (`cove.services.scan_sandbox`)."""
+
+    memory: int  # bytes of address space
+    cpu_seconds: int  # CPU time; the wall clock allows twice that
+
+
 class SourceUnavailable(Exception):  # noqa: N818 - not an error in the file, a miss in the storage
     """The bytes could not be read now (storage error): nothing is concluded about the file."""
 
@@ -64,10 +72,17 @@ class Verdict:
     meta: dict | None = None  # safetensors {"parameters", "total"} or gguf {"total", "architecture", ...}
 
 
-def scan(source: Source, kind: str) -> Verdict:
-    """Scan `source` as `kind`; a scanner error makes the file unsafe (it could not be shown to be safe)."""
+#: Pickles up to this size (not zips: they inflate) are scanned in the server's process; see `scan_sandbox`.
+SMALL_PICKLE = 64 << 10
+
+
+def scan(source: Source, kind: str, limits: Limits | None = None) -> Verdict:
+    """Scan `source` as `kind`; a scanner error makes the file unsafe (it could not be shown to be safe).
+    With `limits`, a pickle-based file (other than a small plain pickle) is scanned in a child process under
+    them (`cove.services.scan_sandbox`)."""
+    head = source.read(0, min(source.size, 8)) if kind not in ("safetensors", "gguf") else b""
     if kind == "other":
-        kind = _sniff(source.read(0, min(source.size, 8)))
+        kind = _sniff(head)
         if kind == "plain":
             return Verdict(_SAFE, _report(findings=[]))
     try:
@@ -75,11 +90,19 @@ def scan(source: Source, kind: str) -> Verdict:
             return _safetensors(source)
         if kind == "gguf":
             return _gguf(source)
-        return _pickle(source, kind)
+        if limits is not None and (source.size > SMALL_PICKLE or not head.startswith(_PLAIN_PICKLE_HEADS)):
+            from cove.services import scan_sandbox
+
+            return scan_sandbox.scan(source, kind, limits)
+        return scan_pickle(source, kind)
     except SourceUnavailable:
         raise
     except Exception as exc:  # noqa: BLE001 - whatever the scanner tripped on, the file is not shown safe
         return Verdict(_UNSAFE, _report(findings=[f"could not be scanned as {kind}: {_one_line(exc)}"]))
+
+
+#: First bytes of a pickle (protocols 2-5) or an npy file; anything else (a zip, a 7z) may inflate.
+_PLAIN_PICKLE_HEADS = (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05", b"\x93NUMPY")
 
 
 def _sniff(head: bytes) -> str:
@@ -148,7 +171,8 @@ def _opened(source: Source) -> Iterator[io.BufferedReader]:
         yield fh
 
 
-def _pickle(source: Source, kind: str) -> Verdict:
+def scan_pickle(source: Source, kind: str) -> Verdict:
+    """picklescan's verdict on a pickle-based file (in this process: mind `scan_sandbox`)."""
     from picklescan.scanner import SafetyLevel, scan_bytes
 
     ext = {"pytorch": ".bin", "numpy": ".npy", "pickle": ".pkl"}[kind]

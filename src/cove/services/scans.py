@@ -23,7 +23,7 @@ from cove.backends import Backends
 from cove.db.tables import Repo, Scan, utcnow
 from cove.errors import EntryNotFound, Forbidden
 from cove.services import files
-from cove.services.scanning import Source, SourceUnavailable, Verdict, kind_for, scan
+from cove.services.scanning import Limits, Source, SourceUnavailable, Verdict, kind_for, scan
 from cove.storage.git_repos import Entry
 
 log = logging.getLogger("cove.scans")
@@ -176,7 +176,8 @@ def scan_entry(bk: Backends, repo: Repo, entry: Entry) -> Verdict | None:
     if source is None:
         return None
     try:
-        verdict = scan(source, kind_for(entry.path))
+        verdict = scan(source, kind_for(entry.path),
+                       Limits(bk.settings.scan_max_memory, bk.settings.scan_cpu_seconds))
     except SourceUnavailable as exc:
         log.warning("scan of %s postponed: %s", entry.path, exc)
         return None
