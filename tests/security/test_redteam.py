@@ -127,3 +127,31 @@ def test_a_zip_bomb_pickle_cannot_exhaust_the_servers_memory(tmp_path, alice, no
         assert status["findings"], status  # past the memory limit: not shown safe
     finally:
         stop_server(srv.proc)
+
+
+# -- availability: a pushed gitlink ---------------------------------------------------------------
+
+
+def test_a_pushed_gitlink_answers_not_found_not_500(api, alice, repo_factory, tmp_path):
+    """`git push` of a tree with a submodule entry (a gitlink: mode 160000, naming a commit the repo does not
+    hold) landed; paths-info, the web /resolve and the blob page then answered 500 for that path."""
+    from tests.security.test_cards import _git, _git_env
+
+    repo_id = repo_factory("gitlink")
+    env = _git_env(tmp_path)
+    work = tmp_path / "w"
+    _git(env, "clone", "-q", f"http://{alice.name}:{alice.token}@{ENDPOINT.removeprefix('http://')}/{repo_id}", work)
+    _git(env, "update-index", "--add", "--cacheinfo", f"160000,{'1' * 40},sub", cwd=work)
+    _git(env, "commit", "-q", "-m", "gitlink", cwd=work)
+    _git(env, "push", "-q", "origin", "HEAD:main", cwd=work)
+    auth = _auth(alice.token)
+    answers = {
+        "paths-info": httpx.post(f"{ENDPOINT}/api/models/{repo_id}/paths-info/main", headers=auth,
+                                 data={"paths": ["sub"], "expand": "true"}).status_code,
+        "api resolve": httpx.get(f"{ENDPOINT}/api/models/{repo_id}/resolve/main/sub", headers=auth).status_code,
+        "resolve": httpx.get(f"{ENDPOINT}/{repo_id}/resolve/main/sub", headers=auth).status_code,
+        "blob page": httpx.get(f"{ENDPOINT}/{repo_id}/blob/main/sub", headers=auth).status_code,
+        "tree": httpx.get(f"{ENDPOINT}/api/models/{repo_id}/tree/main", headers=auth).status_code,
+        "info": httpx.get(f"{ENDPOINT}/api/models/{repo_id}", headers=auth).status_code,
+    }
+    assert all(code < 500 for code in answers.values()), answers

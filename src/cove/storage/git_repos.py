@@ -197,6 +197,8 @@ class GitRepoStore:
             obj = tree[path]
         except KeyError:
             return None
+        if obj.type not in (pygit2.GIT_OBJECT_TREE, pygit2.GIT_OBJECT_BLOB):
+            return None  # a gitlink (submodule) names a commit of another repository: nothing is stored here
         return self._to_entry(repo, path, obj)
 
     def _to_entry(self, repo: pygit2.Repository, path: str, obj: pygit2.Object) -> Entry:
