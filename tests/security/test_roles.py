@@ -7,6 +7,7 @@ nor makes branches, tags or repos in the org. A `read` member opens no pull requ
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -18,6 +19,7 @@ import pytest
 from huggingface_hub import HfApi, hf_hub_download
 from huggingface_hub.errors import HfHubHTTPError
 
+from cove.xet import hashes, shard, xorb
 from tests.conftest import ENDPOINT, PORT, User, cove
 
 
@@ -104,6 +106,42 @@ def test_contributor_opens_pull_request_over_xet(api, alice, org, tmp_path):
                       headers={"authorization": f"Bearer {alice.token}"})
     assert head.headers.get("x-xet-hash"), head.headers
     assert _pr_file(api, repo_id, info.pr_url, "xet.bin") == data
+
+
+def _claim(token: str, repo_id: str, data: bytes, claimed_sha256: str) -> int:
+    """As a PR's Xet upload: `data` as a xorb, and a shard naming it the file whose sha256 is `claimed_sha256`."""
+    auth = {"authorization": f"Bearer {token}"}
+    r = httpx.get(f"{ENDPOINT}/api/models/{repo_id}/xet-write-token/main", params={"create_pr": "1"}, headers=auth)
+    assert r.status_code == 200, r.text
+    base, cas = r.json()["casUrl"], {"authorization": f"Bearer {r.json()['accessToken']}"}
+    chunks = [data[i:i + 50_000] for i in range(0, len(data), 50_000)]
+    digest, body = xorb.serialize_xorb(chunks)
+    assert httpx.post(f"{base}/v1/xorbs/default/{hashes.hash_to_hex(digest)}", content=body, headers=cas).is_success
+    leaves = [(hashes.chunk_hash(c), len(c)) for c in chunks]
+    f = shard.FileEntry(hashes.file_hash(leaves), [shard.FileTerm(digest, len(data), 0, len(leaves))],
+                        [hashes.verification_hash([h for h, _ in leaves])], hashes.sha256_to_raw(claimed_sha256))
+    return httpx.post(f"{base}/v1/shards", content=shard.serialize_shard([f], [], full=False),
+                      headers=cas).status_code
+
+
+@pytest.mark.parametrize("route", ["lfs", "xet"])
+def test_contributor_upload_cannot_prime_what_main_serves(api, alice, org, route, request, tmp_path):
+    """A contributor's uploads land nowhere until a commit: a false sha256 claim in their Xet shard must not
+    become the bytes a write member's later upload of that sha256 serves on main."""
+    if route == "lfs":
+        request.getfixturevalue("no_xet")
+    repo_id = org["repo_id"]
+    real = b"\x00" + os.urandom(150_000)
+    oid = hashlib.sha256(real).hexdigest()
+    claimed = _claim(org["contributor"].token, repo_id, os.urandom(len(real)), oid)
+    src = tmp_path / "real.bin"
+    src.write_bytes(real)
+    api.upload_file(path_or_fileobj=src, path_in_repo="model.bin", repo_id=repo_id)
+    got = httpx.get(f"{ENDPOINT}/{repo_id}/resolve/main/model.bin", headers={"authorization": f"Bearer {alice.token}"})
+    assert got.content == real, "main serves the contributor's bytes under the real sha256"
+    assert claimed == 400  # the server hashed the contributor's file: not the sha256 they claimed
+    # A write member's own upload (their claim is theirs to make, as before) is unchanged: a true claim works.
+    assert _claim(org["contributor"].token, repo_id, real, oid) == 200
 
 
 def test_contributor_pushes_only_to_their_own_pull_request(api, org):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from cove.backends import Backends
 from cove.db.tables import LfsObject, Repo
 from cove.db.xet_tables import XetDedup, XetFile, XetShard, XetXorbScope
 from cove.errors import BadRequest, HubError, PayloadTooLarge, Unauthorized
+from cove.services import access
 from cove.services.xet import (
     DEDUP_MODULUS,
     ChunkTables,
@@ -24,6 +26,7 @@ from cove.services.xet import (
     count,
     ensure_tables,
     repo_key,
+    stream_file,
 )
 from cove.xet import hashes, shard, tokens
 from cove.xet.errors import XetFormatError
@@ -105,7 +108,9 @@ def register_shard(bk: Backends, claims: tokens.XetClaims, body: BinaryIO, *, sh
 
     The sha256 in a shard's file metadata is the client's claim: it maps the repo's LFS oid to the Xet file
     for this repo only (``LfsObject.sha256_verified`` unset). `sha256_computed`: the server hashed the bytes
-    itself (``cove xet convert``), so the mapping is a fact.
+    itself (``cove xet convert``), so the mapping is a fact. A claim is taken as is only from a token whose
+    holder may write to the repo; a `contributor`'s (a pull request's upload) is hashed here first, since a
+    row the repo holds is what a later upload of that sha256, to any branch, would be served from.
     """
     ensure_tables(bk)
     size = body.seek(0, io.SEEK_END)
@@ -113,22 +118,62 @@ def register_shard(bk: Backends, claims: tokens.XetClaims, body: BinaryIO, *, sh
         raise PayloadTooLarge(f"Shards are limited to {shard.MAX_SHARD_LEN} bytes")
     body.seek(0)
     digest = hashlib.file_digest(body, "sha256").hexdigest()  # type: ignore[arg-type]
+    trusted = sha256_computed or _writes(bk, claims)
     for attempt in range(3):
         try:
-            seen, namespace, referenced = _index_shard(bk, claims, body, size, digest, sha256_computed)
+            seen, namespace, referenced, claimed = _index_shard(bk, claims, body, size, digest, sha256_computed,
+                                                                trusted)
             break
         except IntegrityError:
             # a concurrent upload registered the same file, chunk or shard first: redo with its rows
             if attempt == 2:
                 raise
     add_scope(bk, sorted(referenced), namespace)
+    if claimed:
+        _take_hashed_claims(bk, claims, claimed)
     count("shards_existing" if seen else "shards_registered", repo=repo_key(claims))
     return 0 if seen else 1
 
 
+def _writes(bk: Backends, claims: tokens.XetClaims) -> bool:
+    """Whether the token's holder may write to its repo now (not only open pull requests)."""
+    with bk.db.session() as db:
+        repo = db.get(Repo, claims.repo_pk)
+        holder = access.holder(db, name=claims.user, role="write")
+        return repo is not None and holder is not None and access.can_write(db, holder, repo)
+
+
+def _take_hashed_claims(bk: Backends, claims: tokens.XetClaims, claimed: list[tuple[str, int, str]]) -> None:
+    """Record an untrusted shard's (oid, size, Xet file) claims once the server has hashed each file: 400
+    for a file whose bytes are not its claimed sha256 (or over the LFS size cap), and then none is recorded."""
+    for oid, size, fh in claimed:
+        sha, total = hashlib.sha256(), 0
+        if size <= bk.settings.max_lfs_file_size:
+            with contextlib.suppress(HubError, OSError, KeyError):  # not readable back: not confirmed
+                for block in stream_file(bk, fh, 0, size):
+                    sha.update(block)
+                    total += len(block)
+        if total != size or sha.hexdigest() != oid:
+            raise BadRequest(f"File {fh}: its contents do not have the sha256 {oid} the shard claims")
+    with bk.db.session() as db:
+        for oid, size, fh in claimed:
+            try:
+                with db.begin_nested():
+                    row = db.get(LfsObject, (claims.repo_pk, oid))
+                    if row is None:
+                        db.add(LfsObject(repo_pk=claims.repo_pk, oid=oid, size=size, xet_hash=fh,
+                                         sha256_verified=True))
+                    elif row.xet_hash is None and row.size == size:
+                        row.xet_hash = fh
+            except IntegrityError:
+                continue  # recorded meanwhile by a concurrent upload: that row stands
+
+
 def _index_shard(
-    bk: Backends, claims: tokens.XetClaims, body: BinaryIO, size: int, digest: str, sha256_computed: bool
-) -> tuple[bool, str, set[str]]:
+    bk: Backends, claims: tokens.XetClaims, body: BinaryIO, size: int, digest: str, sha256_computed: bool,
+    trusted: bool,
+) -> tuple[bool, str, set[str], list[tuple[str, int, str]]]:
+    """Validate and index; with `trusted` unset, the files' sha256 claims are returned instead of recorded."""
     with bk.db.session() as db:
         repo = db.get(Repo, claims.repo_pk)
         if repo is None:
@@ -144,13 +189,16 @@ def _index_shard(
             raise
         seen = db.get(XetShard, digest) is not None
         referenced = set(checked.xorbs)
+        claimed: list[tuple[str, int, str]] = []
         for f in checked.files:
             fh = hashes.hash_to_hex(f.file_hash)
             referenced.update(hashes.hash_to_hex(t.xorb_hash) for t in f.terms)
             if db.get(XetFile, fh) is None:
                 db.add(XetFile(hash=fh, size=f.size, sha256=f.sha256_hex, terms=shard.pack_terms(f.terms)))
                 count("files_registered", repo=repo_key(claims))
-            if f.sha256 is not None and f.size > 0:
+            if f.sha256 is not None and f.size > 0 and not trusted:
+                claimed.append((f.sha256_hex, f.size, fh))
+            elif f.sha256 is not None and f.size > 0:
                 row = db.get(LfsObject, (repo.id, f.sha256_hex))
                 if row is None:
                     db.add(LfsObject(repo_pk=repo.id, oid=f.sha256_hex, size=f.size, xet_hash=fh,
@@ -164,4 +212,4 @@ def _index_shard(
             body.seek(0)
             bk.blobs.put_verified(f"shards/{digest}", body, sha256=digest, size=size)
             db.add(XetShard(sha256=digest, size=size, repo_pk=repo.id))
-        return seen, repo.namespace, referenced
+        return seen, repo.namespace, referenced, claimed
