@@ -12,9 +12,10 @@ from cove.services.accounts import ANONYMOUS, Actor, org_role
 REPO_TYPES = ("model", "dataset", "space")
 #: Org roles, as on the Hub. `read`: read the org's private repos. `contributor`: also open discussions and
 #: pull requests (a commit with ``create_pr``, uploads for it, commits to the `refs/pr/N` they opened), never
-#: push to a branch, make branches or tags, or create repos. `write`: also push, commit, create repos, manage
-#: tags, branches and gated-access requests. `admin`: also delete, move or rename, change visibility and
-#: gating. A user is the admin of their own namespace; server admins of all.
+#: push to a branch, make branches or tags, or create repos (the Hub's contributor may also create repos and
+#: write to those it created; Cove keeps no repo creator, so not that). `write`: also push, commit, create
+#: repos, manage tags, branches and gated-access requests. `admin`: also delete, move or rename, change
+#: visibility and gating. A user is the admin of their own namespace; server admins of all.
 #: Members are managed by the server's administrator (`cove org member add ORG USER --role ROLE`).
 ROLES = ("read", "contributor", "write", "admin")
 _CONTRIBUTORS = ("admin", "write", "contributor")
