@@ -77,6 +77,27 @@ def test_an_inline_lfs_pointer_opens_no_other_repos_object(api, bob, repo_factor
     assert "actions" not in batch.json()["objects"][0]
 
 
+def test_the_commit_api_applies_the_push_hooks_pointer_rule(api, alice, repo_factory, no_xet):
+    """`git push` refuses a pointer to an object never uploaded to the repo; the commit API stored it (a file
+    that then answered 404). One rule now: refused with 400, nothing lands; a pointer to the repo's own object
+    is accepted, as the hook accepts it."""
+    data = os.urandom(30_000)
+    oid, size = hashlib.sha256(data).hexdigest(), len(data)
+    repo = repo_factory("pointer-rule")
+    head = api.model_info(repo).sha
+    pointer = f"version https://git-lfs.github.com/spec/v1\noid sha256:{oid}\nsize {size}\n".encode()
+
+    r = _inline_commit(alice.token, repo, "p.bin", pointer)
+    assert r.status_code == 400, r.text
+    assert "never uploaded" in r.headers["x-error-message"]
+    assert api.model_info(repo).sha == head
+
+    api.upload_file(path_or_fileobj=data, path_in_repo="w.bin", repo_id=repo)
+    assert _inline_commit(alice.token, repo, "p.bin", pointer).status_code == 200
+    got = httpx.get(f"{ENDPOINT}/{repo}/resolve/main/p.bin", follow_redirects=True)
+    assert got.status_code == 200 and got.content == data
+
+
 # -- availability: the pickle scanner runs under limits, out of the server's process ----------------
 
 

@@ -29,7 +29,7 @@ from cove.services.commit_payload import ContentSpool, InlineContent
 from cove.services.discussions import MAX_TITLE, open_discussion
 from cove.services.paths import clean_path
 from cove.settings import Settings
-from cove.storage.git_repos import ZERO, FileOp, RefConflict, lfs_pointer
+from cove.storage.git_repos import ZERO, FileOp, RefConflict, lfs_pointer, parse_lfs_pointer
 
 LFS_SIZE_THRESHOLD = 10 * 1024 * 1024
 _HEX_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -172,6 +172,12 @@ def _build_ops(db: Session, bk: Backends, actor: Actor, repo: Repo, ops: list[di
             # Written now, one at a time, so that no commit holds every inline file in memory (unreachable
             # until the commit lands). README.md keeps its bytes: the card check reads them.
             data = content.read()
+            pointer = parse_lfs_pointer(data)
+            if pointer is not None:  # read back as an LFS file: it must name an object this repo holds
+                held = db.get(LfsObject, (repo.id, pointer[0]))
+                if held is None or held.size != pointer[1]:
+                    raise BadRequest(f"File {path} is a git-lfs pointer to an object that was never uploaded to "
+                                     f"{repo.repo_id}: upload the file itself (as LFS) instead")
             blob = bk.repos.write_blob(repo.storage_key, data)
             file_ops.append(FileOp(path, data if path == "README.md" else None, blob=blob))
         elif key == "lfsFile":

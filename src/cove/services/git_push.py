@@ -41,7 +41,6 @@ ENV_REPO_PK = "COVE_PUSH_REPO_PK"
 ENV_REPO_ID = "COVE_PUSH_REPO_ID"
 ENV_DB_URL = "COVE_PUSH_DB_URL"
 ENV_MAX_FILE = "COVE_PUSH_MAX_FILE"
-_POINTER_MAX = 1024  # git-lfs pointers are ~130 bytes; larger blobs are never pointers
 _OID_RE = re.compile(rb"^[0-9a-f]{40}([0-9a-f]{24})?$")
 
 
@@ -226,7 +225,7 @@ def read_blobs(oids: list[str]) -> dict[str, bytes]:
 
 def check_push(updates: list[RefUpdate], *, lookup_lfs, max_file: int, repo_id: str) -> list[str]:  # noqa: ANN001
     """Reasons to refuse the push (empty: accept). ``lookup_lfs(oids) → {oid: size}`` for this repo."""
-    from cove.storage.git_repos import parse_lfs_pointer
+    from cove.storage.git_repos import POINTER_MAX, parse_lfs_pointer
 
     errors: list[str] = []
     objects = new_objects(updates)
@@ -243,7 +242,7 @@ def check_push(updates: list[RefUpdate], *, lookup_lfs, max_file: int, repo_id: 
         errors.append(f"These files are larger than {max_file // (1024 * 1024)} MiB and must be stored "
                       "with git-lfs (`git lfs track` them, then commit again):")
         errors += [f"  {b.path} ({b.size} bytes)" for b in too_big]
-    small = [b for b in blobs if b.size < _POINTER_MAX]
+    small = [b for b in blobs if b.size < POINTER_MAX]
     pointers: dict[str, tuple[str, int]] = {}
     for oid, data in read_blobs([b.oid for b in small]).items():
         parsed = parse_lfs_pointer(data)

@@ -39,7 +39,14 @@ def lfs_pointer(oid: str, size: int) -> bytes:
     return f"version https://git-lfs.github.com/spec/v1\noid sha256:{oid}\nsize {size}\n".encode()
 
 
+#: git-lfs pointers are ~130 bytes; a blob this size or larger is never read as one.
+POINTER_MAX = 1024
+
+
 def parse_lfs_pointer(data: bytes) -> tuple[str, int] | None:
+    """(oid, size) when `data` is a git-lfs pointer (the one rule reads, pushes and commits share)."""
+    if len(data) >= POINTER_MAX:
+        return None
     m = _POINTER_RE.match(data)
     return (m.group(1).decode(), int(m.group(2))) if m else None
 
@@ -349,7 +356,7 @@ def _blob_entry(store: GitRepoStore, repo: pygit2.Repository, path: str, oid: st
         blob = repo[oid]
         size = blob.size
         lfs = None
-        if size < 1024:
+        if size < POINTER_MAX:
             data = blob.data
             if data.startswith(LFS_POINTER_PREFIX):
                 parsed = parse_lfs_pointer(data)
