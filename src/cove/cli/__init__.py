@@ -37,6 +37,9 @@ def serve(
     from cove.settings import Settings
 
     s = Settings()
+    from cove.cli.ports import refuse_busy_port
+
+    refuse_busy_port(s.host, s.port)  # before the data folder or a migration exists
     s.data.mkdir(parents=True, exist_ok=True)
     from cove.backends import build_backends
     from cove.db.migrate import upgrade

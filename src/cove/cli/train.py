@@ -30,6 +30,22 @@ def _fail(err: Exception) -> typer.Exit:
     return typer.Exit(2)
 
 
+TRAIN_EXTRA = frozenset({"torch", "transformers", "datasets", "peft", "accelerate", "evaluate", "sklearn", "seqeval",
+                         "rouge_score", "matplotlib", "tensorboard"})
+INSTALL_TRAIN = ("pip install torch==2.13.0 --extra-index-url https://download.pytorch.org/whl/cpu "
+                 "&& pip install -e '.[train]'")
+
+
+def _missing_extra(err: ImportError) -> typer.Exit:
+    """A package of the train extra is not installed: say which and the one command that installs them."""
+    name = (err.name or "").split(".")[0]
+    if name not in TRAIN_EXTRA:
+        raise err
+    typer.echo(f"error: `{name}` is not installed; training needs the train extra (CPU torch first):\n"
+               f"  {INSTALL_TRAIN}", err=True)
+    return typer.Exit(2)
+
+
 def _errors() -> tuple[type[Exception], ...]:
     """What a command reports as one line: recipe problems, hub HTTP errors, an unreachable hub."""
     import importlib
@@ -61,6 +77,8 @@ def train(
         overrides = list(set_ or []) + ([f"output_dir={output_dir}"] if output_dir else [])
         with contextlib.redirect_stdout(sys.stderr):  # progress and Trainer logs; stdout is for the result
             result = run(load_recipe(recipe, overrides), push=push)
+    except ImportError as err:
+        raise _missing_extra(err) from None
     except _errors() as err:
         raise _fail(err) from None
     typer.echo(json.dumps(asdict(result), indent=2, default=str) if as_json else (result.url or result.output_dir))
@@ -82,6 +100,8 @@ def reproduce(
     try:
         with contextlib.redirect_stdout(sys.stderr):
             rep = _reproduce(repo_id, revision=revision, output_dir=output_dir, overrides=list(set_ or []))
+    except ImportError as err:
+        raise _missing_extra(err) from None
     except _errors() as err:
         raise _fail(err) from None
     typer.echo(json.dumps(asdict(rep), indent=2, default=str) if as_json else rep.report())
