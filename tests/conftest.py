@@ -60,8 +60,12 @@ os.environ.update(
     HF_DATASETS_CACHE=str(_ROOT / "datasets-cache"),
     TOKENIZERS_PARALLELISM="false",
     DISABLE_SAFETENSORS_CONVERSION="1",
+    # `cove serve` records its data folder in $XDG_CONFIG_HOME/cove/config.toml: the tests' servers write
+    # theirs here, never in the real home.
+    XDG_CONFIG_HOME=str(_ROOT / "config"),
 )
-for var in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HUGGINGFACE_CO_STAGING", "HF_HUB_OFFLINE", "HF_HUB_DISABLE_XET"):
+for var in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HUGGINGFACE_CO_STAGING", "HF_HUB_OFFLINE", "HF_HUB_DISABLE_XET",
+            "COVE_CONFIG"):
     os.environ.pop(var, None)
 # Every test client is 127.0.0.1, and the matrix and fuzz runs send invalid tokens on purpose: the per-client
 # budget of the shared server is raised so they can't block the suite (tests/security/test_auth.py tests the

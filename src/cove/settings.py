@@ -2,11 +2,52 @@
 
 from __future__ import annotations
 
+import json
+import os
 import secrets
+import tomllib
 from functools import cached_property
 from pathlib import Path
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: The data folder used when neither ``--data`` nor ``COVE_DATA`` names one, and no config file does.
+DEFAULT_DATA = Path("./cove-data")
+
+
+def config_path() -> Path:
+    """Where `cove serve` records its data folder: ``$COVE_CONFIG``, else ``$XDG_CONFIG_HOME/cove/config.toml``
+    (``~/.config/cove/config.toml``). An operator may write it too: ``data = "/srv/cove-data"``."""
+    if os.environ.get("COVE_CONFIG"):
+        return Path(os.environ["COVE_CONFIG"])
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "cove" / "config.toml"
+
+
+def configured_data() -> Path | None:
+    """The data folder the config file names, or None (no file, or one without ``data``)."""
+    try:
+        with open(config_path(), "rb") as fh:
+            value = tomllib.load(fh).get("data")
+    except (OSError, tomllib.TOMLDecodeError):
+        return None
+    return Path(value).expanduser() if isinstance(value, str) and value else None
+
+
+def record_data(data: Path) -> Path:
+    """Record `data` (made absolute) in the config file, so admin commands run anywhere find this hub."""
+    path = config_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(f"# Written by `cove serve` (or `cove init`): the data folder of the hub admin commands use.\n"
+                   f"data = {json.dumps(str(data.resolve()))}\n")
+    tmp.replace(path)
+    return path
+
+
+def _default_data() -> Path:
+    return configured_data() or DEFAULT_DATA
 
 
 class Settings(BaseSettings):
@@ -16,7 +57,9 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = 8000
-    data: Path = Path("./cove-data")
+    #: Data folder. Resolution, for `cove serve` and every admin command alike: ``--data``, then ``COVE_DATA``,
+    #: then the config file (`config_path`, recorded by `cove serve`), then ``./cove-data``.
+    data: Path = Field(default_factory=_default_data)
     #: Public URL clients use (HF_ENDPOINT); defaults to http://host:port.
     endpoint: str | None = None
     #: SQLAlchemy URL; defaults to SQLite in the data folder.
@@ -94,6 +137,12 @@ class Settings(BaseSettings):
     @property
     def repos_dir(self) -> Path:
         return self.data / "repos"
+    def is_hub(self) -> bool:
+        """Whether the data folder holds a hub already (its SQLite database, or its repos with another database)."""
+        if self.database_url:
+            return (self.data / "repos").is_dir()
+        return (self.data / "cove.db").is_file()
+
 
     @property
     def blobs_dir(self) -> Path:

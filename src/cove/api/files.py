@@ -388,11 +388,16 @@ class HeadCache:
             from cove.db.tables import Token, utcnow
             from cove.services.accounts import hash_token
 
-            used = db.scalar(select(Token.last_used_at).where(Token.token_hash == hash_token(token)))
-            if used is None:
+            row = db.execute(select(Token.last_used_at, Token.expires_at)
+                             .where(Token.token_hash == hash_token(token))).first()
+            if row is None or row.last_used_at is None:
                 return None
-            # actor_for_token refreshes last_used_at once it is more than 60 s old: go the full way then.
-            deadline = time.time() + 60 - (utcnow() - used).total_seconds()
+            # actor_for_token refreshes last_used_at once it is more than 60 s old: go the full way then
+            # (and at the token's expiry, when it is refused).
+            left = 60 - (utcnow() - row.last_used_at).total_seconds()
+            if row.expires_at is not None:
+                left = min(left, (row.expires_at - utcnow()).total_seconds())
+            deadline = time.time() + left
         return _Ticket(cache, key, gen, deadline)
 
     def _answer(self, key: tuple, k: _Known) -> list[tuple[bytes, bytes]] | None:

@@ -18,6 +18,46 @@ admin.register(app)
 xet.register(app)
 
 
+@app.callback()
+def _main(data: Annotated[Path | None, typer.Option(
+        help="The hub's data folder, for every command (else COVE_DATA, then the config file that `cove serve` "
+             "records, then ./cove-data if it is a hub).")] = None) -> None:
+    if data is not None:
+        os.environ["COVE_DATA"] = str(data)
+
+
+def _record_hub(s) -> None:  # noqa: ANN001 - Settings
+    """Pin the data folder for this process's children (workers) and record it for admin commands run anywhere."""
+    from cove.settings import record_data
+
+    os.environ["COVE_DATA"] = str(s.data.resolve())
+    try:
+        path = record_data(s.data)
+    except OSError as exc:
+        typer.echo(f"Could not record the data folder in the config file ({exc}); admin commands need "
+                   f"--data/COVE_DATA={s.data.resolve()}", err=True)
+    else:
+        typer.echo(f"Data folder recorded in {path} (admin commands run anywhere use it).", err=True)
+
+
+@app.command()
+def init(data: Annotated[Path | None, typer.Option(help="Data folder (COVE_DATA).")] = None) -> None:
+    """Create a hub (data folder and database) without serving it, and record it for admin commands."""
+    if data is not None:
+        os.environ["COVE_DATA"] = str(data)
+    from cove.backends import build_backends
+    from cove.db.migrate import upgrade
+    from cove.settings import Settings
+
+    s = Settings()
+    existed = s.is_hub()
+    upgrade(build_backends(s))
+    s.signing_secret  # noqa: B018 - generated and kept in the data folder now
+    _record_hub(s)
+    typer.echo(f"{'Hub already at' if existed else 'Created a Cove hub at'} {s.data.resolve()}; "
+               "start it with `cove serve`, add a user with `cove user add NAME`.", err=True)
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Interface to bind (COVE_HOST).")] = None,
@@ -45,6 +85,7 @@ def serve(
     from cove.db.migrate import upgrade
 
     upgrade(build_backends(s))
+    _record_hub(s)
     typer.echo(f"Cove serving on {s.public_endpoint} (data: {s.data.resolve()})", err=True)
     uvicorn.run("cove.asgi:app", host=s.host, port=s.port, workers=s.workers, log_level=log_level,
                 access_log=log_level == "debug", timeout_keep_alive=30)

@@ -2,23 +2,58 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from cove.backends import Backends
+if TYPE_CHECKING:  # alembic and the backends are imported where they are used: admin commands stay light
+    from alembic.config import Config
+
+    from cove.backends import Backends
 
 HERE = Path(__file__).parent
 #: pg_advisory_lock key that serialises start-up migrations across API processes ("cove" in ASCII).
 _PG_LOCK = 0x636F7665
 
 
+_REVISION_RE = re.compile(r"^(down_revision|revision)\s*=\s*['\"]?([^'\"\s]+)", re.MULTILINE)
+
+
+def head_revision() -> str:
+    """The newest revision, read from the migration files' ``revision``/``down_revision`` lines (no Alembic)."""
+    revisions, parents = set(), set()
+    for path in (HERE / "migrations" / "versions").glob("*.py"):
+        for key, value in _REVISION_RE.findall(path.read_text()):
+            (revisions if key == "revision" else parents).add(value)
+    heads = revisions - parents
+    if len(heads) != 1:
+        raise RuntimeError(f"migrations have {len(heads)} heads: {sorted(heads)}")
+    return heads.pop()
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The schema's revision (one query), or None on a database that was never migrated."""
+    try:
+        with engine.connect() as conn:
+            return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    except Exception:  # noqa: BLE001 - no such table: a fresh database
+        return None
+
+
+def ensure_current(bk: Backends) -> None:
+    """Admin commands' schema check: one query; the full `upgrade` only when the revision differs."""
+    if current_revision(bk.db.engine) != head_revision():
+        upgrade(bk)
+
+
 def alembic_config(url: str) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(HERE / "migrations"))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
@@ -44,6 +79,8 @@ def migration_lock(engine: Engine) -> Iterator[None]:
 
 def upgrade(bk: Backends) -> None:
     """Bring the schema to the latest revision; then re-derive any stale index rows."""
+    from alembic import command
+
     with migration_lock(bk.db.engine):
         command.upgrade(alembic_config(bk.settings.db_url), "head")
         from cove.services.repos import reindex_all

@@ -62,6 +62,8 @@ class Token(Base):
     prefix: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    #: After this (UTC) the token is refused like an unknown one; None: never expires.
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     user: Mapped[Namespace] = relationship()
 
 

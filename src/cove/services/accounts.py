@@ -6,6 +6,7 @@ import hashlib
 import re
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -179,14 +180,18 @@ def org_role(db: Session, org_id: int, user_id: int) -> str | None:
     return db.scalar(select(Membership.role).where(Membership.org_id == org_id, Membership.user_id == user_id))
 
 
-def create_token(db: Session, user: str, *, role: str = "read", name: str | None = None) -> tuple[Token, str]:
-    """Create a token; returns the row and the secret, which is shown once and never stored."""
+def create_token(db: Session, user: str, *, role: str = "read", name: str | None = None,
+                 expires_at: datetime | None = None) -> tuple[Token, str]:
+    """Create a token (expiring at `expires_at`, naive UTC, if given); returns the row and the secret, which
+    is shown once and never stored."""
     if role not in ("read", "write"):
         raise BadRequest("role must be 'read' or 'write'")
+    if expires_at is not None and expires_at <= utcnow():
+        raise BadRequest("A token's expiry must lie in the future")
     u = require_user(db, user)
     secret = TOKEN_PREFIX + secrets.token_urlsafe(30)
     row = Token(user_id=u.id, name=name or f"{role}-token", role=role, token_hash=hash_token(secret),
-                prefix=secret[:9])
+                prefix=secret[:9], expires_at=expires_at)
     db.add(row)
     db.flush()
     return row, secret
@@ -210,9 +215,9 @@ def revoke_token(db: Session, user: str, name_or_id: str) -> None:
 
 def actor_for_token(db: Session, secret: str) -> Actor | None:
     row = db.scalar(select(Token).where(Token.token_hash == hash_token(secret)))
-    if row is None:
-        return None
     now = utcnow()
+    if row is None or (row.expires_at is not None and row.expires_at <= now):
+        return None  # an expired token is refused exactly as an unknown one
     if row.last_used_at is None or (now - row.last_used_at).total_seconds() > 60:
         row.last_used_at = now
     return Actor(row.user.id, row.user.name, row.role, row.name, row.user.is_admin)
