@@ -217,3 +217,59 @@ def convert_lfs_object(bk: Backends, *, repo_pk: int, oid: str) -> str:
     shard_body = io.BytesIO(shard.serialize_shard([entry], new_xorbs, full=False))
     register_shard(bk, claims, shard_body, sha256_computed=True)  # hashed above, from the verified blob
     return hashes.hash_to_hex(file_hash)
+
+
+# --- LFS objects ----------------------------------------------------------------------------------
+
+
+@dataclass
+class LfsGcReport:
+    oids: list[str]
+    bytes_freed: int = 0
+    supported: bool = True
+
+
+def collect_lfs_garbage(bk: Backends, *, grace_seconds: int = 24 * 3600, dry_run: bool = True) -> LfsGcReport:
+    """Delete `lfs/<sha256>` blobs that no `lfs_objects` row names and that are older than ``grace_seconds``.
+
+    An upload writes its blob before its row, so a young blob without a row may be an upload in flight: the
+    grace period keeps it. Each candidate is looked up again just before it goes. Local blob store only (the
+    blob interface cannot list an S3 bucket).
+    """
+    import os
+    from pathlib import Path
+
+    root = getattr(bk.blobs, "root", None)
+    report = LfsGcReport([])
+    if root is None:
+        report.supported = False
+        return report
+    cutoff = time.time() - grace_seconds
+    candidates: list[tuple[str, Path, int]] = []
+    for folder, _dirs, names in os.walk(Path(root) / "lfs"):
+        for name in names:
+            path = Path(folder) / name
+            try:
+                st = path.stat()
+            except FileNotFoundError:
+                continue
+            if st.st_mtime < cutoff:
+                candidates.append((name, path, st.st_size))
+    with bk.db.session() as db:
+        named = set(db.scalars(select(LfsObject.oid).distinct()))
+    for oid, path, size in candidates:
+        if oid in named:
+            continue
+        if not dry_run:
+            with bk.db.session() as db:
+                if db.scalar(select(LfsObject.oid).where(LfsObject.oid == oid).limit(1)) is not None:
+                    continue
+                try:
+                    if path.stat().st_mtime >= cutoff:  # uploaded again meanwhile
+                        continue
+                except FileNotFoundError:
+                    continue
+                bk.blobs.delete(f"lfs/{oid}")
+        report.oids.append(oid)
+        report.bytes_freed += size
+    return report
