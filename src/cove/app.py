@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from cove.allocator import limit_arenas
 from cove.backends import Backends, build_backends
 from cove.errors import HubError, InsufficientStorage
+from cove.observability import route_of
 from cove.settings import Settings
 
 log = logging.getLogger("cove")
@@ -59,13 +60,14 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        rid = request_id(scope)
+        state = scope.setdefault("state", {})
+        rid = state["request_id"].encode("latin-1") if "request_id" in state else request_id(scope)
         raw = scope.get("raw_path") or b""
         if b"%2f" in raw.lower():
             # Revisions travel as one quoted segment (`feat%2Fx`, `refs%2Fpr%2F1`); keep the encoded slash
             # through routing, and `decode_slashes` turns it back into `/` in the path parameters.
             scope["path"] = unquote(raw.decode("latin-1").replace("%2f", "%252F").replace("%2F", "%252F"))
-        scope.setdefault("state", {})["request_id"] = rid.decode("latin-1")
+        state["request_id"] = rid.decode("latin-1")
 
         async def send_with_id(message) -> None:  # noqa: ANN001
             if message["type"] == "http.response.start":
@@ -81,15 +83,28 @@ class CoveApp(FastAPI):
     `RequestIdMiddleware` adds. Only while that is the one middleware: any other could change the answer."""
 
     head_cache = None
+    #: `cove.observability.Telemetry`: metrics and the access log, around everything (HeadCache included).
+    telemetry = None
     _front: bool | None = None
 
     async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
+        if scope["type"] != "http" or self.telemetry is None:
+            await self._serve(scope, receive, send)
+            return
+        scope.setdefault("state", {})["request_id"] = request_id(scope).decode("latin-1")
+        await self.telemetry.observe(scope, receive, send, lambda r, s: self._serve(scope, r, s))
+
+    async def _serve(self, scope, receive, send) -> bool:  # noqa: ANN001
+        """True when HeadCache answered."""
         if scope["type"] == "http" and scope["method"] == "HEAD" and self.head_cache is not None:
             if self._front is None:  # middleware can't be added once the app has started
                 self._front = [m.cls for m in self.user_middleware] == [RequestIdMiddleware]
-            if self._front and await self.head_cache.serve(scope, send, request_id(scope)):
-                return
+            rid = scope.get("state", {}).get("request_id")
+            rid_bytes = rid.encode("latin-1") if rid is not None else request_id(scope)
+            if self._front and await self.head_cache.serve(scope, send, rid_bytes):
+                return True
         await super().__call__(scope, receive, send)
+        return False
 
 
 async def decode_slashes(request: Request) -> None:
@@ -187,7 +202,8 @@ def create_app(settings: Settings | None = None, backends: Backends | None = Non
     async def _storage(request: Request, exc: Exception) -> Response:
         if not disk_full(exc, settings.data):
             raise exc
-        log.error("disk full: %s %s: %s", request.method, request.url.path, exc)
+        # The route template, not the path: LFS upload URLs carry a signed token in it.
+        log.error("disk full: %s %s: %s", request.method, route_of(request.scope), exc)
         err = InsufficientStorage("Insufficient storage: the server's disk is full, nothing was stored. "
                                   "Try again later, or ask the administrator to free space.")
         return error_response(request, err.status, err.message, err.code)
@@ -211,6 +227,9 @@ def create_app(settings: Settings | None = None, backends: Backends | None = Non
     from cove.api.files import HeadCache
 
     app.head_cache = HeadCache(bk)
+    from cove.observability import Telemetry
+
+    app.telemetry = Telemetry(settings.access_log)
     from cove.services.scans import run_worker_with
 
     run_worker_with(app, bk)

@@ -122,6 +122,9 @@ class Settings(BaseSettings):
     tmp_max_age: float = 25 * 3600
     #: Seconds between two sweeps of stale temp files while serving.
     tmp_sweep_interval: float = 3600
+    #: Access log, one line per request on stderr: "text", "json" or "off". Each line names the route template
+    #: (`/lfs/objects/{token}`), never the raw path or the query string, which may carry signed URLs' secrets.
+    access_log: str = "text"
 
     @cached_property
     def public_endpoint(self) -> str:

@@ -9,6 +9,7 @@ from fastapi import APIRouter
 
 # Order matters where paths overlap: specific API routes first, the web pages and git last.
 _MODULES = (
+    "cove.api.health",
     "cove.api.auth",
     "cove.api.xet",
     "cove.api.cas",

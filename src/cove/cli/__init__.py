@@ -88,8 +88,18 @@ def serve(
     upgrade(build_backends(s))
     _record_hub(s)
     typer.echo(f"Cove serving on {s.public_endpoint} (data: {s.data.resolve()})", err=True)
+    if s.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Each worker writes its metrics here; /metrics (any worker) sums them (cove.observability).
+        import shutil
+
+        mp = s.data / "metrics-multiproc"
+        shutil.rmtree(mp, ignore_errors=True)
+        mp.mkdir(parents=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(mp.resolve())
+    # uvicorn's access log stays off: it prints raw paths, and LFS/CAS URLs carry secrets in theirs. Cove's own
+    # (COVE_ACCESS_LOG) names route templates.
     uvicorn.run("cove.asgi:app", host=s.host, port=s.port, workers=s.workers, log_level=log_level,
-                access_log=log_level == "debug", timeout_keep_alive=30)
+                access_log=False, timeout_keep_alive=30)
 
 
 if importlib.util.find_spec("cove.cli.train") is not None:

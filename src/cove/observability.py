@@ -1,0 +1,234 @@
+"""Request telemetry: Prometheus metrics and the access log, one hook around the whole app.
+
+`CoveApp.__call__` runs `observe` around every HTTP request, the `HeadCache` answers included. Requests are
+labelled by the matched route's template (`/api/{plural}/{ns}/{name}`), never by the raw path: that bounds
+the metrics' cardinality and keeps secrets out of the log (LFS object URLs carry a signed token in the path,
+CAS fetch URLs a signature in the query). The query string is never logged.
+
+With several uvicorn workers, set `PROMETHEUS_MULTIPROC_DIR` to an empty folder (`cove serve --workers N`
+does it, under the data folder): each worker writes its values there and `/metrics` sums them all.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from prometheus_client import Counter, Gauge, Histogram
+
+_MULTIPROC = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+
+REQUESTS = Counter("cove_http_requests", "HTTP requests answered, by method, route template and status.",
+                   ["method", "route", "status"])
+LATENCY = Histogram("cove_http_request_duration_seconds",
+                    "Time from a request's arrival to the end of its answer, by method and route template.",
+                    ["method", "route"],
+                    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300))
+BYTES_IN = Counter("cove_http_received_bytes", "Request body bytes received, by route template.", ["route"])
+BYTES_OUT = Counter("cove_http_sent_bytes", "Response body bytes sent, by route template.", ["route"])
+ERRORS = Counter("cove_http_server_errors", "Requests answered with a 5xx status, by route template.", ["route"])
+IN_FLIGHT = Gauge("cove_http_requests_in_progress", "Requests being answered now.",
+                  multiprocess_mode="livesum")
+UPLOADS = Counter("cove_uploads", "Uploads stored: LFS objects (whole or completed multipart), Xet xorbs and "
+                  "shards.", ["protocol", "kind"])
+UPLOAD_BYTES = Counter("cove_upload_bytes", "Bytes of accepted upload requests (LFS objects and parts, Xet "
+                       "xorbs and shards).", ["protocol"])
+COMMITS = Counter("cove_commits", "Successful commits: the commit API (`api`) and git pushes (`git`).", ["via"])
+THREADS_BUSY = Gauge("cove_threadpool_busy", "Worker threads running blocking handlers (at the last scrape).",
+                     multiprocess_mode="livesum")
+THREADS_WAITING = Gauge("cove_threadpool_waiting", "Handlers queued for a worker thread (at the last scrape).",
+                        multiprocess_mode="livesum")
+
+UNMATCHED = "(unmatched)"
+_CAS = "/cas"
+
+# (method, route template suffix) -> what a 2xx answer counts as.
+_UPLOAD_ROUTES = {
+    ("PUT", "/lfs/objects/{token}"): ("lfs", "object", True),
+    ("PUT", "/lfs/objects/{token}/parts/{n}"): ("lfs", None, True),
+    ("POST", "/lfs/objects/{token}/complete"): ("lfs", "object", False),
+    ("POST", _CAS + "/v1/xorbs/{prefix}/{xorb_hash}"): ("xet", "xorb", True),
+    ("PUT", _CAS + "/xorb-uploads/{xorb_hash}/{grant_id}"): ("xet", "xorb", True),
+    ("POST", _CAS + "/v1/shards"): ("xet", "shard", True),
+    ("POST", _CAS + "/v2/shards"): ("xet", "shard", True),
+}
+
+
+def _classify(method: str, template: str) -> tuple[Any, ...] | None:
+    """What a 2xx answer on this route means beyond the request itself: an upload or a commit."""
+    up = _UPLOAD_ROUTES.get((method, template))
+    if up is not None:
+        return ("upload", *up)
+    if method == "POST" and (template.endswith("/commit/{rev:path}") or template.endswith("/git-receive-pack")):
+        return ("commit", "git" if template.endswith("/git-receive-pack") else "api")
+    return None
+
+
+_kinds: dict[tuple[str, str], tuple[Any, ...] | None] = {}
+_children: dict[tuple[str, str, int], tuple[Any, Any, Any, Any]] = {}
+
+
+def _metrics_for(method: str, route: str, status: int) -> tuple[Any, Any, Any, Any]:
+    key = (method, route, status)
+    got = _children.get(key)
+    if got is None:
+        got = (REQUESTS.labels(method, route, str(status)), LATENCY.labels(method, route),
+               BYTES_IN.labels(route), BYTES_OUT.labels(route))
+        if len(_children) < 20_000:
+            _children[key] = got
+    return got
+
+
+def cached_head_route(path: str) -> str:
+    """The route template of a HEAD /resolve that `HeadCache` answered (it never reaches the router)."""
+    for prefix in ("/datasets", "/spaces"):
+        if path.startswith(prefix + "/"):
+            return prefix + "/{ns}/{name}/resolve/{rev}/{path:path}"
+    return "/{ns}/{name}/resolve/{rev}/{path:path}"
+
+
+def route_of(scope: dict) -> str:
+    """The matched route's template, or `(unmatched)`: never the raw path."""
+    route = scope.get("route")
+    return getattr(route, "path", None) or UNMATCHED
+
+
+def _user(scope: dict) -> str:
+    actor = (scope.get("state") or {}).get("actor")
+    if actor is not None:
+        return actor.name or "anonymous"
+    for k, _ in scope["headers"]:
+        if k == b"authorization":
+            return "(token)"
+    return "anonymous"
+
+
+class AccessLog:
+    """One line per request on stderr, `text` or `json`."""
+
+    def __init__(self, fmt: str) -> None:
+        self.json = fmt == "json"
+        self.log = logging.getLogger("cove.access")
+        self.log.propagate = False
+        self.log.setLevel(logging.INFO)
+        if not self.log.handlers:
+            handler = logging.StreamHandler(sys.stderr)
+            handler.setFormatter(logging.Formatter("%(message)s"))
+            self.log.addHandler(handler)
+
+    def write(self, *, rid: str, user: str, client: str, method: str, route: str, status: int, bytes_in: int,
+              bytes_out: int, seconds: float) -> None:
+        now = time.time()
+        if self.json:
+            line = json.dumps({"time": round(now, 3), "request_id": rid, "user": user, "client": client,
+                               "method": method, "route": route, "status": status, "bytes_in": bytes_in,
+                               "bytes_out": bytes_out, "duration_ms": round(seconds * 1000, 2)})
+        else:
+            ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
+            line = (f"{ts}Z {rid} {client} {user} {method} {route} {status} in={bytes_in} out={bytes_out} "
+                    f"{seconds * 1000:.1f}ms")
+        self.log.info(line)
+
+
+class Telemetry:
+    """Counts and logs each request; `observe` wraps the app's call for one request."""
+
+    def __init__(self, access_log: str = "text") -> None:
+        off = access_log.strip().lower() in ("off", "false", "0", "no", "none", "")
+        self.access = None if off else AccessLog(access_log.strip().lower())
+
+    async def observe(self, scope: dict, receive: Callable, send: Callable,
+                      call: Callable[[Callable, Callable], Awaitable[bool | None]], cached_route: bool = False) -> Any:
+        """Run `call(receive, send)` for one HTTP request and record it. `call` returns True when `HeadCache`
+        answered (the route template is then the resolve route's)."""
+        start = time.perf_counter()
+        status = 0
+        sent = 0
+        received = 0
+
+        async def counting_send(message: dict) -> None:
+            nonlocal status, sent
+            t = message["type"]
+            if t == "http.response.start":
+                status = message["status"]
+            elif t == "http.response.body":
+                sent += len(message.get("body", b""))
+            await send(message)
+
+        async def counting_receive() -> dict:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+            return message
+
+        IN_FLIGHT.inc()
+        cached = None
+        try:
+            cached = await call(counting_receive, counting_send)
+            return cached
+        finally:
+            IN_FLIGHT.dec()
+            seconds = time.perf_counter() - start
+            status = status or 500
+            method = scope["method"]
+            route = cached_head_route(scope["path"]) if cached is True else route_of(scope)
+            self.record(method, route, status, received, sent, seconds)
+            if self.access is not None:
+                client = scope.get("client")
+                self.access.write(rid=(scope.get("state") or {}).get("request_id", "-"), user=_user(scope),
+                                  client=client[0] if client else "-", method=method, route=route, status=status,
+                                  bytes_in=received, bytes_out=sent, seconds=seconds)
+
+    @staticmethod
+    def record(method: str, route: str, status: int, received: int, sent: int, seconds: float) -> None:
+        requests, latency, bytes_in, bytes_out = _metrics_for(method, route, status)
+        requests.inc()
+        latency.observe(seconds)
+        if received:
+            bytes_in.inc(received)
+        if sent:
+            bytes_out.inc(sent)
+        if status >= 500:
+            ERRORS.labels(route).inc()
+        elif 200 <= status < 300:
+            key = (method, route)
+            if key not in _kinds:
+                _kinds[key] = _classify(method, route)
+            kind = _kinds[key]
+            if kind is None:
+                return
+            if kind[0] == "commit":
+                COMMITS.labels(kind[1]).inc()
+                return
+            _, protocol, what, has_body = kind
+            if what is not None:
+                UPLOADS.labels(protocol, what).inc()
+            if has_body and received:
+                UPLOAD_BYTES.labels(protocol).inc(received)
+
+
+def exposition() -> tuple[bytes, str]:
+    """The metrics in Prometheus' text format (summed over every worker in multiprocess mode)."""
+    from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+
+    try:
+        import anyio.to_thread
+
+        stats = anyio.to_thread.current_default_thread_limiter().statistics()
+        THREADS_BUSY.set(stats.borrowed_tokens)
+        THREADS_WAITING.set(stats.tasks_waiting)
+    except Exception:  # noqa: BLE001,S110 - outside an event loop: no thread pool to report
+        pass
+    if _MULTIPROC:
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
