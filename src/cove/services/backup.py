@@ -37,6 +37,7 @@ from cove.db.xet_tables import XetShard, XetStagedUpload, XetXorb
 from cove.errors import BadRequest
 from cove.services.xet import ensure_tables
 from cove.storage.blobs_local import LocalBlobStore
+from cove.storage.interfaces import BlobVerificationError
 
 MANIFEST = "manifest.json"
 FORMAT = 1
@@ -74,19 +75,24 @@ def _storage_keys(bk: Backends) -> list[str]:
         return list(db.scalars(select(Repo.storage_key)))
 
 
-def _named_blobs(engine_url: str) -> Iterator[tuple[str, str | None]]:
-    """(key, sha256 to check it against) of every blob the database at `engine_url` names."""
+def _named_blobs(engine_url: str) -> Iterator[tuple[str, str | None, bool]]:
+    """(key, sha256 to check it against, whether it must exist) of every blob the database at `engine_url` names.
+
+    An LFS object uploaded through Xet has no `lfs/` blob (its Xet file holds it)."""
     engine = create_engine(engine_url)
     try:
         with engine.connect() as conn:
-            for (oid,) in conn.execute(select(LfsObject.oid).distinct()):
-                yield f"lfs/{oid}", oid
+            lfs: dict[str, bool] = {}
+            for oid, xet_hash in conn.execute(select(LfsObject.oid, LfsObject.xet_hash)):
+                lfs[oid] = lfs.get(oid, False) or xet_hash is None
+            for oid, required in lfs.items():
+                yield f"lfs/{oid}", oid, required
             for (h,) in conn.execute(select(XetXorb.hash)):
-                yield f"xorbs/{h}", None
+                yield f"xorbs/{h}", None, True
             for (h,) in conn.execute(select(XetShard.sha256)):
-                yield f"shards/{h}", h
+                yield f"shards/{h}", h, True
             for (key,) in conn.execute(select(XetStagedUpload.key)):
-                yield key, None
+                yield key, None, False  # recorded before its body lands
     finally:
         engine.dispose()
 
@@ -139,11 +145,15 @@ def backup(bk: Backends, dest: Path, echo: Echo = lambda _: None) -> dict:
     out = LocalBlobStore(dest / "blobs")
     n = size = 0
     missing: list[str] = []
-    for key, sha256 in _named_blobs(names_url):
+    for key, sha256, required in _named_blobs(names_url):
         try:
             with bk.blobs.open(key) as fh:
                 info = out.put_verified(key, fh, sha256=sha256)
         except KeyError:
+            if required:
+                missing.append(key)
+            continue
+        except BlobVerificationError:  # corrupt at the source: left out, reported (`cove fsck` says more)
             missing.append(key)
             continue
         n += 1
