@@ -37,6 +37,8 @@ def metric_org(alice) -> str:
     from tests.conftest import cove
 
     cove("org", "add", "evaluate-metric", "--owner", alice.name, check=False)
+    # `cove serve` creates the org at start-up (built-in metric Spaces): make alice an admin of it.
+    cove("org", "member", "add", "evaluate-metric", alice.name, "--role", "admin", check=False)
     return "evaluate-metric"
 
 

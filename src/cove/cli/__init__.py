@@ -85,7 +85,11 @@ def serve(
     from cove.backends import build_backends
     from cove.db.migrate import upgrade
 
-    upgrade(build_backends(s))
+    bk = build_backends(s)
+    upgrade(bk)
+    from cove.services.metric_spaces import ensure_metric_spaces
+
+    ensure_metric_spaces(bk)  # evaluate.load(...) works on every hub; one cheap check when current
     _record_hub(s)
     typer.echo(f"Cove serving on {s.public_endpoint} (data: {s.data.resolve()})", err=True)
     if s.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

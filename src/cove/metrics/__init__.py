@@ -59,6 +59,16 @@ def _app(name: str) -> str:
     )
 
 
+def space_files(name: str) -> dict[str, bytes]:
+    """The files of the ``evaluate-metric/<name>`` Space: the module ``evaluate.load`` imports, a card, an app."""
+    return {
+        f"{name}.py": module_path(name).read_bytes(),
+        "README.md": _readme(name).encode(),
+        "app.py": _app(name).encode(),
+        "requirements.txt": "\n".join(["evaluate", *METRICS[name].split()]).encode() + b"\n",
+    }
+
+
 @dataclass
 class SeededSpace:
     """One Space written by :func:`seed_metric_spaces`."""
@@ -85,12 +95,7 @@ def seed_metric_spaces(
     for name in names or list(METRICS):
         repo_id = f"{namespace}/{name}"
         api.create_repo(repo_id, repo_type="space", space_sdk="gradio", exist_ok=exist_ok)
-        files = {
-            f"{name}.py": module_path(name).read_bytes(),
-            "README.md": _readme(name).encode(),
-            "app.py": _app(name).encode(),
-            "requirements.txt": "\n".join(["evaluate", *METRICS[name].split()]).encode() + b"\n",
-        }
+        files = space_files(name)
         info = api.create_commit(
             repo_id,
             repo_type="space",
