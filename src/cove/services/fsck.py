@@ -40,6 +40,8 @@ except ImportError:  # pragma: no cover - not POSIX
     fcntl = None  # type: ignore[assignment]
 
 _HASH_CHUNK = 1 << 20
+#: Seconds to wait before reporting an index row that differs from git (a commit may be landing).
+_SETTLE = 1.0
 
 
 @dataclass
@@ -113,6 +115,12 @@ def _check_repos(bk: Backends, report: Report, repair: bool) -> None:
             except pygit2.GitError as exc:
                 report.add("git", _name(repo), f"main does not resolve: {exc}")
                 continue
+            if head and head != repo.sha:
+                # A commit in flight moves the ref a moment before its index row: look again once settled.
+                time.sleep(_SETTLE)
+                db.commit()  # end the read transaction, so the refresh sees rows committed since
+                db.refresh(repo)
+                head = bk.repos.resolve(repo.storage_key, "main")
             if head and head != repo.sha:
                 p = report.add("index-stale", _name(repo), f"index row names {repo.sha}, main is {head}")
                 if repair:
