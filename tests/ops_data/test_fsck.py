@@ -72,3 +72,24 @@ def test_fsck_finds_a_corrupt_blob_and_a_stale_index_row(hub: Hub, monkeypatch: 
     assert "[repaired]" in fixed.stdout
     assert cove_at(hub.data, "fsck", check=False).returncode == 0
     assert api.repo_info(repo_id).sha == first
+
+
+def test_fsck_repair_removes_orphan_temp_files_a_running_server_is_not_writing(hub: Hub) -> None:
+    import time
+
+    tmp = hub.data / "tmp" / "multipart" / f"1-{uuid.uuid4().hex}"
+    tmp.mkdir(parents=True)
+    old, fresh = tmp / "part-1", hub.data / "blobs" / ".tmp" / f"tmp{uuid.uuid4().hex[:8]}"
+    old.write_bytes(b"left by a killed server")
+    fresh.write_bytes(b"an upload in flight")
+    t = time.time() - 30 * 3600  # older than COVE_TMP_MAX_AGE (25 h): the server holds serve.lock
+    os.utime(old, (t, t))
+
+    found = cove_at(hub.data, "fsck", "--json", check=False)
+    assert found.returncode == 1
+    assert [(p["kind"], p["subject"]) for p in json.loads(found.stdout)["problems"]] == [("temp-orphan", str(old))]
+    assert old.exists()
+    fixed = cove_at(hub.data, "fsck", "--repair", check=False)
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    assert not old.exists() and fresh.exists()
+    fresh.unlink()
