@@ -57,13 +57,22 @@ def _git(*args: str, cwd: Path | None = None) -> None:
         raise RuntimeError(f"git {' '.join(args)}: {proc.stderr.strip()}")
 
 
-def copy_repo(src: Path, dest: Path) -> None:
-    """A consistent copy of a bare repo: refs at one instant and the objects they reach, and its config."""
+def copy_repo(src: Path, dest: Path) -> bool:
+    """A consistent copy of a bare repo: refs at one instant and the objects they reach, and its config.
+
+    False when the repo was deleted meanwhile."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    _git("clone", "--quiet", "--mirror", "--no-local", "--no-hardlinks", str(src), str(dest))
+    try:
+        _git("clone", "--quiet", "--mirror", "--no-local", "--no-hardlinks", str(src), str(dest))
+    except RuntimeError:
+        if src.is_dir():
+            raise
+        shutil.rmtree(dest, ignore_errors=True)
+        return False
     shutil.copyfile(src / "config", dest / "config")  # Cove's settings; drops the clone's `origin`
     if (src / "HEAD").is_file():
         shutil.copyfile(src / "HEAD", dest / "HEAD")
+    return True
 
 
 def _pg_url(url: str) -> str:
@@ -107,8 +116,7 @@ def backup(bk: Backends, dest: Path, echo: Echo = lambda _: None) -> dict:
     copied: set[str] = set()
     for key in _storage_keys(bk):
         src = bk.repos.path(key)
-        if src.is_dir():
-            copy_repo(src, dest / "repos" / src.relative_to(bk.repos.root))
+        if src.is_dir() and copy_repo(src, dest / "repos" / src.relative_to(bk.repos.root)):
             copied.add(key)
     echo(f"git: {len(copied)} repos")
     # 2. the database.
