@@ -68,6 +68,9 @@ def restore(
     from cove.settings import Settings
 
     s = Settings()
+    if not (src / "manifest.json").is_file():
+        typer.echo(f"Error: {src} is not a complete Cove backup (no manifest.json)", err=True)
+        raise typer.Exit(1)
     if data.exists() and (not data.is_dir() or any(data.iterdir())):
         typer.echo(f"Error: {data} is not empty; restore into a new folder", err=True)
         raise typer.Exit(1)
