@@ -58,10 +58,24 @@ def _backends():  # noqa: ANN202
     return bk
 
 
-def _run(fn):  # noqa: ANN001, ANN202
-    bk = _backends()
+def _database():  # noqa: ANN202
+    """The hub's database alone, for commands that touch no repo (no git or blob store is opened)."""
+    from cove.db.migrate import current_revision, head_revision
+    from cove.db.session import Database
+
+    database = Database(hub_settings().db_url)
+    if current_revision(database.engine) != head_revision():
+        database.engine.dispose()
+        return _backends().db
+    return database
+
+
+def _run(fn, *, db_only: bool = False):  # noqa: ANN001, ANN202
+    """Run ``fn(db, bk)`` in one transaction; ``db_only``: accounts and tokens only, ``bk`` is None."""
+    bk = None if db_only else _backends()
+    database = _database() if db_only else bk.db
     try:
-        with bk.db.session() as db:
+        with database.session() as db:
             return fn(db, bk)
     except HubError as exc:
         typer.echo(f"Error: {exc.message}", err=True)
@@ -75,7 +89,8 @@ def user_add(name: str, fullname: str = "", email: str | None = None,
     """Create a user."""
     from cove.services import accounts
 
-    _run(lambda db, bk: accounts.add_user(db, name, fullname=fullname, email=email, password=password, admin=admin))
+    _run(lambda db, bk: accounts.add_user(db, name, fullname=fullname, email=email, password=password, admin=admin),
+         db_only=True)
     typer.echo(f"Created {'admin ' if admin else ''}user {name}.", err=True)
     if password is None:
         typer.echo(f"{name} has no password yet: set one with `cove user password {name}` before they sign in "
@@ -89,7 +104,7 @@ def user_list(as_json: JsonOption = False) -> None:
 
     rows = [{"name": u.name, "fullname": u.fullname, "email": u.email, "admin": bool(u.is_admin),
              "has_password": u.password_hash is not None, "created_at": _when(u.created_at)}
-            for u in _run(lambda db, bk: accounts.list_users(db))]
+            for u in _run(lambda db, bk: accounts.list_users(db), db_only=True)]
     if not as_json:
         for row in rows:
             row["admin"] = "admin" if row["admin"] else None
@@ -101,7 +116,7 @@ def user_remove(name: str) -> None:
     """Delete a user (their tokens go with them)."""
     from cove.services import accounts
 
-    _run(lambda db, bk: accounts.remove_namespace(db, name))
+    _run(lambda db, bk: accounts.remove_namespace(db, name), db_only=True)
     typer.echo(f"Removed {name}", err=True)
 
 
@@ -110,7 +125,7 @@ def user_password(name: str, password: Annotated[str, typer.Option(prompt=True, 
     """Set a user's web password."""
     from cove.services import accounts
 
-    _run(lambda db, bk: accounts.set_password(db, name, password))
+    _run(lambda db, bk: accounts.set_password(db, name, password), db_only=True)
     typer.echo(f"Password set for {name} (their web sessions were signed out).", err=True)
 
 
@@ -120,7 +135,7 @@ def org_add(name: str, owner: Annotated[str | None, typer.Option(help="First adm
     """Create an organization."""
     from cove.services import accounts
 
-    _run(lambda db, bk: accounts.add_org(db, name, fullname=fullname, owner=owner))
+    _run(lambda db, bk: accounts.add_org(db, name, fullname=fullname, owner=owner), db_only=True)
     typer.echo(f"Created org {name}" + (f" with {owner} as admin." if owner else "."), err=True)
 
 
@@ -130,7 +145,7 @@ def org_list(as_json: JsonOption = False) -> None:
     from cove.services import accounts
 
     rows = [{"name": o.name, "fullname": o.fullname, "created_at": _when(o.created_at)}
-            for o in _run(lambda db, bk: accounts.list_orgs(db))]
+            for o in _run(lambda db, bk: accounts.list_orgs(db), db_only=True)]
     _emit(rows, as_json, ["name"])
 
 
@@ -142,7 +157,7 @@ def member_list(org: str, as_json: JsonOption = False) -> None:
     def run(db, bk):  # noqa: ANN001, ANN202
         return [{"user": u.name, "role": role} for u, role in accounts.members_of(db, accounts.require_org(db, org).id)]
 
-    _emit(_run(run), as_json, ["user", "role"])
+    _emit(_run(run, db_only=True), as_json, ["user", "role"])
 
 
 @member_app.command("add")
@@ -153,7 +168,7 @@ def member_add(org: str, user: str,
     create repos; admin: also delete, move, and change visibility and gating."""
     from cove.services import accounts
 
-    _run(lambda db, bk: accounts.add_member(db, org, user, role=role))
+    _run(lambda db, bk: accounts.add_member(db, org, user, role=role), db_only=True)
     typer.echo(f"{user} is now {role} in {org}.", err=True)
 
 
@@ -162,7 +177,7 @@ def member_remove(org: str, user: str) -> None:
     """Remove a user from an organization."""
     from cove.services import accounts
 
-    _run(lambda db, bk: accounts.remove_member(db, org, user))
+    _run(lambda db, bk: accounts.remove_member(db, org, user), db_only=True)
     typer.echo(f"Removed {user} from {org}.", err=True)
 
 
@@ -198,7 +213,8 @@ def token_create(user: str, role: Annotated[str, typer.Option(help="read or writ
     from cove.services import accounts
 
     expires_at = parse_expiry(expires) if expires else None
-    token, secret = _run(lambda db, bk: accounts.create_token(db, user, role=role, name=name, expires_at=expires_at))
+    token, secret = _run(lambda db, bk: accounts.create_token(db, user, role=role, name=name, expires_at=expires_at),
+                         db_only=True)
     typer.echo(secret)
     until = f", expires {_when(token.expires_at)}" if token.expires_at else ", never expires"
     typer.echo(f"Created {role} token {token.name!r} for {user}{until}. It is shown once: keep it now.", err=True)
@@ -211,7 +227,7 @@ def token_list(user: str, as_json: JsonOption = False) -> None:
 
     rows = [{"id": t.id, "name": t.name, "role": t.role, "prefix": t.prefix, "created_at": _when(t.created_at),
              "last_used_at": _when(t.last_used_at), "expires_at": _when(t.expires_at)}
-            for t in _run(lambda db, bk: accounts.list_tokens(db, user))]
+            for t in _run(lambda db, bk: accounts.list_tokens(db, user), db_only=True)]
     if not as_json:
         for row in rows:
             row["prefix"] += "…"
@@ -225,7 +241,7 @@ def token_revoke(user: str, token: Annotated[str, typer.Argument(help="Token nam
     """Revoke a token."""
     from cove.services import accounts
 
-    _run(lambda db, bk: accounts.revoke_token(db, user, token))
+    _run(lambda db, bk: accounts.revoke_token(db, user, token), db_only=True)
     typer.echo(f"Revoked {user}'s token {token!r}.", err=True)
 
 
@@ -294,7 +310,7 @@ def repo_list(namespace: Annotated[str | None, typer.Option("--namespace", "-n",
             q = q.where(Repo.type == repo_type)
         return [_repo_row(r) for r in db.scalars(q)]
 
-    rows = _run(run)
+    rows = _run(run, db_only=True)
     if not as_json:
         for row in rows:
             row["private"] = "private" if row["private"] else "public"
@@ -406,7 +422,7 @@ def access_list(repo: RepoArg,
         return [{"user": q.user.name, "status": q.status, "fields": q.fields, "updated_at": _when(q.created_at)}
                 for q in gating.list_requests(db, actor, r, status)]
 
-    rows = _run(run)
+    rows = _run(run, db_only=True)
     if not as_json:
         for row in rows:
             row["fields"] = json.dumps(row["fields"]) if row["fields"] else None
@@ -419,7 +435,7 @@ def _review(repo: str, user: str, repo_type: str | None, status: str) -> None:
     repo_type, repo_id = _repo_target(repo, repo_type)
     actor = admin_actor()
     _run(lambda db, bk: gating.set_status(db, actor, access.readable_repo(db, actor, repo_type, repo_id),
-                                          user=user, request_id=None, status=status))
+                                          user=user, request_id=None, status=status), db_only=True)
     typer.echo(f"{user}'s access request to {_label(repo_type, repo_id)} is {status}.", err=True)
 
 
