@@ -169,6 +169,8 @@ def _lifespan(settings: Settings):  # noqa: ANN202
             task.cancel()
             if lock is not None:
                 lock.close()
+            if getattr(app, "telemetry", None) is not None:
+                app.telemetry.flush()  # uvicorn re-raises SIGTERM after shutdown: no atexit
 
     return lifespan
 
