@@ -137,15 +137,15 @@ class Settings(BaseSettings):
     def db_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data / 'cove.db').resolve()}"
 
-    @property
-    def repos_dir(self) -> Path:
-        return self.data / "repos"
     def is_hub(self) -> bool:
         """Whether the data folder holds a hub already (its SQLite database, or its repos with another database)."""
         if self.database_url:
             return (self.data / "repos").is_dir()
         return (self.data / "cove.db").is_file()
 
+    @property
+    def repos_dir(self) -> Path:
+        return self.data / "repos"
 
     @property
     def blobs_dir(self) -> Path:
