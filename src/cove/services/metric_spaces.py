@@ -40,7 +40,21 @@ def _stale(bk: Backends, repo, files: dict[str, bytes]) -> dict[str, bytes]:  # 
 
 
 def ensure_metric_spaces(bk: Backends) -> list[str]:
-    """Create or refresh the metric Spaces; returns the repo ids that got a commit (empty when current)."""
+    """Create or refresh the metric Spaces; returns the repo ids that got a commit (empty when current).
+
+    Several processes starting at once (scale-out) may race: the loser retries once, when the winner's rows
+    are there; a hub that still refuses gets a warning, not a server that won't start.
+    """
+    for attempt in (1, 2):
+        try:
+            return _ensure_all(bk)
+        except Exception as exc:  # noqa: BLE001 - the metrics are a convenience, serving is not
+            if attempt == 2:
+                log.warning("could not ensure the evaluate-metric Spaces: %s", exc)
+    return []
+
+
+def _ensure_all(bk: Backends) -> list[str]:
     from cove.metrics import METRICS, NAMESPACE, space_files
 
     actor = _system()
