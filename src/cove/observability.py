@@ -16,7 +16,9 @@ import atexit
 import contextlib
 import json
 import os
+import re
 import time
+from bisect import bisect_left
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -24,17 +26,16 @@ from prometheus_client import Counter, Gauge, Histogram
 
 _MULTIPROC = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 
-REQUESTS = Counter("cove_http_requests", "HTTP requests answered, by method, route template and status.",
-                   ["method", "route", "status"])
-LATENCY = Histogram("cove_http_request_duration_seconds",
-                    "Time from a request's arrival to the end of its answer, by method and route template.",
-                    ["method", "route"],
-                    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300))
-BYTES_IN = Counter("cove_http_received_bytes", "Request body bytes received, by route template.", ["route"])
-BYTES_OUT = Counter("cove_http_sent_bytes", "Response body bytes sent, by route template.", ["route"])
-ERRORS = Counter("cove_http_server_errors", "Requests answered with a 5xx status, by route template.", ["route"])
-IN_FLIGHT = Gauge("cove_http_requests_in_progress", "Requests being answered now.",
-                  multiprocess_mode="livesum")
+_BOUNDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+_DOCS = {
+    "cove_http_requests": "HTTP requests answered, by method, route template and status.",
+    "cove_http_request_duration_seconds": "Time from a request's arrival to the end of its answer, by method and "
+                                          "route template.",
+    "cove_http_received_bytes": "Request body bytes received, by route template.",
+    "cove_http_sent_bytes": "Response body bytes sent, by route template.",
+    "cove_http_server_errors": "Requests answered with a 5xx status, by route template.",
+    "cove_http_requests_in_progress": "Requests being answered now.",
+}
 UPLOADS = Counter("cove_uploads", "Uploads stored: LFS objects (whole or completed multipart), Xet xorbs and "
                   "shards.", ["protocol", "kind"])
 UPLOAD_BYTES = Counter("cove_upload_bytes", "Bytes of accepted upload requests (LFS objects and parts, Xet "
@@ -44,6 +45,83 @@ THREADS_BUSY = Gauge("cove_threadpool_busy", "Worker threads running blocking ha
                      multiprocess_mode="livesum")
 THREADS_WAITING = Gauge("cove_threadpool_waiting", "Handlers queued for a worker thread (at the last scrape).",
                         multiprocess_mode="livesum")
+
+
+
+class _Tally:
+    """One (method, route, status)'s numbers: plain integers, changed only on the event loop's thread and read
+    there at scrape time, so no locks (the library's metric objects cost ~3x more per request on the
+    `HEAD /resolve` hot path)."""
+
+    __slots__ = ("count", "seconds", "buckets", "bytes_in", "bytes_out")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.seconds = 0.0
+        self.buckets = [0] * (len(_BOUNDS) + 1)
+        self.bytes_in = 0
+        self.bytes_out = 0
+
+
+_tallies: dict[tuple[str, str, int], _Tally] = {}
+_in_flight = [0]
+
+
+class _TallyCollector:
+    """Exposes `_tallies` as Prometheus counters and histograms (a custom collector, see prometheus_client)."""
+
+    def collect(self) -> Any:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+
+        requests = CounterMetricFamily("cove_http_requests", _DOCS["cove_http_requests"],
+                                       labels=["method", "route", "status"])
+        latency = HistogramMetricFamily("cove_http_request_duration_seconds",
+                                        _DOCS["cove_http_request_duration_seconds"], labels=["method", "route"])
+        received = CounterMetricFamily("cove_http_received_bytes", _DOCS["cove_http_received_bytes"],
+                                       labels=["route"])
+        sent = CounterMetricFamily("cove_http_sent_bytes", _DOCS["cove_http_sent_bytes"], labels=["route"])
+        errors = CounterMetricFamily("cove_http_server_errors", _DOCS["cove_http_server_errors"], labels=["route"])
+        by_route: dict[str, list[int]] = {}
+        by_method_route: dict[tuple[str, str], list] = {}
+        for (method, route, status), t in list(_tallies.items()):
+            requests.add_metric([method, route, str(status)], t.count)
+            r = by_route.setdefault(route, [0, 0, 0])
+            r[0] += t.bytes_in
+            r[1] += t.bytes_out
+            if status >= 500:
+                r[2] += t.count
+            h = by_method_route.setdefault((method, route), [[0] * (len(_BOUNDS) + 1), 0.0])
+            h[0] = [a + b for a, b in zip(h[0], t.buckets, strict=True)]
+            h[1] += t.seconds
+        for (method, route), (buckets, total) in by_method_route.items():
+            cumulative, acc = [], 0
+            for bound, n in zip((*_BOUNDS, float("inf")), buckets, strict=True):
+                acc += n
+                cumulative.append(("+Inf" if bound == float("inf") else str(bound), acc))
+            latency.add_metric([method, route], cumulative, total)
+        for route, (b_in, b_out, n_err) in by_route.items():
+            received.add_metric([route], b_in)
+            sent.add_metric([route], b_out)
+            if n_err:
+                errors.add_metric([route], n_err)
+        yield from (requests, latency, received, sent, errors)
+        yield GaugeMetricFamily("cove_http_requests_in_progress", _DOCS["cove_http_requests_in_progress"],
+                                value=_in_flight[0])
+
+
+if _MULTIPROC:  # every worker's values in files: the library's metric objects
+    REQUESTS = Counter("cove_http_requests", _DOCS["cove_http_requests"], ["method", "route", "status"])
+    LATENCY = Histogram("cove_http_request_duration_seconds", _DOCS["cove_http_request_duration_seconds"],
+                        ["method", "route"], buckets=_BOUNDS)
+    BYTES_IN = Counter("cove_http_received_bytes", _DOCS["cove_http_received_bytes"], ["route"])
+    BYTES_OUT = Counter("cove_http_sent_bytes", _DOCS["cove_http_sent_bytes"], ["route"])
+    ERRORS = Counter("cove_http_server_errors", _DOCS["cove_http_server_errors"], ["route"])
+    IN_FLIGHT = Gauge("cove_http_requests_in_progress", _DOCS["cove_http_requests_in_progress"],
+                      multiprocess_mode="livesum")
+else:
+    from prometheus_client import REGISTRY
+
+    REGISTRY.register(_TallyCollector())
 
 UNMATCHED = "(unmatched)"
 _CAS = "/cas"
@@ -97,6 +175,15 @@ def route_of(scope: dict) -> str:
     """The matched route's template, or `(unmatched)`: never the raw path."""
     route = scope.get("route")
     return getattr(route, "path", None) or UNMATCHED
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._:/+=-]")
+
+
+def _log_safe(value: str) -> str:
+    """A client-chosen id as one log field: at most 128 characters, no spaces or controls (no forged fields)."""
+    value = value[:128]
+    return _UNSAFE.sub("_", value) if _UNSAFE.search(value) else value
 
 
 def _user(scope: dict) -> str:
@@ -201,13 +288,19 @@ class Telemetry:
                 received += len(message.get("body", b""))
             return message
 
-        IN_FLIGHT.inc()
+        if _MULTIPROC:
+            IN_FLIGHT.inc()
+        else:
+            _in_flight[0] += 1
         cached = None
         try:
             cached = await call(counting_receive, counting_send)
             return cached
         finally:
-            IN_FLIGHT.dec()
+            if _MULTIPROC:
+                IN_FLIGHT.dec()
+            else:
+                _in_flight[0] -= 1
             seconds = time.perf_counter() - start
             status = status or 500
             method = scope["method"]
@@ -215,7 +308,7 @@ class Telemetry:
             self.record(method, route, status, received, sent, seconds)
             if self.access is not None:
                 client = scope.get("client")
-                self.access.write(rid=(scope.get("state") or {}).get("request_id", "-"), user=_user(scope),
+                self.access.write(rid=_log_safe((scope.get("state") or {}).get("request_id", "-")), user=_user(scope),
                                   client=client[0] if client else "-", method=method, route=route, status=status,
                                   bytes_in=received, bytes_out=sent, seconds=seconds)
 
@@ -226,16 +319,27 @@ class Telemetry:
 
     @staticmethod
     def record(method: str, route: str, status: int, received: int, sent: int, seconds: float) -> None:
-        requests, latency, bytes_in, bytes_out = _metrics_for(method, route, status)
-        requests.inc()
-        latency.observe(seconds)
-        if received:
-            bytes_in.inc(received)
-        if sent:
-            bytes_out.inc(sent)
-        if status >= 500:
-            ERRORS.labels(route).inc()
-        elif 200 <= status < 300:
+        if _MULTIPROC:
+            requests, latency, bytes_in, bytes_out = _metrics_for(method, route, status)
+            requests.inc()
+            latency.observe(seconds)
+            if received:
+                bytes_in.inc(received)
+            if sent:
+                bytes_out.inc(sent)
+            if status >= 500:
+                ERRORS.labels(route).inc()
+        else:
+            key = (method, route, status)
+            t = _tallies.get(key)
+            if t is None:
+                t = _tallies[key] = _Tally()
+            t.count += 1
+            t.seconds += seconds
+            t.buckets[bisect_left(_BOUNDS, seconds)] += 1
+            t.bytes_in += received
+            t.bytes_out += sent
+        if 200 <= status < 300:
             key = (method, route)
             if key not in _kinds:
                 _kinds[key] = _classify(method, route)

@@ -167,10 +167,12 @@ def test_no_raw_path_in_the_log_even_at_debug(tmp_path):
                 pass
             time.sleep(0.2)
         secret = uuid.uuid4().hex
-        assert httpx.get(f"{endpoint}/lfs/objects/{secret}").status_code in (400, 401, 403, 404)
+        forged = {"x-request-id": "id1 10.0.0.9 admin DELETE /api/repos/delete 200"}
+        assert httpx.get(f"{endpoint}/lfs/objects/{secret}", headers=forged).status_code in (400, 401, 403, 404)
         assert httpx.get(f"{endpoint}/cas/fetch/{'0' * 64}?r=0-1&exp=1&sig={secret}x").status_code >= 400
     finally:
         stop_server(proc)
     text = log.read_text()
     assert secret not in text
     assert "GET /lfs/objects/{token} " in text  # Cove's own line, with the route template
+    assert "id1_10.0.0.9_admin_DELETE_/api/repos/delete_200 127.0.0.1 anonymous GET" in text  # one field
