@@ -32,8 +32,7 @@ def _fail(err: Exception) -> typer.Exit:
 
 TRAIN_EXTRA = frozenset({"torch", "transformers", "datasets", "peft", "accelerate", "evaluate", "sklearn", "seqeval",
                          "rouge_score", "matplotlib", "tensorboard"})
-INSTALL_TRAIN = ("pip install torch==2.13.0 --extra-index-url https://download.pytorch.org/whl/cpu "
-                 "&& pip install -e '.[train]'")
+INSTALL_TRAIN = "pip install torch==2.13.0 && pip install -e '.[train]'"
 
 
 def _missing_extra(err: ImportError) -> typer.Exit:
@@ -42,7 +41,9 @@ def _missing_extra(err: ImportError) -> typer.Exit:
     if name not in TRAIN_EXTRA:
         raise err
     typer.echo(f"error: `{name}` is not installed; training needs the train extra (CPU torch first):\n"
-               f"  {INSTALL_TRAIN}", err=True)
+               f"  {INSTALL_TRAIN}\n"
+               "(where pip finds only PyPI's CUDA build of torch, add --extra-index-url "
+               "https://download.pytorch.org/whl/cpu to the first command)", err=True)
     return typer.Exit(2)
 
 
