@@ -8,8 +8,10 @@ import errno
 import logging
 import re
 import shutil
+import time
 import uuid
 from collections.abc import AsyncIterator
+from functools import partial
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -88,23 +90,25 @@ class CoveApp(FastAPI):
     _front: bool | None = None
 
     async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
-        if scope["type"] != "http" or self.telemetry is None:
-            await self._serve(scope, receive, send)
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
             return
-        scope.setdefault("state", {})["request_id"] = request_id(scope).decode("latin-1")
-        await self.telemetry.observe(scope, receive, send, lambda r, s: self._serve(scope, r, s))
-
-    async def _serve(self, scope, receive, send) -> bool:  # noqa: ANN001
-        """True when HeadCache answered."""
-        if scope["type"] == "http" and scope["method"] == "HEAD" and self.head_cache is not None:
+        telemetry = self.telemetry
+        rid = request_id(scope)
+        if telemetry is not None:
+            scope.setdefault("state", {})["request_id"] = rid.decode("latin-1")
+        if scope["method"] == "HEAD" and self.head_cache is not None:
             if self._front is None:  # middleware can't be added once the app has started
                 self._front = [m.cls for m in self.user_middleware] == [RequestIdMiddleware]
-            rid = scope.get("state", {}).get("request_id")
-            rid_bytes = rid.encode("latin-1") if rid is not None else request_id(scope)
-            if self._front and await self.head_cache.serve(scope, send, rid_bytes):
-                return True
-        await super().__call__(scope, receive, send)
-        return False
+            start = time.perf_counter()
+            if self._front and await self.head_cache.serve(scope, send, rid):
+                if telemetry is not None:  # the hot path: counted without wrapping `send` (always 200, no body)
+                    telemetry.cached_head(scope, time.perf_counter() - start)
+                return
+        if telemetry is None:
+            await super().__call__(scope, receive, send)
+        else:
+            await telemetry.observe(scope, receive, send, partial(FastAPI.__call__, self, scope))
 
 
 async def decode_slashes(request: Request) -> None:

@@ -1,7 +1,7 @@
 """Request telemetry: Prometheus metrics and the access log, one hook around the whole app.
 
-`CoveApp.__call__` runs `observe` around every HTTP request, the `HeadCache` answers included. Requests are
-labelled by the matched route's template (`/api/{plural}/{ns}/{name}`), never by the raw path: that bounds
+`CoveApp.__call__` runs `observe` around every HTTP request, and `cached_head` after each `HeadCache` answer.
+Requests are labelled by the matched route's template (`/api/{plural}/{ns}/{name}`), never by the raw path: that bounds
 the metrics' cardinality and keeps secrets out of the log (LFS object URLs carry a signed token in the path,
 CAS fetch URLs a signature in the query). The query string is never logged.
 
@@ -263,10 +263,19 @@ class Telemetry:
         off = access_log.strip().lower() in ("off", "false", "0", "no", "none", "")
         self.access = None if off else AccessLog(access_log.strip().lower())
 
+    def cached_head(self, scope: dict, seconds: float) -> None:
+        """Record a `HEAD /resolve` that `HeadCache` answered (200, no body) under the resolve route."""
+        route = cached_head_route(scope["path"])
+        self.record("HEAD", route, 200, 0, 0, seconds)
+        if self.access is not None:
+            client = scope.get("client")
+            self.access.write(rid=_log_safe(scope["state"]["request_id"]), user=_user(scope),
+                              client=client[0] if client else "-", method="HEAD", route=route, status=200,
+                              bytes_in=0, bytes_out=0, seconds=seconds)
+
     async def observe(self, scope: dict, receive: Callable, send: Callable,
-                      call: Callable[[Callable, Callable], Awaitable[bool | None]], cached_route: bool = False) -> Any:
-        """Run `call(receive, send)` for one HTTP request and record it. `call` returns True when `HeadCache`
-        answered (the route template is then the resolve route's)."""
+                      call: Callable[[Callable, Callable], Awaitable[None]]) -> None:
+        """Run `call(receive, send)` for one HTTP request and record it."""
         start = time.perf_counter()
         status = 0
         sent = 0
@@ -292,10 +301,8 @@ class Telemetry:
             IN_FLIGHT.inc()
         else:
             _in_flight[0] += 1
-        cached = None
         try:
-            cached = await call(counting_receive, counting_send)
-            return cached
+            await call(counting_receive, counting_send)
         finally:
             if _MULTIPROC:
                 IN_FLIGHT.dec()
@@ -304,7 +311,7 @@ class Telemetry:
             seconds = time.perf_counter() - start
             status = status or 500
             method = scope["method"]
-            route = cached_head_route(scope["path"]) if cached is True else route_of(scope)
+            route = route_of(scope)
             self.record(method, route, status, received, sent, seconds)
             if self.access is not None:
                 client = scope.get("client")
