@@ -4,6 +4,7 @@ half-written commit: every commit is visible completely or not at all."""
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 
@@ -38,7 +39,9 @@ def test_kill_mid_commit_leaves_consistent_repo(tmp_path):
     srv = start_server(data, free_port())
     api = HfApi(endpoint=srv.endpoint, token=token)
     try:
-        repo_dir = next((data / "repos").glob("*/*.git"))
+        with sqlite3.connect(data / "cove.db") as db:  # crash/r's own folder (the hub holds other repos too)
+            (key,) = db.execute("SELECT storage_key FROM repos WHERE namespace='crash' AND name='r'").fetchone()
+        repo_dir = next((data / "repos").glob(f"**/{key}.git"))
         fsck = subprocess.run(["git", "fsck", "--no-dangling"], cwd=repo_dir, capture_output=True, text=True)
         assert fsck.returncode == 0, fsck.stderr
         head = subprocess.run(["git", "rev-parse", "refs/heads/main"], cwd=repo_dir, capture_output=True,
