@@ -19,6 +19,7 @@ A commit acknowledged before the backup started is in it.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
@@ -73,6 +74,20 @@ def copy_repo(src: Path, dest: Path) -> bool:
     if (src / "HEAD").is_file():
         shutil.copyfile(src / "HEAD", dest / "HEAD")
     return True
+
+
+def _pg_bin(name: str) -> str:
+    """PostgreSQL's `pg_dump` / `pg_restore`: on PATH, else the newest in /usr/lib/postgresql/<v>/bin (Debian and
+    Ubuntu install them there and put only wrappers on PATH, which a bare install or a container may lack)."""
+    found = shutil.which(name)
+    if found:
+        return found
+    versions = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"),
+                      key=lambda p: int(v) if (v := Path(p).parts[4]).isdigit() else 0)
+    if versions:
+        return versions[-1]
+    raise BadRequest(f"{name} not found on PATH or in /usr/lib/postgresql/*/bin: install PostgreSQL's client "
+                     "programs (Debian/Ubuntu: apt-get install postgresql-client)")
 
 
 def _pg_url(url: str) -> str:
@@ -130,7 +145,7 @@ def backup(bk: Backends, dest: Path, echo: Echo = lambda _: None) -> dict:
         names_url = f"sqlite:///{snapshot.resolve()}"
     elif url.get_backend_name() == "postgresql":
         db_kind = "postgresql"
-        proc = subprocess.run(["pg_dump", "--format=custom", "--file", str(dest / "cove.pgdump"),
+        proc = subprocess.run([_pg_bin("pg_dump"), "--format=custom", "--file", str(dest / "cove.pgdump"),
                                "--dbname", _pg_url(bk.settings.db_url)], capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             raise RuntimeError(f"pg_dump: {proc.stderr.strip()}")
@@ -205,8 +220,9 @@ def restore(src: Path, bk: Backends, echo: Echo = lambda _: None) -> dict:
     else:
         if url.get_backend_name() != "postgresql":
             raise BadRequest("This backup holds a PostgreSQL dump; restore it into a PostgreSQL hub")
-        proc = subprocess.run(["pg_restore", "--no-owner", "--exit-on-error", "--dbname", _pg_url(bk.settings.db_url),
-                               str(src / "cove.pgdump")], capture_output=True, text=True, check=False)
+        proc = subprocess.run([_pg_bin("pg_restore"), "--no-owner", "--exit-on-error", "--dbname",
+                               _pg_url(bk.settings.db_url), str(src / "cove.pgdump")],
+                              capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             raise RuntimeError(f"pg_restore: {proc.stderr.strip()}")
     echo("database restored")
