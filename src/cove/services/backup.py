@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from sqlalchemy import create_engine, select
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 
 from cove.backends import Backends
 from cove.db.tables import LfsObject, Repo
@@ -90,8 +90,14 @@ def _pg_bin(name: str) -> str:
                      "programs (Debian/Ubuntu: apt-get install postgresql-client)")
 
 
-def _pg_url(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+def _pg_conn(url: str) -> tuple[str, dict[str, str]]:
+    """The libpq URL without its password, and the environment that carries it (`ps` shows argv, not env)."""
+    u = make_url(url).set(drivername="postgresql")
+    env = dict(os.environ)
+    if u.password is not None:
+        env["PGPASSWORD"] = str(u.password)
+    bare = URL.create(u.drivername, u.username, None, u.host, u.port, u.database, u.query)
+    return bare.render_as_string(hide_password=False), env
 
 
 def _storage_keys(bk: Backends) -> list[str]:
@@ -145,8 +151,9 @@ def backup(bk: Backends, dest: Path, echo: Echo = lambda _: None) -> dict:
         names_url = f"sqlite:///{snapshot.resolve()}"
     elif url.get_backend_name() == "postgresql":
         db_kind = "postgresql"
+        conn, env = _pg_conn(bk.settings.db_url)
         proc = subprocess.run([_pg_bin("pg_dump"), "--format=custom", "--file", str(dest / "cove.pgdump"),
-                               "--dbname", _pg_url(bk.settings.db_url)], capture_output=True, text=True, check=False)
+                               "--dbname", conn], capture_output=True, text=True, check=False, env=env)
         if proc.returncode != 0:
             raise RuntimeError(f"pg_dump: {proc.stderr.strip()}")
         names_url = bk.settings.db_url  # rows written after the dump name blobs that exist too: a superset
@@ -220,9 +227,9 @@ def restore(src: Path, bk: Backends, echo: Echo = lambda _: None) -> dict:
     else:
         if url.get_backend_name() != "postgresql":
             raise BadRequest("This backup holds a PostgreSQL dump; restore it into a PostgreSQL hub")
-        proc = subprocess.run([_pg_bin("pg_restore"), "--no-owner", "--exit-on-error", "--dbname",
-                               _pg_url(bk.settings.db_url), str(src / "cove.pgdump")],
-                              capture_output=True, text=True, check=False)
+        conn, env = _pg_conn(bk.settings.db_url)
+        proc = subprocess.run([_pg_bin("pg_restore"), "--no-owner", "--exit-on-error", "--dbname", conn,
+                               str(src / "cove.pgdump")], capture_output=True, text=True, check=False, env=env)
         if proc.returncode != 0:
             raise RuntimeError(f"pg_restore: {proc.stderr.strip()}")
     echo("database restored")
