@@ -160,6 +160,18 @@ class Discussion(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
+class DiscussionEvent(Base):
+    """A comment, status change or title change in a discussion (its opening comment is the description)."""
+
+    __tablename__ = "discussion_events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    discussion_pk: Mapped[int] = mapped_column(ForeignKey("discussions.id", ondelete="CASCADE"), index=True)
+    type: Mapped[str] = mapped_column(String(32))  # comment | status-change | title-change
+    author: Mapped[str] = mapped_column(String(96))
+    data: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
 class WebSession(Base):
     __tablename__ = "web_sessions"
     id: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 of the cookie value

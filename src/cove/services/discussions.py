@@ -8,14 +8,18 @@ so a ref left without its row (by a crash, or by older versions) costs a number,
 
 from __future__ import annotations
 
+import html
 import re
+from datetime import UTC, datetime
 
+import pygit2
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from cove.api.shapes import iso
 from cove.backends import Backends
-from cove.db.tables import Discussion, Repo
+from cove.db.tables import Discussion, DiscussionEvent, Repo
 from cove.errors import Conflict
 from cove.storage.git_repos import ZERO, RefConflict
 
@@ -48,3 +52,77 @@ def open_discussion(db: Session, bk: Backends, repo: Repo, *, title: str, descri
             continue  # taken meanwhile (by a row or a ref): the next number
         return row
     raise Conflict("Cannot open a discussion: too many concurrent ones on this repo, retry")
+
+
+# -- events: the Hub's shapes (the client's `huggingface_hub.community.deserialize_event` reads them) --------------
+
+
+def _author(name: str) -> dict:
+    return {"name": name or "deleted", "type": "user"}
+
+
+def comment_json(event_id: str, author: str, raw: str, at: datetime) -> dict:
+    """A comment event; comments are never edited or hidden in Cove (yet), so ``latest`` is the original."""
+    stamp = iso(at)
+    return {"id": event_id, "type": "comment", "createdAt": stamp, "author": _author(author),
+            "data": {"edited": False, "hidden": False, "numEdits": 0, "editors": [author], "reactions": [],
+                     "identifiedLanguage": {"language": "en", "probability": 1.0}, "history": [],
+                     "latest": {"raw": raw, "html": f"<p>{html.escape(raw)}</p>" if raw else "",
+                                "updatedAt": stamp, "author": _author(author)}}}
+
+
+def event_json(ev: DiscussionEvent) -> dict:
+    """A stored event in the Hub's shape; its id is ``e`` + 23 hex digits (the opening comment's starts ``d``)."""
+    eid = f"e{ev.id:023x}"
+    if ev.type == "comment":
+        return comment_json(eid, ev.author, ev.data.get("raw", ""), ev.created_at)
+    return {"id": eid, "type": ev.type, "createdAt": iso(ev.created_at), "author": _author(ev.author),
+            "data": dict(ev.data)}
+
+
+def add_event(db: Session, d: Discussion, kind: str, author: str, data: dict) -> DiscussionEvent:
+    ev = DiscussionEvent(discussion_pk=d.id, type=kind, author=author, data=data)
+    db.add(ev)
+    db.flush()
+    return ev
+
+
+def stored_events(db: Session, d: Discussion) -> list[DiscussionEvent]:
+    return list(db.scalars(select(DiscussionEvent).where(DiscussionEvent.discussion_pk == d.id)
+                           .order_by(DiscussionEvent.id)).all())
+
+
+def pr_commits(bk: Backends, repo: Repo, num: int, base: str = "main", limit: int = 250) -> list[dict]:
+    """The PR's commits (those of ``refs/pr/N`` not on its base), oldest first, as commit events."""
+    git = bk.repos.repo(repo.storage_key)
+    head, target = bk.repos.resolve(repo.storage_key, f"refs/pr/{num}"), bk.repos.resolve(repo.storage_key, base)
+    if head is None:
+        return []
+    walker = git.walk(head, pygit2.enums.SortMode.TOPOLOGICAL | pygit2.enums.SortMode.TIME)
+    if target is not None:
+        walker.hide(target)
+    out = []
+    for c in walker:
+        if len(out) >= limit:
+            break
+        at = datetime.fromtimestamp(c.commit_time, UTC)
+        out.append({"id": str(c.id)[:24], "type": "commit", "createdAt": iso(at), "author": _author(c.author.name),
+                    "data": {"subject": (c.message or "").partition("\n")[0].strip(), "oid": str(c.id)}})
+    return out[::-1]
+
+
+def pr_diff_and_conflicts(bk: Backends, repo: Repo, num: int, base: str = "main") -> tuple[str, list[str]]:
+    """The unified diff of ``refs/pr/N`` against its merge base with ``base``, and the files a merge would
+    conflict on."""
+    git = bk.repos.repo(repo.storage_key)
+    head, target = bk.repos.resolve(repo.storage_key, f"refs/pr/{num}"), bk.repos.resolve(repo.storage_key, base)
+    if head is None or target is None:
+        return "", []
+    mb = git.merge_base(head, target)
+    diff = git.diff(git[mb], git[head]).patch or "" if mb is not None else ""
+    conflicts: list[str] = []
+    if mb is not None and str(mb) not in (head, target):
+        index = git.merge_commits(target, head)
+        if index.conflicts is not None:
+            conflicts = sorted({(o or t or a).path for a, o, t in index.conflicts})
+    return diff, conflicts

@@ -1,0 +1,73 @@
+"""Discussions and pull requests, driven by the stock huggingface_hub client: details, comments, status, title."""
+
+from __future__ import annotations
+
+import pytest
+from huggingface_hub import HfApi
+from huggingface_hub.community import DiscussionComment, DiscussionStatusChange, DiscussionTitleChange
+from huggingface_hub.errors import HfHubHTTPError
+
+
+def test_discussion_round_trip_has_the_hub_shape(api, alice, repo_factory):
+    repo_id = repo_factory("disc")
+    d = api.create_discussion(repo_id, title="A question", description="What is this?")
+    assert (d.title, d.status, d.author, d.is_pull_request) == ("A question", "open", alice.name, False)
+    assert d.conflicting_files is None and d.target_branch is None
+    first = d.events[0]
+    assert isinstance(first, DiscussionComment)
+    assert (first.content, first.edited, first.hidden, first.author) == ("What is this?", False, False, alice.name)
+    assert first.last_edited_by == alice.name and first.last_edited_at and isinstance(first.rendered, str)
+    assert first.edit_history == [] or isinstance(first.edit_history, list)
+
+
+def test_pull_request_details(api, repo_factory):
+    repo_id = repo_factory("pr")
+    pr = api.create_pull_request(repo_id, title="Add a file", description="See the diff")
+    api.upload_file(path_or_fileobj=b"hello", path_in_repo="a.txt", repo_id=repo_id, revision=pr.git_reference,
+                    commit_message="add a.txt")
+    pr = api.get_discussion_details(repo_id, pr.num)
+    assert pr.is_pull_request and pr.target_branch == "refs/heads/main"
+    assert pr.conflicting_files == [] and pr.merge_commit_oid is None
+    assert "a.txt" in (pr.diff or "")
+    commits = [e for e in pr.events if e.type == "commit"]
+    assert [c.summary for c in commits] == ["add a.txt"] and len(commits[0].oid) == 40
+
+
+def test_comment_status_rename(api, bob_api, alice, bob, repo_factory):
+    repo_id = repo_factory("flow")
+    d = api.create_discussion(repo_id, title="Typo", description="first")
+    c = bob_api.comment_discussion(repo_id, d.num, "me too")  # anyone with a write token who can read the repo
+    assert isinstance(c, DiscussionComment) and (c.author, c.content, c.edited, c.hidden) == (bob.name, "me too",
+                                                                                                False, False)
+    with pytest.raises(HfHubHTTPError) as e:
+        HfApi(token=bob.read_token).comment_discussion(repo_id, d.num, "no")
+    assert e.value.response.status_code == 403
+    with pytest.raises(HfHubHTTPError) as e:  # not the author, not a writer
+        bob_api.change_discussion_status(repo_id, d.num, "closed")
+    assert e.value.response.status_code == 403
+    t = api.rename_discussion(repo_id, d.num, "Typo in README")
+    assert isinstance(t, DiscussionTitleChange) and (t.old_title, t.new_title) == ("Typo", "Typo in README")
+    s = api.change_discussion_status(repo_id, d.num, "closed", comment="fixed")
+    assert isinstance(s, DiscussionStatusChange) and s.new_status == "closed" and s.author == alice.name
+    details = api.get_discussion_details(repo_id, d.num)
+    assert details.title == "Typo in README" and details.status == "closed"
+    assert [(e.type, e.author) for e in details.events] == [
+        ("comment", alice.name), ("comment", bob.name), ("title-change", alice.name),
+        ("comment", alice.name), ("status-change", alice.name)]
+    assert details.events[1].content == "me too" and details.events[1].edited is False
+    listed = {x.num: x.status for x in api.get_repo_discussions(repo_id)}
+    assert listed == {d.num: "closed"}
+    assert [x.num for x in api.get_repo_discussions(repo_id, discussion_status="open")] == []
+    assert [x.num for x in api.get_repo_discussions(repo_id, discussion_status="closed")] == [d.num]
+
+
+def test_private_repo_discussions_are_missing(api, bob_api, repo_factory):
+    repo_id = repo_factory("priv", private=True)
+    d = api.create_discussion(repo_id, title="internal")
+    api.comment_discussion(repo_id, d.num, "members only")
+    for call in (lambda: bob_api.get_discussion_details(repo_id, d.num),
+                 lambda: bob_api.comment_discussion(repo_id, d.num, "hi"),
+                 lambda: bob_api.rename_discussion(repo_id, d.num, "x")):
+        with pytest.raises(HfHubHTTPError) as e:
+            call()
+        assert e.value.response.status_code == 404
