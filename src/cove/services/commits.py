@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import re
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import pathspec
+import regex
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -35,9 +38,17 @@ LFS_SIZE_THRESHOLD = 10 * 1024 * 1024
 _HEX_RE = re.compile(r"^[0-9a-f]{64}$")
 _PARENT_RE = re.compile(r"^[0-9a-fA-F]{5,40}$")
 _MAX_RETRIES = 20
+#: The Hub's words for a stale `parentCommit`; clients (e.g. OpenDAL) match on them to retry.
+STALE_PARENT = "The branch was updated since you opened this page. Please refresh and try again."
 _OP_FIELDS = {"file": ("path", "content", "encoding"), "lfsFile": ("path", "algo", "oid", "size"),
               "deletedFile": ("path",), "deletedFolder": ("path",)}
 _MAX_FIELD = 128
+#: What preupload reads of a repo's `.gitignore`: its first MB, its first patterns, each of bounded length; and
+#: how long matching paths against them may take (a pattern like `*a*a*a*a*b` backtracks exponentially).
+_GITIGNORE_MAX_BYTES = 1_000_000
+_GITIGNORE_MAX_PATTERNS = 1000
+_GITIGNORE_MAX_LINE = 1024
+_GITIGNORE_BUDGET_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -60,6 +71,46 @@ def _lfs_spec(bk: Backends, repo: Repo, sha: str) -> pathspec.PathSpec:
     return pathspec.PathSpec.from_lines("gitwildmatch", patterns)
 
 
+def _ignore_rules(bk: Backends, repo: Repo, sha: str, git_ignore: str | None) -> list[tuple[regex.Pattern, bool]]:
+    """The repo's `.gitignore` at `sha` (bounded) followed by the client's `gitIgnore`, as (regex, include)
+    rules: the last rule that matches a path decides, as in git."""
+    lines: list[str] = []
+    e = bk.repos.entry(repo.storage_key, sha, ".gitignore")
+    if e and e.type == "file" and not e.is_lfs:
+        data = bk.repos.read_blob(repo.storage_key, e.oid)[:_GITIGNORE_MAX_BYTES]
+        text = data.decode("utf-8", "replace")
+        kept = (ln for ln in text.splitlines() if ln.strip() and len(ln) <= _GITIGNORE_MAX_LINE)
+        lines = [ln for _, ln in zip(range(_GITIGNORE_MAX_PATTERNS), kept, strict=False)]
+    rules: list[tuple[regex.Pattern, bool]] = []
+    for source, src_lines in (("repo", lines), ("client", git_ignore.splitlines() if git_ignore else [])):
+        try:
+            patterns = pathspec.GitIgnoreSpec.from_lines(src_lines).patterns
+        except (ValueError, TypeError) as exc:  # GitWildMatchPatternError is a ValueError
+            if source == "client":
+                raise BadRequest(f"Invalid 'gitIgnore': {exc}") from exc
+            patterns = []  # a repo's own broken .gitignore ignores nothing, it does not block uploads
+        for pat in patterns:
+            if pat.include is not None and pat.regex is not None:
+                rules.append((regex.compile(pat.regex.pattern), bool(pat.include)))
+    return rules
+
+
+def _is_ignored(rules: list[tuple[regex.Pattern, bool]], path: str, deadline: float) -> bool:
+    """Whether `path` is ignored; matching is time-boxed (`regex`'s timeout), past it nothing more is ignored."""
+    ignored = False
+    for rx, include in rules:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        try:
+            if rx.match(path, timeout=left):
+                ignored = include
+        except TimeoutError:
+            logging.getLogger("cove").warning("preupload: .gitignore matching ran out of time at %s", path)
+            return False
+    return ignored
+
+
 def preupload(
     db: Session, bk: Backends, actor: Actor, repo: Repo, *, revision: str, files: list[dict], git_ignore: str | None
 ) -> list[dict]:
@@ -72,10 +123,8 @@ def preupload(
     spec = _lfs_spec(bk, repo, sha)
     if git_ignore is not None and not isinstance(git_ignore, str):
         raise BadRequest("'gitIgnore' must be a string")
-    try:
-        ignore = pathspec.PathSpec.from_lines("gitwildmatch", git_ignore.splitlines()) if git_ignore else None
-    except (ValueError, TypeError) as exc:  # GitWildMatchPatternError is a ValueError
-        raise BadRequest(f"Invalid 'gitIgnore': {exc}") from exc
+    rules = _ignore_rules(bk, repo, sha, git_ignore)
+    deadline = time.monotonic() + _GITIGNORE_BUDGET_S
     out = []
     for f in files:
         if not isinstance(f, dict) or not isinstance(f.get("path"), str):
@@ -96,7 +145,7 @@ def preupload(
         out.append({
             "path": f["path"],
             "uploadMode": "lfs" if lfs and size > 0 else "regular",
-            "shouldIgnore": bool(ignore and ignore.match_file(path)),
+            "shouldIgnore": bool(rules) and _is_ignored(rules, path, deadline),
             "oid": oid,
         })
     return out
@@ -210,8 +259,8 @@ def _delete_op(bk: Backends, key: str, head: str | None, path: str, folder: bool
     if entry is None:
         what = "folder" if folder else "file"
         raise EntryNotFound(f"A {what} with this name doesn't exist: {path}")
-    if not folder and entry.type == "directory":
-        raise BadRequest(f"{path} is a folder: delete it with deletedFolder")
+    # A deletedFile on a folder deletes the folder, as on the Hub (the client sends a path without a trailing
+    # slash as deletedFile).
     return FileOp(path, None, folder=entry.type == "directory")
 
 
@@ -289,9 +338,7 @@ def create_commit(
     for _ in range(1 if create_pr else _MAX_RETRIES):
         head = bk.repos.resolve(key, ref)
         if parent_req and not (head or "").startswith(parent_req.lower()):
-            raise PreconditionFailed(
-                f"A commit has happened since the parent commit {parent_req}: the head of {revision} is {head}"
-            )
+            raise PreconditionFailed(STALE_PARENT)
         all_ops = list(file_ops) + [_delete_op(bk, key, head, path, folder) for path, folder in deletes]
         new = bk.repos.write_commit(key, parent=head, ops=all_ops, author=author, message=message)
         if create_pr:  # the commit exists: now its number, its row and its new refs/pr/N, together
@@ -303,7 +350,7 @@ def create_commit(
             bk.repos.update_ref(key, ref, new, head or ZERO)
         except RefConflict:
             if parent_req:
-                raise PreconditionFailed(f"A commit has happened since the parent commit {parent_req}") from None
+                raise PreconditionFailed(STALE_PARENT) from None
             continue  # someone else moved the branch: rebuild on top of their commit
         break
     else:
