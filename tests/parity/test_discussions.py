@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from huggingface_hub import HfApi
 from huggingface_hub.community import DiscussionComment, DiscussionStatusChange, DiscussionTitleChange
@@ -71,3 +77,29 @@ def test_private_repo_discussions_are_missing(api, bob_api, repo_factory):
         with pytest.raises(HfHubHTTPError) as e:
             call()
         assert e.value.response.status_code == 404
+
+
+def test_hf_discussions_cli_end_to_end(api, alice, server, repo_factory, tmp_path):
+    """`hf discussions` comment, rename, close, list, info and diff, as a user types them."""
+    repo_id = repo_factory("cli")
+    pr = api.create_pull_request(repo_id, title="Add b", description="please")
+    api.upload_file(path_or_fileobj=b"bee", path_in_repo="b.txt", repo_id=repo_id, revision=pr.git_reference)
+    env = {k: v for k, v in os.environ.items() if k != "HF_TOKEN"}
+    env.update(HF_ENDPOINT=server.endpoint, HF_HOME=str(tmp_path / "hf"), HF_TOKEN=alice.token)
+    hf = str(Path(sys.executable).with_name("hf"))
+
+    def run(*args: str) -> str:
+        done = subprocess.run([hf, "discussions", *args], env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+        return done.stdout
+
+    run("comment", repo_id, str(pr.num), "--body", "looks good")
+    run("rename", repo_id, str(pr.num), "Add b.txt")
+    run("close", repo_id, str(pr.num), "--comment", "later", "--yes")
+    assert "Add b.txt" in run("list", repo_id, "--status", "closed")
+    assert "b.txt" in run("diff", repo_id, str(pr.num))
+    info = json.loads(run("info", repo_id, str(pr.num), "--format", "json"))
+    assert info["status"] == "closed" and info["title"] == "Add b.txt"
+    details = api.get_discussion_details(repo_id, pr.num)
+    assert [e.type for e in details.events if e.type != "commit"] == [
+        "comment", "comment", "title-change", "comment", "status-change"]
