@@ -16,7 +16,8 @@ def test_create_info_delete_each_type(api, repo_type):
     assert url.repo_id == f"alice/t-{repo_type}"
     info = api.repo_info(f"alice/t-{repo_type}", repo_type=repo_type)
     assert info.id == f"alice/t-{repo_type}" and len(info.sha) == 40
-    assert [s.rfilename for s in info.siblings] == [".gitattributes"]
+    # As on the Hub, a new Space starts with a README.md holding its sdk.
+    assert [s.rfilename for s in info.siblings] == [".gitattributes"] + (["README.md"] if repo_type == "space" else [])
     assert info.created_at.tzinfo is not None
     again = api.create_repo(f"alice/t-{repo_type}", repo_type=repo_type, exist_ok=True, **kw)
     assert again.repo_id == f"alice/t-{repo_type}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from pathlib import Path
 
@@ -40,6 +41,12 @@ def test_preupload_honours_the_repos_gitignore(api, repo_factory, tmp_path: Path
     files = set(api.list_repo_files(repo_id))
     assert "kept.txt" in files
     assert "debug.log" not in files and "build/out.bin" not in files
+    # A .gitignore that backtracks exponentially (`*a*a...*b` against a long name) costs a bounded time.
+    api.upload_file(path_or_fileobj=("*a" * 30 + "b\n").encode(), path_in_repo=".gitignore", repo_id=repo_id)
+    start = time.monotonic()
+    api.upload_file(path_or_fileobj=b"x", path_in_repo="a" * 120 + ".txt", repo_id=repo_id)
+    assert time.monotonic() - start < 15
+    assert "a" * 120 + ".txt" in api.list_repo_files(repo_id)
 
 
 def test_a_new_space_has_a_readme_with_its_sdk(api, repo_factory, cache_dir: Path):

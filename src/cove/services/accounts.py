@@ -15,7 +15,11 @@ from cove.db.tables import Membership, Namespace, Token, utcnow
 from cove.errors import BadRequest, Conflict, NotFound
 
 TOKEN_PREFIX = "cove_"
-_NAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?$")
+# The Hub's rule (huggingface_hub's validate_repo_id): 1-96 of letters, digits, '-', '_', '.', starting and ending
+# with a letter, a digit or '_' (`__DUMMY_HUB_USER__` is a real Hub user); '--' and '..' are refused elsewhere.
+_NAME_RE = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9_])?$")
+NAME_RULE = ("names use letters, digits, '-', '_' or '.' (at most 96), cannot start or end with '-' or '.', "
+             "and cannot contain '--' or '..'")
 
 
 def hash_token(token: str) -> str:
@@ -62,12 +66,13 @@ ANONYMOUS = Actor(None, None, "none")
 RESERVED_NAMES = frozenset({
     "api", "models", "datasets", "spaces", "login", "logout", "settings", "organizations", "new", "docs",
     "lfs", "cas", "static", "avatars", "join", "search", "blog", "pricing", "admin",
+    "_static",  # the web UI's assets, served before any login check
 })
 
 
 def validate_name(name: str) -> str:
     if not _NAME_RE.match(name) or "--" in name or ".." in name:
-        raise BadRequest(f"Invalid name {name!r}: use letters, digits, '-', '_' or '.' (1-96 characters)")
+        raise BadRequest(f"Invalid name {name!r}: {NAME_RULE}")
     if name.lower() in RESERVED_NAMES:
         raise BadRequest(f"The name {name!r} is reserved")
     return name

@@ -7,6 +7,7 @@ import re
 import secrets
 from datetime import UTC, datetime, timedelta
 
+import yaml
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
@@ -14,10 +15,10 @@ from cove.backends import Backends
 from cove.db.tables import Repo, RepoTag, utcnow
 from cove.errors import BadRequest, Conflict, RepoNotFound
 from cove.services import access
-from cove.services.accounts import Actor, get_namespace
+from cove.services.accounts import NAME_RULE, Actor, get_namespace
 from cove.services.cards import IndexData, derive_index
 
-_REPO_NAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?$")
+_REPO_NAME_RE = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9_])?$")  # the Hub's rule
 INDEX_FILES = ("README.md", "config.json", "adapter_config.json", "modules.json")
 SPACE_SDKS = ("gradio", "streamlit", "docker", "static")
 
@@ -28,10 +29,7 @@ def validate_repo_id(repo_id: str) -> tuple[str, str]:
         raise BadRequest(f"Invalid repo id {repo_id!r}: expected 'namespace/name'")
     for part in (ns, name):
         if not _REPO_NAME_RE.match(part) or "--" in part or ".." in part or part.endswith(".git"):
-            raise BadRequest(
-                f"Invalid repo id {repo_id!r}: names use letters, digits, '-', '_', '.', "
-                "may not start or end with '-' or '.', nor contain '--' or '..'"
-            )
+            raise BadRequest(f"Invalid repo id {repo_id!r}: {NAME_RULE}, nor end with '.git'")
     return ns, name
 
 
@@ -70,9 +68,21 @@ def create(
                 sdk=sdk if repo_type == "space" else None, tags=[])
     db.add(repo)
     db.flush()
-    sha = bk.repos.create(key, author=actor.name or "cove")
+    # A new Space starts with a README.md carrying its sdk in the front matter, as on the Hub.
+    files = {"README.md": space_readme(name, str(sdk))} if repo_type == "space" else None
+    sha = bk.repos.create(key, author=actor.name or "cove", files=files)
     reindex(db, bk, repo, sha)
     return repo, True
+
+
+def space_readme(name: str, sdk: str) -> bytes:
+    """The card of a new Space (the Hub's template): its title and sdk in the YAML header."""
+    meta = {"title": name, "emoji": "🚀", "colorFrom": "blue", "colorTo": "purple", "sdk": sdk, "pinned": False}
+    if sdk in ("gradio", "streamlit"):
+        meta["app_file"] = "app.py"
+    header = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True)
+    body = "Check out the configuration reference at https://huggingface.co/docs/hub/spaces-config-reference\n"
+    return f"---\n{header}---\n\n{body}".encode()
 
 
 def delete_repo(db: Session, bk: Backends, actor: Actor, repo: Repo) -> None:

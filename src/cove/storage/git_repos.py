@@ -125,7 +125,9 @@ class GitRepoStore:
     def forget(self, key: str) -> None:
         getattr(self._local, "repos", {}).pop(key, None)
 
-    def create(self, key: str, *, author: str, message: str = "initial commit") -> str:
+    def create(self, key: str, *, author: str, message: str = "initial commit",
+               files: dict[str, bytes] | None = None) -> str:
+        """A bare repo whose first commit on `main` holds `.gitattributes` and `files` (top-level names)."""
         p = self.path(key)
         p.parent.mkdir(parents=True, exist_ok=True)
         repo = pygit2.init_repository(str(p), bare=True, initial_head="main")
@@ -136,6 +138,8 @@ class GitRepoStore:
         blob = repo.create_blob(DEFAULT_GITATTRIBUTES.encode())
         tb = repo.TreeBuilder()
         tb.insert(".gitattributes", blob, pygit2.GIT_FILEMODE_BLOB)
+        for name, data in (files or {}).items():
+            tb.insert(name, repo.create_blob(data), pygit2.GIT_FILEMODE_BLOB)
         sig = _signature(author)
         sha = repo.create_commit(None, sig, sig, message, tb.write(), [])
         self.update_ref(key, "refs/heads/main", str(sha), ZERO)
