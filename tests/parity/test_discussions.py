@@ -103,3 +103,30 @@ def test_hf_discussions_cli_end_to_end(api, alice, server, repo_factory, tmp_pat
     details = api.get_discussion_details(repo_id, pr.num)
     assert [e.type for e in details.events if e.type != "commit"] == [
         "comment", "comment", "title-change", "comment", "status-change"]
+
+
+def test_edit_and_hide_comments(api, bob_api, alice, bob, repo_factory):
+    repo_id = repo_factory("edit")
+    d = api.create_discussion(repo_id, title="Edits", description="frist")
+    c = bob_api.comment_discussion(repo_id, d.num, "secret tokn")
+    opening = api.get_discussion_details(repo_id, d.num).events[0]
+    edited = api.edit_discussion_comment(repo_id, d.num, opening.id, "first")
+    assert (edited.content, edited.edited, edited.number_of_edits, edited.last_edited_by) == ("first", True, 1,
+                                                                                             alice.name)
+    with pytest.raises(HfHubHTTPError) as e:  # only its author edits a comment
+        api.edit_discussion_comment(repo_id, d.num, c.id, "changed")
+    assert e.value.response.status_code == 403
+    fixed = bob_api.edit_discussion_comment(repo_id, d.num, c.id, "secret token")
+    assert fixed.content == "secret token" and fixed.edit_history[0]["raw"] == "secret tokn"
+    with pytest.raises(HfHubHTTPError) as e:  # hiding is the repo's writers' call
+        bob_api.hide_discussion_comment(repo_id, d.num, c.id)
+    assert e.value.response.status_code == 403
+    hidden = api.hide_discussion_comment(repo_id, d.num, c.id)
+    assert hidden.hidden
+    details = api.get_discussion_details(repo_id, d.num)
+    assert details.events[0].content == "first"
+    after = details.events[1]
+    assert after.hidden and "secret" not in json.dumps(after._event)
+    with pytest.raises(HfHubHTTPError) as e:
+        api.edit_discussion_comment(repo_id, d.num, "e" + "f" * 23, "x")
+    assert e.value.response.status_code == 404

@@ -101,8 +101,10 @@ def get_discussion(plural: str, ns: str, name: str, num: int, bk: Bk, actor: Cur
 def _details(bk: Backends, db: Session, repo: Repo, d: Discussion, *, with_diff: bool = False) -> dict:
     """The Hub's discussion details: the opening comment, stored events and (for a PR) its commits, by time."""
     out = _json(d, repo.repo_id, repo.type)
-    events = [discussions.comment_json(f"d{d.id:023x}", d.author, d.description, d.created_at)]
-    events += [discussions.event_json(ev) for ev in discussions.stored_events(db, d)]
+    stored = discussions.stored_events(db, d)
+    opening = next((ev for ev in stored if ev.type == "opening"), None)
+    events = [discussions.opening_json(d, opening)]
+    events += [discussions.event_json(ev) for ev in stored if ev.type != "opening"]
     if d.is_pull_request:
         events += discussions.pr_commits(bk, repo, d.num)
         events.sort(key=lambda e: e["createdAt"])  # stable: the opening comment stays first
@@ -191,3 +193,46 @@ def rename(plural: str, ns: str, name: str, num: int, body: Annotated[dict[str, 
         old, d.title = d.title, title
         ev = discussions.add_event(db, d, "title-change", actor.name or "", {"from": old, "to": title})
         return {"newTitle": discussions.event_json(ev)}
+
+
+def _comment(db: Session, d: Discussion, comment_id: str) -> tuple[DiscussionEvent, bool]:
+    found = discussions.find_comment(db, d, comment_id.lower())
+    if found is None:
+        raise NotFound(f"Comment {comment_id} not found")
+    return found
+
+
+def _comment_out(d: Discussion, ev: DiscussionEvent, opening: bool) -> dict:
+    return {"updatedComment": discussions.opening_json(d, ev) if opening else discussions.event_json(ev)}
+
+
+@router.post("/api/{plural}/{ns}/{name}/discussions/{num}/comment/{comment_id}/edit")
+def edit_comment(plural: str, ns: str, name: str, num: int, comment_id: str,
+                 body: Annotated[dict[str, Any], Body()], bk: Bk, actor: CurrentActor) -> dict:
+    text = _text(body, "content", bk.settings.max_commit_description)
+    with bk.db.session() as db:
+        repo = access.readable_repo(db, actor, repo_type_of(plural), f"{ns}/{name}")
+        d = _discussion(db, repo, num)
+        access.require_write_token(actor, "edit a comment")
+        ev, opening = _comment(db, d, comment_id)
+        if actor.name != ev.author:
+            raise Forbidden("Only the author of a comment can edit it")
+        if ev.data.get("hidden"):
+            raise Forbidden("This comment is hidden: it cannot be edited")
+        discussions.edit_comment(ev, actor.name or "", text)
+        if opening:
+            d.description = text
+        db.flush()
+        return _comment_out(d, ev, opening)
+
+
+@router.post("/api/{plural}/{ns}/{name}/discussions/{num}/comment/{comment_id}/hide")
+def hide_comment(plural: str, ns: str, name: str, num: int, comment_id: str, bk: Bk, actor: CurrentActor) -> dict:
+    with bk.db.session() as db:
+        repo = access.readable_repo(db, actor, repo_type_of(plural), f"{ns}/{name}")
+        d = _discussion(db, repo, num)
+        access.require_write(db, actor, repo)  # moderation: the repo's writers
+        ev, opening = _comment(db, d, comment_id)
+        discussions.hide_comment(ev)
+        db.flush()
+        return _comment_out(d, ev, opening)

@@ -61,23 +61,76 @@ def _author(name: str) -> dict:
     return {"name": name or "deleted", "type": "user"}
 
 
-def comment_json(event_id: str, author: str, raw: str, at: datetime) -> dict:
-    """A comment event; comments are never edited or hidden in Cove (yet), so ``latest`` is the original."""
+HIDDEN_TEXT = "This comment has been hidden"
+
+
+def comment_json(event_id: str, author: str, data: dict, at: datetime) -> dict:
+    """A comment event. ``data`` holds ``raw`` and, once edited or hidden, ``history`` (the earlier versions,
+    newest first, each ``{raw, updatedAt, author}``), ``hidden``, ``updatedAt`` and ``editor``."""
     stamp = iso(at)
+    history = list(data.get("history", []))
+    hidden = bool(data.get("hidden"))
+    raw = HIDDEN_TEXT if hidden else data.get("raw", "")
+    editor = data.get("editor") or author
+    editors = list(dict.fromkeys([editor, *(h.get("author", {}).get("name", "") for h in history), author]))
     return {"id": event_id, "type": "comment", "createdAt": stamp, "author": _author(author),
-            "data": {"edited": False, "hidden": False, "numEdits": 0, "editors": [author], "reactions": [],
-                     "identifiedLanguage": {"language": "en", "probability": 1.0}, "history": [],
+            "data": {"edited": bool(history), "hidden": hidden, "numEdits": len(history),
+                     "editors": [e for e in editors if e], "reactions": [],
+                     "identifiedLanguage": {"language": "en", "probability": 1.0}, "history": history,
                      "latest": {"raw": raw, "html": f"<p>{html.escape(raw)}</p>" if raw else "",
-                                "updatedAt": stamp, "author": _author(author)}}}
+                                "updatedAt": data.get("updatedAt") or stamp, "author": _author(editor)}}}
+
+
+def opening_json(d: Discussion, meta: DiscussionEvent | None) -> dict:
+    """The opening comment (the description); its edits live in an ``opening`` event, if any."""
+    return comment_json(f"d{d.id:023x}", d.author, meta.data if meta else {"raw": d.description}, d.created_at)
 
 
 def event_json(ev: DiscussionEvent) -> dict:
     """A stored event in the Hub's shape; its id is ``e`` + 23 hex digits (the opening comment's starts ``d``)."""
     eid = f"e{ev.id:023x}"
     if ev.type == "comment":
-        return comment_json(eid, ev.author, ev.data.get("raw", ""), ev.created_at)
+        return comment_json(eid, ev.author, ev.data, ev.created_at)
     return {"id": eid, "type": ev.type, "createdAt": iso(ev.created_at), "author": _author(ev.author),
             "data": dict(ev.data)}
+
+
+def find_comment(db: Session, d: Discussion, comment_id: str) -> tuple[DiscussionEvent, bool] | None:
+    """The stored comment ``comment_id`` names, and whether it is the opening one (then its ``opening`` event,
+    made on first use)."""
+    if len(comment_id) != 24 or comment_id[0] not in "de":
+        return None
+    try:
+        pk = int(comment_id[1:], 16)
+    except ValueError:
+        return None
+    if comment_id[0] == "d":
+        if pk != d.id:
+            return None
+        meta = db.scalar(select(DiscussionEvent).where(DiscussionEvent.discussion_pk == d.id,
+                                                       DiscussionEvent.type == "opening"))
+        if meta is None:
+            meta = add_event(db, d, "opening", d.author, {"raw": d.description})
+        return meta, True
+    ev = db.get(DiscussionEvent, pk) if pk < 2**63 else None
+    if ev is None or ev.discussion_pk != d.id or ev.type != "comment":
+        return None
+    return ev, False
+
+
+def edit_comment(ev: DiscussionEvent, editor: str, raw: str) -> None:
+    data = dict(ev.data)
+    previous = {"raw": data.get("raw", ""), "updatedAt": data.get("updatedAt") or iso(ev.created_at),
+                "author": _author(data.get("editor") or ev.author)}
+    data.update(raw=raw, history=[previous, *data.get("history", [])], updatedAt=iso(datetime.now(UTC)),
+                editor=editor)
+    ev.data = data  # a new dict: the JSON column sees the change
+
+
+def hide_comment(ev: DiscussionEvent) -> None:
+    """Irreversible, as on the Hub: the text and every earlier version are dropped."""
+    history = [{**h, "raw": ""} for h in ev.data.get("history", [])]
+    ev.data = {**ev.data, "hidden": True, "raw": "", "history": history}
 
 
 def add_event(db: Session, d: Discussion, kind: str, author: str, data: dict) -> DiscussionEvent:
@@ -89,7 +142,7 @@ def add_event(db: Session, d: Discussion, kind: str, author: str, data: dict) ->
 
 def stored_events(db: Session, d: Discussion) -> list[DiscussionEvent]:
     return list(db.scalars(select(DiscussionEvent).where(DiscussionEvent.discussion_pk == d.id)
-                           .order_by(DiscussionEvent.id)).all())
+                           .order_by(DiscussionEvent.id)).all())  # the ``opening`` one included
 
 
 def pr_commits(bk: Backends, repo: Repo, num: int, base: str = "main", limit: int = 250) -> list[dict]:
