@@ -24,7 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cove.allocator import limit_arenas
 from cove.backends import Backends, build_backends
-from cove.errors import HubError, InsufficientStorage
+from cove.errors import HubError, InsufficientStorage, RepoNotFound
 from cove.observability import route_of
 from cove.settings import Settings
 
@@ -219,6 +219,13 @@ def create_app(settings: Settings | None = None, backends: Backends | None = Non
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        from cove.api.repos import namespace_less
+
+        if exc.status_code in (404, 405) and namespace_less(request.scope["path"]):
+            # No route ran, so no actor: the message follows the credentials sent, as access.readable_repo's does.
+            err = RepoNotFound() if "authorization" in request.headers else RepoNotFound(
+                "Repository not found. If the repo is private, make sure you are authenticated.")
+            return error_response(request, err.status, err.message, err.code)
         code = "NotFound" if exc.status_code == 404 else None
         return error_response(request, exc.status_code, str(exc.detail), code, dict(exc.headers or {}))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import tempfile
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -103,9 +104,12 @@ def validate_yaml(body: Annotated[dict[str, Any], Body()], request: Request) -> 
 
 
 @router.get("/api/{plural}/{ns}/{name}/commits/{rev:path}")
-def list_commits(plural: str, ns: str, name: str, rev: str, bk: Bk, actor: CurrentActor,
-                 p: int = 0, limit: int = 50, expand: Annotated[list[str] | None, None] = None) -> JSONResponse:
+def list_commits(plural: str, ns: str, name: str, rev: str, request: Request, bk: Bk, actor: CurrentActor,
+                 p: int = 0, limit: int = 50, formatted: bool = False) -> JSONResponse:
     limit = max(1, min(limit, 1000))
+    # The client asks with `expand[]=formatted`; `?formatted=true` is accepted too. Without either, no HTML.
+    q = request.query_params
+    formatted = formatted or "formatted" in q.getlist("expand[]") + q.getlist("expand")
     with bk.db.session() as db:
         repo = access.readable_repo(db, actor, repo_type_of(plural), f"{ns}/{name}")
         sha = files.resolve_revision(bk, repo, rev)
@@ -114,13 +118,15 @@ def list_commits(plural: str, ns: str, name: str, rev: str, bk: Bk, actor: Curre
     if len(items) > limit:
         items = items[:limit]
         base = f"{bk.settings.public_endpoint}/api/{plural}/{ns}/{name}/commits/{quote(rev, safe='')}"
-        nxt = f"{base}?p={p + 1}&limit={limit}"
+        nxt = f"{base}?p={p + 1}&limit={limit}" + ("&expand[]=formatted" if formatted else "")
         headers["Link"] = f'<{nxt}>; rel="next"'
     out = [{
         "id": c.id, "title": c.title, "message": c.message, "date": iso(c.date),
         "authors": [{"user": c.author, "avatar": None}],
-        "formatted": {"title": c.title, "message": c.message},
     } for c in items]
+    if formatted:
+        for c in out:
+            c["formatted"] = {"title": html.escape(c["title"]), "message": html.escape(c["message"])}
     return JSONResponse(out, headers=headers)
 
 

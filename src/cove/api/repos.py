@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query
@@ -187,3 +188,18 @@ def likers(plural: str, ns: str, name: str, bk: Bk, actor: CurrentActor) -> list
         avatar = f"{bk.settings.public_endpoint}/avatars/{{}}.svg"
         return [{"user": u, "fullname": f, "type": "user", "avatarUrl": avatar.format(u)}
                 for u, f in likes.likers(db, repo)]
+
+
+# A repo id without a namespace (`/api/models/gpt2`, `/gpt2/resolve/main/x`): the Hub's legacy ids, which no Cove
+# repo has. Checked only for requests no route took, so no real route is shadowed; they answer as a missing repo.
+_SUBS = ("revision|commits|tree|refs|paths-info|preupload|commit|like|likers|discussions|branch|tag|settings"
+         "|auth-check|compare|revert|super-squash|xet-read-token|xet-write-token|ask-access|user-access-request")
+_NO_NAMESPACE = (
+    re.compile(rf"/api/(?:models|datasets|spaces)/[^/]+(?:/(?:{_SUBS})(?:/.*)?)?"),
+    re.compile(r"/(?:datasets/|spaces/)?[^/]+/resolve/[^/]+/.+"),
+)
+
+
+def namespace_less(path: str) -> bool:
+    """True for a path that names a repo by a bare name (no namespace): a repo that cannot exist here."""
+    return any(p.fullmatch(path) for p in _NO_NAMESPACE)

@@ -52,7 +52,7 @@ def create_branch(db: Session, bk: Backends, actor: Actor, repo: Repo, branch: s
     check_ref_name(branch)
     key = repo.storage_key
     if bk.repos.is_branch(key, branch):
-        raise Conflict(f"Reference already exists: refs/heads/{branch}")
+        raise Conflict(f"Reference refs/heads/{branch} already exists")
     sha = bk.repos.resolve(key, start or "main")
     if sha is None:
         raise RevisionNotFound(f"Invalid rev id: {start}")
@@ -65,7 +65,7 @@ def create_branch(db: Session, bk: Backends, actor: Actor, repo: Repo, branch: s
 def delete_branch(db: Session, bk: Backends, actor: Actor, repo: Repo, branch: str) -> None:
     access.require_write(db, actor, repo)
     if branch == "main":
-        raise Forbidden("Cannot delete the default branch 'main'")
+        raise Forbidden("Cannot delete refs/heads/main")
     if not bk.repos.is_branch(repo.storage_key, branch):
         raise RevisionNotFound(f"Invalid rev id: {branch}")
     bk.repos.update_ref(repo.storage_key, f"refs/heads/{branch}", ZERO, None)
@@ -73,15 +73,15 @@ def delete_branch(db: Session, bk: Backends, actor: Actor, repo: Repo, branch: s
 
 def create_tag(db: Session, bk: Backends, actor: Actor, repo: Repo, tag: str, revision: str) -> None:
     access.require_write(db, actor, repo)
-    check_ref_name(tag)
     key = repo.storage_key
     sha = bk.repos.resolve(key, revision)
-    if sha is None:
+    if sha is None:  # before the name's check, as on the Hub
         raise RevisionNotFound(f"Invalid rev id: {revision}")
+    check_ref_name(tag)
     try:
         bk.repos.update_ref(key, f"refs/tags/{tag}", sha, ZERO)
     except RefConflict as exc:
-        raise Conflict(f"Tag {tag} already exists") from exc
+        raise Conflict(f"Reference refs/tags/{tag} already exists") from exc
 
 
 def delete_tag(db: Session, bk: Backends, actor: Actor, repo: Repo, tag: str) -> None:

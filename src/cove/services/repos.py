@@ -99,7 +99,7 @@ def move(db: Session, bk: Backends, actor: Actor, repo: Repo, to_repo_id: str) -
     ns, name = validate_repo_id(to_repo_id)
     access.require_namespace_write(db, actor, ns)
     if access.find_repo(db, repo.type, to_repo_id) is not None:
-        raise Conflict(f"Repository {to_repo_id} already exists")
+        raise Conflict(f"A {repo.type} repository called {to_repo_id} already exists")
     repo.namespace, repo.name = ns, name
     return repo
 
