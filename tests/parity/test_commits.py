@@ -68,6 +68,8 @@ def test_names_may_start_and_end_with_underscore(server, api, repo_factory):
         api.delete_repo(repo_id2, missing_ok=True)
     user = f"__dummy_{uuid.uuid4().hex[:6]}__"
     cove("user", "add", user, "--password", "pw-pw-pw-pw")
+    # ... but not the web UI's assets path, which is served before any login check.
+    assert cove("user", "add", "_static", "--password", "pw-pw-pw-pw", check=False).returncode != 0
     # A refused name says the real rule (the client's own message words it the same way).
     r = httpx.post(f"{server.endpoint}/api/repos/create", headers={"authorization": f"Bearer {api.token}"},
                    json={"name": "-bad", "type": "model"})
