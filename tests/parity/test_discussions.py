@@ -130,3 +130,38 @@ def test_edit_and_hide_comments(api, bob_api, alice, bob, repo_factory):
     with pytest.raises(HfHubHTTPError) as e:
         api.edit_discussion_comment(repo_id, d.num, "e" + "f" * 23, "x")
     assert e.value.response.status_code == 404
+
+
+def test_merge_pull_request(api, bob_api, repo_factory):
+    repo_id = repo_factory("merge")
+    api.upload_file(path_or_fileobj=b"base", path_in_repo="shared.txt", repo_id=repo_id)
+    pr = api.create_pull_request(repo_id, title="Add c")
+    api.upload_file(path_or_fileobj=b"sea", path_in_repo="c.txt", repo_id=repo_id, revision=pr.git_reference,
+                    commit_message="add c.txt")
+    api.upload_file(path_or_fileobj=b"main moved", path_in_repo="d.txt", repo_id=repo_id)  # main moves meanwhile
+    with pytest.raises(HfHubHTTPError) as e:  # merging writes to main: writers only
+        bob_api.merge_pull_request(repo_id, pr.num)
+    assert e.value.response.status_code == 403
+    api.merge_pull_request(repo_id, pr.num, comment="thanks")
+    files = set(api.list_repo_files(repo_id))
+    assert {"c.txt", "d.txt", "shared.txt"} <= files
+    details = api.get_discussion_details(repo_id, pr.num)
+    main = api.list_repo_commits(repo_id)[0].commit_id
+    assert details.status == "merged" and details.merge_commit_oid == main
+    assert [c.summary for c in details.events if c.type == "commit"] == ["add c.txt"]
+    assert details.events[-1].type == "status-change" and details.events[-1].new_status == "merged"
+    assert "c.txt" in (details.diff or "")
+    with pytest.raises(HfHubHTTPError) as e:
+        api.merge_pull_request(repo_id, pr.num)
+    assert e.value.response.status_code == 400
+
+    conflicting = api.create_pull_request(repo_id, title="Edit shared")
+    api.upload_file(path_or_fileobj=b"pr side", path_in_repo="shared.txt", repo_id=repo_id,
+                    revision=conflicting.git_reference)
+    api.upload_file(path_or_fileobj=b"main side", path_in_repo="shared.txt", repo_id=repo_id)
+    assert api.get_discussion_details(repo_id, conflicting.num).conflicting_files == ["shared.txt"]
+    with pytest.raises(HfHubHTTPError) as e:
+        api.merge_pull_request(repo_id, conflicting.num)
+    assert e.value.response.status_code == 409
+    assert api.hf_hub_download(repo_id, "shared.txt") and api.get_discussion_details(
+        repo_id, conflicting.num).status == "open"

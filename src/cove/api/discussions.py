@@ -106,12 +106,17 @@ def _details(bk: Backends, db: Session, repo: Repo, d: Discussion, *, with_diff:
     events = [discussions.opening_json(d, opening)]
     events += [discussions.event_json(ev) for ev in stored if ev.type != "opening"]
     if d.is_pull_request:
-        events += discussions.pr_commits(bk, repo, d.num)
+        merged = next((ev.data.get("oid") for ev in stored
+                       if ev.type == "status-change" and ev.data.get("status") == "merged"), None)
+        base = "main"  # once merged, the PR is what it brought onto main: main before its merge commit
+        if merged and (info := bk.repos.commit_info(repo.storage_key, merged)).parents:
+            base = info.parents[0]
+        events += discussions.pr_commits(bk, repo, d.num, base)
         events.sort(key=lambda e: e["createdAt"])  # stable: the opening comment stays first
-        patch, conflicts = discussions.pr_diff_and_conflicts(bk, repo, d.num)
-        merged = d.status == "merged"
-        out["changes"] = {"base": "refs/heads/main",
-                          "mergeCommitId": bk.repos.resolve(repo.storage_key, "main") if merged else None}
+        patch, conflicts = discussions.pr_diff_and_conflicts(bk, repo, d.num, base)
+        if merged:
+            conflicts = []
+        out["changes"] = {"base": "refs/heads/main", "mergeCommitId": merged}
         out["filesWithConflicts"] = conflicts
         out["conflictingFiles"] = conflicts
         if with_diff:
@@ -236,3 +241,25 @@ def hide_comment(plural: str, ns: str, name: str, num: int, comment_id: str, bk:
         discussions.hide_comment(ev)
         db.flush()
         return _comment_out(d, ev, opening)
+
+
+@router.post("/api/{plural}/{ns}/{name}/discussions/{num}/merge")
+def merge(plural: str, ns: str, name: str, num: int, bk: Bk, actor: CurrentActor,
+          body: Annotated[dict[str, Any] | None, Body()] = None) -> dict:
+    note = (body or {}).get("comment")
+    if note is not None and (not isinstance(note, str) or len(note) > bk.settings.max_commit_description):
+        raise BadRequest(f"'comment' must be a string of at most {bk.settings.max_commit_description} characters")
+    with bk.db.session() as db:
+        repo = access.readable_repo(db, actor, repo_type_of(plural), f"{ns}/{name}")
+        d = _discussion(db, repo, num)
+        access.require_write(db, actor, repo)  # merging is a write to the target branch
+        if not d.is_pull_request:
+            raise BadRequest("This is a discussion, not a pull request: nothing to merge")
+        if d.status != "open":
+            raise BadRequest(f"This pull request is {d.status}: only an open one can be merged")
+        oid = discussions.merge_pr(db, bk, repo, d, author=actor.name or "cove")
+        if note and note.strip():
+            discussions.add_event(db, d, "comment", actor.name or "", {"raw": note.strip()})
+        d.status = "merged"
+        ev = discussions.add_event(db, d, "status-change", actor.name or "", {"status": "merged", "oid": oid})
+        return {"newStatus": discussions.event_json(ev)}

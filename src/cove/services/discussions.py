@@ -179,3 +179,33 @@ def pr_diff_and_conflicts(bk: Backends, repo: Repo, num: int, base: str = "main"
         if index.conflicts is not None:
             conflicts = sorted({(o or t or a).path for a, o, t in index.conflicts})
     return diff, conflicts
+
+
+def merge_pr(db: Session, bk: Backends, repo: Repo, d: Discussion, *, author: str, base: str = "main") -> str:
+    """Merge ``refs/pr/N`` into ``base`` as a merge commit; the branch moves by compare-and-swap (a branch moved
+    meanwhile is merged against again). Conflicting files are a 409 naming them, and nothing moves."""
+    from cove.services import repos  # repos → … → discussions: imported when used
+
+    key, ref = repo.storage_key, f"refs/heads/{base}"
+    git = bk.repos.repo(key)
+    head = bk.repos.resolve(key, f"refs/pr/{d.num}")
+    if head is None:
+        raise Conflict(f"refs/pr/{d.num} is missing: this pull request cannot be merged")
+    for _ in range(_ATTEMPTS):
+        target = bk.repos.resolve(key, ref)
+        if target is None:
+            raise Conflict(f"The target branch {base} is missing")
+        index = git.merge_commits(target, head)
+        if index.conflicts is not None:
+            files = sorted({(o or t or a).path for a, o, t in index.conflicts})
+            raise Conflict(f"Merge conflict on files: {', '.join(files)}")
+        tree = str(index.write_tree(git))
+        new = bk.repos.commit_with_tree(key, tree_of=tree, parents=[target, head], author=author,
+                                        message=f"Merge refs/pr/{d.num}: {d.title}")
+        try:
+            bk.repos.update_ref(key, ref, new, target)
+        except RefConflict:
+            continue  # the branch moved: merge onto its new head
+        repos.reindex(db, bk, repo, new)
+        return new
+    raise Conflict("Cannot merge: too many concurrent commits on the target branch, retry")
