@@ -165,3 +165,15 @@ def test_merge_pull_request(api, bob_api, repo_factory):
     assert e.value.response.status_code == 409
     assert api.hf_hub_download(repo_id, "shared.txt") and api.get_discussion_details(
         repo_id, conflicting.num).status == "open"
+
+
+def test_list_filters_by_type_and_author(api, bob_api, alice, bob, repo_factory):
+    repo_id = repo_factory("filters")
+    d = api.create_discussion(repo_id, title="by alice")
+    pr = api.create_pull_request(repo_id, title="a PR")
+    theirs = bob_api.create_discussion(repo_id, title="by bob")
+    assert [x.num for x in api.get_repo_discussions(repo_id, discussion_type="pull_request")] == [pr.num]
+    assert [x.num for x in api.get_repo_discussions(repo_id, discussion_type="discussion")] == [theirs.num, d.num]
+    assert [x.num for x in api.get_repo_discussions(repo_id, author=bob.name)] == [theirs.num]
+    listed = api.get_repo_discussions(repo_id, author=alice.name, discussion_type="discussion")
+    assert [(x.num, x.status, x.author) for x in listed] == [(d.num, "open", alice.name)]
