@@ -4,7 +4,6 @@ are capped; stored objects and xorbs the caller cannot read answer as unknown on
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -12,37 +11,17 @@ import re
 import subprocess
 import sys
 import tempfile
-import uuid
 from pathlib import Path
 
 import httpx
-import pytest
 
 from cove.xet import hashes, shard, xorb
 from tests.conftest import ENDPOINT, free_port, start_server, stop_server
+from tests.security.conftest import bearer as _auth
 
 MIB = 1024 * 1024
 
 
-def _auth(token: str) -> dict[str, str]:
-    return {"authorization": f"Bearer {token}"}
-
-
-@pytest.fixture
-def bob_repos(bob_api):
-    """bob's own repos, deleted afterwards."""
-    made: list[str] = []
-
-    def make(prefix: str = "bob", **kw) -> str:
-        repo_id = f"bob/{prefix}-{uuid.uuid4().hex[:8]}"
-        bob_api.create_repo(repo_id, **kw)
-        made.append(repo_id)
-        return repo_id
-
-    yield make
-    for repo_id in made:
-        with contextlib.suppress(Exception):
-            bob_api.delete_repo(repo_id, missing_ok=True)
 
 
 def _batch(token: str, repo_id: str, oid: str, size: int, transfers: tuple[str, ...] = ("basic",),

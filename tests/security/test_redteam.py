@@ -5,7 +5,6 @@ Each test reproduces one hole (it failed on the code before its fix)."""
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import io
 import json
@@ -13,35 +12,13 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 import zipfile
 from pathlib import Path
 
 import httpx
-import pytest
 
 from tests.conftest import ENDPOINT
-
-
-def _auth(token: str) -> dict[str, str]:
-    return {"authorization": f"Bearer {token}"}
-
-
-@pytest.fixture
-def bob_repos(bob_api):
-    """bob's own repos, deleted afterwards."""
-    made: list[str] = []
-
-    def make(prefix: str = "bob", **kw) -> str:
-        repo_id = f"bob/{prefix}-{uuid.uuid4().hex[:8]}"
-        bob_api.create_repo(repo_id, **kw)
-        made.append(repo_id)
-        return repo_id
-
-    yield make
-    for repo_id in made:
-        with contextlib.suppress(Exception):
-            bob_api.delete_repo(repo_id, missing_ok=True)
+from tests.security.conftest import bearer as _auth
 
 
 def _inline_commit(token: str, repo_id: str, path: str, data: bytes) -> httpx.Response:
