@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import free_port
-from tests.setup.test_signals import _alive, _bindable, _children
+from tests.setup.processes import bindable, children, survivors
 
 pytestmark = pytest.mark.slow
 
@@ -105,18 +105,15 @@ def test_fresh_clone_run(tmp_path: Path) -> None:
 
         venv_size, data_size = (subprocess.run(["du", "-sh", str(clone / folder)], capture_output=True, text=True,
                                                check=True).stdout.split()[0] for folder in (".venv", "cove-data"))
-        children = _children(proc.pid)
-        assert children and not _bindable(port)
+        started = children(proc.pid)
+        assert started and not bindable(port)
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
     finally:
         if proc.poll() is None:
             proc.kill()
-    deadline = time.time() + 15
-    while any(_alive(c) for c in children) and time.time() < deadline:
-        time.sleep(0.2)
-    assert not [c for c in children if _alive(c)]
-    assert _bindable(port)
+    assert not survivors(started)
+    assert bindable(port)
     if os.environ.get("COVE_RECORD_SETUP"):
         out = REPO / "benchmarks" / "results" / "setup-run.json"
         out.write_text(json.dumps({

@@ -13,34 +13,12 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SERVER_ENV, free_port
+from tests.setup.processes import bindable, children, survivors
 
 
 def _env(tmp_path: Path, port: int) -> dict[str, str]:
     return {**SERVER_ENV, "COVE_DATA": str(tmp_path / "data"), "COVE_PORT": str(port),
             "COVE_CONFIG": str(tmp_path / "config.toml"), "PYTHONUNBUFFERED": "1"}
-
-
-def _bindable(port: int) -> bool:
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def _children(pid: int) -> list[int]:
-    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
-    return [int(p) for p in out.split()]
-
-
-def _alive(pid: int) -> bool:
-    stat = Path(f"/proc/{pid}/stat")
-    try:
-        return stat.read_text().split(") ")[1][0] != "Z"
-    except (FileNotFoundError, IndexError):
-        return False
 
 
 @pytest.mark.parametrize("command", ["serve", "demo"])
@@ -69,18 +47,15 @@ def test_demo_stops_its_server_on_a_signal(tmp_path: Path, sig: signal.Signals) 
         while "Cove demo is ready" not in log.read_text():
             assert proc.poll() is None and time.time() < deadline, log.read_text()[-3000:]
             time.sleep(0.5)
-        children = _children(proc.pid)
-        assert children and not _bindable(port)
+        started = children(proc.pid)
+        assert started and not bindable(port)
         proc.send_signal(sig)  # to the demo process only, as `kill` or a supervisor sends it
         proc.wait(30)
     finally:
         if proc.poll() is None:
             proc.kill()
-    deadline = time.time() + 15
-    while any(_alive(c) for c in children) and time.time() < deadline:
-        time.sleep(0.2)
-    leftover = [c for c in children if _alive(c)]
+    leftover = survivors(started)
     for c in leftover:  # don't leave an orphan behind for the rest of the session
         subprocess.run(["kill", str(c)])
     assert not leftover, log.read_text()[-3000:]
-    assert _bindable(port)
+    assert bindable(port)
