@@ -34,7 +34,10 @@ def create_repo(body: JsonBody, bk: Bk, actor: CurrentActor) -> JSONResponse:
         org, name = name.split("/", 1)
     repo_type = _repo_type(body)
     visibility = body.get("visibility")
-    private = visibility in ("private", "protected") if visibility else bool(body.get("private", False))
+    if visibility:
+        private: bool | None = visibility in ("private", "protected")
+    else:  # neither: the namespace decides (an org may make its repos private by default)
+        private = None if body.get("private") is None else bool(body["private"])
     with bk.db.session() as db:
         repo, created = repos.create(db, bk, actor, repo_type=repo_type, namespace=org, name=name,
                                      private=private, sdk=body.get("sdk"))

@@ -149,6 +149,30 @@ def org_list(as_json: JsonOption = False) -> None:
     _emit(rows, as_json, ["name"])
 
 
+def _true_false(value: str) -> bool:
+    word = value.strip().lower()
+    if word not in ("true", "false"):
+        raise typer.BadParameter("true or false")
+    return word == "true"
+
+
+@org_app.command("set")
+def org_set(org: str,
+            private_by_default: Annotated[str | None, typer.Option(
+                "--private-by-default", help="true: repos created in ORG without a stated visibility are private.",
+                metavar="true|false")] = None,
+            ) -> None:
+    """Change an organization's settings."""
+    from cove.services import orgs
+
+    if private_by_default is None:
+        raise typer.BadParameter("nothing to set: pass --private-by-default true|false")
+    value = _true_false(private_by_default)
+    _run(lambda db, bk: orgs.set_private_by_default(db, org, value), db_only=True)
+    state = "private" if value else "public unless asked otherwise"
+    typer.echo(f"New repos in {org} are {state}.", err=True)
+
+
 @member_app.command("list")
 def member_list(org: str, as_json: JsonOption = False) -> None:
     """List an organization's members and their roles."""

@@ -218,3 +218,12 @@ class Scan(Base):
     report: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     meta: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class OrgSettings(Base):
+    """An organization's settings (`cove org set`); no row: the defaults."""
+
+    __tablename__ = "org_settings"
+    org_id: Mapped[int] = mapped_column(ForeignKey("namespaces.id", ondelete="CASCADE"), primary_key=True)
+    #: A repo created in the org without saying `private` or `visibility` is private.
+    private_by_default: Mapped[bool] = mapped_column(Boolean, default=False)

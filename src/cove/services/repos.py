@@ -41,7 +41,7 @@ def create(
     repo_type: str,
     namespace: str | None,
     name: str,
-    private: bool = False,
+    private: bool | None = None,
     sdk: str | None = None,
 ) -> tuple[Repo, bool]:
     """Create a repo (with an initial commit holding `.gitattributes`). Returns (repo, created)."""
@@ -63,6 +63,10 @@ def create(
         raise BadRequest(f"Namespace {namespace!r} does not exist")
     if repo_type == "space" and sdk not in SPACE_SDKS:
         raise BadRequest(f"Spaces need an sdk, one of {', '.join(SPACE_SDKS)}")
+    if private is None:  # no visibility asked for: the org's default (`cove org set --private-by-default`)
+        from cove.services import orgs
+
+        private = orgs.private_by_default(db, namespace)
     key = secrets.token_hex(16)
     repo = Repo(type=repo_type, namespace=namespace, name=name, storage_key=key, private=private,
                 sdk=sdk if repo_type == "space" else None, tags=[])
