@@ -4,6 +4,7 @@ deletion, repo duplication and the storage listing — each through `huggingface
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import httpx
 import pytest
@@ -91,3 +92,91 @@ def test_org_private_by_default(api, alice) -> None:
     cove("org", "set", org, "--private-by-default", "false")
     after = api.create_repo(f"{org}/after")
     assert api.model_info(after.repo_id).private is False
+
+
+# --- b. LFS files: list and delete for good -----------------------------------------------------------
+
+
+def _blob_files(server, oid: str) -> list:
+    return [p for p in server.data.rglob(oid) if p.is_file() and "lfs" in p.parts]
+
+
+def test_list_and_permanently_delete_lfs_files(server, api, bob_api, alice, no_xet, repo_factory, tmp_path) -> None:
+    import hashlib
+
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError
+
+    repo, other = repo_factory("lfs-a"), repo_factory("lfs-b")
+    own, shared = uuid.uuid4().bytes * 100, uuid.uuid4().bytes * 120
+    api.upload_file(path_or_fileobj=own, path_in_repo="weights/own.bin", repo_id=repo)
+    api.upload_file(path_or_fileobj=shared, path_in_repo="shared.bin", repo_id=repo)
+    api.upload_file(path_or_fileobj=b"plain text", path_in_repo="notes.txt", repo_id=repo)
+    api.upload_file(path_or_fileobj=shared, path_in_repo="copy.bin", repo_id=other)
+    own_oid, shared_oid = hashlib.sha256(own).hexdigest(), hashlib.sha256(shared).hexdigest()
+
+    files = {f.file_oid: f for f in api.list_lfs_files(repo)}
+    assert set(files) == {own_oid, shared_oid}
+    assert files[own_oid].filename == "weights/own.bin" and files[own_oid].size == len(own)
+    assert files[own_oid].oid == own_oid and files[own_oid].ref == "refs/heads/main"
+    assert files[own_oid].pushed_at is not None
+
+    # Pages follow the Link header.
+    r = httpx.get(f"{ENDPOINT}/api/models/{repo}/lfs-files", params={"limit": 1},
+                  headers={"authorization": f"Bearer {alice.token}"})
+    assert len(r.json()) == 1 and 'rel="next"' in r.headers["link"]
+
+    # Not a writer: 403 to list and to delete; a read token may not delete either.
+    for call in (lambda: list(bob_api.list_lfs_files(repo)),
+                 lambda: bob_api.permanently_delete_lfs_files(repo, list(files.values())),
+                 lambda: HfApi(endpoint=ENDPOINT, token=alice.read_token).permanently_delete_lfs_files(
+                     repo, list(files.values()))):
+        with pytest.raises(HfHubHTTPError) as exc:
+            call()
+        assert exc.value.response.status_code == 403
+    assert _blob_files(server, own_oid)
+
+    commits_before = len(api.list_repo_commits(repo))
+    api.permanently_delete_lfs_files(repo, list(files.values()))  # rewrite_history=True by default
+    assert list(api.list_lfs_files(repo)) == []
+    tree = {f.path for f in api.list_repo_tree(repo, recursive=True)}
+    assert "weights/own.bin" not in tree and "shared.bin" not in tree and "notes.txt" in tree
+    assert len(api.list_repo_commits(repo)) == commits_before  # history rewritten, not cut
+    for commit in api.list_repo_commits(repo):
+        assert not any(f.path.endswith(".bin") for f in api.list_repo_tree(repo, revision=commit.commit_id,
+                                                                           recursive=True))
+    assert not _blob_files(server, own_oid)  # no other repo held it: the bytes are gone
+    assert _blob_files(server, shared_oid)  # another repo holds it: its bytes stay
+    path = hf_hub_download(other, "copy.bin", cache_dir=tmp_path / "c1")
+    assert Path(path).read_bytes() == shared
+    assert api.model_info(repo).sha == api.list_repo_commits(repo)[0].commit_id
+
+    # Without the rewrite the pointer stays and the file answers 404 (its bytes are no longer this repo's).
+    api.upload_file(path_or_fileobj=own, path_in_repo="again.bin", repo_id=repo)
+    api.permanently_delete_lfs_files(repo, list(api.list_lfs_files(repo)), rewrite_history=False)
+    assert "again.bin" in {f.path for f in api.list_repo_tree(repo)}
+    with pytest.raises(EntryNotFoundError):
+        hf_hub_download(repo, "again.bin", cache_dir=tmp_path / "c2")
+
+
+def test_lfs_files_private_repo_answers_as_missing(bob_api, repo_factory) -> None:
+    repo = repo_factory("lfs-private", private=True)
+    with pytest.raises(RepositoryNotFoundError):
+        list(bob_api.list_lfs_files(repo))
+    r = httpx.post(f"{ENDPOINT}/api/models/{repo}/lfs-files/batch", json={"deletions": {"sha": ["0" * 64]}})
+    assert r.status_code == 404 and r.headers["x-error-code"] == "RepoNotFound"
+
+
+def test_xet_file_listed_with_its_hash_and_deleted(api, repo_factory, tmp_path) -> None:
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError
+
+    repo = repo_factory("lfs-xet")
+    data = uuid.uuid4().bytes * 5000
+    api.upload_file(path_or_fileobj=data, path_in_repo="model.safetensors", repo_id=repo)
+    [f] = api.list_lfs_files(repo)
+    assert f.filename == "model.safetensors" and f.size == len(data)
+    assert getattr(f, "xetHash", None) == api.get_paths_info(repo, ["model.safetensors"])[0].xet_hash
+    api.permanently_delete_lfs_files(repo, [f], rewrite_history=False)
+    with pytest.raises(EntryNotFoundError):
+        hf_hub_download(repo, "model.safetensors", cache_dir=tmp_path)
