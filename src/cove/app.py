@@ -23,8 +23,9 @@ from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cove.allocator import limit_arenas
+from cove.api.moved import redirect as redirect_moved
 from cove.backends import Backends, build_backends
-from cove.errors import HubError, InsufficientStorage, RepoNotFound
+from cove.errors import HubError, InsufficientStorage, RepoMoved, RepoNotFound
 from cove.observability import route_of
 from cove.settings import Settings
 
@@ -190,6 +191,8 @@ def create_app(settings: Settings | None = None, backends: Backends | None = Non
 
     @app.exception_handler(HubError)
     async def _hub_error(request: Request, exc: HubError) -> Response:
+        if isinstance(exc, RepoMoved) and (moved := redirect_moved(request, exc)) is not None:
+            return moved  # the old id of a moved repo, named in the URL: 307 to the new one
         return error_response(request, exc.status, exc.message, exc.code, exc.headers, exc.extra)
 
     @app.exception_handler(RequestValidationError)

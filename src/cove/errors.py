@@ -39,6 +39,15 @@ class RepoNotFound(HubError):
         super().__init__(message, **kw)  # type: ignore[arg-type]
 
 
+class RepoMoved(RepoNotFound):
+    """The id names a repo that has moved to ``new_id`` (and the caller may read it). Where the request's URL
+    names the old id the app answers 307 to the same URL with the new id; elsewhere it is a `RepoNotFound`."""
+
+    def __init__(self, old_id: str, new_id: str, message: str = "Repository not found") -> None:
+        super().__init__(message)
+        self.old_id, self.new_id = old_id, new_id
+
+
 class RevisionNotFound(HubError):
     status = 404
     code = "RevisionNotFound"

@@ -77,9 +77,10 @@ def test_move_repo(api, repo_factory):
     api.upload_file(path_or_fileobj=b"x", path_in_repo="x.txt", repo_id=repo_id)
     api.move_repo(repo_id, "alice/moved-here")
     assert api.file_exists("alice/moved-here", "x.txt")
+    assert api.model_info(repo_id).id == "alice/moved-here"  # the old id redirects, as on the Hub
+    api.delete_repo("alice/moved-here")
     with pytest.raises(RepositoryNotFoundError):
         api.model_info(repo_id)
-    api.delete_repo("alice/moved-here")
 
 
 def test_org_members_write_org_repos(api, bob_api, acme):

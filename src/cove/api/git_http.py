@@ -66,6 +66,8 @@ def authorize(
         return _text(401, "Authentication required: use your user name and an access token as the password", _CHALLENGE)
     with bk.db.session() as db:
         repo = access.find_repo(db, repo_type, f"{ns}/{name}")
+        if repo is None:
+            access.raise_if_moved(db, actor, repo_type, f"{ns}/{name}")  # the app answers 307 to the new URL
         if repo is None or not access.can_read(db, actor, repo):
             if actor.anonymous:
                 return _text(401, access._not_found_message(actor), _CHALLENGE)

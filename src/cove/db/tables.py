@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    func,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -227,3 +228,24 @@ class OrgSettings(Base):
     org_id: Mapped[int] = mapped_column(ForeignKey("namespaces.id", ondelete="CASCADE"), primary_key=True)
     #: A repo created in the org without saying `private` or `visibility` is private.
     private_by_default: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class RepoRedirect(Base):
+    """An old id of a moved repo: it redirects to the repo's current id, whatever later moves made it (the row
+    is held, not a name). Dropped when a repo takes the old id (`cove.services.repos`) or the repo goes."""
+
+    __tablename__ = "repo_redirects"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    type: Mapped[str] = mapped_column(String(8))
+    namespace: Mapped[str] = mapped_column(String(96))
+    name: Mapped[str] = mapped_column(String(96))
+    repo_pk: Mapped[int] = mapped_column(ForeignKey("repos.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+# Names are case-insensitive, as on the Hub: one repo per (type, lower(namespace), lower(name)), one user or org
+# per lower(name), one redirect per old id; the database enforces it, so racing creates cannot both win.
+Index("ux_repos_type_lower_id", Repo.type, func.lower(Repo.namespace), func.lower(Repo.name), unique=True)
+Index("ux_namespaces_lower_name", func.lower(Namespace.name), unique=True)
+Index("ux_repo_redirects_type_lower_id", RepoRedirect.type, func.lower(RepoRedirect.namespace),
+      func.lower(RepoRedirect.name), unique=True)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from cove.db.tables import Namespace, Repo
-from cove.errors import Forbidden, RepoNotFound, Unauthorized
-from cove.services.accounts import ANONYMOUS, Actor, org_role
+from cove.db.tables import Namespace, Repo, RepoRedirect
+from cove.errors import Forbidden, RepoMoved, RepoNotFound, Unauthorized
+from cove.services.accounts import ANONYMOUS, Actor, get_namespace, org_role
 
 REPO_TYPES = ("model", "dataset", "space")
 #: Org roles, as on the Hub. `read`: read the org's private repos. `contributor`: also open discussions and
@@ -26,9 +26,9 @@ def namespace_role(db: Session, actor: Actor, namespace: str) -> str | None:
     """The caller's standing in a namespace: one of `ROLES`, or None."""
     if actor.anonymous:
         return None
-    if actor.is_admin or actor.name == namespace:
+    if actor.is_admin or (actor.name or "").lower() == namespace.lower():  # names are case-insensitive
         return "admin"
-    ns = db.scalar(select(Namespace).where(Namespace.name == namespace))
+    ns = get_namespace(db, namespace)
     if ns is None or ns.kind != "org":
         return None
     return org_role(db, ns.id, actor.user_id)  # type: ignore[arg-type]
@@ -73,13 +73,44 @@ def may_still_read(db: Session, actor: Actor | None, repo: Repo) -> bool:
     return actor is not None and can_read(db, actor, repo) and gating.has_access(db, actor, repo)
 
 
-def find_repo(db: Session, repo_type: str, repo_id: str) -> Repo | None:
+def find_repo_query(repo_type: str, repo_id: str) -> Select:
+    """The one lookup of a repo by id: case-insensitive, as on the Hub (`ux_repos_type_lower_id`)."""
     ns, _, name = repo_id.partition("/")
-    return db.scalar(select(Repo).where(Repo.type == repo_type, Repo.namespace == ns, Repo.name == name))
+    return select(Repo).where(Repo.type == repo_type, func.lower(Repo.namespace) == ns.lower(),
+                              func.lower(Repo.name) == name.lower())
+
+
+def find_repo(db: Session, repo_type: str, repo_id: str) -> Repo | None:
+    """The repo `repo_id` names in any casing (its row carries the canonical one), or None."""
+    return db.scalar(find_repo_query(repo_type, repo_id))
+
+
+def redirect_filter(repo_type: str, repo_id: str) -> tuple:
+    """`RepoRedirect` rows for an old id, in any casing (`ux_repo_redirects_type_lower_id`)."""
+    ns, _, name = repo_id.partition("/")
+    return (RepoRedirect.type == repo_type, func.lower(RepoRedirect.namespace) == ns.lower(),
+            func.lower(RepoRedirect.name) == name.lower())
+
+
+def moved_repo(db: Session, repo_type: str, repo_id: str) -> Repo | None:
+    """The repo an old id now names after a move (moves chain: the redirect holds the row, not a name)."""
+    return db.scalar(select(Repo).join(RepoRedirect, RepoRedirect.repo_pk == Repo.id)
+                     .where(*redirect_filter(repo_type, repo_id)))
+
+
+def raise_if_moved(db: Session, actor: Actor, repo_type: str, repo_id: str) -> None:
+    """`RepoMoved` when `repo_id` is an old id of a repo the caller may read (else it stays a missing repo)."""
+    moved = moved_repo(db, repo_type, repo_id)
+    if moved is not None and can_read(db, actor, moved):
+        raise RepoMoved(repo_id, moved.repo_id, _not_found_message(actor))
 
 
 def readable_repo(db: Session, actor: Actor, repo_type: str, repo_id: str) -> Repo:
+    """The repo, if the caller may read it; else `RepoNotFound`, or `RepoMoved` (a `RepoNotFound` that the app
+    answers with a redirect where the URL names the old id) for the old id of a repo the caller may read."""
     repo = find_repo(db, repo_type, repo_id)
+    if repo is None:
+        raise_if_moved(db, actor, repo_type, repo_id)
     if repo is None or not can_read(db, actor, repo):
         raise RepoNotFound(_not_found_message(actor))
     return repo

@@ -8,7 +8,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from cove.db.tables import Membership, Namespace, Token, utcnow
@@ -78,8 +78,14 @@ def validate_name(name: str) -> str:
     return name
 
 
+def namespace_query(name: str) -> Select:
+    """A user or org by name, in any casing, as on the Hub (`ux_namespaces_lower_name`)."""
+    return select(Namespace).where(func.lower(Namespace.name) == name.lower())
+
+
 def get_namespace(db: Session, name: str) -> Namespace | None:
-    return db.scalar(select(Namespace).where(Namespace.name == name))
+    """The user or org `name` names in any casing (its row carries the canonical one), or None."""
+    return db.scalar(namespace_query(name))
 
 
 def add_user(db: Session, name: str, *, fullname: str = "", email: str | None = None,

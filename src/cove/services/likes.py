@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cove.db.tables import Like, Namespace, Repo
@@ -34,5 +34,5 @@ def likers(db: Session, repo: Repo) -> list[tuple[str, str]]:
 
 def liked_by(db: Session, user: str) -> list[tuple[Repo, object]]:
     q = (select(Repo, Like.created_at).join(Like, Like.repo_pk == Repo.id)
-         .join(Namespace, Namespace.id == Like.user_id).where(Namespace.name == user))
+         .join(Namespace, Namespace.id == Like.user_id).where(func.lower(Namespace.name) == user.lower()))
     return [(r, c) for r, c in db.execute(q)]

@@ -9,10 +9,11 @@ from datetime import UTC, datetime, timedelta
 
 import yaml
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cove.backends import Backends
-from cove.db.tables import Repo, RepoTag, utcnow
+from cove.db.tables import Repo, RepoRedirect, RepoTag, utcnow
 from cove.errors import BadRequest, Conflict, RepoNotFound
 from cove.services import access
 from cove.services.accounts import NAME_RULE, Actor, get_namespace
@@ -53,13 +54,15 @@ def create(
 
         raise Unauthorized("You must be authenticated to create a repo")
     validate_repo_id(f"{namespace}/{name}")
+    owner = get_namespace(db, namespace)
+    namespace = owner.name if owner is not None else namespace  # names are case-insensitive: the row's casing
     existing = access.find_repo(db, repo_type, f"{namespace}/{name}")
     if existing is not None and access.can_read(db, actor, existing):
         return existing, False
     access.require_namespace_write(db, actor, namespace)
     if existing is not None:
         raise Conflict(f"You already created this {repo_type} repo")
-    if get_namespace(db, namespace) is None:
+    if owner is None:
         raise BadRequest(f"Namespace {namespace!r} does not exist")
     if repo_type == "space" and sdk not in SPACE_SDKS:
         raise BadRequest(f"Spaces need an sdk, one of {', '.join(SPACE_SDKS)}")
@@ -71,7 +74,7 @@ def create(
     repo = Repo(type=repo_type, namespace=namespace, name=name, storage_key=key, private=private,
                 sdk=sdk if repo_type == "space" else None, tags=[])
     db.add(repo)
-    db.flush()
+    _take_name(db, repo, f"You already created this {repo_type} repo")
     # A new Space starts with a README.md carrying its sdk in the front matter, as on the Hub.
     files = {"README.md": space_readme(name, str(sdk))} if repo_type == "space" else None
     sha = bk.repos.create(key, author=actor.name or "cove", files=files)
@@ -102,10 +105,28 @@ def move(db: Session, bk: Backends, actor: Actor, repo: Repo, to_repo_id: str) -
     access.require_admin(db, actor, repo)
     ns, name = validate_repo_id(to_repo_id)
     access.require_namespace_write(db, actor, ns)
-    if access.find_repo(db, repo.type, to_repo_id) is not None:
+    owner = get_namespace(db, ns)
+    ns = owner.name if owner is not None else ns
+    other = access.find_repo(db, repo.type, f"{ns}/{name}")
+    if other is not None and other.id != repo.id:  # another casing of its own name is a rename
         raise Conflict(f"A {repo.type} repository called {to_repo_id} already exists")
+    old_ns, old_name, old_id = repo.namespace, repo.name, repo.repo_id
     repo.namespace, repo.name = ns, name
+    repo.search_text = repo.repo_id.lower() + repo.search_text[len(old_id):]
+    if old_id.lower() != repo.repo_id.lower():  # the old id redirects here (`access.readable_repo`)
+        db.add(RepoRedirect(type=repo.type, namespace=old_ns, name=old_name, repo_pk=repo.id))
+    _take_name(db, repo, f"A {repo.type} repository called {to_repo_id} already exists")
     return repo
+
+
+def _take_name(db: Session, repo: Repo, conflict: str) -> None:
+    """Write the repo's (new) name; a redirect from that id is dropped (the repo there wins). Two repos whose
+    ids differ only in case cannot both be written (`ux_repos_type_lower_id`): the later answers 409."""
+    try:
+        db.execute(delete(RepoRedirect).where(*access.redirect_filter(repo.type, repo.repo_id)))
+        db.flush()
+    except IntegrityError as exc:
+        raise Conflict(conflict) from exc
 
 
 def update_settings(db: Session, actor: Actor, repo: Repo, *, private: bool | None, gated: object) -> None:

@@ -64,7 +64,7 @@ def build(db: Session, actor: Actor, query: Query) -> Select:
             column = Repo.search_text if query.full_text else func.lower(Repo.namespace + "/" + Repo.name)
             q = q.where(column.contains(term.lower()))
     if query.author:
-        q = q.where(Repo.namespace == query.author)
+        q = q.where(func.lower(Repo.namespace) == query.author.lower())  # names are case-insensitive
     for f in query.filters or []:
         q = q.where(_tag_match(f))
     if query.pipeline_tag:
