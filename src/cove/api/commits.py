@@ -94,13 +94,17 @@ def _commit(plural, ns, name, rev, body, create_pr, bk, actor) -> JSONResponse: 
 
 @router.post("/api/validate-yaml")
 def validate_yaml(body: Annotated[dict[str, Any], Body()], request: Request) -> Response:
-    """The Hub's card check: 400 with ``errors`` (or, for ``Accept: text/plain``, their text) when invalid."""
+    """The Hub's card check: 400 with ``errors`` (or, for ``Accept: text/plain``, their text) when invalid;
+    ``warnings`` (a card without metadata) either way, which `HfApi` shows as a Python warning."""
     content = body.get("content")
-    errors = card_meta.read_card(content).errors if isinstance(content, str) else ["'content' must be a string"]
-    status = 400 if errors else 200
+    card = card_meta.read_card(content) if isinstance(content, str) else \
+        card_meta.CardRead(errors=["'content' must be a string"])
+    status = 400 if card.errors else 200
     if "text/plain" in request.headers.get("accept", ""):  # `RepoCard.validate` shows this text as is
-        return PlainTextResponse(card_meta.invalid_metadata_message(errors) if errors else "", status_code=status)
-    return JSONResponse({"errors": [{"message": e} for e in errors], "warnings": []}, status_code=status)
+        text = card_meta.invalid_metadata_message(card.errors) if card.errors else ""
+        return PlainTextResponse(text, status_code=status)
+    return JSONResponse({"errors": [{"message": e} for e in card.errors],
+                         "warnings": [{"message": w} for w in card.warnings]}, status_code=status)
 
 
 @router.get("/api/{plural}/{ns}/{name}/commits/{rev:path}")

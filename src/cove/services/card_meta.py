@@ -29,6 +29,7 @@ from yaml.resolver import Resolver
 from yaml.scanner import Scanner
 
 from cove.errors import BadRequest
+from cove.services.card_vocab import EMPTY_METADATA_WARNING, LICENSES, PIPELINE_TAGS
 
 #: The YAML header may be at most this many characters.
 MAX_YAML_CHARS = 1_000_000
@@ -281,6 +282,27 @@ class CardRead:
     meta: dict[str, Any] = field(default_factory=dict)
     body: str = ""
     errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+_LICENSES_LOWER = {x.casefold() for x in LICENSES}
+
+
+def _value_errors(meta: dict[str, Any]) -> dict[str, str]:
+    """{key: message} for the fields whose values the Hub does not know (license ids, pipeline tags)."""
+    out: dict[str, str] = {}
+    licenses = meta.get("license")
+    for lic in [licenses] if isinstance(licenses, str) else licenses or []:
+        if lic.casefold() not in _LICENSES_LOWER:
+            out["license"] = (f'"license" must be a license id the Hub knows (apache-2.0, mit, cc-by-4.0, ...: '
+                              f'https://huggingface.co/docs/hub/repositories-licenses), or "other" with '
+                              f'license_name and license_link; {lic[:100]!r} is not one')
+            break
+    tag = meta.get("pipeline_tag")
+    if isinstance(tag, str) and tag not in PIPELINE_TAGS:
+        out["pipeline_tag"] = (f'"pipeline_tag" must be one of the Hub\'s tasks (text-generation, '
+                               f'text-classification, ...); {tag[:100]!r} is not one')
+    return out
 
 
 def validate_metadata(raw: Any) -> tuple[dict[str, Any], list[str]]:
@@ -307,6 +329,9 @@ def validate_metadata(raw: Any) -> tuple[dict[str, Any], list[str]]:
             clean[name] = _json_safe(value, name)
         except _Unsupported as exc:
             errors.append(str(exc))
+    for name, problem in _value_errors(clean).items():
+        errors.append(problem)
+        clean.pop(name)
     if "model-index" in clean:
         mi_errors = _model_index_errors(clean["model-index"])
         if mi_errors:
@@ -319,14 +344,14 @@ def read_card(text: str) -> CardRead:
     """Split a README into its YAML header and markdown (as huggingface_hub does) and check the header."""
     match = YAML_BLOCK.search(text)
     if not match:
-        return CardRead({}, text, [])
+        return CardRead({}, text, [], [EMPTY_METADATA_WARNING])
     body = text[match.end():]
     try:
         raw = load_yaml(match.group(2))
     except (yaml.YAMLError, RecursionError, ValueError) as exc:
         return CardRead({}, body, [f"Invalid YAML in the README.md header: {_one_line(exc)}"])
     meta, errors = validate_metadata(raw)
-    return CardRead(meta, body, errors)
+    return CardRead(meta, body, errors, [] if raw else [EMPTY_METADATA_WARNING])
 
 
 def _one_line(exc: BaseException) -> str:
