@@ -242,6 +242,12 @@ def may_write(actor: str, repo: RepoFacts) -> bool:
     return actor == "owner_write"
 
 
+def may_contribute(actor: str, repo: RepoFacts) -> bool:
+    """Open pull requests and upload for them: any reader of the files with a write token (as on the Hub)."""
+    write_token = actor in ("outsider_write", "granted", "owner_write", *MEMBER_ROLE)
+    return write_token and (repo.visibility != "private" or is_member(actor, repo)) and has_files(actor, repo)
+
+
 def may_admin(actor: str, repo: RepoFacts) -> bool:
     """Settings, visibility, gating, deletion: the namespace's admins (a user's own namespace)."""
     return actor == ("org_admin" if repo.space == "org" else "owner_write")
@@ -254,6 +260,7 @@ def may_admin(actor: str, repo: RepoFacts) -> bool:
 class Route:
     """One request against a repo. `kind`: meta (readers see it), content (readers with file access; 401/403
     `GatedRepo` for the others), redacted (readers see it, without a gated repo's contents), write (writers),
+    contribute (what opening a pull request takes: readers of the files with a write token),
     web* (pages: a bad token browses anonymously; webcontent pages render without a gated repo's contents;
     webadmin: the namespace's admins)."""
 
@@ -289,12 +296,13 @@ ROUTES = [
        body=lambda f: {"json": {"paths": [README, *FILES], "expand": True}}),
     _r("api_commits", "meta", "GET", "{api}/{id}/commits/main"),
     _r("api_refs", "meta", "GET", "{api}/{id}/refs"),
-    _r("auth_check", "meta", "GET", "{api}/{id}/auth-check"),
+    _r("auth_check", "content", "GET", "{api}/{id}/auth-check"),
     _r("cas_stats", "meta", "GET", "/cas/_stats?repo={type}/{id}"),
     _r("discussions", "meta", "GET", "{api}/{id}/discussions"),
     _r("likers", "meta", "GET", "{api}/{id}/likers"),
     _r("resolve_readme", "meta", "GET", "{web}/{id}/resolve/main/README.md", file=README),
     _r("resolve_text", "content", "GET", "{web}/{id}/resolve/main/file.txt", file="file.txt"),
+    _r("resolve_gitattributes", "content", "GET", "{web}/{id}/resolve/main/.gitattributes"),
     _r("resolve_text_head", "content", "HEAD", "{web}/{id}/resolve/main/file.txt"),
     _r("resolve_lfs", "content", "GET", "{web}/{id}/resolve/main/weights.bin", file="weights.bin"),
     _r("resolve_lfs_head", "content", "HEAD", "{web}/{id}/resolve/main/weights.bin"),
@@ -309,10 +317,10 @@ ROUTES = [
        body=lambda f: _lfs_body("download", f)),
     _r("git_upload_refs", "content", "GET", "{web}/{id}.git/info/refs?service=git-upload-pack", git=True),
     _r("git_upload_refs_bare", "content", "GET", "{web}/{id}/info/refs?service=git-upload-pack", git=True),
-    _r("preupload", "write", "POST", "{api}/{id}/preupload/main",
+    _r("preupload", "contribute", "POST", "{api}/{id}/preupload/main",
        body=lambda f: {"json": {"files": [{"path": "new.txt", "size": 3, "sample": "YWJj"}]}}),
-    _r("xet_write_token", "write", "GET", "{api}/{id}/xet-write-token/main"),
-    _r("lfs_batch_upload", "write", "POST", "{web}/{id}.git/info/lfs/objects/batch", git=True,
+    _r("xet_write_token", "contribute", "GET", "{api}/{id}/xet-write-token/main"),
+    _r("lfs_batch_upload", "contribute", "POST", "{web}/{id}.git/info/lfs/objects/batch", git=True,
        body=lambda f: _lfs_body("upload", f)),
     _r("git_receive_refs", "write", "GET", "{web}/{id}.git/info/refs?service=git-receive-pack", git=True),
     _r("access_requests", "write", "GET", "{api}/{id}/user-access-request/pending"),
@@ -402,6 +410,8 @@ def _expect(actor: str, repo: RepoFacts, route: Route, world: World) -> str:
     if route.kind in ("content", "webcontent", "redacted") and not has_files(who, repo):
         return "gated"
     if route.kind == "write" and not may_write(who, repo) or route.kind == "webadmin" and not may_admin(who, repo):
+        return "denied"
+    if route.kind == "contribute" and not may_contribute(who, repo):
         return "denied"
     return "ok"
 

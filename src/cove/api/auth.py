@@ -8,7 +8,7 @@ from fastapi.responses import JSONResponse
 from cove.api.shapes import iso
 from cove.deps import Bk, CurrentActor, repo_type_of
 from cove.errors import Unauthorized
-from cove.services import access, accounts
+from cove.services import access, accounts, gating
 
 router = APIRouter()
 
@@ -49,8 +49,11 @@ def agent_harnesses() -> JSONResponse:
 
 @router.get("/api/{plural}/{ns}/{name}/auth-check")
 def auth_check(plural: str, ns: str, name: str, bk: Bk, actor: CurrentActor) -> dict:
+    """200 when the caller may read the repo's files; `GatedRepo` (401 anonymous, 403 signed in) on a gated
+    repo they were not granted; `RepoNotFound` when they may not see it at all."""
     with bk.db.session() as db:
-        access.readable_repo(db, actor, repo_type_of(plural), f"{ns}/{name}")
+        repo = access.readable_repo(db, actor, repo_type_of(plural), f"{ns}/{name}")
+        gating.require_file_access(db, actor, repo, "", bk.settings.public_endpoint)
     return {"success": True}
 
 

@@ -1,4 +1,9 @@
-"""Gated repos: the card and file list stay visible; file contents need an accepted access request."""
+"""Gated repos: the card and file list stay visible; file contents need an accepted access request.
+
+As on huggingface.co, only `README.md` is free to read: `.gitattributes` is gated like every other file.
+Handling a request answers as the Hub does: 400 when the repo is not gated, 404 when the user has no request
+or it is already in the asked-for state, 400 when granting a user who already has access.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ from cove.services import access
 from cove.services.accounts import Actor, require_user
 
 #: Files anyone who can see the repo may read, gated or not (as on the Hub).
-UNGATED_FILES = {"README.md", ".gitattributes"}
+UNGATED_FILES = frozenset({"README.md"})
 STATUSES = ("pending", "accepted", "rejected")
 
 
@@ -28,7 +33,8 @@ def has_access(db: Session, actor: Actor, repo: Repo) -> bool:
 
 
 def require_file_access(db: Session, actor: Actor, repo: Repo, path: str, endpoint: str) -> None:
-    """Raise `GatedRepo` (401 anonymous, 403 otherwise) unless the caller may read this file."""
+    """Raise `GatedRepo` (401 anonymous, 403 otherwise) unless the caller may read this file
+    (`path` "": the repo's files as a whole, as `auth-check` and `git clone` ask)."""
     if path in UNGATED_FILES or has_access(db, actor, repo):
         return
     url = f"{endpoint}/{'' if repo.type == 'model' else repo.type + 's/'}{repo.repo_id}"
@@ -70,6 +76,7 @@ def set_status(db: Session, actor: Actor, repo: Repo, *, user: str | None, reque
     access.require_write(db, actor, repo)
     if status not in STATUSES:
         raise BadRequest(f"status must be one of {', '.join(STATUSES)}")
+    _require_gated(repo)
     q = select(AccessRequest).where(AccessRequest.repo_pk == repo.id)
     if user is not None:
         q = q.where(AccessRequest.user_id == require_user(db, user).id)
@@ -80,15 +87,25 @@ def set_status(db: Session, actor: Actor, repo: Repo, *, user: str | None, reque
     row = db.scalar(q)
     if row is None:
         raise NotFound("No such access request")
+    if row.status == status:
+        raise NotFound(f"The access request is already in the {status} list")
     row.status = status
     row.created_at = utcnow()
 
 
 def grant(db: Session, actor: Actor, repo: Repo, user: str) -> None:
     access.require_write(db, actor, repo)
+    _require_gated(repo)
     u = require_user(db, user)
     row = db.scalar(select(AccessRequest).where(AccessRequest.repo_pk == repo.id, AccessRequest.user_id == u.id))
     if row is None:
         db.add(AccessRequest(repo_pk=repo.id, user_id=u.id, status="accepted"))
+    elif row.status == "accepted":
+        raise BadRequest(f"{u.name} already has access to {repo.repo_id}")
     else:
         row.status = "accepted"
+
+
+def _require_gated(repo: Repo) -> None:
+    if not repo.gated:
+        raise BadRequest(f"{repo.repo_id} is not gated")
