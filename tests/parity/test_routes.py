@@ -180,3 +180,34 @@ def test_xet_file_listed_with_its_hash_and_deleted(api, repo_factory, tmp_path) 
     api.permanently_delete_lfs_files(repo, [f], rewrite_history=False)
     with pytest.raises(EntryNotFoundError):
         hf_hub_download(repo, "model.safetensors", cache_dir=tmp_path)
+
+
+def test_cross_repo_copy_duplicates_lfs_files_by_reference(api, bob_api, bob, repo_factory, tmp_path) -> None:
+    from huggingface_hub import CommitOperationCopy, hf_hub_download
+
+    src = repo_factory("copy-src")
+    data = uuid.uuid4().bytes * 4000
+    api.upload_file(path_or_fileobj=data, path_in_repo="w.safetensors", repo_id=src)
+    dst = f"{bob.name}/copy-dst-{uuid.uuid4().hex[:6]}"
+    bob_api.create_repo(dst)
+    try:
+        op = CommitOperationCopy(src_path_in_repo="w.safetensors", path_in_repo="copied.safetensors",
+                                 src_repo_id=src, src_repo_type="model")
+        bob_api.create_commit(dst, operations=[op], commit_message="copy from alice")
+        path = hf_hub_download(dst, "copied.safetensors", cache_dir=tmp_path, token=bob.token)
+        assert Path(path).read_bytes() == data
+        assert [f.size for f in bob_api.list_lfs_files(dst)] == [len(data)]
+
+        # A source or a target the caller may not read answers as missing; a read token may not add files.
+        private = repo_factory("copy-private", private=True)
+        for source, target in ((private, dst), (src, private)):
+            r = httpx.post(f"{ENDPOINT}/api/models/{source}/lfs-files/duplicate",
+                           json={"target": {"type": "model", "name": target}, "files": []},
+                           headers={"authorization": f"Bearer {bob.token}"})
+            assert r.status_code == 404 and r.headers["x-error-code"] == "RepoNotFound"
+        r = httpx.post(f"{ENDPOINT}/api/models/{src}/lfs-files/duplicate",
+                       json={"target": {"type": "model", "name": dst}, "files": []},
+                       headers={"authorization": f"Bearer {bob.read_token}"})
+        assert r.status_code == 403
+    finally:
+        bob_api.delete_repo(dst, missing_ok=True)

@@ -50,3 +50,20 @@ def delete_lfs_files(plural: str, ns: str, name: str, bk: Bk, actor: CurrentActo
         doomed = lfs_files.delete_files(db, bk, actor, repo, deletions.get("sha"), rewrite_history=rewrite)
     lfs_files.purge_unreferenced(bk, doomed)  # once the records are gone for good
     return {}
+
+
+@router.post("/api/{plural}/{ns}/{name}/lfs-files/duplicate")
+def duplicate_lfs_files(plural: str, ns: str, name: str, bk: Bk, actor: CurrentActor,
+                        body: Annotated[dict[str, Any], Body()]) -> dict:
+    """Called on the source repo, with the destination as `target: {type, name}` (cross-repo copies)."""
+    target = body.get("target")
+    if not isinstance(target, dict) or not isinstance(target.get("name"), str):
+        raise BadRequest("'target' is required: {type, name}")
+    target_type = target.get("type") or "model"
+    if target_type not in access.REPO_TYPES:
+        raise BadRequest(f"Invalid repo type {target_type!r}")
+    with bk.db.session() as db:
+        src = access.readable_repo(db, actor, repo_type_of(plural), f"{ns}/{name}")
+        dst = access.readable_repo(db, actor, target_type, target["name"])
+        failed = lfs_files.duplicate_to(db, bk, actor, src, dst, body.get("files"))
+    return {"failed": failed}

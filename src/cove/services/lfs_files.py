@@ -209,3 +209,32 @@ def _retarget(git: pygit2.Repository, target: pygit2.Oid, mapped: dict[pygit2.Oi
     _type, raw = git.odb.read(target)
     raw = raw.replace(f"object {obj.target}".encode(), f"object {new_commit}".encode(), 1)
     return git.odb.write(pygit2.enums.ObjectType.TAG, raw)
+
+
+def duplicate_to(db: Session, bk: Backends, actor: Actor, src: Repo, target: Repo, files: object) -> list[dict]:
+    """Let `target` hold objects `src` holds, by reference (no bytes copied): what a cross-repo
+    `CommitOperationCopy` asks before its commit. The caller reads `src` (gating included) and may contribute
+    to `target`. Only a sha256 the server has computed crosses repos (a Xet claim is confirmed first). Returns
+    the failures, `{sha256, error}` each."""
+    from cove.services import gating, uploads
+
+    gating.require_file_access(db, actor, src, "", bk.settings.public_endpoint)
+    access.require_contribute(db, actor, target)
+    if not isinstance(files, list) or not all(isinstance(f, dict) and isinstance(f.get("sha256"), str)
+                                              for f in files):
+        raise BadRequest("'files' must be a list of {sha256, xetHash, filename}")
+    if len(files) > MAX_BATCH:
+        raise BadRequest(f"At most {MAX_BATCH} files per request")
+    failed = []
+    for f in files:
+        oid = f["sha256"]
+        row = uploads.held(db, src, oid) if _OID.match(oid) else None
+        if row is None:
+            failed.append({"sha256": oid, "error": "File not found in the source repository"})
+        elif f.get("xetHash") and row.xet_hash and f["xetHash"] != row.xet_hash:
+            failed.append({"sha256": oid, "error": "xetHash does not match the source file"})
+        elif not row.sha256_verified and not uploads.confirm_sha256(db, bk, row):
+            failed.append({"sha256": oid, "error": "The source file's sha256 could not be verified"})
+        else:
+            uploads.adopt(db, target, oid, row.size, row.xet_hash, verified=True)
+    return failed
