@@ -125,6 +125,21 @@ class Settings(BaseSettings):
     #: Access log, one line per request on stderr: "text", "json" or "off". Each line names the route template
     #: (`/lfs/objects/{token}`), never the raw path or the query string, which may carry signed URLs' secrets.
     access_log: str = "text"
+    #: Seconds between the webhook worker's looks for due deliveries (one worker per `cove serve` process);
+    #: 0: none (events are still queued, and delivered once a process with a worker runs).
+    webhook_poll_interval: float = 1.0
+    #: Seconds one webhook POST may take (connect and answer).
+    webhook_timeout: float = 10.0
+    #: Tries per event before it is given up (`failed` in the delivery log).
+    webhook_max_attempts: int = 6
+    #: Seconds before the first retry; each further one waits twice as long, up to `webhook_retry_max`.
+    webhook_retry_base: float = 10.0
+    webhook_retry_max: float = 3600.0
+    #: Days finished deliveries are kept in the log.
+    webhook_log_days: int = 14
+    #: Refuse to deliver to loopback, private, link-local and reserved addresses (checked when delivering).
+    #: Off by default: a self-hosted hub's receivers (CI, chat bots) usually live on its own network.
+    webhook_block_private: bool = False
 
     @cached_property
     def public_endpoint(self) -> str:

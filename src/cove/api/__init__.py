@@ -11,6 +11,7 @@ from fastapi import APIRouter
 _MODULES = (
     "cove.api.health",
     "cove.api.auth",
+    "cove.api.webhooks",  # before the repo routes: /api/{plural}/{ns}/{name} would take /api/settings/...
     "cove.api.xet",
     "cove.api.cas",
     "cove.api.tasks",

@@ -249,3 +249,45 @@ Index("ux_repos_type_lower_id", Repo.type, func.lower(Repo.namespace), func.lowe
 Index("ux_namespaces_lower_name", func.lower(Namespace.name), unique=True)
 Index("ux_repo_redirects_type_lower_id", RepoRedirect.type, func.lower(RepoRedirect.namespace),
       func.lower(RepoRedirect.name), unique=True)
+
+
+class Webhook(Base):
+    """A user's webhook: POST the Hub's payload to ``url`` on events of what it watches (``webhook_watches``)."""
+
+    __tablename__ = "webhooks"
+    id: Mapped[str] = mapped_column(String(24), primary_key=True)  # 24 hex digits, like the Hub's ObjectIds
+    owner_id: Mapped[int] = mapped_column(ForeignKey("namespaces.id", ondelete="CASCADE"), index=True)
+    url: Mapped[str] = mapped_column(Text)
+    domains: Mapped[list] = mapped_column(JSON)  # "repo" and/or "discussion"
+    secret: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class WebhookWatch(Base):
+    """One watched item: a repo (``model``/``dataset``/``space``, ``ns/name``) or a namespace (``user``/``org``)."""
+
+    __tablename__ = "webhook_watches"
+    __table_args__ = (Index("ix_webhook_watches_type_name", "type", "name"),)
+    webhook_id: Mapped[str] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"), primary_key=True)
+    type: Mapped[str] = mapped_column(String(8), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+
+
+class WebhookDelivery(Base):
+    """One event queued for one webhook, and its delivery log. A worker claims a due row by an atomic UPDATE
+    (``pending`` → ``delivering``, ``claimed_until`` set), so each try happens once across processes."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index("ix_webhook_deliveries_status_due", "status", "next_attempt_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    webhook_id: Mapped[str] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"), index=True)
+    repo_pk: Mapped[int | None] = mapped_column(Integer, nullable=True)  # no FK: the log outlives the repo
+    payload: Mapped[dict] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(12), default="pending")  # pending|delivering|delivered|failed|skipped
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    claimed_until: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    log: Mapped[list] = mapped_column(JSON, default=list)  # [{at, statusCode, error}], one per try
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)

@@ -26,7 +26,7 @@ from cove.errors import (
     PreconditionFailed,
     RevisionNotFound,
 )
-from cove.services import access, card_meta, repos, uploads
+from cove.services import access, card_meta, repos, uploads, webhooks
 from cove.services.accounts import Actor
 from cove.services.commit_payload import ContentSpool, InlineContent
 from cove.services.discussions import MAX_TITLE, open_discussion
@@ -363,4 +363,5 @@ def create_commit(
         repos.reindex(db, bk, repo, new)
     else:
         repo.last_modified = repos.now()
+    webhooks.repo_event(db, repo, "update", "repo.content", refs=[(ref, None if create_pr else head, new)])
     return CommitResult(new, pr_num)

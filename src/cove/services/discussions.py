@@ -21,6 +21,7 @@ from cove.api.shapes import iso
 from cove.backends import Backends
 from cove.db.tables import Discussion, DiscussionEvent, Repo
 from cove.errors import Conflict
+from cove.services import webhooks
 from cove.storage.git_repos import ZERO, RefConflict
 
 MAX_TITLE = 300  # the column's length
@@ -50,6 +51,7 @@ def open_discussion(db: Session, bk: Backends, repo: Repo, *, title: str, descri
                     bk.repos.update_ref(repo.storage_key, f"refs/pr/{num}", pr_head, ZERO)
         except (IntegrityError, RefConflict):
             continue  # taken meanwhile (by a row or a ref): the next number
+        webhooks.discussion_event(db, row, "create")
         return row
     raise Conflict("Cannot open a discussion: too many concurrent ones on this repo, retry")
 
@@ -137,6 +139,8 @@ def add_event(db: Session, d: Discussion, kind: str, author: str, data: dict) ->
     ev = DiscussionEvent(discussion_pk=d.id, type=kind, author=author, data=data)
     db.add(ev)
     db.flush()
+    if kind in ("comment", "status-change", "title-change"):
+        webhooks.discussion_event(db, d, "create" if kind == "comment" else "update", ev if kind == "comment" else None)
     return ev
 
 
@@ -207,5 +211,6 @@ def merge_pr(db: Session, bk: Backends, repo: Repo, d: Discussion, *, author: st
         except RefConflict:
             continue  # the branch moved: merge onto its new head
         repos.reindex(db, bk, repo, new)
+        webhooks.repo_event(db, repo, "update", "repo.content", refs=[(ref, target, new)])
         return new
     raise Conflict("Cannot merge: too many concurrent commits on the target branch, retry")

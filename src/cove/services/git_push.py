@@ -115,7 +115,7 @@ def receive_env(*, data: Path, db_url: str, repo_pk: int, repo_id: str, max_file
 def after_push(bk: Backends, repo_pk: int, refs_before: dict[str, str]) -> None:
     """Bring the index up to date with what the push changed (main → full reindex)."""
     from cove.db.tables import Repo
-    from cove.services import repos
+    from cove.services import repos, webhooks
 
     with bk.db.session() as db:
         repo = db.get(Repo, repo_pk)
@@ -129,6 +129,7 @@ def after_push(bk: Backends, repo_pk: int, refs_before: dict[str, str]) -> None:
             repos.reindex(db, bk, repo, head)
         else:
             repo.last_modified = repos.now()
+        webhooks.repo_event(db, repo, "update", "repo.content", refs=webhooks.refs_changed(refs_before, refs_after))
 
 
 # -- the pre-receive hook (runs inside git receive-pack) -----------------------------------------

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from cove.backends import Backends
 from cove.db.tables import Repo
 from cove.errors import BadRequest, Conflict, Forbidden, RevisionNotFound
-from cove.services import access
+from cove.services import access, webhooks
 from cove.services.accounts import Actor
 from cove.storage.git_repos import ZERO, RefConflict, lookup_ref
 
@@ -60,6 +60,7 @@ def create_branch(db: Session, bk: Backends, actor: Actor, repo: Repo, branch: s
         bk.repos.update_ref(key, f"refs/heads/{branch}", sha, ZERO)
     except RefConflict as exc:
         raise Conflict(f"Cannot create branch {branch}: {exc}") from exc
+    webhooks.repo_event(db, repo, "update", "repo.content", refs=[(f"refs/heads/{branch}", None, sha)])
 
 
 def delete_branch(db: Session, bk: Backends, actor: Actor, repo: Repo, branch: str) -> None:
@@ -68,7 +69,9 @@ def delete_branch(db: Session, bk: Backends, actor: Actor, repo: Repo, branch: s
         raise Forbidden("Cannot delete refs/heads/main")
     if not bk.repos.is_branch(repo.storage_key, branch):
         raise RevisionNotFound(f"Invalid rev id: {branch}")
+    old = bk.repos.resolve(repo.storage_key, f"refs/heads/{branch}")
     bk.repos.update_ref(repo.storage_key, f"refs/heads/{branch}", ZERO, None)
+    webhooks.repo_event(db, repo, "update", "repo.content", refs=[(f"refs/heads/{branch}", old, None)])
 
 
 def create_tag(db: Session, bk: Backends, actor: Actor, repo: Repo, tag: str, revision: str) -> None:
@@ -82,10 +85,12 @@ def create_tag(db: Session, bk: Backends, actor: Actor, repo: Repo, tag: str, re
         bk.repos.update_ref(key, f"refs/tags/{tag}", sha, ZERO)
     except RefConflict as exc:
         raise Conflict(f"Reference refs/tags/{tag} already exists") from exc
+    webhooks.repo_event(db, repo, "update", "repo.content", refs=[(f"refs/tags/{tag}", None, sha)])
 
 
 def delete_tag(db: Session, bk: Backends, actor: Actor, repo: Repo, tag: str) -> None:
     access.require_write(db, actor, repo)
-    if lookup_ref(bk.repos.repo(repo.storage_key), f"refs/tags/{tag}") is None:
+    if (old := lookup_ref(bk.repos.repo(repo.storage_key), f"refs/tags/{tag}")) is None:
         raise RevisionNotFound(f"Invalid rev id: {tag}")
     bk.repos.update_ref(repo.storage_key, f"refs/tags/{tag}", ZERO, None)
+    webhooks.repo_event(db, repo, "update", "repo.content", refs=[(f"refs/tags/{tag}", str(old.target), None)])

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from cove.backends import Backends
 from cove.db.tables import Repo, RepoRedirect, RepoTag, utcnow
 from cove.errors import BadRequest, Conflict, RepoNotFound
-from cove.services import access
+from cove.services import access, webhooks
 from cove.services.accounts import NAME_RULE, Actor, get_namespace
 from cove.services.cards import IndexData, derive_index
 
@@ -79,6 +79,7 @@ def create(
     files = {"README.md": space_readme(name, str(sdk))} if repo_type == "space" else None
     sha = bk.repos.create(key, author=actor.name or "cove", files=files)
     reindex(db, bk, repo, sha)
+    webhooks.repo_event(db, repo, "create")
     return repo, True
 
 
@@ -95,6 +96,7 @@ def space_readme(name: str, sdk: str) -> bytes:
 def delete_repo(db: Session, bk: Backends, actor: Actor, repo: Repo) -> None:
     access.require_admin(db, actor, repo)
     key = repo.storage_key
+    webhooks.repo_event(db, repo, "delete")
     db.delete(repo)
     db.flush()
     bk.repos.delete(key)
@@ -110,6 +112,7 @@ def move(db: Session, bk: Backends, actor: Actor, repo: Repo, to_repo_id: str) -
     other = access.find_repo(db, repo.type, f"{ns}/{name}")
     if other is not None and other.id != repo.id:  # another casing of its own name is a rename
         raise Conflict(f"A {repo.type} repository called {to_repo_id} already exists")
+    webhooks.repo_moved(db, repo, f"{ns}/{name}")
     old_ns, old_name, old_id = repo.namespace, repo.name, repo.repo_id
     repo.namespace, repo.name = ns, name
     repo.search_text = repo.repo_id.lower() + repo.search_text[len(old_id):]
@@ -132,8 +135,9 @@ def _take_name(db: Session, repo: Repo, conflict: str) -> None:
 def update_settings(db: Session, actor: Actor, repo: Repo, *, private: bool | None, gated: object) -> None:
     """Visibility and gating: the namespace's admins only."""
     access.require_admin(db, actor, repo)
-    if private is not None:
+    if private is not None and private != repo.private:
         repo.private = private
+        webhooks.repo_event(db, repo, "update", "repo.config")
     if gated is not None:
         if gated is False or gated in ("false", "False"):
             repo.gated = None
