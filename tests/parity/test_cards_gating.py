@@ -128,7 +128,7 @@ def test_handling_a_request_twice_answers_as_the_hub(api, bob_api, repo_factory,
 # --- item 14: backslashes in file names ---------------------------------------------------------------------
 
 
-def test_backslash_is_part_of_a_file_name(api, anon_api, repo_factory, tmp_path) -> None:
+def test_backslash_is_part_of_a_file_name(api, alice, repo_factory, tmp_path) -> None:
     repo_id = repo_factory("bslash")
     api.upload_file(path_or_fileobj=b"inside\n", path_in_repo="a\\b.txt", repo_id=repo_id)
     assert "a\\b.txt" in api.list_repo_files(repo_id)
@@ -140,12 +140,29 @@ def test_backslash_is_part_of_a_file_name(api, anon_api, repo_factory, tmp_path)
     # the web UI links it percent-encoded, so no browser turns the backslash into a folder
     page = httpx.get(f"{api.endpoint}/{repo_id}/tree/main").text
     assert "a%5Cb.txt" in page and 'a\\b.txt"' not in page
-    # git checkout: one file at the top
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "HOME": str(tmp_path), "GIT_LFS_SKIP_SMUDGE": "1"}
-    subprocess.run(["git", "clone", "-q", f"{api.endpoint}/{repo_id}", str(tmp_path / "clone")], env=env,
-                   check=True, capture_output=True, timeout=120)
-    assert (tmp_path / "clone" / "a\\b.txt").read_text() == "inside\n"
-    assert not (tmp_path / "clone" / "a").exists()
+    assert httpx.get(f"{api.endpoint}/{repo_id}/blob/main/a%5Cb.txt").status_code == 200
+    # git checkout: one file at the top; git push takes the same names as the commit API
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "HOME": str(tmp_path), "GIT_LFS_SKIP_SMUDGE": "1",
+           "GIT_AUTHOR_NAME": "a", "GIT_AUTHOR_EMAIL": "a@x", "GIT_COMMITTER_NAME": "a", "GIT_COMMITTER_EMAIL": "a@x"}
+    clone = tmp_path / "clone"
+
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", *args], cwd=clone if args[0] != "clone" else None, env=env,
+                              capture_output=True, text=True, timeout=120)
+
+    url = api.endpoint.replace("http://", f"http://{alice.name}:{alice.token}@") + f"/{repo_id}"
+    assert git("clone", "-q", url, str(clone)).returncode == 0
+    assert (clone / "a\\b.txt").read_text() == "inside\n"
+    assert not (clone / "a").exists()
+    (clone / "c\\d.txt").write_text("pushed\n")
+    git("add", "-A")
+    git("commit", "-qm", "backslash")
+    assert git("push", "-q", "origin", "main").returncode == 0
+    assert "c\\d.txt" in api.list_repo_files(repo_id)
+    (clone / "..\\evil.txt").write_text("x")
+    git("add", "-A")
+    git("commit", "-qm", "climb")
+    assert git("push", "-q", "origin", "main").returncode != 0
     # names that Windows would read as climbing out, anchored or under .git are refused, and nothing lands
     head = api.model_info(repo_id).sha
     for bad in ("..\\evil.txt", "x\\..\\..\\evil.txt", "\\evil.txt", "C:\\evil.txt", ".git\\config", "a\\"):
