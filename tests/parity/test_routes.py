@@ -211,3 +211,60 @@ def test_cross_repo_copy_duplicates_lfs_files_by_reference(api, bob_api, bob, re
         assert r.status_code == 403
     finally:
         bob_api.delete_repo(dst, missing_ok=True)
+
+
+# --- d. duplicate a repo --------------------------------------------------------------------------------
+
+
+def test_duplicate_space_copies_history_and_files(api, bob_api, bob, repo_factory, tmp_path) -> None:
+    from huggingface_hub import hf_hub_download
+
+    src = repo_factory("dup-space", repo_type="space", space_sdk="gradio")
+    data = uuid.uuid4().bytes * 3000
+    api.upload_file(path_or_fileobj=b"import gradio\n", path_in_repo="app.py", repo_id=src, repo_type="space")
+    api.upload_file(path_or_fileobj=data, path_in_repo="assets/big.bin", repo_id=src, repo_type="space")
+    api.create_branch(src, branch="dev", repo_type="space")
+    api.create_tag(src, tag="v1", repo_type="space")
+
+    url = bob_api.duplicate_repo(src, repo_type="space", space_hardware="cpu-basic",
+                                 space_secrets=[{"key": "K", "value": "v"}])
+    copy = f"{bob.name}/{src.split('/')[1]}"
+    try:
+        assert url.repo_id == copy and url.repo_type == "space"
+        info = bob_api.space_info(copy)
+        assert info.sdk == "gradio" and info.private is False
+        assert [c.commit_id for c in bob_api.list_repo_commits(copy, repo_type="space")] == \
+            [c.commit_id for c in api.list_repo_commits(src, repo_type="space")]
+        refs = bob_api.list_repo_refs(copy, repo_type="space")
+        assert {b.name for b in refs.branches} == {"main", "dev"} and [t.name for t in refs.tags] == ["v1"]
+        api.delete_repo(src, repo_type="space")  # the copy shares the bytes, it does not lean on the source
+        path = hf_hub_download(copy, "assets/big.bin", repo_type="space", cache_dir=tmp_path, token=bob.token)
+        assert Path(path).read_bytes() == data
+
+        with pytest.raises(HfHubHTTPError) as exc:
+            bob_api.duplicate_repo(copy, repo_type="space")  # onto itself: exists
+        assert exc.value.response.status_code == 409
+        again = bob_api.duplicate_repo(copy, to_id=copy, repo_type="space", exist_ok=True)
+        assert again.repo_id == copy
+    finally:
+        bob_api.delete_repo(copy, repo_type="space", missing_ok=True)
+
+
+def test_duplicate_model_visibility_and_access(api, bob_api, anon_api, repo_factory) -> None:
+    src = repo_factory("dup-model")
+    api.upload_file(path_or_fileobj=b"{}", path_in_repo="config.json", repo_id=src)
+    to = f"{src}-private-copy"
+    url = api.duplicate_repo(src, to_id=to, private=True)
+    try:
+        assert url.repo_id == to and api.model_info(to).private is True
+        assert api.model_info(to).sha == api.model_info(src).sha
+        with pytest.raises(RepositoryNotFoundError):
+            anon_api.model_info(to)
+        # A source the caller may not read answers as missing; the target namespace must be theirs.
+        with pytest.raises(RepositoryNotFoundError):
+            bob_api.duplicate_repo(to)
+        with pytest.raises(HfHubHTTPError) as exc:
+            bob_api.duplicate_repo(src, to_id=f"{src}-by-bob")  # alice's namespace
+        assert exc.value.response.status_code == 403
+    finally:
+        api.delete_repo(to, missing_ok=True)
