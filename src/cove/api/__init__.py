@@ -18,6 +18,7 @@ _MODULES = (
     "cove.api.organizations",
     "cove.api.lfs_files",
     "cove.api.duplicate",
+    "cove.api.collections",
     "cove.api.repos",
     "cove.api.gating",
     "cove.api.search",

@@ -291,3 +291,45 @@ class WebhookDelivery(Base):
     log: Mapped[list] = mapped_column(JSON, default=list)  # [{at, statusCode, error}], one per try
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+class Collection(Base):
+    """A curated list of repos, papers and other collections, owned by a user or an org. Its slug is
+    ``{namespace}/{title slug}-{object_id}``; the id alone finds it, so a new title keeps old links working."""
+
+    __tablename__ = "collections"
+    __table_args__ = (UniqueConstraint("namespace_id", "title"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    object_id: Mapped[str] = mapped_column(String(24), unique=True)  # 24 hex digits, as the Hub's ids
+    namespace_id: Mapped[int] = mapped_column(ForeignKey("namespaces.id", ondelete="CASCADE"), index=True)
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(String(150), default="")
+    private: Mapped[bool] = mapped_column(Boolean, default=False)
+    theme: Mapped[str] = mapped_column(String(16))
+    position: Mapped[int] = mapped_column(Integer, default=0)  # order among the namespace's collections
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    namespace: Mapped[Namespace] = relationship()
+
+
+class CollectionItem(Base):
+    """One entry of a collection: a repo (dropped with it: the foreign key cascades), a paper (an arXiv id) or
+    another collection. Repos are held by row, so a renamed or moved repo stays in its collections."""
+
+    __tablename__ = "collection_items"
+    __table_args__ = (
+        UniqueConstraint("collection_pk", "repo_pk"),
+        UniqueConstraint("collection_pk", "ref_collection_pk"),
+        UniqueConstraint("collection_pk", "paper_id"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    object_id: Mapped[str] = mapped_column(String(24), unique=True)
+    collection_pk: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"), index=True)
+    item_type: Mapped[str] = mapped_column(String(16))  # model | dataset | space | paper | collection
+    repo_pk: Mapped[int | None] = mapped_column(ForeignKey("repos.id", ondelete="CASCADE"), nullable=True,
+                                                index=True)
+    ref_collection_pk: Mapped[int | None] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"),
+                                                          nullable=True, index=True)
+    paper_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
