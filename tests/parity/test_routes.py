@@ -268,3 +268,46 @@ def test_duplicate_model_visibility_and_access(api, bob_api, anon_api, repo_fact
         assert exc.value.response.status_code == 403
     finally:
         api.delete_repo(to, missing_ok=True)
+
+
+# --- c. repos with their storage (list_user_repos) ------------------------------------------------------
+
+
+def test_list_user_repos_with_storage(api, bob_api, anon_api, alice, acme, repo_factory) -> None:
+    mine = repo_factory("usage", private=True)
+    data = uuid.uuid4().bytes * 2000
+    api.upload_file(path_or_fileobj=data, path_in_repo="w.bin", repo_id=mine)
+    rows = {r.id: r for r in api.list_user_repos()}
+    assert all(r.id.startswith(f"{alice.name}/") for r in rows.values())
+    assert rows[mine].type == "model" and rows[mine].visibility == "private"
+    assert rows[mine].storage >= len(data) and 0 < rows[mine].storage_percent <= 100
+    assert rows[mine].updated_at is not None
+    assert mine not in {r.id for r in bob_api.list_user_repos()}
+
+    org_repo = repo_factory("usage-org", owner=acme)
+    assert org_repo in {r.id for r in api.list_user_repos(namespace=acme)}
+    with pytest.raises(HfHubHTTPError) as exc:
+        list(bob_api.list_user_repos(namespace=acme))  # not a member
+    assert exc.value.response.status_code == 403
+    with pytest.raises(HfHubHTTPError) as exc:
+        list(anon_api.list_user_repos())
+    assert exc.value.response.status_code == 401
+
+
+def test_hf_cli_repos_ls_and_duplicate(alice, repo_factory) -> None:
+    import os
+    import subprocess
+    import sys
+
+    src = repo_factory("cli-dup")
+    to = f"{src}-copy"
+    env = {**os.environ, "HF_TOKEN": alice.token, "HF_ENDPOINT": ENDPOINT}
+    hf = [str(Path(sys.executable).parent / "hf")]
+    try:
+        dup = subprocess.run([*hf, "repos", "duplicate", src, to], env=env, capture_output=True, text=True)
+        assert dup.returncode == 0, dup.stderr
+        ls = subprocess.run([*hf, "repos", "ls", "--limit", "0"], env=env, capture_output=True, text=True)
+        assert ls.returncode == 0, ls.stderr
+        assert src in ls.stdout and to in ls.stdout
+    finally:
+        HfApi(endpoint=ENDPOINT, token=alice.token).delete_repo(to, missing_ok=True)

@@ -2,7 +2,8 @@
 
 A `contributor` reads the org's repos and opens discussions and pull requests (the stock client's
 ``create_pr=True`` uploads, small, LFS and Xet), and pushes to the `refs/pr/N` they opened; never to a branch,
-nor makes branches, tags or repos in the org. A `read` member opens no pull request; `write` still pushes.
+nor makes branches, tags or repos in the org. Since issue 12, as on the Hub, pull requests need no role: a
+`read` member (any reader with a write token) opens them too; `write` still pushes.
 """
 
 from __future__ import annotations
@@ -216,20 +217,27 @@ def test_contributor_cannot_git_push(api, org, tmp_path):
     assert r.status_code == 403
 
 
-def test_read_member_opens_no_pull_request(org, no_xet):
+def test_read_member_opens_pull_requests(api, org, no_xet):
+    """Hub parity (issue 12): a `read` member with a write token opens pull requests, as any reader may."""
     r, repo_id = _api(org["read"]), org["repo_id"]
-    for attempt in (
-        lambda: r.upload_file(path_or_fileobj=b"x", path_in_repo="r.txt", repo_id=repo_id, create_pr=True),
-        lambda: r.upload_file(path_or_fileobj=b"\x00" + os.urandom(2000), path_in_repo="r.bin", repo_id=repo_id,
-                              create_pr=True),
-        lambda: r.create_pull_request(repo_id, title="from a reader"),
-    ):
-        with pytest.raises(HfHubHTTPError) as e:
-            attempt()
-        assert _status(e) == 403
+    main = api.model_info(repo_id).sha
+    small = r.upload_file(path_or_fileobj=b"x", path_in_repo="r.txt", repo_id=repo_id, create_pr=True)
+    data = b"\x00" + os.urandom(2000)
+    big = r.upload_file(path_or_fileobj=data, path_in_repo="r.bin", repo_id=repo_id, create_pr=True)
+    assert _pr_file(api, repo_id, small.pr_url, "r.txt") == b"x"
+    assert _pr_file(api, repo_id, big.pr_url, "r.bin") == data
+    assert r.create_pull_request(repo_id, title="from a reader").is_pull_request
+    assert api.model_info(repo_id).sha == main
     token = httpx.get(f"{ENDPOINT}/api/models/{repo_id}/xet-write-token/main", params={"create_pr": "1"},
                       headers={"authorization": f"Bearer {org['read'].token}"})
-    assert token.status_code == 403
+    assert token.status_code == 200
+    with pytest.raises(HfHubHTTPError) as e:  # main stays a writer's
+        r.upload_file(path_or_fileobj=b"x", path_in_repo="r.txt", repo_id=repo_id)
+    assert _status(e) == 403
+    with pytest.raises(HfHubHTTPError) as e:  # a read token opens nothing
+        _api(org["read"], read_only=True).upload_file(path_or_fileobj=b"x", path_in_repo="ro.txt", repo_id=repo_id,
+                                                      create_pr=True)
+    assert _status(e) == 403
 
 
 def test_write_member_still_pushes(api, org):

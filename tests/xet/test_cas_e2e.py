@@ -268,8 +268,11 @@ def test_token_refusals(server, alice, bob, repo_factory) -> None:
     repo = repo_factory("tokens")
     base, auth = _write(server, alice, repo)
     xh = hashes.hash_to_hex(bytes(32))
-    # bob cannot get a write token for alice's repo; anonymous neither
-    assert xet_token(server.endpoint, bob.token, repo, "write").status_code == 403
+    # bob may (any reader opens pull requests, as on the Hub: his uploads are scoped to him), but not for a
+    # private repo of alice's, which stays missing; anonymous never
+    assert xet_token(server.endpoint, bob.token, repo, "write").status_code == 200
+    assert xet_token(server.endpoint, bob.token, repo_factory("tokens-private", private=True),
+                     "write").status_code == 404
     assert xet_token(server.endpoint, None, repo, "write").status_code == 401
     assert xet_token(server.endpoint, alice.token, repo, "read", rev="nope").status_code == 404
     assert xet_token(server.endpoint, alice.read_token, repo, "write").status_code == 403

@@ -16,6 +16,7 @@ _MODULES = (
     "cove.api.cas",
     "cove.api.tasks",
     "cove.api.organizations",
+    "cove.api.storage",
     "cove.api.lfs_files",
     "cove.api.duplicate",
     "cove.api.collections",

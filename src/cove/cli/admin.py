@@ -187,9 +187,9 @@ def member_list(org: str, as_json: JsonOption = False) -> None:
 @member_app.command("add")
 def member_add(org: str, user: str,
                role: Annotated[str, typer.Option(help="read, contributor, write or admin")] = "write") -> None:
-    """Add a user to an organization (or change their role). read: see private repos; contributor: also open
-    discussions and pull requests (never push to a branch); write: also push, make branches and tags, and
-    create repos; admin: also delete, move, and change visibility and gating."""
+    """Add a user to an organization (or change their role). read: see private repos (any reader may open
+    pull requests, as on the Hub); contributor: the same as read; write: also push, make branches and tags,
+    and create repos; admin: also delete, move, and change visibility and gating."""
     from cove.services import accounts
 
     _run(lambda db, bk: accounts.add_member(db, org, user, role=role), db_only=True)

@@ -6,19 +6,22 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from cove.db.tables import Namespace, Repo, RepoRedirect
-from cove.errors import Forbidden, RepoMoved, RepoNotFound, Unauthorized
+from cove.errors import Forbidden, GatedRepo, RepoMoved, RepoNotFound, Unauthorized
 from cove.services.accounts import ANONYMOUS, Actor, get_namespace, org_role
 
 REPO_TYPES = ("model", "dataset", "space")
-#: Org roles, as on the Hub. `read`: read the org's private repos. `contributor`: also open discussions and
-#: pull requests (a commit with ``create_pr``, uploads for it, commits to the `refs/pr/N` they opened), never
-#: push to a branch, make branches or tags, or create repos (the Hub's contributor may also create repos and
-#: write to those it created; Cove keeps no repo creator, so not that). `write`: also push, commit, create
-#: repos, manage tags, branches and gated-access requests. `admin`: also delete, move or rename, change
-#: visibility and gating. A user is the admin of their own namespace; server admins of all.
+#: Org roles, as on the Hub. `read`: read the org's private repos. `contributor`: the same as `read` in Cove
+#: (the Hub's contributor may also create repos and write to those it created; Cove keeps no repo creator,
+#: so the role is accepted, for parity of names, and grants nothing more). `write`: also push, commit,
+#: create repos, manage tags, branches and gated-access requests. `admin`: also delete, move or rename,
+#: change visibility and gating. A user is the admin of their own namespace; server admins of all.
+#: Pull requests need no role, as on the Hub: any signed-in caller with a write token who may read a repo's
+#: files (visibility, then gating: a granted user on a gated repo) may open one (a commit with ``create_pr``,
+#: the uploads for it) and commit to the `refs/pr/N` they opened (`can_contribute`). A PR is isolated in its
+#: own ref and only a writer merges it, so this grants no branch, tag or other person's PR; uploads land
+#: nowhere until a commit, and an outsider's Xet uploads are scoped to them (`cove.services.xet.scope_of`).
 #: Members are managed by the server's administrator (`cove org member add ORG USER --role ROLE`).
 ROLES = ("read", "contributor", "write", "admin")
-_CONTRIBUTORS = ("admin", "write", "contributor")
 PLURAL = {"models": "model", "datasets": "dataset", "spaces": "space"}
 
 
@@ -45,8 +48,9 @@ def can_write(db: Session, actor: Actor, repo: Repo) -> bool:
 
 
 def can_contribute(db: Session, actor: Actor, repo: Repo) -> bool:
-    """Open pull requests and upload the files they add: `contributor` members and up, with a write token."""
-    return actor.can_write and namespace_role(db, actor, repo.namespace) in _CONTRIBUTORS
+    """Open pull requests and upload the files they add, as on the Hub: whoever may read the repo's files
+    (`may_still_read`: visibility, then gating), with a write token. Merging one needs `can_write`."""
+    return actor.can_write and may_still_read(db, actor, repo)
 
 
 def can_admin(db: Session, actor: Actor, repo: Repo) -> bool:
@@ -123,7 +127,7 @@ def writable_repo(db: Session, actor: Actor, repo_type: str, repo_id: str) -> Re
 
 
 def contributable_repo(db: Session, actor: Actor, repo_type: str, repo_id: str) -> Repo:
-    """`writable_repo` for what a `contributor` may do: upload files for a pull request, open one."""
+    """`writable_repo` for what any reader with a write token may do: open a pull request, upload for one."""
     repo = readable_repo(db, actor, repo_type, repo_id)
     require_contribute(db, actor, repo)
     return repo
@@ -140,14 +144,15 @@ def require_write(db: Session, actor: Actor, repo: Repo) -> None:
 
 
 def require_contribute(db: Session, actor: Actor, repo: Repo) -> None:
-    """401/403 unless the caller may open pull requests on the repo (`can_contribute`)."""
+    """401/403 unless the caller may open pull requests on the repo (`can_contribute`); the repo is readable."""
     if can_contribute(db, actor, repo):
         return
     if actor.anonymous:
         raise Unauthorized("You must be authenticated to contribute to this repo")
-    if not actor.can_write and namespace_role(db, actor, repo.namespace) in _CONTRIBUTORS:
-        raise Forbidden("This token has read-only access: use a token with the 'write' role")
-    raise Forbidden(f"You don't have the rights to open pull requests on {repo.repo_id}")
+    if not may_still_read(db, actor, repo):
+        raise GatedRepo(f"Access to {repo.type} {repo.repo_id} is restricted and you are not in the authorized "
+                        "list: ask for access before opening pull requests")
+    raise Forbidden("This token has read-only access: use a token with the 'write' role")
 
 
 def require_admin(db: Session, actor: Actor, repo: Repo) -> None:

@@ -115,7 +115,7 @@ def preupload(
     db: Session, bk: Backends, actor: Actor, repo: Repo, *, revision: str, files: list[dict], git_ignore: str | None
 ) -> list[dict]:
     """Classify each file as `regular` or `lfs` (Hub rules) and report the current remote oid. Asked before
-    any upload, pull requests included: a `contributor` may ask (it tells only what they can read)."""
+    any upload, pull requests included: whoever may open one may ask (it tells only what they can read)."""
     access.require_contribute(db, actor, repo)
     sha = bk.repos.resolve(repo.storage_key, revision) or bk.repos.resolve(repo.storage_key, "main")
     if sha is None:
@@ -276,8 +276,9 @@ def _refuse_file_under_file(file_ops: list[FileOp]) -> None:
 
 
 def require_may_commit(db: Session, actor: Actor, repo: Repo, *, revision: str, create_pr: bool) -> None:
-    """A commit to a branch needs `write`. Opening a pull request needs `contributor`, as does a commit to
-    `refs/pr/N` by the one who opened it; anyone else's pull request needs `write`."""
+    """A commit to a branch needs `write`. Opening a pull request needs only `access.can_contribute` (any
+    reader of the files with a write token, as on the Hub), as does a commit to `refs/pr/N` by the one who
+    opened it; anyone else's pull request needs `write`."""
     if not create_pr and not revision.startswith("refs/pr/"):
         access.require_write(db, actor, repo)
         return

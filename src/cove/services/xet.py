@@ -89,6 +89,23 @@ def repo_key(claims: tokens.XetClaims) -> str:
     return f"{claims.repo_type}/{claims.repo_id}"
 
 
+def scope_of(db: Session, claims: tokens.XetClaims) -> str | None:
+    """The namespace whose Xet scope (`XetXorbScope`) a token's uploads, "already stored" answers and dedup
+    queries use: the repo's namespace for its members, who read all of its repos; otherwise the holder's own.
+    An outsider's pull request (any reader may open one) must not learn, through dedup, which bytes the
+    namespace's private repos hold, nor reference them. A write token naming no one is the server's own
+    (``cove xet convert``). None: no scope (a read token of the anonymous, a vanished holder)."""
+    repo = db.get(Repo, claims.repo_pk)
+    if repo is not None and claims.user is None:
+        return repo.namespace if claims.can_write else None
+    holder = access.holder(db, name=claims.user) if claims.user else None
+    if repo is None or holder is None:
+        return None
+    if access.namespace_role(db, holder, repo.namespace) is not None:
+        return repo.namespace
+    return holder.name
+
+
 # --- tables ---------------------------------------------------------------------------------------
 
 _ready_lock = threading.Lock()
@@ -133,9 +150,9 @@ def issue_token(
     create_pr: bool = False,
 ) -> IssuedToken:
     """A CAS token for one repo. Read needs Hub read access and an existing revision. Write (upload xorbs and
-    shards, ask the namespace's dedup) needs `contributor`: uploads land nowhere until a commit, which is
-    checked on its own, and the dedup answers name only xorbs of the repo's namespace, all of whose repos a
-    contributor reads."""
+    shards, ask dedup) needs `access.can_contribute` (any reader with a write token, as on the Hub): uploads
+    land nowhere until a commit, which is checked on its own, and the dedup answers name only xorbs of the
+    token's scope (`scope_of`), all of whose repos its holder reads."""
     if scope == "write":
         repo = access.contributable_repo(db, actor, repo_type, repo_id)
         rev = "refs/pr/*" if create_pr and revision in ("None", "") else revision
@@ -215,30 +232,29 @@ def check_xorb_upload(bk: Backends, *, prefix: str, xorb_hex: str, length: int |
 
 
 def xorb_known_to(bk: Backends, claims: tokens.XetClaims, xorb_hex: str) -> bool:
-    """Whether the xorb is stored *and* the caller's namespace already uploaded or referenced it.
+    """Whether the xorb is stored *and* the caller's scope (`scope_of`) already uploaded or referenced it.
 
     Only then may an upload be skipped ("already stored"); telling anyone else would reveal that some
     other namespace holds these exact bytes.
     """
     ensure_tables(bk)
     with bk.db.session() as db:
-        repo = db.get(Repo, claims.repo_pk)
-        if repo is None or db.get(XetXorb, xorb_hex) is None:
+        scope = scope_of(db, claims)
+        if scope is None or db.get(XetXorb, xorb_hex) is None:
             return False
-        return db.get(XetXorbScope, (xorb_hex, repo.namespace)) is not None
+        return db.get(XetXorbScope, (xorb_hex, scope)) is not None
 
 
 def store_xorb(bk: Backends, claims: tokens.XetClaims, *, xorb_hex: str, body: BinaryIO) -> bool:
     """Validate a spooled xorb body (every chunk decoded and hashed) and store it.
 
-    Returns False only when the caller's namespace already had this xorb. A xorb stored for another
-    namespace is verified all the same and answered as inserted, so the answer reveals nothing.
+    Returns False only when the caller's scope already had this xorb. A xorb stored for another scope is
+    verified all the same and answered as inserted, so the answer reveals nothing.
     """
     ensure_tables(bk)
     h = _xorb_hex(xorb_hex)
     with bk.db.session() as db:
-        repo = db.get(Repo, claims.repo_pk)
-        namespace = repo.namespace if repo else None
+        namespace = scope_of(db, claims)
     if xorb_known_to(bk, claims, h):
         count("xorbs_existing", repo=repo_key(claims))
         return False
@@ -373,7 +389,7 @@ def _dedup_neighbours(bk: Backends, repo_pk: int, namespace: str, hit: str) -> l
     64 MiB xorb), so an answer with the hit's xorb alone leaves about a third of a large file's xorbs
     undiscovered and re-uploaded. The spec allows "a few more from the same upload"; Cove has no
     xorb-to-upload index, so it takes the neighbours from the files the repos link to. The namespace is
-    the boundary: every member can read all of its repos, and only members hold write tokens.
+    the boundary: every member can read all of its repos (`scope_of`: an outsider's scope is their own).
     """
     raw = hashes.hex_to_hash(hit)
     with bk.db.session() as db:
@@ -408,8 +424,8 @@ def _dedup_neighbours(bk: Backends, repo_pk: int, namespace: str, hit: str) -> l
 
 def dedup_shard(bk: Backends, claims: tokens.XetClaims, *, prefix: str, chunk_hex: str) -> Iterator[bytes]:
     """A full shard describing the xorb that holds ``chunk_hex`` and, after it, the xorbs that files of
-    the caller's repo, then of its namespace, use around it (at most ``DEDUP_MAX_XORBS`` in all), all of
-    them xorbs of the caller's namespace.
+    the caller's repo, then of its scope's namespace, use around it (at most ``DEDUP_MAX_XORBS`` in all), all
+    of them xorbs of the caller's scope (`scope_of`).
 
     Whether the chunk is known is decided before this returns; the shard itself is produced as it is sent,
     one xorb's table at a time.
@@ -422,15 +438,15 @@ def dedup_shard(bk: Backends, claims: tokens.XetClaims, *, prefix: str, chunk_he
     count("dedup_queries", repo=repo_key(claims))
     with bk.db.session() as db:
         hit = db.get(XetDedup, ch)
-        repo = db.get(Repo, claims.repo_pk)
-        if hit is None or repo is None or db.get(XetXorbScope, (hit.xorb_hash, repo.namespace)) is None:
+        scope = scope_of(db, claims)
+        if hit is None or scope is None or db.get(XetXorbScope, (hit.xorb_hash, scope)) is None:
             raise XetNotFound("Chunk not known")
         row = db.get(XetXorb, hit.xorb_hash)
         if row is None:
             raise XetNotFound("Chunk not known")
-        namespace, hit_xorb, first = repo.namespace, hit.xorb_hash, _dedup_entry(hit.xorb_hash, row)
+        namespace, hit_xorb, first = scope, hit.xorb_hash, _dedup_entry(hit.xorb_hash, row)
     neighbours = _dedup_neighbours(bk, claims.repo_pk, namespace, hit_xorb)
-    with bk.db.session() as db:  # the same rule as for the hit: only xorbs of the caller's namespace
+    with bk.db.session() as db:  # the same rule as for the hit: only xorbs of the caller's scope
         scoped = set(db.scalars(select(XetXorbScope.xorb_hash).where(
             XetXorbScope.namespace == namespace, XetXorbScope.xorb_hash.in_(neighbours))))
     count("dedup_hits", repo=repo_key(claims))

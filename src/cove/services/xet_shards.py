@@ -26,6 +26,7 @@ from cove.services.xet import (
     count,
     ensure_tables,
     repo_key,
+    scope_of,
     stream_file,
 )
 from cove.xet import hashes, shard, tokens
@@ -109,7 +110,7 @@ def register_shard(bk: Backends, claims: tokens.XetClaims, body: BinaryIO, *, sh
     The sha256 in a shard's file metadata is the client's claim: it maps the repo's LFS oid to the Xet file
     for this repo only (``LfsObject.sha256_verified`` unset). `sha256_computed`: the server hashed the bytes
     itself (``cove xet convert``), so the mapping is a fact. A claim is taken as is only from a token whose
-    holder may write to the repo; a `contributor`'s (a pull request's upload) is hashed here first, since a
+    holder may write to the repo; any other reader's (a pull request's upload) is hashed here first, since a
     row the repo holds is what a later upload of that sha256, to any branch, would be served from.
     """
     ensure_tables(bk)
@@ -178,9 +179,10 @@ def _index_shard(
         repo = db.get(Repo, claims.repo_pk)
         if repo is None:
             raise Unauthorized("The repository of this CAS token no longer exists")
+        scope = scope_of(db, claims) or ""  # an outsider's pull request: their own scope, not the namespace's
         body.seek(0)
         try:
-            checked = _validate_shard(db, shard.ShardReader(body, size), repo.namespace)
+            checked = _validate_shard(db, shard.ShardReader(body, size), scope)
         except XetFormatError as exc:
             count("shards_rejected", repo=repo_key(claims))
             raise BadRequest(f"Invalid shard: {exc}") from None
@@ -212,4 +214,4 @@ def _index_shard(
             body.seek(0)
             bk.blobs.put_verified(f"shards/{digest}", body, sha256=digest, size=size)
             db.add(XetShard(sha256=digest, size=size, repo_pk=repo.id))
-        return seen, repo.namespace, referenced, claimed
+        return seen, scope, referenced, claimed

@@ -220,7 +220,7 @@ def _check_push_access(repo_id: str) -> None:
     role = (me.get("auth") or {}).get("accessToken", {}).get("role")
     writable = {me["name"]} | {
         o["name"] for o in me.get("orgs", []) if o.get("roleInOrg") in ("admin", "write")
-    }  # a `contributor` opens pull requests only: it can neither create the repo nor push to main
+    }  # `read` and `contributor` members open pull requests only: they can neither create the repo nor push to main
     if role == "read" or namespace not in writable:
         why = "has a read-only token" if role == "read" else f"may not write to {namespace!r}"
         raise RecipeError(f"cannot push to {repo_id!r}: {me['name']} {why}; {fix}")
