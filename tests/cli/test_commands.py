@@ -52,8 +52,7 @@ def test_repo_create_visibility_move_delete(server, alice, bob, acme) -> None:
     moved = f"alice/{_uid('moved')}"
     assert f"to {moved}" in cove("repo", "move", f"datasets/{repo_id}", moved).stderr
     assert api.repo_info(moved, repo_type="dataset").id == moved
-    with pytest.raises(RepositoryNotFoundError):
-        api.repo_info(repo_id, repo_type="dataset")
+    assert api.repo_info(repo_id, repo_type="dataset").id == moved  # the old id redirects, as on the Hub
 
     assert "Deleted" in cove("repo", "delete", f"datasets/{moved}", "--yes").stderr
     with pytest.raises(RepositoryNotFoundError):

@@ -4,6 +4,7 @@ and 7)."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from pathlib import Path
 
@@ -72,6 +73,8 @@ def test_user_and_org_names_are_case_insensitive(api, acme) -> None:
     url = api.create_repo(f"ACME/{name}")
     assert url.repo_id == f"acme/{name}"
     assert [m.id for m in api.list_models(author="ALICE", search=name)] == [f"alice/{name}"]
+    listed = json.loads(cove("repo", "list", "--json", "--namespace", "Acme").stdout)
+    assert f"acme/{name}" in [r["id"] for r in listed]
     api.delete_repo(f"alice/{name}")
     api.delete_repo(f"acme/{name}")
 

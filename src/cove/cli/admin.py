@@ -322,14 +322,14 @@ def repo_list(namespace: Annotated[str | None, typer.Option("--namespace", "-n",
               repo_type: Annotated[str | None, typer.Option("--type", help="model, dataset or space")] = None,
               as_json: JsonOption = False) -> None:
     """List every repo (private ones included)."""
-    from sqlalchemy import select
+    from sqlalchemy import func, select
 
     from cove.db.tables import Repo
 
     def run(db, bk):  # noqa: ANN001, ANN202
         q = select(Repo).order_by(Repo.type, Repo.namespace, Repo.name)
         if namespace:
-            q = q.where(Repo.namespace == namespace)
+            q = q.where(func.lower(Repo.namespace) == namespace.lower())  # names are case-insensitive
         if repo_type:
             q = q.where(Repo.type == repo_type)
         return [_repo_row(r) for r in db.scalars(q)]
