@@ -110,7 +110,7 @@ def find(db: Session, actor: Actor, namespace: str, slug: str) -> Collection:
     not read it, exactly as when it does not exist."""
     m = _SLUG_TAIL.fullmatch(slug)
     c = db.scalar(select(Collection).where(Collection.object_id == m.group(1))) if m else None
-    if c is None or c.namespace.name != namespace or not can_read(db, actor, c):
+    if c is None or c.namespace.name.lower() != namespace.lower() or not can_read(db, actor, c):
         raise _not_found()
     return c
 
@@ -271,7 +271,7 @@ def _target_of(db: Session, actor: Actor, c: Collection, item_type: object, item
     namespace, _, rest = item_id.rpartition("/")
     m = _SLUG_TAIL.fullmatch(rest)
     ref = db.scalar(select(Collection).where(Collection.object_id == m.group(1))) if m else None
-    if ref is None or (namespace and ref.namespace.name != namespace) or not can_read(db, actor, ref):
+    if ref is None or (namespace and ref.namespace.name.lower() != namespace.lower()) or not can_read(db, actor, ref):
         raise _not_found()
     if ref.id == c.id:
         raise BadRequest("A collection can't contain itself")
