@@ -9,6 +9,7 @@ its URLs are stored as paths and made absolute with the public endpoint when sen
 
 from __future__ import annotations
 
+import re
 import secrets
 from urllib.parse import urlsplit
 
@@ -29,6 +30,18 @@ MAX_WATCHED = 100
 MAX_URL = 2000
 MAX_SECRET = 200
 VERSION = 3
+_ID_RE = re.compile(r"^[0-9a-f]{24}$")
+
+
+def _text(value: object) -> bool:
+    """A string the database can hold: valid Unicode (no lone surrogate), no NUL, no control characters."""
+    if not isinstance(value, str) or any(ord(c) < 32 or ord(c) == 127 for c in value):
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 # -- the webhooks themselves ---------------------------------------------------------------------------------
@@ -48,7 +61,7 @@ def webhook_json(db: Session, wh: Webhook) -> dict:
 
 def owned(db: Session, actor: Actor, webhook_id: str) -> Webhook:
     """The caller's webhook; anyone else's, or none, is not found."""
-    wh = db.get(Webhook, webhook_id) if isinstance(webhook_id, str) and len(webhook_id) <= 24 else None
+    wh = db.get(Webhook, webhook_id) if _ID_RE.match(webhook_id) else None
     if wh is None or actor.anonymous or wh.owner_id != actor.user_id:
         raise NotFound(f"Webhook {webhook_id} not found")
     return wh
@@ -60,12 +73,16 @@ def list_owned(db: Session, actor: Actor) -> list[Webhook]:
 
 
 def _url(value: object) -> str:
-    if not isinstance(value, str) or len(value) > MAX_URL:
+    if not _text(value) or len(value) > MAX_URL:  # type: ignore[arg-type]
         raise BadRequest(f"'url' must be an http(s) URL of at most {MAX_URL} characters")
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(value)  # type: ignore[arg-type]
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+    except ValueError:  # a bad port or IPv6 literal
+        ok = False
+    if not ok:
         raise BadRequest("'url' must be an http(s) URL")
-    return value
+    return value  # type: ignore[return-value]
 
 
 def _domains(value: object) -> list[str]:
@@ -77,7 +94,7 @@ def _domains(value: object) -> list[str]:
 def _secret(value: object) -> str | None:
     if value is None or value == "":
         return None
-    if not isinstance(value, str) or len(value) > MAX_SECRET:
+    if not _text(value) or len(value) > MAX_SECRET:  # type: ignore[arg-type]
         raise BadRequest(f"'secret' must be a string of at most {MAX_SECRET} characters")
     return value
 
@@ -88,7 +105,7 @@ def _watched(db: Session, actor: Actor, value: object) -> list[tuple[str, str]]:
         raise BadRequest(f"'watched' must list 1 to {MAX_WATCHED} items")
     out: dict[tuple[str, str], None] = {}
     for item in value:
-        if not isinstance(item, dict) or not isinstance(item.get("name"), str) or item.get("type") not in WATCH_TYPES:
+        if not isinstance(item, dict) or not _text(item.get("name")) or item.get("type") not in WATCH_TYPES:
             raise BadRequest(f"Each watched item needs a 'name' and a 'type', one of {', '.join(WATCH_TYPES)}")
         kind, name = item["type"], item["name"]
         if kind in access.REPO_TYPES:
