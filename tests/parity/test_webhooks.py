@@ -268,3 +268,13 @@ def test_a_queued_delivery_survives_a_restart(tmp_path: Path):
     finally:
         receiver.stop()
         stop_server(srv.proc)
+
+
+def test_block_private_refuses_loopback_private_and_link_local_receivers():
+    """`COVE_WEBHOOK_BLOCK_PRIVATE`: the check each try makes before it connects."""
+    from cove.services.webhook_delivery import blocked_address
+
+    for url in ("http://127.0.0.1:9/", "http://localhost/", "http://10.1.2.3/", "http://192.168.0.1/",
+                "http://169.254.169.254/latest/meta-data", "http://[::1]:80/", "http://0.0.0.0/"):
+        assert blocked_address(url), url
+    assert blocked_address("https://93.184.216.34/hook") is None
