@@ -278,3 +278,20 @@ def test_block_private_refuses_loopback_private_and_link_local_receivers():
                 "http://169.254.169.254/latest/meta-data", "http://[::1]:80/", "http://0.0.0.0/"):
         assert blocked_address(url), url
     assert blocked_address("https://93.184.216.34/hook") is None
+
+
+def test_a_move_is_reported_and_the_watch_follows_the_repo(api, repo_factory, receiver):
+    repo_id = repo_factory("moving")
+    hook = api.create_webhook(url=receiver.url, watched=[{"type": "model", "name": repo_id}], domains=["repo"])
+    new_id = f"{repo_id}-moved"
+    api.move_repo(repo_id, new_id)
+    try:
+        api.upload_file(path_or_fileobj=b"after\n", path_in_repo="after.txt", repo_id=new_id)
+        got = receiver.wait_for(lambda ev: len(ev) >= 2)
+        assert _events(got) == [("repo", "move"), ("repo.content", "update")]
+        moved = WebhookPayload.model_validate(got[0]["body"])
+        assert moved.repo.name == repo_id and moved.movedTo.name == new_id
+        assert got[1]["body"]["repo"]["name"] == new_id
+        assert [(w.type, w.name) for w in api.get_webhook(hook.id).watched] == [("model", new_id)]
+    finally:
+        api.delete_repo(new_id, missing_ok=True)
