@@ -3,6 +3,7 @@ deletion, repo duplication and the storage listing — each through `huggingface
 
 from __future__ import annotations
 
+import json
 import uuid
 from pathlib import Path
 
@@ -78,6 +79,8 @@ def test_org_private_by_default(api, alice) -> None:
     assert api.model_info(before.repo_id).private is False
 
     cove("org", "set", org, "--private-by-default", "true")
+    listed = {o["name"]: o for o in json.loads(cove("org", "list", "--json").stdout)}
+    assert listed[org]["private_by_default"] is True
     unstated = api.create_repo(f"{org}/unstated")
     assert api.model_info(unstated.repo_id).private is True
     with pytest.raises(RepositoryNotFoundError):

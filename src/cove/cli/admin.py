@@ -141,12 +141,16 @@ def org_add(name: str, owner: Annotated[str | None, typer.Option(help="First adm
 
 @org_app.command("list")
 def org_list(as_json: JsonOption = False) -> None:
-    """List organizations."""
-    from cove.services import accounts
+    """List organizations (with `--json`: their settings too)."""
+    from cove.services import accounts, orgs
 
-    rows = [{"name": o.name, "fullname": o.fullname, "created_at": _when(o.created_at)}
-            for o in _run(lambda db, bk: accounts.list_orgs(db), db_only=True)]
-    _emit(rows, as_json, ["name"])
+    def run(db, bk):  # noqa: ANN001, ANN202
+        found = accounts.list_orgs(db)
+        private = orgs.settings_of(db, [o.name for o in found])
+        return [{"name": o.name, "fullname": o.fullname, "created_at": _when(o.created_at),
+                 "private_by_default": private.get(o.name, False)} for o in found]
+
+    _emit(_run(run, db_only=True), as_json, ["name"])
 
 
 def _true_false(value: str) -> bool:
