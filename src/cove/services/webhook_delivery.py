@@ -66,6 +66,7 @@ class DeliveryWorker:
 
     def stop(self) -> None:
         self._stop.set()
+        webhooks.WAKE.set()
         if self._thread is not None:
             self._thread.join(self.settings.webhook_timeout + 5)
         self._client.close()
@@ -77,8 +78,9 @@ class DeliveryWorker:
                 busy = self.poll() > 0
             except Exception:  # noqa: BLE001 - the worker outlives any one bad poll
                 log.exception("webhook worker poll failed")
-            if not busy:
-                self._stop.wait(self.settings.webhook_poll_interval)
+            if not busy and not self._stop.is_set():
+                webhooks.WAKE.wait(self.settings.webhook_poll_interval)
+                webhooks.WAKE.clear()  # before the poll: a commit after this is seen by it or wakes the next
 
     def poll(self) -> int:
         """Send what is due now, oldest first; how many rows were due."""

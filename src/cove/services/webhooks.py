@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import re
 import secrets
+import threading
 from urllib.parse import urlsplit
 
 from sqlalchemy import delete, or_, select
+from sqlalchemy import event as sql_event
 from sqlalchemy import update as sql_update
 from sqlalchemy.orm import Session
 
@@ -30,6 +32,9 @@ MAX_WATCHED = 100
 MAX_URL = 2000
 MAX_SECRET = 200
 VERSION = 3
+#: Set once a transaction that queued deliveries commits: this process's worker sends them at once (other
+#: processes' events wait for its next poll).
+WAKE = threading.Event()
 _ID_RE = re.compile(r"^[0-9a-f]{24}$")
 
 
@@ -232,6 +237,14 @@ def _queue(db: Session, repo: Repo, domain: str, event: dict) -> None:
             "id": wh.id, "version": VERSION}}, status="pending", attempts=0, log=[]))
     if hooks:
         db.flush()
+        if not db.info.get("webhooks.wake"):
+            db.info["webhooks.wake"] = True
+            sql_event.listen(db, "after_commit", _wake, once=True)
+
+
+def _wake(db: Session) -> None:
+    db.info.pop("webhooks.wake", None)
+    WAKE.set()
 
 
 def repo_event(db: Session, repo: Repo, action: str, scope: str = "repo", *,
