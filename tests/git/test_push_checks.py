@@ -43,9 +43,12 @@ def _commit_unreferenced(repo: Path, files: dict[str, bytes]) -> tuple[str, str]
     return old, new
 
 
-def _check(updates, known=None, max_file=1000):
+PRS = {1: ("alice", "open"), 2: ("bob", "open"), 3: ("bob", "closed"), 4: ("bob", "merged"), 5: ("bob", "draft")}
+
+
+def _check(updates, known=None, max_file=1000, *, user="alice", writer=True):
     return check_push(updates, lookup_lfs=lambda oids: {o: s for o, s in (known or {}).items() if o in oids},
-                      max_file=max_file, repo_id="alice/x")
+                      max_file=max_file, repo_id="alice/x", lookup_pr=PRS.get, user=user, writer=writer)
 
 
 def test_parse_updates():
@@ -82,6 +85,27 @@ def test_refs_outside_heads_and_tags_refused(repo):
     for ref in ("refs/notes/commits", "refs/pr/2", "refs/convert/parquet"):
         old = ZERO if ref != "refs/convert/parquet" else head
         assert ref in _check([RefUpdate(old, head, ref)])[0]
+
+
+def test_pull_request_refs_by_author_and_status(repo):
+    """Readers push only to an open pull request they opened; writers to any open one; none creates,
+    deletes, or pushes to a closed or merged one."""
+    head = _git(repo, "rev-parse", "main")
+    bob = {"user": "bob", "writer": False}
+    assert _check([RefUpdate(head, head, "refs/pr/2")], **bob) == []
+    assert _check([RefUpdate(head, head, "refs/pr/5")], **bob) == []  # a draft is open too
+    assert "only the author of pull request #1 (alice)" in _check([RefUpdate(head, head, "refs/pr/1")], **bob)[0]
+    assert _check([RefUpdate(head, head, "refs/pr/2")]) == []  # a writer pushes to anyone's
+    for num, status in ((3, "closed"), (4, "merged")):
+        for who in (bob, {}):
+            assert f"pull request #{num} is {status}" in _check([RefUpdate(head, head, f"refs/pr/{num}")], **who)[0]
+    assert "opened through the API" in _check([RefUpdate(ZERO, head, "refs/pr/9")], **bob)[0]
+    assert "cannot be deleted" in _check([RefUpdate(head, ZERO, "refs/pr/2")], **bob)[0]
+    assert "no pull request #7" in _check([RefUpdate(head, head, "refs/pr/7")])[0]
+    for ref in ("refs/heads/main", "refs/heads/new", "refs/tags/v9"):
+        assert "You don't have the rights to write to alice/x" in _check([RefUpdate(head, head, ref)], **bob)[0]
+    # one refused ref refuses the whole push
+    assert _check([RefUpdate(head, head, "refs/pr/2"), RefUpdate(head, head, "refs/heads/main")], **bob)
 
 
 def test_hooks_dir_is_written_once(tmp_path):

@@ -8,6 +8,8 @@ A repo the caller can't read stays exactly a missing one; a gated repo needs gra
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import uuid
 from pathlib import Path
 
@@ -201,3 +203,120 @@ def test_outsider_xet_uploads_reveal_nothing_of_private_repos(alice, bob, repo_f
     assert up.is_success and up.json()["was_inserted"] is True
     # and now they are in bob's own scope: his next upload may skip them
     assert httpx.head(f"{base_b}/v1/xorbs/default/{name}", headers=cas_b).status_code == 200
+
+
+# -- git push to refs/pr/N ---------------------------------------------------------------------------------------
+
+needs_git = pytest.mark.skipif(shutil.which("git") is None or shutil.which("git-lfs") is None,
+                               reason="needs git and git-lfs")
+
+
+@pytest.fixture
+def git(tmp_path):
+    """Real git (git-lfs installed in a private HOME, no prompts); ``git(*args, cwd=...) -> CompletedProcess``."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    env.update(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"), GIT_TERMINAL_PROMPT="0",
+               GIT_CONFIG_NOSYSTEM="1", LC_ALL="C")
+
+    def run(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+
+    for args in (("config", "--global", "user.name", "Bob Pusher"), ("config", "--global", "user.email", "b@x"),
+                 ("config", "--global", "init.defaultBranch", "main"), ("lfs", "install")):
+        assert run(*args).returncode == 0
+    return run
+
+
+def _url(repo_id: str, user: User, token: str | None = None) -> str:
+    return f"http://{user.name}:{token or user.token}@127.0.0.1:{ENDPOINT.rsplit(':', 1)[1]}/{repo_id}"
+
+
+def _pr_checkout(git, repo_id: str, user: User, num: int, work: Path) -> None:
+    assert git("clone", "-q", _url(repo_id, user), work).returncode == 0
+    fetched = git("fetch", "-q", "origin", f"refs/pr/{num}:pr-{num}", cwd=work)
+    assert fetched.returncode == 0, fetched.stderr
+    assert git("checkout", "-q", f"pr-{num}", cwd=work).returncode == 0
+
+
+def _commit(git, work: Path, files: dict[str, bytes], message: str) -> str:
+    for path, data in files.items():
+        (work / path).write_bytes(data)
+    assert git("add", "-A", cwd=work).returncode == 0
+    assert git("commit", "-q", "-m", message, cwd=work).returncode == 0
+    return git("rev-parse", "HEAD", cwd=work).stdout.strip()
+
+
+@needs_git
+def test_author_pushes_to_their_pull_request_with_git(api, bob_api, bob, public_repo, git, tmp_path):
+    main = api.model_info(public_repo).sha
+    pr = bob_api.create_pull_request(public_repo, title="bob's change")
+    work = tmp_path / "work"
+    _pr_checkout(git, public_repo, bob, pr.num, work)
+    assert git("lfs", "track", "*.bin", cwd=work).returncode == 0
+    weights = b"\x00" + os.urandom(150_000)
+    sha = _commit(git, work, {"bob.txt": b"pushed\n", "w.bin": weights}, "Push bob.txt and w.bin")
+    push = git("push", "origin", f"HEAD:refs/pr/{pr.num}", cwd=work)
+    assert push.returncode == 0, push.stderr
+    assert api.list_repo_refs(public_repo, include_pull_requests=True).pull_requests[0].target_commit == sha
+    assert _read(public_repo, "bob.txt", f"refs/pr/{pr.num}", bob.token) == b"pushed\n"
+    assert _read(public_repo, "w.bin", f"refs/pr/{pr.num}", api.token) == weights
+    details = api.get_discussion_details(public_repo, pr.num)
+    commits = [e for e in details.events if e.type == "commit"]
+    assert [(c.summary, c.oid) for c in commits] == [("Push bob.txt and w.bin", sha)]
+    assert "bob.txt" in (details.diff or "")
+    assert api.model_info(public_repo).sha == main
+    # a second push by the author moves it again; the owner merges what was pushed
+    sha2 = _commit(git, work, {"bob.txt": b"pushed twice\n"}, "Second push")
+    assert git("push", "origin", f"HEAD:refs/pr/{pr.num}", cwd=work).returncode == 0
+    assert [e.oid for e in api.get_discussion_details(public_repo, pr.num).events if e.type == "commit"][-1] == sha2
+    api.merge_pull_request(public_repo, pr.num)
+    assert _read(public_repo, "bob.txt", "main", api.token) == b"pushed twice\n"
+
+
+@needs_git
+def test_git_push_refusals_for_pull_requests(api, alice, bob_api, bob, public_repo, git, tmp_path):
+    main = api.model_info(public_repo).sha
+    alices = api.create_pull_request(public_repo, title="alice's")
+    mine = bob_api.create_pull_request(public_repo, title="bob's")
+    work = tmp_path / "work"
+    _pr_checkout(git, public_repo, bob, mine.num, work)
+    _commit(git, work, {"x.txt": b"x\n"}, "x")
+    refs = api.list_repo_refs(public_repo, include_pull_requests=True)
+    before = {r.ref: r.target_commit for r in refs.pull_requests}
+
+    def refused(ref: str, message: str, token: str | None = None) -> None:
+        push = git("push", _url(public_repo, bob, token), f"HEAD:{ref}", cwd=work)
+        assert push.returncode != 0 and message in push.stderr, push.stderr
+
+    refused("main", f"remote: You don't have the rights to write to {public_repo}")
+    refused("refs/heads/bob", f"remote: You don't have the rights to write to {public_repo}")
+    refused("refs/tags/v-bob", f"remote: You don't have the rights to write to {public_repo}")
+    refused(f"refs/pr/{alices.num}", f"only the author of pull request #{alices.num} ({alice.name})")
+    refused("refs/pr/999", "pull requests are opened through the API")
+    refused(f"refs/pr/{mine.num}", "read-only access", token=bob.read_token)
+    after = api.list_repo_refs(public_repo, include_pull_requests=True)
+    assert {r.ref: r.target_commit for r in after.pull_requests} == before
+    assert [b.name for b in after.branches] == ["main"] and after.tags == []
+    assert api.model_info(public_repo).sha == main
+    # a writer may push to anyone's open pull request
+    owner = tmp_path / "owner"
+    _pr_checkout(git, public_repo, alice, mine.num, owner)
+    _commit(git, owner, {"fix.txt": b"fix\n"}, "fix from the owner")
+    assert git("push", "origin", f"HEAD:refs/pr/{mine.num}", cwd=owner).returncode == 0
+    # ... but nobody to a closed or merged one
+    api.change_discussion_status(public_repo, mine.num, "closed")
+    assert git("fetch", "-q", "origin", f"refs/pr/{mine.num}", cwd=work).returncode == 0
+    assert git("merge", "-q", "FETCH_HEAD", cwd=work).returncode == 0
+    refused(f"refs/pr/{mine.num}", f"pull request #{mine.num} is closed")
+    _commit(git, owner, {"fix.txt": b"fix 2\n"}, "after closing")
+    push = git("push", "origin", f"HEAD:refs/pr/{mine.num}", cwd=owner)
+    assert push.returncode != 0 and f"pull request #{mine.num} is closed" in push.stderr
+    api.upload_file(path_or_fileobj=b"a", path_in_repo="a.txt", repo_id=public_repo, revision=f"refs/pr/{alices.num}")
+    api.merge_pull_request(public_repo, alices.num)
+    assert git("fetch", "-q", "origin", f"refs/pr/{alices.num}", cwd=owner).returncode == 0
+    assert git("checkout", "-q", "FETCH_HEAD", cwd=owner).returncode == 0
+    _commit(git, owner, {"late.txt": b"late\n"}, "too late")
+    push = git("push", "origin", f"HEAD:refs/pr/{alices.num}", cwd=owner)
+    assert push.returncode != 0 and f"pull request #{alices.num} is merged" in push.stderr

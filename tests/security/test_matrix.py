@@ -322,7 +322,7 @@ ROUTES = [
     _r("xet_write_token", "contribute", "GET", "{api}/{id}/xet-write-token/main"),
     _r("lfs_batch_upload", "contribute", "POST", "{web}/{id}.git/info/lfs/objects/batch", git=True,
        body=lambda f: _lfs_body("upload", f)),
-    _r("git_receive_refs", "write", "GET", "{web}/{id}.git/info/refs?service=git-receive-pack", git=True),
+    _r("git_receive_refs", "contribute", "GET", "{web}/{id}.git/info/refs?service=git-receive-pack", git=True),
     _r("access_requests", "write", "GET", "{api}/{id}/user-access-request/pending"),
     _r("auth_check_write", "write", "GET", "{api}/{id}/auth-check/write"),
     _r("web_repo", "web", "GET", "{web}/{id}"),

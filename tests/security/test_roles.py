@@ -191,7 +191,7 @@ def test_contributor_cannot_push_branch_tag_or_create_repos(api, org, no_xet):
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
-def test_contributor_cannot_git_push(api, org, tmp_path):
+def test_contributor_git_pushes_only_to_their_own_pull_request(api, org, tmp_path):
     c, repo_id = org["contributor"], org["repo_id"]
     env = {**os.environ, "HOME": str(tmp_path), "GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_NOSYSTEM": "1",
            "GIT_LFS_SKIP_SMUDGE": "1"}
@@ -207,13 +207,23 @@ def test_contributor_cannot_git_push(api, org, tmp_path):
     assert git("-C", str(work), "add", "pushed.txt").returncode == 0
     assert git("-C", str(work), "commit", "-qm", "push").returncode == 0
     main = api.model_info(repo_id).sha
-    for ref in ("HEAD:main", "HEAD:refs/heads/contrib", "HEAD:refs/pr/1"):
+    theirs = api.create_pull_request(repo_id, title="alice's")
+    for ref, why in (("HEAD:main", "You don't have the rights to write to"),
+                     ("HEAD:refs/heads/contrib", "You don't have the rights to write to"),
+                     (f"HEAD:refs/pr/{theirs.num}", "only the author of pull request"),
+                     ("HEAD:refs/pr/99", "opened through the API")):
         push = git("-C", str(work), "push", "origin", ref)
-        assert push.returncode != 0 and "403" in push.stderr, push.stderr
+        assert push.returncode != 0 and why in push.stderr, push.stderr
     assert api.model_info(repo_id).sha == main
-    # The receive-pack advertisement itself is refused.
+    mine = _api(c).create_pull_request(repo_id, title="mine")
+    assert git("-C", str(work), "fetch", "-q", "origin", f"refs/pr/{mine.num}").returncode == 0
+    assert git("-C", str(work), "merge", "-q", "--allow-unrelated-histories", "FETCH_HEAD").returncode == 0
+    push = git("-C", str(work), "push", "origin", f"HEAD:refs/pr/{mine.num}")
+    assert push.returncode == 0, push.stderr
+    assert _pr_file(api, repo_id, f"x/{mine.num}", "pushed.txt") == b"pushed\n"
+    # A read token is refused before anything is sent.
     r = httpx.get(f"{ENDPOINT}/{repo_id}.git/info/refs", params={"service": "git-receive-pack"},
-                  auth=(c.name, c.token))
+                  auth=(c.name, c.read_token))
     assert r.status_code == 403
 
 

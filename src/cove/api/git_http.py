@@ -42,6 +42,7 @@ class GitTarget:
     storage_key: str
     actor: Actor
     refs_before: dict[str, str] = field(default_factory=dict)
+    writer: bool = True  # unset: a reader's push, confined to the pull requests they opened (the hook checks)
 
 
 def _text(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
@@ -54,7 +55,8 @@ def authorize(
     client: str | None = None,
 ) -> GitTarget | Response:
     """The repo, or the answer git should get: 401 with a Basic challenge (git then asks for credentials),
-    404 for a repo the caller cannot see (private == missing), 403 for a caller who may not push."""
+    404 for a repo the caller cannot see (private == missing), 403 for a caller who may not push. A reader with
+    a write token may push, to the `refs/pr/N` they opened only (`git_push.ref_errors`), as on the Hub."""
     name = name.removesuffix(".git")
     try:
         actor = resolve_actor(bk, authorization, client)
@@ -72,16 +74,18 @@ def authorize(
             if actor.anonymous:
                 return _text(401, access._not_found_message(actor), _CHALLENGE)
             return _text(404, "Repository not found")
+        writer = True
         try:
-            if write:
-                access.require_write(db, actor, repo)
-            elif repo.gated:  # a clone holds every file: gated repos need granted access
+            if write and not access.can_write(db, actor, repo):
+                access.require_contribute(db, actor, repo)
+                writer = False
+            elif not write and repo.gated:  # a clone holds every file: gated repos need granted access
                 from cove.services import gating
 
                 gating.require_file_access(db, actor, repo, "", bk.settings.public_endpoint)
         except HubError as exc:
             return _text(exc.status, exc.message, _CHALLENGE if exc.status == 401 else None)
-        return GitTarget(repo.id, repo.repo_id, repo.storage_key, actor)
+        return GitTarget(repo.id, repo.repo_id, repo.storage_key, actor, writer=writer)
 
 
 def cgi_env(bk: Backends, target: GitTarget, request: Request, path_info: str, *, write: bool) -> dict[str, str]:
@@ -118,6 +122,8 @@ def cgi_env(bk: Backends, target: GitTarget, request: Request, path_info: str, *
                 repo_pk=target.repo_pk,
                 repo_id=target.repo_id,
                 max_file=bk.settings.max_inline_file,
+                user=target.actor.name or "",
+                writer=target.writer,
             )
         )
     else:

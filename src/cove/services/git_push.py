@@ -6,14 +6,18 @@ folder it manages (`hooks_dir`), whose ``pre-receive`` runs ``python -m cove.ser
 That process sees the quarantined objects through git's own environment, and refuses the whole push
 (nothing moves) when:
 
-- a ref outside ``refs/heads/*`` and ``refs/tags/*`` is written (existing ``refs/pr/N`` may be updated);
+- a ref outside ``refs/heads/*`` and ``refs/tags/*`` is written, except an existing ``refs/pr/N`` of an open
+  pull request (pull requests are opened and closed through the API, never created or deleted by a push);
+- the pusher may not write to the repo and updates anything but a ``refs/pr/N`` they opened (any reader with
+  a write token may push to their own pull request, as on the Hub; writers to any open one);
 - a new tree holds a name the commit API would refuse too (`cove.services.paths`: ``.git`` look-alikes,
   ``.``/``..``, control characters, invalid UTF-8, over-long paths);
 - a file larger than the inline limit is not stored through git-lfs;
 - an LFS pointer names an object that was never uploaded to this repo (no `LfsObject` row).
 
-Who may push is decided before `git receive-pack` starts (`cove.api.git_http`); the hook only needs the
-repo's primary key and the database URL, passed in its environment.
+Who may push is decided before `git receive-pack` starts (`cove.api.git_http`): writers, and readers with a
+write token, whose pushes the hook confines to their own pull requests. The hook needs the repo's primary
+key, the database URL, the pusher's name and whether they write, passed in its environment.
 
 Refs move only at the end of `receive-pack`, each by compare-and-swap against the old id the client saw,
 exactly like `GitRepoStore.update_ref` for API commits: a push and an API commit never lose one another.
@@ -41,6 +45,11 @@ ENV_REPO_PK = "COVE_PUSH_REPO_PK"
 ENV_REPO_ID = "COVE_PUSH_REPO_ID"
 ENV_DB_URL = "COVE_PUSH_DB_URL"
 ENV_MAX_FILE = "COVE_PUSH_MAX_FILE"
+ENV_USER = "COVE_PUSH_USER"
+ENV_WRITER = "COVE_PUSH_WRITER"
+_PR_REF = re.compile(r"^refs/pr/([1-9][0-9]{0,17})$")
+#: Pull request statuses a push may update (the Hub's `draft` and `open`).
+PUSHABLE_STATUSES = ("open", "draft")
 _OID_RE = re.compile(rb"^[0-9a-f]{40}([0-9a-f]{24})?$")
 
 
@@ -92,8 +101,10 @@ def git_config_env(pairs: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def receive_env(*, data: Path, db_url: str, repo_pk: int, repo_id: str, max_file: int) -> dict[str, str]:
-    """Environment for a `git http-backend` that runs receive-pack for this repo."""
+def receive_env(*, data: Path, db_url: str, repo_pk: int, repo_id: str, max_file: int, user: str = "",
+                writer: bool = True) -> dict[str, str]:
+    """Environment for a `git http-backend` that runs receive-pack for this repo; `writer` unset confines the
+    push to the `refs/pr/N` that `user` opened."""
     return {
         **git_config_env({
             "core.hooksPath": str(hooks_dir(data)),
@@ -106,6 +117,8 @@ def receive_env(*, data: Path, db_url: str, repo_pk: int, repo_id: str, max_file
         ENV_REPO_ID: repo_id,
         ENV_DB_URL: db_url,
         ENV_MAX_FILE: str(max_file),
+        ENV_USER: user,
+        ENV_WRITER: "1" if writer else "0",
     }
 
 
@@ -224,18 +237,53 @@ def read_blobs(oids: list[str]) -> dict[str, bytes]:
     return out
 
 
-def check_push(updates: list[RefUpdate], *, lookup_lfs, max_file: int, repo_id: str) -> list[str]:  # noqa: ANN001
-    """Reasons to refuse the push (empty: accept). ``lookup_lfs(oids) → {oid: size}`` for this repo."""
+def ref_errors(updates: list[RefUpdate], *, lookup_pr, user: str, writer: bool, repo_id: str) -> list[str]:  # noqa: ANN001
+    """Refs this pusher may not update. ``lookup_pr(num) → (author, status) | None`` for this repo."""
+    errors: list[str] = []
+    for u in updates:
+        pr = _PR_REF.match(u.ref)
+        if u.ref.startswith(("refs/heads/", "refs/tags/")):
+            if not writer:
+                errors.append(f"You don't have the rights to write to {repo_id} ({u.ref}): push to a pull request "
+                              "you opened (git push origin HEAD:refs/pr/N), or open one with the API "
+                              "(create_pr=True)")
+            continue
+        if pr is None:
+            errors.append(f"{u.ref}: only branches (refs/heads/*) and tags (refs/tags/*) can be pushed, and the "
+                          "refs/pr/N of an open pull request")
+            continue
+        num = int(pr.group(1))
+        if u.old == ZERO:
+            errors.append(f"{u.ref}: pull requests are opened through the API (HfApi.create_pull_request, or a "
+                          "commit with create_pr=True), not by git push; then push to its refs/pr/N")
+            continue
+        if u.new == ZERO:
+            errors.append(f"{u.ref}: a pull request's ref cannot be deleted by git push (close it instead)")
+            continue
+        found = lookup_pr(num)
+        if found is None:
+            errors.append(f"{u.ref}: there is no pull request #{num} on {repo_id}")
+            continue
+        author, status = found
+        if status not in PUSHABLE_STATUSES:
+            errors.append(f"{u.ref}: pull request #{num} is {status}: only an open pull request can be pushed to")
+        elif not writer and author != user:
+            errors.append(f"{u.ref}: only the author of pull request #{num} ({author}), or who can write to "
+                          f"{repo_id}, can push to it")
+    return errors
+
+
+def check_push(updates: list[RefUpdate], *, lookup_lfs, max_file: int, repo_id: str, lookup_pr=None,  # noqa: ANN001
+               user: str = "", writer: bool = True) -> list[str]:
+    """Reasons to refuse the push (empty: accept). ``lookup_lfs(oids) → {oid: size}`` for this repo;
+    ``lookup_pr``, `user` and `writer` as for `ref_errors` (no ``lookup_pr``: no pull request is pushable)."""
     from cove.storage.git_repos import POINTER_MAX, parse_lfs_pointer
 
-    errors: list[str] = []
+    errors = ref_errors(updates, lookup_pr=lookup_pr or (lambda num: None), user=user, writer=writer,
+                        repo_id=repo_id)
+    if errors:  # who may push what is decided before any object is read
+        return errors
     objects = new_objects(updates)
-    for u in updates:
-        if u.ref.startswith(("refs/heads/", "refs/tags/")):
-            continue
-        if u.ref.startswith("refs/pr/") and u.old != ZERO and u.new != ZERO:
-            continue
-        errors.append(f"{u.ref}: only branches (refs/heads/*) and tags (refs/tags/*) can be pushed")
     errors += path_errors(objects)
     blobs = [NewBlob(o.oid, _shown(o.path), o.size) for o in objects if o.kind == "blob"]
     too_big = [b for b in blobs if b.size > max_file]
@@ -284,6 +332,25 @@ def _lookup_lfs(db_url: str, repo_pk: int):  # noqa: ANN202
     return lookup
 
 
+def _lookup_pr(db_url: str, repo_pk: int):  # noqa: ANN202
+    def lookup(num: int) -> tuple[str, str] | None:
+        from sqlalchemy import select
+
+        from cove.db.session import make_engine
+        from cove.db.tables import Discussion
+
+        engine = make_engine(db_url)
+        try:
+            with engine.connect() as conn:
+                row = conn.execute(select(Discussion.author, Discussion.status).where(
+                    Discussion.repo_pk == repo_pk, Discussion.num == num, Discussion.is_pull_request.is_(True))).first()
+        finally:
+            engine.dispose()
+        return (row[0], row[1]) if row else None
+
+    return lookup
+
+
 def pre_receive(stdin_lines: Iterable[str], env: dict[str, str]) -> int:
     """The hook: 0 accepts the push; otherwise the reasons go to stderr (git shows them as ``remote:``)."""
     if ENV_REPO_PK not in env:
@@ -291,7 +358,9 @@ def pre_receive(stdin_lines: Iterable[str], env: dict[str, str]) -> int:
         return 1
     updates = parse_updates(stdin_lines)
     errors = check_push(updates, lookup_lfs=_lookup_lfs(env[ENV_DB_URL], int(env[ENV_REPO_PK])),
-                        max_file=int(env.get(ENV_MAX_FILE, 10 * 1024 * 1024)), repo_id=env.get(ENV_REPO_ID, ""))
+                        max_file=int(env.get(ENV_MAX_FILE, 10 * 1024 * 1024)), repo_id=env.get(ENV_REPO_ID, ""),
+                        lookup_pr=_lookup_pr(env[ENV_DB_URL], int(env[ENV_REPO_PK])),
+                        user=env.get(ENV_USER, ""), writer=env.get(ENV_WRITER, "0") == "1")
     if errors:
         print("Cove: push refused.", file=sys.stderr)
         for line in errors:
