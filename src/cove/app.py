@@ -249,6 +249,9 @@ def create_app(settings: Settings | None = None, backends: Backends | None = Non
     from cove.services.scans import run_worker_with
 
     run_worker_with(app, bk)
+    from cove.spaces.manager import run_with as run_spaces_with
+
+    run_spaces_with(app, bk)
     from cove.services import webhook_delivery
 
     webhook_delivery.run_worker_with(app, bk)

@@ -140,6 +140,39 @@ class Settings(BaseSettings):
     #: Refuse to deliver to loopback, private, link-local and reserved addresses (checked when delivering).
     #: Off by default: a self-hosted hub's receivers (CI, chat bots) usually live on its own network.
     webhook_block_private: bool = False
+    #: Build and run the apps of Spaces (gradio, streamlit, static); off: Spaces are stored only.
+    spaces_run: bool = True
+    #: Where Space environments, working copies and the shared installer cache live. It must be outside the data
+    #: folder, which the apps' uids may not enter; default: a sibling of the data folder, ``<data>-spaces``.
+    spaces_root: Path | None = None
+    #: Most Spaces running at once; past it the least recently visited one sleeps (0: no cap).
+    spaces_max_running: int = 8
+    #: Seconds without a visit before a Space sleeps (a Space's own `set_space_sleep_time` wins); 0: never.
+    spaces_sleep_after: int = 48 * 3600
+    #: Each app runs as uid (and gid) ``spaces_uid_base + repo id``; builds run as ``spaces_uid_base``.
+    spaces_uid_base: int = 200_000
+    #: Per app process: address-space limit in bytes, most processes/threads of its uid, CPU seconds (0: none),
+    #: and its nice value.
+    spaces_memory: int = 8 << 30
+    spaces_nproc: int = 512
+    spaces_cpu_seconds: int = 0
+    spaces_nice: int = 5
+    #: Package index for Space builds (uv): `index_url` replaces PyPI, `extra_index_urls` (space-separated)
+    #: and `find_links` (space-separated) add to it. Unset: pip's own config on this machine
+    #: (``PIP_INDEX_URL``, ``PIP_EXTRA_INDEX_URL``, ``PIP_FIND_LINKS``, pip.conf) is passed on.
+    spaces_index_url: str | None = None
+    spaces_extra_index_urls: str | None = None
+    spaces_find_links: str | None = None
+    #: Python for Space environments when the README's ``python_version`` names none on this machine; it must
+    #: be readable by the apps' uids (not under /root). Default: /usr/bin/python3.
+    spaces_python: str | None = None
+    #: Seconds a build may take; seconds an app may take to answer its first HTTP request.
+    spaces_build_timeout: int = 900
+    spaces_start_timeout: int = 300
+    #: Allow ``packages.txt`` (Debian packages installed system-wide with apt-get, as root): off by default.
+    spaces_allow_packages: bool = False
+    #: Seconds between the supervisor's looks for pushes to Spaces' main branch.
+    spaces_poll_interval: float = 1.0
 
     @cached_property
     def public_endpoint(self) -> str:
@@ -165,6 +198,14 @@ class Settings(BaseSettings):
     @property
     def blobs_dir(self) -> Path:
         return self.data / "blobs"
+
+    @property
+    def spaces_dir(self) -> Path:
+        """`spaces_root`, else ``<data>-spaces`` beside the data folder (absolute)."""
+        if self.spaces_root:
+            return Path(self.spaces_root).resolve()
+        data = self.data.resolve()
+        return data.with_name(data.name + "-spaces")
 
     @cached_property
     def signing_secret(self) -> str:

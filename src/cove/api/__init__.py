@@ -20,6 +20,7 @@ _MODULES = (
     "cove.api.lfs_files",
     "cove.api.duplicate",
     "cove.api.collections",
+    "cove.api.spaces",
     "cove.api.repos",
     "cove.api.gating",
     "cove.api.search",

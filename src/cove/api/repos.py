@@ -12,6 +12,7 @@ from cove.api.shapes import iso, repo_info_json, repo_url
 from cove.deps import Bk, CurrentActor, repo_type_of
 from cove.errors import BadRequest, RepoNotFound
 from cove.services import access, files, likes, repos, scans
+from cove.spaces import service as spaces
 
 router = APIRouter()
 JsonBody = Annotated[dict[str, Any], Body()]
@@ -119,11 +120,13 @@ def _info(plural: str, repo_id: str, revision: str | None, expand: list[str] | N
                     if e.is_lfs:
                         s["lfs"] = {"sha256": e.lfs_oid, "size": e.size, "pointerSize": e.lfs_pointer_size}
                 siblings.append(s)
-        runtime = _runtime() if repo.type == "space" else None
+        runtime = spaces.runtime_json(db, bk, repo) if repo.type == "space" else None
         if sha != head:
             # Info at an older revision: card-derived fields still describe main (as on the Hub).
             pass
         info = repo_info_json(repo, sha=sha, siblings=siblings, expand=expand, runtime=runtime)
+        if repo.type == "space":
+            info["host"] = spaces.host(bk, repo)  # where gradio_client finds the app
         wanted = {"safetensors", "gguf"} & set(expand or ["safetensors", "gguf"])
         if repo_type == "model" and wanted:
             if entries is None:
@@ -131,11 +134,6 @@ def _info(plural: str, repo_id: str, revision: str | None, expand: list[str] | N
             found = dict(zip(("safetensors", "gguf"), scans.model_meta(db, entries), strict=True))
             info.update({k: v for k, v in found.items() if k in wanted and v is not None})
         return info
-
-
-def _runtime() -> dict:
-    return {"stage": "NO_APP_FILE", "hardware": {"current": None, "requested": "cpu-basic"},
-            "storage": None, "gcTimeout": None, "replicas": {"requested": 1}, "devMode": False, "domains": []}
 
 
 # Before the generic `/api/{plural}/{ns}/{name}` route, which would otherwise catch it.
@@ -159,13 +157,6 @@ def repo_info(plural: str, ns: str, name: str, bk: Bk, actor: CurrentActor,
 def repo_info_rev(plural: str, ns: str, name: str, revision: str, bk: Bk, actor: CurrentActor,
                   expand: Annotated[list[str] | None, Query()] = None, blobs: bool = False) -> dict:
     return _info(plural, f"{ns}/{name}", revision, expand, blobs, bk, actor)
-
-
-@router.get("/api/spaces/{ns}/{name}/runtime")
-def space_runtime(ns: str, name: str, bk: Bk, actor: CurrentActor) -> dict:
-    with bk.db.session() as db:
-        access.readable_repo(db, actor, "space", f"{ns}/{name}")
-    return _runtime()
 
 
 @router.post("/api/{plural}/{ns}/{name}/like")

@@ -333,3 +333,32 @@ class CollectionItem(Base):
     note: Mapped[str | None] = mapped_column(Text, nullable=True)
     position: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class SpaceState(Base):
+    """A Space's runtime (``cove.spaces``): its stage, the commit it serves, and what its owner asked for."""
+
+    __tablename__ = "space_states"
+    repo_pk: Mapped[int] = mapped_column(ForeignKey("repos.id", ondelete="CASCADE"), primary_key=True)
+    stage: Mapped[str] = mapped_column(String(24), default="NO_APP_FILE")
+    message: Mapped[str | None] = mapped_column(Text, nullable=True)  # why: a config, build or runtime error
+    sha: Mapped[str | None] = mapped_column(String(40), nullable=True)  # the commit serving (or last run)
+    built_sha: Mapped[str | None] = mapped_column(String(40), nullable=True)  # the last commit a build was tried for
+    wanted: Mapped[str] = mapped_column(String(12), default="running")  # running | paused | sleeping
+    sleep_time: Mapped[int | None] = mapped_column(Integer, nullable=True)  # seconds idle before sleeping
+    restart: Mapped[str | None] = mapped_column(String(8), nullable=True)  # asked for: restart | factory
+    upstream: Mapped[str | None] = mapped_column(String(300), nullable=True)  # where the proxy reaches the app
+    last_visit: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class SpaceVar(Base):
+    """A Space's variable or secret (``kind``); a secret's value is Fernet-encrypted (``cove.spaces.secrets``)."""
+
+    __tablename__ = "space_vars"
+    repo_pk: Mapped[int] = mapped_column(ForeignKey("repos.id", ondelete="CASCADE"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)  # variable | secret
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

@@ -1,0 +1,310 @@
+"""Spaces that run (issue 13): push a gradio or static Space to a real `cove serve`, reach RUNNING, call the app
+through Cove with the stock `gradio_client` (only HF_ENDPOINT changed), push changes and failures, and check the
+sandbox: private Spaces, secrets, and an app trying to read Cove's data folder.
+
+One server (with its own Spaces folder and `uv` cache) serves the module; the tests run in order and share the
+Spaces they build, since every gradio start costs seconds on a small machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import free_port, start_server, stop_server
+
+pytestmark = [
+    pytest.mark.spaces,
+    pytest.mark.skipif(os.geteuid() != 0, reason="running Spaces needs root (each app runs under its own uid)"),
+]
+
+UPPER = '''import gradio as gr
+gr.Interface(lambda s: s.upper(), "text", "text", api_name="predict").launch()
+'''
+REVERSED = UPPER.replace("s.upper()", "s[::-1]")
+PROBE = '''import os
+import gradio as gr
+
+
+def probe(what):
+    if what == "secret":
+        return os.environ.get("MY_SECRET", "<unset>")
+    if what == "env":
+        return " ".join(sorted(os.environ))
+    if what == "others":
+        out = []
+        for name in sorted(os.listdir(os.environ["OTHERS_PATH"])):
+            try:
+                out.append(name + ":" + ",".join(os.listdir(os.path.join(os.environ["OTHERS_PATH"], name))))
+            except OSError as exc:
+                out.append(name + ":" + type(exc).__name__)
+        return " ".join(out)
+    try:
+        if what == "data":
+            return "listed: " + ",".join(os.listdir(os.environ["DATA_PATH"]))
+        with open(os.path.join(os.environ["DATA_PATH"], "cove.db"), "rb") as fh:
+            return "read: %d bytes" % len(fh.read(100))
+    except OSError as exc:
+        return "refused: " + type(exc).__name__
+
+
+gr.Interface(probe, "text", "text", api_name="predict").launch()
+'''
+GRADIO_CALL = """
+import json, sys
+from gradio_client import Client
+space, text, token = sys.argv[1], sys.argv[2], sys.argv[3] or None
+try:
+    out = Client(space, token=token, verbose=False).predict(text, api_name="/predict")
+    print(json.dumps({"ok": out}))
+except Exception as exc:
+    print(json.dumps({"error": f"{type(exc).__name__}: {exc}"}))
+"""
+
+
+class Hub:
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.data = tmp / "data"
+        # The Spaces folder must be reachable by the apps' uids: not under pytest's 0700 temp folders.
+        self.spaces = Path(f"/tmp/cove-spaces-test-{uuid.uuid4().hex[:8]}")
+        self.spaces.mkdir(mode=0o755)
+        self.port = free_port()
+        self.env = {"COVE_SPACES_ROOT": str(self.spaces), "COVE_SPACES_POLL_INTERVAL": "0.5",
+                    "COVE_SPACES_START_TIMEOUT": "120", "COVE_SCAN_INTERVAL": "0"}
+        self.server = None
+        self.start()
+
+    def start(self) -> None:
+        self.server = start_server(self.data, self.port, **self.env)
+        self.endpoint = self.server.endpoint
+
+    def stop(self) -> None:
+        stop_server(self.server.proc)
+
+    def cove(self, *args: str) -> str:
+        env = {**os.environ, "COVE_DATA": str(self.data)}
+        return subprocess.run([sys.executable, "-m", "cove", *args], env=env, capture_output=True, text=True,
+                              check=True).stdout.strip()
+
+    def user(self, name: str) -> str:
+        self.cove("user", "add", name, "--password", f"{name}-password")
+        return self.cove("token", "create", name, "--role", "write", "--name", "t")
+
+    def api(self, token: str | bool):
+        from huggingface_hub import HfApi
+
+        return HfApi(endpoint=self.endpoint, token=token)
+
+    def gradio(self, space: str, text: str, token: str = "") -> dict:
+        """`gradio_client.Client(space).predict(text)` in a fresh process whose only setting is HF_ENDPOINT."""
+        env = {**os.environ, "HF_ENDPOINT": self.endpoint}
+        env.pop("HF_TOKEN", None)
+        out = subprocess.run([sys.executable, "-c", GRADIO_CALL, space, text, token], env=env, capture_output=True,
+                             text=True, timeout=120)
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory):
+    h = Hub(tmp_path_factory.mktemp("spaces-hub"))
+    h.alice = h.user("sally")
+    h.bob = h.user("bert")
+    try:
+        yield h
+    finally:
+        h.stop()
+        shutil.rmtree(h.spaces, ignore_errors=True)
+
+
+def wait_stage(api, repo_id: str, stages: tuple[str, ...], timeout: float = 240, sha: str | None = None):
+    deadline = time.time() + timeout
+    while True:
+        rt = api.get_space_runtime(repo_id)
+        if rt.stage in stages and (sha is None or rt.raw.get("sha") == sha):
+            return rt
+        if time.time() > deadline:
+            raise AssertionError(f"{repo_id} stayed {rt.stage} ({rt.raw.get('errorMessage')}), wanted {stages}")
+        time.sleep(0.5)
+
+
+def push(api, repo_id: str, files: dict[str, str], message: str = "update") -> str:
+    from huggingface_hub import CommitOperationAdd
+
+    ops = [CommitOperationAdd(path, content.encode()) for path, content in files.items()]
+    return api.create_commit(repo_id, ops, commit_message=message, repo_type="space").oid
+
+
+@pytest.fixture(scope="module")
+def gradio_space(hub) -> str:
+    repo_id = f"sally/upper-{uuid.uuid4().hex[:6]}"
+    api = hub.api(hub.alice)
+    api.create_repo(repo_id, repo_type="space", space_sdk="gradio")
+    push(api, repo_id, {"app.py": UPPER, "requirements.txt": "\n"})
+    return repo_id
+
+
+def test_gradio_space_runs_and_answers_through_cove(hub, gradio_space):
+    api = hub.api(hub.alice)
+    rt = wait_stage(api, gradio_space, ("RUNNING", "BUILD_ERROR", "RUNTIME_ERROR", "CONFIG_ERROR"))
+    assert rt.stage == "RUNNING", rt.raw
+    assert rt.hardware == "cpu-basic"
+    info = api.space_info(gradio_space)
+    assert info.host == f"{hub.endpoint}/spaces/{gradio_space}/app/"
+    assert hub.gradio(gradio_space, "hello cove") == {"ok": "HELLO COVE"}
+    page = httpx.get(info.host)
+    assert page.status_code == 200 and "gradio" in page.text.lower()
+    assert page.headers["content-security-policy"].startswith("sandbox allow-scripts")  # opaque origin
+    build_log = "".join(api.fetch_space_logs(gradio_space, build=True))
+    assert "gradio" in build_log
+
+
+def test_push_rebuilds_and_serves_the_new_version(hub, gradio_space):
+    api = hub.api(hub.alice)
+    start = time.time()
+    sha = push(api, gradio_space, {"app.py": REVERSED})
+    wait_stage(api, gradio_space, ("RUNNING",), sha=sha)
+    assert hub.gradio(gradio_space, "abc") == {"ok": "cba"}
+    # The environment was reused: requirements unchanged.
+    build_log = "".join(api.fetch_space_logs(gradio_space, build=True))
+    assert "Reusing the environment" in build_log
+    print(f"push to RUNNING (environment reused): {time.time() - start:.1f} s")
+
+
+def test_bad_requirement_is_a_build_error_and_the_old_version_keeps_serving(hub, gradio_space):
+    api = hub.api(hub.alice)
+    push(api, gradio_space, {"requirements.txt": "cove-no-such-package-xyz==9.9.9\n"})
+    rt = wait_stage(api, gradio_space, ("BUILD_ERROR",), timeout=180)
+    assert "cove-no-such-package-xyz" in rt.raw["errorMessage"]
+    assert hub.gradio(gradio_space, "abc") == {"error": "ValueError: The current space is in the invalid state: "
+                                                        "BUILD_ERROR. Please contact the owner to fix this."}
+    # The previous version still answers at the Space's URL.
+    config = httpx.get(f"{hub.endpoint}/spaces/{gradio_space}/app/config")
+    assert config.status_code == 200 and config.json()["dependencies"]
+
+
+def test_broken_app_is_a_runtime_error_with_its_log(hub, gradio_space):
+    api = hub.api(hub.alice)
+    push(api, gradio_space, {"requirements.txt": "\n", "app.py": "raise SystemExit('cove-broken-app: no model')\n"})
+    rt = wait_stage(api, gradio_space, ("RUNTIME_ERROR",), timeout=180)
+    assert "cove-broken-app: no model" in rt.raw["errorMessage"]
+    assert "cove-broken-app" in "".join(api.fetch_space_logs(gradio_space))
+
+
+def test_static_space_is_served_and_private_means_private(hub):
+    api = hub.api(hub.alice)
+    repo_id = f"sally/page-{uuid.uuid4().hex[:6]}"
+    api.create_repo(repo_id, repo_type="space", space_sdk="static", private=True)
+    push(api, repo_id, {"index.html": "<h1>cove static</h1>", "style.css": "h1 {color: red}"})
+    wait_stage(api, repo_id, ("RUNNING",), timeout=60)
+    url = f"{hub.endpoint}/spaces/{repo_id}/app/"
+    r = httpx.get(url, headers={"authorization": f"Bearer {hub.alice}"})
+    assert r.status_code == 200 and r.text == "<h1>cove static</h1>"
+    css = httpx.get(url + "style.css", headers={"x-hf-authorization": f"Bearer {hub.alice}"})
+    assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+    for headers in ({}, {"authorization": f"Bearer {hub.bob}"}):
+        assert httpx.get(url, headers=headers).status_code == 404
+    missing = httpx.get(f"{hub.endpoint}/spaces/sally/no-such-space/app/",
+                        headers={"authorization": f"Bearer {hub.bob}"})
+    assert missing.status_code == 404 and missing.headers["x-error-code"] == "RepoNotFound"
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    with pytest.raises(RepositoryNotFoundError):
+        hub.api(hub.bob).get_space_runtime(repo_id)
+    # Pause and restart (the stock client's calls).
+    assert api.pause_space(repo_id).stage == "PAUSED"
+    wait_stage(api, repo_id, ("PAUSED",))
+    assert httpx.get(url, headers={"authorization": f"Bearer {hub.alice}"}).status_code == 503
+    api.restart_space(repo_id)
+    wait_stage(api, repo_id, ("RUNNING",), timeout=60)
+    assert httpx.get(url, headers={"authorization": f"Bearer {hub.alice}"}).status_code == 200
+
+
+def test_docker_space_needs_a_container_runner_and_one_hardware_tier(hub):
+    api = hub.api(hub.alice)
+    repo_id = f"sally/docker-{uuid.uuid4().hex[:6]}"
+    api.create_repo(repo_id, repo_type="space", space_sdk="docker")
+    push(api, repo_id, {"Dockerfile": "FROM python:3.11\n", "app.py": "print(1)\n"})
+    rt = wait_stage(api, repo_id, ("CONFIG_ERROR",), timeout=60)
+    assert "container runner" in rt.raw["errorMessage"]
+    assert api.request_space_hardware(repo_id, "cpu-basic").requested_hardware == "cpu-basic"
+    from huggingface_hub.errors import HfHubHTTPError
+
+    with pytest.raises(HfHubHTTPError) as err:
+        api.request_space_hardware(repo_id, "t4-small")
+    assert err.value.response.status_code == 400
+
+
+@pytest.fixture(scope="module")
+def probe_space(hub) -> str:
+    """A gradio app that reports its secret, its environment, and what it can read of the hub's folders."""
+    api = hub.api(hub.alice)
+    repo_id = f"sally/probe-{uuid.uuid4().hex[:6]}"
+    api.create_repo(repo_id, repo_type="space", space_sdk="gradio")
+    api.add_space_secret(repo_id, "MY_SECRET", "s3cr3t-cove-value", description="for the test")
+    api.add_space_variable(repo_id, "DATA_PATH", str(hub.data.resolve()))
+    api.add_space_variable(repo_id, "OTHERS_PATH", str(hub.spaces / "apps"))
+    push(api, repo_id, {"app.py": PROBE})
+    rt = wait_stage(api, repo_id, ("RUNNING", "BUILD_ERROR", "RUNTIME_ERROR"))
+    assert rt.stage == "RUNNING", rt.raw
+    return repo_id
+
+
+def test_secret_reaches_the_app_and_nobody_else(hub, probe_space):
+    api = hub.api(hub.alice)
+    assert hub.gradio(probe_space, "secret") == {"ok": "s3cr3t-cove-value"}
+    secrets = api.get_space_secrets(probe_space)
+    assert set(secrets) == {"MY_SECRET"} and secrets["MY_SECRET"].description == "for the test"
+    assert "s3cr3t" not in json.dumps(httpx.get(f"{hub.endpoint}/api/spaces/{probe_space}/secrets",
+                                                headers={"authorization": f"Bearer {hub.alice}"}).json())
+    assert api.get_space_variables(probe_space)["DATA_PATH"].value == str(hub.data.resolve())
+    from huggingface_hub.errors import HfHubHTTPError
+
+    with pytest.raises(HfHubHTTPError) as err:  # bob may read the public Space, not manage it
+        hub.api(hub.bob).get_space_secrets(probe_space)
+    assert err.value.response.status_code == 403
+    # Encrypted at rest: the database never holds the value.
+    for f in hub.data.glob("cove.db*"):
+        assert b"s3cr3t-cove-value" not in f.read_bytes()
+    env = hub.gradio(probe_space, "env")["ok"].split()
+    assert not [k for k in env if k.startswith(("COVE_", "HF_TOKEN", "UV_"))]
+    assert "HF_ENDPOINT" in env
+
+
+def test_app_cannot_read_the_hub_data_folder_or_other_spaces(hub, probe_space):
+    assert hub.gradio(probe_space, "db") == {"ok": "refused: PermissionError"}
+    assert hub.gradio(probe_space, "data") == {"ok": "refused: PermissionError"}
+    # It may see which Spaces run (their ids), not into their working copies (its own included: 0711 folders).
+    others = hub.gradio(probe_space, "others")["ok"].split()
+    assert others and all(o.endswith(":PermissionError") for o in others), others
+
+
+def test_shutdown_stops_every_app_and_start_brings_back_the_running_ones(hub, probe_space):
+    base = 200_000
+    hub.stop()
+
+    def space_processes() -> list[int]:
+        out = []
+        for p in Path("/proc").iterdir():
+            if p.name.isdigit():
+                try:
+                    if p.stat().st_uid > base and p.stat().st_uid < base + 10_000_000:
+                        out.append(int(p.name))
+                except OSError:
+                    pass
+        return out
+
+    assert space_processes() == []
+    hub.start()
+    api = hub.api(hub.alice)
+    wait_stage(api, probe_space, ("RUNNING",))
+    assert hub.gradio(probe_space, "secret") == {"ok": "s3cr3t-cove-value"}
