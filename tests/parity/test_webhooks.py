@@ -295,3 +295,24 @@ def test_a_move_is_reported_and_the_watch_follows_the_repo(api, repo_factory, re
         assert [(w.type, w.name) for w in api.get_webhook(hook.id).watched] == [("model", new_id)]
     finally:
         api.delete_repo(new_id, missing_ok=True)
+
+
+def test_several_processes_send_each_event_once(tmp_path: Path):
+    """Two `cove serve` worker processes, each with its delivery worker, polling fast, and a slow receiver, so
+    both see the same backlog: every event arrives once (each try is claimed by one process)."""
+    env = {**FAST, "COVE_WEBHOOK_POLL_INTERVAL": "0.05", "COVE_WORKERS": "2"}
+    srv = start_server(tmp_path / "data", free_port(), **env)
+    receiver = Receiver(free_port(), tmp_path / "got.jsonl", delay=0.1).start()
+    try:
+        token = _user(srv.data, "fred")
+        fred = HfApi(endpoint=srv.endpoint, token=token)
+        fred.create_repo("fred/m")
+        fred.create_webhook(url=receiver.url, watched=[{"type": "model", "name": "fred/m"}], domains=["repo"])
+        shas = [fred.upload_file(path_or_fileobj=f"{i}".encode(), path_in_repo="f.txt", repo_id="fred/m").oid
+                for i in range(20)]
+        receiver.wait_for(lambda ev: len(ev) >= 20)
+        time.sleep(1)  # a duplicate would come now
+        assert sorted(e["body"]["updatedRefs"][0]["newSha"] for e in receiver.events()) == sorted(shas)
+    finally:
+        receiver.stop()
+        stop_server(srv.proc)

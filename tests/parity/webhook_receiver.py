@@ -1,7 +1,7 @@
-"""A webhook receiver for the tests: ``python webhook_receiver.py PORT OUT [FAILURES]``.
+"""A webhook receiver for the tests: ``python webhook_receiver.py PORT OUT [FAILURES [DELAY]]``.
 
 Appends one JSON line per POST to OUT (``{"headers": {...}, "body": ...}``); answers 500 to the first FAILURES
-POSTs (counted in OUT's sibling ``OUT.fails``), 200 afterwards.
+POSTs (counted in OUT's sibling ``OUT.fails``), 200 afterwards; takes DELAY seconds over each answer.
 """
 
 from __future__ import annotations
@@ -18,13 +18,14 @@ from pathlib import Path
 class Receiver:
     """This script as a child process on `port`; `events()` reads what it got."""
 
-    def __init__(self, port: int, out: Path, failures: int = 0) -> None:
-        self.port, self.out, self.failures = port, out, failures
+    def __init__(self, port: int, out: Path, failures: int = 0, delay: float = 0.0) -> None:
+        self.port, self.out, self.failures, self.delay = port, out, failures, delay
         self.url = f"http://127.0.0.1:{port}/hook"
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> Receiver:
-        self.proc = subprocess.Popen([sys.executable, __file__, str(self.port), str(self.out), str(self.failures)])
+        self.proc = subprocess.Popen([sys.executable, __file__, str(self.port), str(self.out), str(self.failures),
+                                      str(self.delay)])
         deadline = time.time() + 10
         while time.time() < deadline:
             with socket.socket() as s:
@@ -57,11 +58,13 @@ class Receiver:
 def main() -> None:
     port, out = int(sys.argv[1]), Path(sys.argv[2])
     failures = int(sys.argv[3]) if len(sys.argv) > 3 else 0
+    delay = float(sys.argv[4]) if len(sys.argv) > 4 else 0.0
     seen = out.with_name(out.name + ".fails")
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:  # noqa: N802 - http.server's name
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            time.sleep(delay)
             failed = int(seen.read_text()) if seen.exists() else 0
             if failed < failures:
                 seen.write_text(str(failed + 1))
