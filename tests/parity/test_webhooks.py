@@ -316,3 +316,19 @@ def test_several_processes_send_each_event_once(tmp_path: Path):
     finally:
         receiver.stop()
         stop_server(srv.proc)
+
+
+def test_comment_edits_and_hiding_are_reported(api, repo_factory, receiver):
+    repo_id = repo_factory("comments")
+    disc = api.create_discussion(repo_id, title="Typos")
+    api.create_webhook(url=receiver.url, watched=[{"type": "model", "name": repo_id}], domains=["discussion"])
+    comment = api.comment_discussion(repo_id, disc.num, "teh")
+    api.edit_discussion_comment(repo_id, disc.num, comment.id, "the")
+    with pytest.warns(UserWarning):
+        api.hide_discussion_comment(repo_id, disc.num, comment.id)
+    got = receiver.wait_for(lambda ev: len(ev) >= 3)
+    assert _events(got) == [("discussion.comment", "create"), ("discussion.comment", "update"),
+                            ("discussion.comment", "update")]
+    p = [WebhookPayload.model_validate(e["body"]) for e in got]
+    assert {x.comment.id for x in p} == {comment.id}
+    assert [(x.comment.content, x.comment.hidden) for x in p] == [("teh", False), ("the", False), (None, True)]

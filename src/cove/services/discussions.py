@@ -127,12 +127,14 @@ def edit_comment(ev: DiscussionEvent, editor: str, raw: str) -> None:
     data.update(raw=raw, history=[previous, *data.get("history", [])], updatedAt=iso(datetime.now(UTC)),
                 editor=editor)
     ev.data = data  # a new dict: the JSON column sees the change
+    webhooks.comment_changed(ev)
 
 
 def hide_comment(ev: DiscussionEvent) -> None:
     """Irreversible, as on the Hub: the text and every earlier version are dropped."""
     history = [{**h, "raw": ""} for h in ev.data.get("history", [])]
     ev.data = {**ev.data, "hidden": True, "raw": "", "history": history}
+    webhooks.comment_changed(ev)
 
 
 def add_event(db: Session, d: Discussion, kind: str, author: str, data: dict) -> DiscussionEvent:

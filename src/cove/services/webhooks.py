@@ -279,10 +279,19 @@ def discussion_event(db: Session, d: Discussion, action: str, comment: Discussio
     if comment is not None:
         raw = comment.data.get("raw", "")
         hidden = bool(comment.data.get("hidden"))
-        event["comment"] = {"id": f"e{comment.id:023x}", "author": {"id": _hex(db, comment.author)},
-                            "hidden": hidden, "content": None if hidden else raw,
-                            "url": {"web": f"{event['discussion']['url']['web']}#e{comment.id:023x}"}}
+        cid = f"d{d.id:023x}" if comment.type == "opening" else f"e{comment.id:023x}"  # as discussions' event ids
+        event["comment"] = {"id": cid, "author": {"id": _hex(db, comment.author)}, "hidden": hidden,
+                            "content": None if hidden else raw,
+                            "url": {"web": f"{event['discussion']['url']['web']}#{cid}"}}
     _queue(db, repo, "discussion", event)
+
+
+def comment_changed(comment: DiscussionEvent) -> None:
+    """A comment edited or hidden: ``update`` of ``discussion.comment`` (in the comment's own session)."""
+    db = Session.object_session(comment)
+    d = db.get(Discussion, comment.discussion_pk) if db is not None else None
+    if d is not None:
+        discussion_event(db, d, "update", comment)
 
 
 def refs_changed(before: dict[str, str], after: dict[str, str]) -> list[tuple[str, str | None, str | None]]:
