@@ -325,7 +325,7 @@ def test_push_refuses_git_lookalike_paths(git, tmp_path, repo_factory, alice, na
     assert git.out("ls-remote", "origin", "refs/heads/main", cwd=work).split()[0] == head
 
 
-@pytest.mark.parametrize("name", PUSH_NAMES + [b"..", b"a\\b", b"x\x01"])
+@pytest.mark.parametrize("name", PUSH_NAMES + [b"..", b"..\\x", b"C:\\x", b"x\x01"])
 def test_pre_receive_hook_applies_the_commit_api_path_rule(tmp_path, monkeypatch, name):
     """The hook's own check, whatever git's fsck knows: the same rule as the commit API's `clean_path`."""
     from cove.services.git_push import RefUpdate, check_push
