@@ -21,6 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import HTTPConnection
 
 from cove.allocator import limit_arenas
 from cove.api.moved import redirect as redirect_moved
@@ -112,8 +113,8 @@ class CoveApp(FastAPI):
             await telemetry.observe(scope, receive, send, partial(FastAPI.__call__, self, scope))
 
 
-async def decode_slashes(request: Request) -> None:
-    """Path parameters get their `%2F` back as `/` (see `RequestIdMiddleware`)."""
+async def decode_slashes(request: HTTPConnection) -> None:
+    """Path parameters get their `%2F` back as `/` (see `RequestIdMiddleware`); HTTP and WebSocket routes alike."""
     params = request.scope.get("path_params") or {}
     for k, v in params.items():
         if isinstance(v, str) and "%2F" in v:

@@ -168,6 +168,58 @@ def test_gradio_space_runs_and_answers_through_cove(hub, gradio_space):
     assert "gradio" in build_log
 
 
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+DRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+needs_chromium = pytest.mark.skipif(not (Path(CHROMIUM).exists() and Path(DRIVER).exists()),
+                                    reason="needs chromium and chromium-driver")
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                 "--window-size=1280,900", f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"):
+        opts.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(DRIVER), options=opts)
+    yield driver
+    driver.quit()
+
+
+def until(fn, timeout: float = 60):  # noqa: ANN001, ANN201
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        got = fn()
+        if got:
+            return got
+        time.sleep(0.3)
+    raise AssertionError("timed out")
+
+
+@needs_chromium
+def test_space_page_embeds_the_app_and_a_browser_uses_it(hub, gradio_space, browser):
+    from selenium.webdriver.common.by import By
+
+    wait_stage(hub.api(hub.alice), gradio_space, ("RUNNING",))
+    browser.get(f"{hub.endpoint}/spaces/{gradio_space}")
+    frame = browser.find_element(By.ID, "space-frame")
+    assert frame.get_attribute("src") == f"{hub.endpoint}/spaces/{gradio_space}/app/"
+    assert "allow-same-origin" not in frame.get_attribute("sandbox")
+    browser.switch_to.frame(frame)
+    try:
+        box = until(lambda: browser.find_elements(By.CSS_SELECTOR, "textarea"))[0]
+        box.send_keys("typed in chromium")
+        buttons = until(lambda: [b for b in browser.find_elements(By.TAG_NAME, "button") if b.text.strip() == "Submit"])
+        buttons[0].click()
+        until(lambda: "TYPED IN CHROMIUM" in [t.get_attribute("value")
+                                              for t in browser.find_elements(By.CSS_SELECTOR, "textarea")])
+    finally:
+        browser.switch_to.default_content()
+
+
 def test_push_rebuilds_and_serves_the_new_version(hub, gradio_space):
     api = hub.api(hub.alice)
     start = time.time()
@@ -242,6 +294,23 @@ def test_docker_space_needs_a_container_runner_and_one_hardware_tier(hub):
     with pytest.raises(HfHubHTTPError) as err:
         api.request_space_hardware(repo_id, "t4-small")
     assert err.value.response.status_code == 400
+
+
+@needs_chromium
+def test_streamlit_space_runs_over_the_proxied_websocket(hub, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    api = hub.api(hub.alice)
+    repo_id = f"sally/streamlit-{uuid.uuid4().hex[:6]}"
+    api.create_repo(repo_id, repo_type="space", space_sdk="streamlit")
+    push(api, repo_id, {"app.py": "import streamlit as st\nname = st.text_input('name')\n"
+                                  "st.write('hello ' + name.upper())\n"})
+    rt = wait_stage(api, repo_id, ("RUNNING", "BUILD_ERROR", "RUNTIME_ERROR"))
+    assert rt.stage == "RUNNING", rt.raw
+    browser.get(f"{hub.endpoint}/spaces/{repo_id}/app/")
+    until(lambda: browser.find_elements(By.CSS_SELECTOR, "input[type=text]"))[0].send_keys("cove", Keys.ENTER)
+    until(lambda: "hello COVE" in browser.page_source)  # each rerun travels over Streamlit's WebSocket
 
 
 @pytest.fixture(scope="module")
