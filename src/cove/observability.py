@@ -288,6 +288,10 @@ class Telemetry:
                 status = message["status"]
             elif t == "http.response.body":
                 sent += len(message.get("body", b""))
+            elif t == "http.response.zerocopy":  # cove.zerocopy: bytes the kernel sends from a file
+                sent += message["count"]
+            elif t == "http.response.pathsend":
+                sent += os.stat(message["path"]).st_size
             await send(message)
 
         async def counting_receive() -> dict:

@@ -90,6 +90,9 @@ class Settings(BaseSettings):
     max_commit_summary: int = 1000
     max_commit_description: int = 65536
     workers: int = 1
+    #: Send blob files with `sendfile` (zero-copy: uvicorn plus `cove.zerocopy`'s ASGI pathsend/zerocopy);
+    #: off: Python reads each file and writes it to the socket.
+    zerocopy: bool = True
     #: Answer `/resolve` of a file the scanner found unsafe (pickle imports outside picklescan's allow-list,
     #: a malformed safetensors/GGUF header) with 403; a file not scanned yet is scanned before it is served.
     block_unsafe_downloads: bool = False

@@ -102,8 +102,11 @@ def serve(
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(mp.resolve())
     # uvicorn's access log stays off: it prints raw paths, and LFS/CAS URLs carry secrets in theirs. Cove's own
     # (COVE_ACCESS_LOG) names route templates.
+    from cove.zerocopy import ZeroCopyHttpToolsProtocol
+
+    http = ZeroCopyHttpToolsProtocol if s.zerocopy else "auto"
     uvicorn.run("cove.asgi:app", host=s.host, port=s.port, workers=s.workers, log_level=log_level,
-                access_log=False, timeout_keep_alive=30)
+                access_log=False, timeout_keep_alive=30, http=http)
 
 
 if importlib.util.find_spec("cove.cli.train") is not None:
