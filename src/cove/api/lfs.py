@@ -30,9 +30,9 @@ def _lfs_error(status: int, message: str, headers: dict | None = None) -> JSONRe
 
 
 def _batch(repo_type: str, ns: str, name: str, body: dict, bk, authorization: str | None,  # noqa: ANN001
-           client: str | None = None) -> JSONResponse:
+           client: str | None = None, session: Any = None) -> JSONResponse:
     try:
-        actor = resolve_actor(bk, authorization, client)
+        actor = session or resolve_actor(bk, authorization, client)
     except Unauthorized as exc:
         return _lfs_error(401, exc.message, {"LFS-Authenticate": 'Basic realm="Cove"'})
     except TooManyRequests as exc:
@@ -117,8 +117,17 @@ def _add_routes(prefix: str, repo_type: str) -> None:
             raise BadRequest("Batch body must be JSON") from exc
         if not isinstance(body, dict):
             raise BadRequest("Batch body must be an object")
-        return await run_in_threadpool(_batch, repo_type, ns, name, body, bk, request.headers.get("authorization"),
-                                       client_host(request))
+        def run() -> Response:
+            # A signed-in browser (the upload page) has no token: its session stands in, only with the
+            # session's CSRF token in `X-CSRF-Token` (`app.state.session_actor` checks it).
+            session = None
+            from_browser = getattr(request.app.state, "session_actor", None)
+            if not request.headers.get("authorization") and from_browser is not None:
+                session = from_browser(request)
+            return _batch(repo_type, ns, name, body, bk, request.headers.get("authorization"),
+                          client_host(request), session)
+
+        return await run_in_threadpool(run)
 
     async def verify(ns: str, name: str, request: Request, bk: Bk) -> Response:
         try:
@@ -148,24 +157,44 @@ for _p, _t in (("/datasets", "dataset"), ("/spaces", "space"), ("", "model")):
 
 
 class _Body:
-    """Synchronous file-like view of the request body, for streaming into the blob store."""
+    """Synchronous file-like view of the request body, for streaming into the blob store from a worker thread.
+
+    Each `read` is one hop to the event loop, which gathers the body's chunks (uvicorn hands ~64 KiB at a
+    time) up to at least 1 MiB: a few hundred hops per GiB, not one per chunk."""
+
+    _AHEAD = 1 << 20
 
     def __init__(self, request: Request, loop) -> None:  # noqa: ANN001
-        import asyncio
-
         self._it = request.stream().__aiter__()
         self._loop = loop
         self._buf = b""
-        self._asyncio = asyncio
+        self._done = False
+
+    async def _gather(self, want: int) -> list[bytes]:
+        chunks, have = [], 0
+        while have < want:
+            try:
+                chunk = await self._it.__anext__()
+            except StopAsyncIteration:
+                self._done = True
+                break
+            chunks.append(chunk)
+            have += len(chunk)
+        return chunks
 
     def read(self, n: int = -1) -> bytes:
-        while len(self._buf) < n or n < 0:
-            try:
-                chunk = self._asyncio.run_coroutine_threadsafe(self._it.__anext__(), self._loop).result()
-            except StopAsyncIteration:
-                break
-            self._buf += chunk
-        out, self._buf = (self._buf, b"") if n < 0 else (self._buf[:n], self._buf[n:])
+        import asyncio
+
+        if (n < 0 or len(self._buf) < n) and not self._done:
+            # Large reads gather about what they take (little left to copy over); small ones read ahead.
+            want = (1 << 62) if n < 0 else n - len(self._buf) if n >= self._AHEAD // 4 else self._AHEAD
+            chunks = asyncio.run_coroutine_threadsafe(self._gather(want), self._loop).result()
+            if chunks:
+                self._buf = b"".join([self._buf, *chunks]) if self._buf else b"".join(chunks)
+        if n < 0 or len(self._buf) <= n:
+            out, self._buf = self._buf, b""
+        else:
+            out, self._buf = self._buf[:n], self._buf[n:]
         return out
 
 
@@ -206,7 +235,8 @@ async def put_part(token: str, n: int, request: Request, bk: Bk) -> Response:
         raise BadRequest(f"Part number must be between 1 and {n_parts}")
     expected = min(chunk, size - (n - 1) * chunk)
     body = _Body(request, asyncio.get_running_loop())
-    etag = await run_in_threadpool(uploads.MultipartUpload(bk, repo.id, oid).put_part, n, body, expected)
+    etag = await run_in_threadpool(uploads.MultipartUpload(bk, repo.id, oid).put_part, n, body, expected,
+                                   (n - 1) * chunk)
     return Response(status_code=200, headers={"ETag": f'"{etag}"'})
 
 

@@ -17,7 +17,7 @@ from fastapi.responses import FileResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cove.errors import HubError, NotFound, Unauthorized
-from cove.web import account, files, listing, repo, sessions, viewer
+from cove.web import account, community, files, listing, manage, repo, sessions, viewer, write
 from cove.web.render import page
 
 STATIC = Path(__file__).parent / "static"
@@ -66,6 +66,28 @@ def static(name: str) -> Response:
                         headers={"Cache-Control": "public, max-age=3600"})
 
 
+def _write_routes(base: str, repo_type: str) -> None:
+    """Uploads, file edits, the Community tab and the settings forms (`web.write`, `community`, `manage`)."""
+    add = router.add_api_route
+    for verb, form, action in (("upload", write.upload_form, write.upload), ("new", write.edit_form, write.edit)):
+        for suffix in ("{rev}", "{rev}/{path:path}"):
+            add(f"{base}/{verb}/{suffix}", _bind(form, repo_type), methods=READ)
+            add(f"{base}/{verb}/{suffix}", _bind(action, repo_type), methods=["POST"])
+    add(f"{base}/edit/{{rev}}/{{path:path}}", _bind(write.edit_form, repo_type), methods=READ)
+    add(f"{base}/edit/{{rev}}/{{path:path}}", _bind(write.edit, repo_type), methods=["POST"])
+    add(f"{base}/delete/{{rev}}/{{path:path}}", _bind(write.delete_form, repo_type), methods=READ)
+    add(f"{base}/delete/{{rev}}/{{path:path}}", _bind(write.delete, repo_type), methods=["POST"])
+    add(f"{base}/discussions", _bind(community.discussions_page, repo_type), methods=READ)
+    add(f"{base}/discussions/new", _bind(community.new_discussion_form, repo_type), methods=READ)
+    add(f"{base}/discussions/new", _bind(community.new_discussion, repo_type), methods=["POST"])
+    add(f"{base}/discussions/{{num}}", _bind(community.discussion_page, repo_type), methods=READ)
+    add(f"{base}/discussions/{{num}}/{{action}}", _bind(community.discussion_action, repo_type), methods=["POST"])
+    add(f"{base}/settings/gating", _bind(manage.gating_update, repo_type), methods=["POST"])
+    add(f"{base}/settings/move", _bind(manage.move, repo_type), methods=["POST"])
+    add(f"{base}/settings/access-requests", _bind(manage.access_requests_page, repo_type), methods=READ)
+    add(f"{base}/settings/access-requests", _bind(manage.access_request_handle, repo_type), methods=["POST"])
+
+
 # Fixed paths first: they must win over `/{user}` and `/{ns}/{name}`.
 router.add_api_route("/", listing.home, methods=READ)
 for _plural, _type in (("models", "model"), ("datasets", "dataset"), ("spaces", "space")):
@@ -78,6 +100,9 @@ router.add_api_route("/settings/tokens", account.tokens_page, methods=READ)
 router.add_api_route("/settings/tokens", account.create_token, methods=["POST"])
 router.add_api_route("/settings/tokens/revoke", account.revoke_token, methods=["POST"])
 router.add_api_route("/datasets/{ns}/{name}/viewer", viewer.viewer_page, methods=READ)
+for _type, _path in write.NEW_PAGES.items():
+    router.add_api_route(_path, _bind(write.new_repo_form, _type), methods=READ)
+    router.add_api_route(_path, _bind(write.new_repo, _type), methods=["POST"])
 
 for _prefix, _type in (("/datasets", "dataset"), ("/spaces", "space"), ("", "model")):
     base = f"{_prefix}/{{ns}}/{{name}}"
@@ -91,6 +116,7 @@ for _prefix, _type in (("/datasets", "dataset"), ("/spaces", "space"), ("", "mod
     router.add_api_route(f"{base}/settings", _bind(repo.settings_update, _type), methods=["POST"])
     router.add_api_route(f"{base}/like", _bind(repo.like, _type), methods=["POST"])
     router.add_api_route(f"{base}/ask-access", _bind(repo.ask_access, _type), methods=["POST"])
+    _write_routes(base, _type)
     if _prefix:
         router.add_api_route(f"{_prefix}/{{ns}}", _bind(listing.by_author, _type), methods=READ)
 

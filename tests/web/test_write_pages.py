@@ -1,0 +1,219 @@
+"""The pages that write (issue 15), over plain HTTP: forms, CSRF, private == missing, the same services as the API."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import uuid
+from pathlib import Path
+
+import httpx
+from huggingface_hub import hf_hub_download
+
+from tests.conftest import ENDPOINT
+from tests.web.conftest import csrf_of
+
+
+def _form(client: httpx.Client, path: str) -> str:
+    r = client.get(path)
+    assert r.status_code == 200, (path, r.status_code, r.text[:300])
+    return csrf_of(r.text)
+
+
+def test_new_repo_with_owner_license_visibility_and_space_sdk(alice_web, api, acme):
+    name = f"web-new-{uuid.uuid4().hex[:8]}"
+    page = alice_web.get("/new")
+    assert page.status_code == 200 and 'value="acme"' in page.text and "apache-2.0" in page.text
+    r = alice_web.post("/new", data={"csrf_token": csrf_of(page.text), "owner": "acme", "name": name,
+                                     "license": "mit", "visibility": "private"})
+    assert r.status_code == 303 and r.headers["location"] == f"/acme/{name}"
+    info = api.model_info(f"acme/{name}")
+    assert info.private and info.card_data["license"] == "mit"
+    # A Space: its sdk, and its README keeps the Space's front matter with the license added.
+    token = _form(alice_web, "/new-space")
+    r = alice_web.post("/new-space", data={"csrf_token": token, "owner": "alice", "name": name, "sdk": "static",
+                                           "license": "apache-2.0", "visibility": "public"})
+    assert r.status_code == 303 and r.headers["location"] == f"/spaces/alice/{name}"
+    space = api.space_info(f"alice/{name}")
+    assert space.sdk == "static" and space.card_data["license"] == "apache-2.0"
+    # A name taken, an invalid name: the form again, with the Hub's message, nothing created.
+    again = alice_web.post("/new-space", data={"csrf_token": token, "owner": "alice", "name": name, "sdk": "static"})
+    assert again.status_code in (400, 409) and "already created" in again.text
+    bad = alice_web.post("/new-dataset", data={"csrf_token": token, "owner": "alice", "name": "a--b"})
+    assert bad.status_code == 400 and "Invalid repo id" in bad.text
+    for repo_id, kind in ((f"acme/{name}", "model"), (f"alice/{name}", "space")):
+        api.delete_repo(repo_id, repo_type=kind)
+
+
+def test_new_repo_refuses_without_csrf_or_session(alice_web, bob_web, anon_web, api):
+    name = f"web-csrf-{uuid.uuid4().hex[:8]}"
+    r = alice_web.post("/new", data={"owner": "alice", "name": name})
+    assert r.status_code == 403
+    r = alice_web.post("/new", data={"csrf_token": _form(alice_web, "/new"), "owner": "alice", "name": name},
+                       headers={"origin": "https://evil.example"})
+    assert r.status_code == 403
+    # bob may not create in acme (not a member): the form says so, nothing is made.
+    r = bob_web.post("/new", data={"csrf_token": _form(bob_web, "/new"), "owner": "acme", "name": name})
+    assert r.status_code == 403
+    assert anon_web.get("/new", follow_redirects=False).status_code == 303  # sign in first
+    assert not api.repo_exists(f"alice/{name}") and not api.repo_exists(f"acme/{name}")
+
+
+def test_upload_small_and_large_files_through_the_form(alice_web, api, repo_factory, no_xet):
+    repo_id = repo_factory("web-upload")
+    token = _form(alice_web, f"/{repo_id}/upload/main")
+    big = os.urandom(11 * 1024 * 1024)  # over 10 MB: LFS, as huggingface_hub would
+    files = [("files", ("notes.txt", b"hello\n", "text/plain")), ("files", ("weights.bin", big, "application/x"))]
+    r = alice_web.post(f"/{repo_id}/upload/main/sub", data={"csrf_token": token, "summary": "Add two files"},
+                       files=files)
+    assert r.status_code == 303, r.text[:500]
+    paths = {f.path: f for f in api.list_repo_tree(repo_id, recursive=True, expand=True) if hasattr(f, "lfs")}
+    assert paths["sub/notes.txt"].lfs is None
+    assert paths["sub/weights.bin"].lfs.sha256 == hashlib.sha256(big).hexdigest()
+    assert api.list_repo_commits(repo_id)[0].title == "Add two files"
+    got = hf_hub_download(repo_id, "sub/weights.bin", endpoint=ENDPOINT, token=api.token)
+    assert Path(got).read_bytes() == big
+
+
+def test_edit_create_delete_and_pull_request_from_an_outsider(alice_web, bob_web, api, repo_factory):
+    repo_id = repo_factory("web-edit")
+    api.upload_file(path_or_fileobj=b"# Card\n", path_in_repo="README.md", repo_id=repo_id)
+    page = alice_web.get(f"/{repo_id}/edit/main/README.md")
+    assert page.status_code == 200 and "# Card" in page.text
+    r = alice_web.post(f"/{repo_id}/edit/main/README.md", data={
+        "csrf_token": csrf_of(page.text), "content": "---\nlicense: mit\n---\n# Card v2\n", "summary": "Card v2"})
+    assert r.status_code == 303 and r.headers["location"] == f"/{repo_id}/blob/main/README.md"
+    assert api.model_info(repo_id).card_data["license"] == "mit"
+    # An invalid card is refused with the Hub's message; the file is unchanged.
+    page = alice_web.get(f"/{repo_id}/edit/main/README.md")
+    bad = alice_web.post(f"/{repo_id}/edit/main/README.md", data={
+        "csrf_token": csrf_of(page.text), "content": "---\nlicense: [\n---\n", "parent": ""})
+    assert bad.status_code == 400 and "metadata" in bad.text.lower()
+    # Create a file, then delete it.
+    token = _form(alice_web, f"/{repo_id}/new/main")
+    r = alice_web.post(f"/{repo_id}/new/main", data={"csrf_token": token, "filename": "docs/a.md", "content": "A"})
+    assert r.status_code == 303 and api.file_exists(repo_id, "docs/a.md")
+    token = _form(alice_web, f"/{repo_id}/delete/main/docs/a.md")
+    assert alice_web.post(f"/{repo_id}/delete/main/docs/a.md", data={"csrf_token": token}).status_code == 303
+    assert not api.file_exists(repo_id, "docs/a.md")
+    # bob cannot write: his edit becomes a pull request (the page says so), main is untouched.
+    page = bob_web.get(f"/{repo_id}/edit/main/README.md")
+    assert page.status_code == 200 and 'id="pr-only"' in page.text
+    r = bob_web.post(f"/{repo_id}/edit/main/README.md", data={
+        "csrf_token": csrf_of(page.text), "content": "---\nlicense: mit\n---\n# Card by bob\n", "summary": "Fix"})
+    assert r.status_code == 303 and r.headers["location"] == f"/{repo_id}/discussions/1"
+    assert "Card by bob" not in httpx.get(f"{ENDPOINT}/{repo_id}/resolve/main/README.md").text
+    # The community tab lists it; the PR page shows the diff; bob cannot merge, alice comments and merges.
+    listing = alice_web.get(f"/{repo_id}/discussions?type=pull_request")
+    assert 'data-num="1"' in listing.text and "Fix" in listing.text
+    assert 'data-num="1"' not in alice_web.get(f"/{repo_id}/discussions?type=discussion").text
+    files_tab = alice_web.get(f"/{repo_id}/discussions/1?tab=files").text
+    assert "Card by bob" in files_tab and 'class="add"' in files_tab
+    bob_page = bob_web.get(f"/{repo_id}/discussions/1").text
+    assert 'id="merge-form"' not in bob_page
+    assert bob_web.post(f"/{repo_id}/discussions/1/merge", data={"csrf_token": csrf_of(bob_page)}).status_code == 403
+    page = alice_web.get(f"/{repo_id}/discussions/1").text
+    token = csrf_of(page)
+    assert alice_web.post(f"/{repo_id}/discussions/1/comment", data={
+        "csrf_token": token, "comment": "Thanks! <script>alert(1)</script> **bold**"}).status_code == 303
+    assert alice_web.post(f"/{repo_id}/discussions/1/merge", data={"csrf_token": token}).status_code == 303
+    assert "Card by bob" in httpx.get(f"{ENDPOINT}/{repo_id}/resolve/main/README.md").text
+    page = alice_web.get(f"/{repo_id}/discussions/1").text
+    assert "<strong>bold</strong>" in page and "<script>alert" not in page
+    assert 'id="discussion-status">merged' in page
+    details = api.get_discussion_details(repo_id, 1)
+    assert details.status == "merged" and [e.type for e in details.events].count("comment") == 2
+
+
+def test_discussion_title_status_and_csrf(alice_web, bob_web, api, repo_factory):
+    repo_id = repo_factory("web-disc")
+    token = _form(bob_web, f"/{repo_id}/discussions/new")
+    r = bob_web.post(f"/{repo_id}/discussions/new", data={"csrf_token": token, "title": "Question",
+                                                          "description": "How?"})
+    assert r.status_code == 303 and r.headers["location"] == f"/{repo_id}/discussions/1"
+    token = _form(bob_web, f"/{repo_id}/discussions/1")
+    assert bob_web.post(f"/{repo_id}/discussions/1/title", data={"csrf_token": token, "title": "Q2"}).status_code == 303
+    assert bob_web.post(f"/{repo_id}/discussions/1/status", data={"csrf_token": token,
+                                                                  "status": "closed"}).status_code == 303
+    assert bob_web.post(f"/{repo_id}/discussions/1/comment", data={"comment": "no token"}).status_code == 403
+    d = api.get_discussion_details(repo_id, 1)
+    assert d.title == "Q2" and d.status == "closed"
+    assert [e.type for e in d.events] == ["comment", "title-change", "status-change"]
+    page = bob_web.get(f"/{repo_id}/discussions?status=closed").text
+    assert "Q2" in page
+    assert "Q2" not in bob_web.get(f"/{repo_id}/discussions").text  # open only, by default
+
+
+def test_private_repo_write_pages_are_missing(alice_web, bob_web, anon_web, repo_factory):
+    repo_id = repo_factory("web-priv", private=True)
+    paths = ("upload/main", "new/main", "edit/main/README.md", "delete/main/.gitattributes", "discussions",
+             "discussions/new", "discussions/1", "settings/access-requests")
+    for client in (bob_web, anon_web):
+        for p in paths:
+            r = client.get(f"/{repo_id}/{p}", follow_redirects=False)
+            missing = client.get(f"/alice/nothing-{uuid.uuid4().hex[:6]}/{p}", follow_redirects=False)
+            assert (r.status_code, r.headers.get("location")) == (missing.status_code,
+                                                                   missing.headers.get("location")), p
+    token = _form(bob_web, "/new")
+    for p in ("upload/main", "edit/main/README.md", "discussions/new", "discussions/1/comment", "settings/gating"):
+        r = bob_web.post(f"/{repo_id}/{p}", data={"csrf_token": token, "content": "x", "title": "x", "comment": "x",
+                                                  "gated": "auto"})
+        assert r.status_code == 404, p
+    assert alice_web.get(f"/{repo_id}/discussions").status_code == 200
+
+
+def test_gate_request_and_accept(alice_web, bob_web, api, repo_factory):
+    repo_id = repo_factory("web-gate")
+    api.upload_file(path_or_fileobj=b"secret", path_in_repo="data.txt", repo_id=repo_id)
+    token = _form(alice_web, f"/{repo_id}/settings")
+    assert alice_web.post(f"/{repo_id}/settings/gating", data={"csrf_token": token,
+                                                               "gated": "manual"}).status_code == 303
+    assert api.model_info(repo_id).gated == "manual"
+    page = bob_web.get(f"/{repo_id}").text
+    assert bob_web.post(f"/{repo_id}/ask-access", data={"csrf_token": csrf_of(page)}).status_code == 303
+    assert bob_web.get(f"/{repo_id}/resolve/main/data.txt").status_code == 403
+    review = alice_web.get(f"/{repo_id}/settings/access-requests")
+    assert 'data-user="bob"' in review.text
+    # bob cannot review (not a writer); alice accepts.
+    assert bob_web.get(f"/{repo_id}/settings/access-requests").status_code == 403
+    r = alice_web.post(f"/{repo_id}/settings/access-requests", data={"csrf_token": csrf_of(review.text),
+                                                                     "user": "bob", "status": "accepted"})
+    assert r.status_code == 303
+    assert 'data-user="bob"' in alice_web.get(f"/{repo_id}/settings/access-requests?status=accepted").text
+    assert bob_web.get(f"/{repo_id}/resolve/main/data.txt").text == "secret"
+
+
+def test_rename_from_settings(alice_web, api, repo_factory):
+    repo_id = repo_factory("web-move")
+    new_id = repo_id + "-renamed"
+    token = _form(alice_web, f"/{repo_id}/settings")
+    r = alice_web.post(f"/{repo_id}/settings/move", data={"csrf_token": token, "to": new_id})
+    assert r.status_code == 303 and r.headers["location"] == f"/{new_id}/settings?saved=moved"
+    assert api.repo_exists(new_id)
+    api.delete_repo(new_id)
+
+
+def test_lfs_batch_rides_on_the_browser_session_only_with_its_csrf_token(alice_web, api, repo_factory):
+    """What the upload page's script does: LFS batch + PUT, then the NDJSON commit, with the session."""
+    repo_id = repo_factory("web-lfs")
+    token = _form(alice_web, f"/{repo_id}/upload/main")
+    data = os.urandom(2000)
+    oid = hashlib.sha256(data).hexdigest()
+    body = {"operation": "upload", "transfers": ["basic"], "objects": [{"oid": oid, "size": len(data)}]}
+    lfs = {"content-type": "application/vnd.git-lfs+json"}
+    batch = f"/{repo_id}.git/info/lfs/objects/batch"
+    assert alice_web.post(batch, json=body, headers=lfs).status_code == 401  # the cookie alone: no
+    assert alice_web.post(batch, json=body, headers={**lfs, "x-csrf-token": "wrong"}).status_code == 401
+    r = alice_web.post(batch, json=body, headers={**lfs, "x-csrf-token": token})
+    assert r.status_code == 200, r.text
+    href = r.json()["objects"][0]["actions"]["upload"]["href"]
+    assert httpx.put(href, content=data).status_code == 200
+    lines = [{"key": "header", "value": {"summary": "From the browser"}},
+             {"key": "lfsFile", "value": {"path": "blob.bin", "algo": "sha256", "oid": oid, "size": len(data)}}]
+    ndjson = "\n".join(json.dumps(x) for x in lines)
+    r = alice_web.post(f"/api/models/{repo_id}/commit/main", content=ndjson,
+                       headers={"content-type": "application/x-ndjson", "x-csrf-token": token})
+    assert r.status_code == 200, r.text
+    [entry] = [f for f in api.list_repo_tree(repo_id) if f.path == "blob.bin"]
+    assert entry.lfs.sha256 == oid
