@@ -256,4 +256,7 @@ def create_app(settings: Settings | None = None, backends: Backends | None = Non
     from cove.services import webhook_delivery
 
     webhook_delivery.run_worker_with(app, bk)
+    from cove.services.downloads import run_flusher_with
+
+    run_flusher_with(app, bk)
     return app

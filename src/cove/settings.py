@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     #: Seconds between the background scanner's looks for files not scanned yet; 0: no scanner (files
     #: stay `unscanned`).
     scan_interval: float = 2.0
+    #: Seconds between flushes of a process's download counts (kept in memory, added to the database with
+    #: `n = n + delta`); also flushed at a graceful shutdown. A crash loses at most this many seconds of counts.
+    download_flush_interval: float = 5.0
     #: A pickle-based file (other than a plain pickle under 64 KiB) is scanned by a child process limited to
     #: this many bytes of address space and `scan_cpu_seconds` of CPU time (picklescan holds ~100 bytes per
     #: byte of pickle, and inflates zips); a file that needs more is reported unsafe.
@@ -176,6 +179,30 @@ class Settings(BaseSettings):
     spaces_allow_packages: bool = False
     #: Seconds between the supervisor's looks for pushes to Spaces' main branch.
     spaces_poll_interval: float = 1.0
+    #: Answer inference requests (`/models/{repo}`, `/v1/...`); needs the `inference` extra (torch, transformers).
+    inference_enabled: bool = True
+    #: Namespaces (comma-separated) whose models may be run; unset: every namespace.
+    inference_namespaces: str | None = None
+    #: Largest inference request body, in bytes (413 past it).
+    inference_max_input: int = 1 << 20
+    #: Memory the loaded models may take together, in bytes (each worker's resident size); past it the least
+    #: recently used idle model is unloaded.
+    inference_memory: int = 4 << 30
+    #: Seconds without a request before a model's worker is stopped.
+    inference_idle_unload: float = 900.0
+    #: Dynamic batching: most requests run as one padded batch, and seconds the first one waits for others.
+    inference_max_batch: int = 32
+    inference_max_wait: float = 0.005
+    #: Requests waiting per model; past it the answer is 429.
+    inference_max_queue: int = 256
+    #: Requests one caller (token, or client IP when anonymous) may have in flight at once; past it, 429.
+    inference_max_per_user: int = 64
+    #: Torch threads per model worker.
+    inference_threads: int = 1
+    #: Seconds a request waits for its model to load before it is answered 503 with `estimated_time`.
+    inference_load_timeout: float = 300.0
+    #: Most tokens one generation request may produce.
+    inference_max_new_tokens: int = 1024
 
     @cached_property
     def public_endpoint(self) -> str:

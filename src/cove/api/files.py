@@ -12,6 +12,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from prometheus_client import Counter
 
 from cove.api.ranges import BlobFileResponse, parse_range
 from cove.api.shapes import PLURAL, PREFIX, entry_json
@@ -21,6 +22,9 @@ from cove.services import access, downloads, files, gating, scans
 from cove.services.paths import clean_path, split_rev_path
 
 router = APIRouter()
+#: How often `HeadCache` dropped its answers because the database changed (not counted downloads: see its doc).
+HEAD_CACHE_CLEARS = Counter("cove_head_cache_clears", "Times the HEAD /resolve cache was emptied because "
+                            "another database connection committed.")
 TREE_PAGE = 1000
 TREE_PAGE_EXPANDED = 50
 
@@ -156,8 +160,8 @@ def _resolve(repo_type: str, ns: str, name: str, rev: str, path: str, request: R
         refusal = scans.blocked(db, bk, repo, entry)
         if refusal is not None and not head:
             raise refusal
-        downloads.maybe_count(db, repo, path, head=head,
-                              counter_header=request.headers.get("x-hf-download-counter"))
+        count_pk = (repo.id, repo.storage_key) if downloads.maybe_count(
+            bk, repo, path, head=head, counter_header=request.headers.get("x-hf-download-counter")) else None
         private = repo.private
         ticket = HeadCache.ticket(request, db, repo, path) if head else None
     headers = _file_headers(bk, repo_type, ns, name, path, sha, entry, loc, private)
@@ -179,7 +183,7 @@ def _resolve(repo_type: str, ns: str, name: str, rev: str, path: str, request: R
         headers["Content-Length"] = str(size)
         local = loc.kind == "git" or (loc.kind == "lfs" and bk.blobs.local_path(loc.key))
         if ticket is not None and local and loc.xet_hash is None:
-            ticket.remember(repo_type, ns, name, rev, path, repo.storage_key, private)
+            ticket.remember(repo_type, ns, name, rev, path, repo.storage_key, private, count_pk)
         return Response(status_code=200, headers=headers, media_type=_media_type(path))
     rng = parse_range(request.headers.get("range"), size)
     if loc.kind == "lfs":
@@ -264,6 +268,7 @@ class _Known:
     path: str
     storage_key: str
     private: bool
+    count_pk: tuple[int, str] | None = None  # a query file: each answer counts a download of this repo (in memory)
 
 
 @dataclass
@@ -274,9 +279,9 @@ class _Ticket:
     deadline: float | None
 
     def remember(self, repo_type: str, ns: str, name: str, rev: str, path: str, storage_key: str,
-                 private: bool) -> None:
+                 private: bool, count_pk: tuple[int, str] | None = None) -> None:
         self.cache.put(self.key, _Known(self.gen, self.deadline, repo_type, ns, name, rev, path, storage_key,
-                                        private))
+                                        private, count_pk))
 
 
 class HeadCache:
@@ -290,8 +295,10 @@ class HeadCache:
     other connection, from this process or another (a revoked token, a repo made private, a new member, a
     download counted), and only until the token's `last_used_at` is due for its refresh. The git part (the
     revision's commit, the tree entry, the blob's presence) is read again every time, so a push is seen at
-    once. Anything else — a cookie, a `%`-encoded path, a query file (download counter), an Xet or
-    object-store file, any error — goes the full way. Off (never filled) unless the database is SQLite.
+    once. Anything else — a cookie, a `%`-encoded path, an Xet or object-store file, any error — goes the
+    full way. A query file's answer counts a download in memory (`downloads.Tally`) as the full route does;
+    the tally's flushes run on this cache's own connection (`execute`), which moves no data_version here, so
+    a counted download invalidates nothing. Off (never filled) unless the database is SQLite.
     """
 
     MAX_ENTRIES = 10_000
@@ -307,29 +314,59 @@ class HeadCache:
         self._conn: sqlite3.Connection | None = None
         self._gen: tuple[int, int] | None = None
         self._epoch = 0
+        self.tally = downloads.tally(bk)
+        if self._db_path is not None:
+            self.tally.sink = self.execute
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self._conn = sqlite3.connect(self._db_path, timeout=0, isolation_level=None, check_same_thread=False)
+            self._epoch += 1
+        return self._conn
+
+    def execute(self, fn) -> None:  # noqa: ANN001
+        """Run `fn(connection)` in a write transaction on this cache's connection (the download tally's flush).
+        SQLite's data_version moves only for other connections' commits, so the cached answers stay valid.
+        While it runs, `serve` does not wait for the lock: HEADs take the full route."""
+        with self._lock:
+            conn = self._connect()
+            conn.execute("PRAGMA busy_timeout=2000")
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    fn(conn)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+            finally:
+                conn.execute("PRAGMA busy_timeout=0")
 
     def generation(self) -> tuple[int, int] | None:
         """(connection number, SQLite's data_version) on a connection of our own that never writes; None:
         don't cache. data_version only compares within one connection, hence the number of each new one."""
         if self._db_path is None:
             return None
-        with self._lock:
+        if not self._lock.acquire(blocking=False):  # a flush is writing on the connection: the full route
+            return None
+        try:
             try:
-                if self._conn is None:
-                    self._conn = sqlite3.connect(self._db_path, timeout=0, isolation_level=None,
-                                                 check_same_thread=False)
-                    self._epoch += 1
-                gen = (self._epoch, self._conn.execute("PRAGMA data_version").fetchone()[0])
+                conn = self._connect()
+                gen = (self._epoch, conn.execute("PRAGMA data_version").fetchone()[0])
             except sqlite3.Error:
                 if self._conn is not None:
                     self._conn.close()
                 self._conn = None
                 return None
             if gen != self._gen:
+                if self._gen is not None and (self._known or self._answers):
+                    HEAD_CACHE_CLEARS.inc()
                 self._gen = gen
                 self._known.clear()
                 self._answers.clear()
             return gen
+        finally:
+            self._lock.release()
 
     @staticmethod
     def _key(scope) -> tuple | None:  # noqa: ANN001
@@ -359,6 +396,8 @@ class HeadCache:
                 headers = self._answer(key, known)
             except Exception:  # noqa: BLE001 - the full route reports whatever this was
                 headers = None
+            if headers is not None and known.count_pk is not None:
+                self.tally.add(known.count_pk)
         if headers is None:
             scope.setdefault("state", {})["cove.head_ticket"] = (self, key, gen)
             return False
@@ -377,7 +416,7 @@ class HeadCache:
     def ticket(request: Request, db, repo, path: str) -> _Ticket | None:  # noqa: ANN001
         """Inside `_resolve`'s session: may this HEAD's answer be remembered, and until when?"""
         found = request.scope.get("state", {}).get("cove.head_ticket")
-        if found is None or downloads.is_query_file(repo, path):
+        if found is None:
             return None
         cache, key, gen = found
         deadline = None

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from cove.api.shapes import iso, repo_info_json, repo_url
 from cove.deps import Bk, CurrentActor, repo_type_of
 from cove.errors import BadRequest, RepoNotFound
-from cove.services import access, files, likes, repos, scans
+from cove.services import access, downloads, files, likes, repos, scans
 from cove.spaces import service as spaces
 
 router = APIRouter()
@@ -102,6 +102,7 @@ def update_settings(plural: str, ns: str, name: str, body: JsonBody, bk: Bk, act
 def _info(plural: str, repo_id: str, revision: str | None, expand: list[str] | None, blobs: bool,
           bk, actor) -> dict:  # noqa: ANN001
     repo_type = repo_type_of(plural)
+    downloads.flush_for_read(bk)  # this process's counts, shown at once
     with bk.db.session() as db:
         repo = access.readable_repo(db, actor, repo_type, repo_id)
         head = repos.ensure_fresh(db, bk, repo)

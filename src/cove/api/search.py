@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from cove.api.shapes import repo_info_json
 from cove.deps import Bk, CurrentActor
 from cove.errors import BadRequest
-from cove.services import search
+from cove.services import downloads, search
 
 router = APIRouter()
 DEFAULT_PAGE = 1000
@@ -61,6 +61,7 @@ def _listing(
         direction=_direction(direction),
         gated=gated,
     )
+    downloads.flush_for_read(bk)  # this process's counts, shown at once
     with bk.db.session() as db:
         rows = search.page(db, actor, q, offset=cursor, limit=page_size + 1)
         count = search.count(db, actor, q)
