@@ -31,6 +31,7 @@ _MODULES = (
     "cove.api.lfs",
     "cove.api.git_http",
     "cove.api.files",
+    "cove.api.inference",  # POST /models/{ns}/{name}, /v1/...: before the web pages
     "cove.web.pages",
 )
 
