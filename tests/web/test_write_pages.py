@@ -166,15 +166,22 @@ def test_private_repo_write_pages_are_missing(alice_web, bob_web, anon_web, repo
 def test_gate_request_and_accept(alice_web, bob_web, api, repo_factory):
     repo_id = repo_factory("web-gate")
     api.upload_file(path_or_fileobj=b"secret", path_in_repo="data.txt", repo_id=repo_id)
+    card = b"---\nextra_gated_fields:\n  Company: text\n  I agree: checkbox\n---\n# Gated\n"
+    api.upload_file(path_or_fileobj=card, path_in_repo="README.md", repo_id=repo_id)
     token = _form(alice_web, f"/{repo_id}/settings")
     assert alice_web.post(f"/{repo_id}/settings/gating", data={"csrf_token": token,
                                                                "gated": "manual"}).status_code == 303
     assert api.model_info(repo_id).gated == "manual"
     page = bob_web.get(f"/{repo_id}").text
-    assert bob_web.post(f"/{repo_id}/ask-access", data={"csrf_token": csrf_of(page)}).status_code == 303
+    assert 'data-field="Company"' in page and 'type="checkbox"' in page  # the card's extra_gated_fields
+    fields = {"field": ["Company", "I agree"], "csrf_token": csrf_of(page)}
+    assert bob_web.post(f"/{repo_id}/ask-access", data={**fields, "answer": ["Bobco"]}).status_code == 400
+    r = bob_web.post(f"/{repo_id}/ask-access", data={**fields, "answer": ["Bobco", "yes"]})
+    assert r.status_code == 303
+    assert 'data-status="pending"' in bob_web.get(f"/{repo_id}").text
     assert bob_web.get(f"/{repo_id}/resolve/main/data.txt").status_code == 403
     review = alice_web.get(f"/{repo_id}/settings/access-requests")
-    assert 'data-user="bob"' in review.text
+    assert 'data-user="bob"' in review.text and "Bobco" in review.text
     # bob cannot review (not a writer); alice accepts.
     assert bob_web.get(f"/{repo_id}/settings/access-requests").status_code == 403
     r = alice_web.post(f"/{repo_id}/settings/access-requests", data={"csrf_token": csrf_of(review.text),

@@ -32,6 +32,14 @@ def has_access(db: Session, actor: Actor, repo: Repo) -> bool:
     return status == "accepted"
 
 
+def request_status(db: Session, actor: Actor, repo: Repo) -> str | None:
+    """The caller's access request on this repo: pending, accepted, rejected, or None (never asked)."""
+    if actor.anonymous:
+        return None
+    return db.scalar(select(AccessRequest.status).where(AccessRequest.repo_pk == repo.id,
+                                                        AccessRequest.user_id == actor.user_id))
+
+
 def require_file_access(db: Session, actor: Actor, repo: Repo, path: str, endpoint: str) -> None:
     """Raise `GatedRepo` (401 anonymous, 403 otherwise) unless the caller may read this file
     (`path` "": the repo's files as a whole, as `auth-check` and `git clone` ask)."""

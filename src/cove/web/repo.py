@@ -35,6 +35,8 @@ class RepoView:
     has_files: bool = True
     #: May change visibility or delete (the namespace's admins): the settings tab.
     can_admin: bool = False
+    #: On a gated repo the visitor may not read yet: their access request's status (pending, rejected) or None.
+    access_request: str | None = None
     branches: list[str] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
 
@@ -56,10 +58,11 @@ def open_repo(request: Request, repo_type: str, ns: str, name: str) -> tuple[Vis
         can_admin = access.can_admin(db, v.actor, repo)
         liked = not v.actor.anonymous and db.get(Like, (v.actor.user_id, repo.id)) is not None
         has_files = gating.has_access(db, v.actor, repo)
+        asked = None if has_files else gating.request_status(db, v.actor, repo)
         db.expunge(repo)
     refs = refs_service.list_refs(bk, repo, include_prs=False)
     view = RepoView(repo=repo, repo_type=repo_type, base=repo_path(repo_type, repo.repo_id),
-                    can_write=can_write, liked=liked, has_files=has_files, can_admin=can_admin,
+                    can_write=can_write, liked=liked, has_files=has_files, can_admin=can_admin, access_request=asked,
                     branches=[b["name"] for b in refs["branches"]], tags=[t["name"] for t in refs["tags"]])
     return v, view
 
@@ -132,8 +135,10 @@ def like(repo_type: str, request: Request, ns: str, name: str,
 
 
 def ask_access(repo_type: str, request: Request, ns: str, name: str,
-               csrf_token: Annotated[str, Form()] = "") -> Response:
-    """The gate's button: an access request (accepted at once when the repo's gating is `auto`)."""
+               csrf_token: Annotated[str, Form()] = "", field: Annotated[list[str] | None, Form()] = None,
+               answer: Annotated[list[str] | None, Form()] = None) -> Response:
+    """The gate's button: an access request (accepted at once when the repo's gating is `auto`), with the
+    answers to the card's `extra_gated_fields` (every one required, as on the Hub)."""
     v = check_csrf(request, csrf_token)
     target = repo_path(repo_type, f"{ns}/{name}")
     if v.actor.anonymous:
@@ -141,8 +146,18 @@ def ask_access(repo_type: str, request: Request, ns: str, name: str,
     bk: Backends = request.app.state.backends
     with bk.db.session() as db:
         repo = access.readable_repo(db, v.actor, repo_type, f"{ns}/{name}")
-        gating.request_access(db, v.actor, repo)
+        asked = gated_fields(repo.card_data)
+        answers = dict(zip(field or [], [a.strip()[:500] for a in answer or []], strict=False))
+        if set(asked) - {k for k, a in answers.items() if a}:
+            raise BadRequest("Fill in every field to ask for access")
+        gating.request_access(db, v.actor, repo, {k: answers[k] for k in asked} or None)
     return RedirectResponse(target, status_code=303)
+
+
+def gated_fields(card_data: dict | None) -> dict[str, object]:
+    """The card's `extra_gated_fields` (name -> type: text, checkbox, date_picker, country, or a select)."""
+    fields = (card_data or {}).get("extra_gated_fields")
+    return {str(k)[:200]: v for k, v in fields.items()} if isinstance(fields, dict) else {}
 
 
 def settings_page(repo_type: str, request: Request, ns: str, name: str) -> Response:
