@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -152,63 +152,123 @@ def part_count(size: int) -> int:
     return -(-size // part_size(size))
 
 
+class _Hashing:
+    """A multipart upload's sha256 while its parts arrive in order, in this process (parts sent in parallel,
+    retried, or to other workers leave it `valid=False`: completion then hashes the file once)."""
+
+    def __init__(self) -> None:
+        self.digest = hashlib.sha256()
+        self.next = 1
+        self.busy: set[int] = set()
+        self.valid = True
+
+
+_hashing: dict[tuple[int, str], _Hashing] = {}
+_hashing_lock = threading.Lock()
+_MAX_HASHING = 1024  # uploads whose order is followed at once; older ones fall back to hashing at completion
+
+
 class MultipartUpload:
-    """Parts land in a temp folder of this repo and object (another repo's upload of the same object never
-    shares it); completion streams them into the blob store, verified."""
+    """Parts are written in place, at their offset in one temp file of this repo and object (another repo's
+    upload of the same object never shares it), each byte once; a part's marker file says it arrived whole.
+    Completion checks sha256 and size (hashed on the way in when the parts came in order, else read back
+    once) and only then publishes the file under its key: a wrong hash leaves no blob."""
 
     def __init__(self, bk: Backends, repo_pk: int, oid: str) -> None:
         self.dir = Path(bk.settings.data) / "tmp" / "multipart" / f"{repo_pk}-{oid}"
         self.dir.mkdir(parents=True, exist_ok=True)
+        self.data = self.dir / "data"
+        self.key = (repo_pk, oid)
 
-    def put_part(self, n: int, stream: BinaryIO, expected: int) -> str:
-        fd, tmp = tempfile.mkstemp(dir=self.dir)
-        md5 = hashlib.md5(usedforsecurity=False)
-        total = 0
-        try:  # whatever stops the part (a short body, a client gone, a full disk), its temp file goes
-            with os.fdopen(fd, "wb") as out:
-                while block := stream.read(1 << 20):
-                    total += len(block)
-                    if total > expected:
-                        raise BadRequest(f"Part {n} is larger than {expected} bytes")
-                    md5.update(block)
-                    out.write(block)
+    def _claim(self, n: int) -> tuple[_Hashing | None, bool]:
+        """(the upload's hash state, whether part `n` is the next to hash); a part that breaks the order
+        (sent again, or twice at once) invalidates it."""
+        with _hashing_lock:
+            state = _hashing.get(self.key)
+            if state is None and n == 1:
+                while len(_hashing) >= _MAX_HASHING:
+                    _hashing.pop(next(iter(_hashing))).valid = False
+                state = _hashing[self.key] = _Hashing()
+            if state is None or not state.valid:
+                return None, False
+            if n < state.next or n in state.busy:
+                state.valid = False
+                return None, False
+            state.busy.add(n)
+            return state, n == state.next
+
+    def put_part(self, n: int, stream: BinaryIO, expected: int, offset: int) -> str:
+        state, hashing = self._claim(n)
+        (self.dir / f"{n:05d}").unlink(missing_ok=True)
+        fd = os.open(self.data, os.O_WRONLY | os.O_CREAT, 0o600)
+        total, ok = 0, False
+        try:
+            while block := stream.read(1 << 20):
+                if total + len(block) > expected:
+                    raise BadRequest(f"Part {n} is larger than {expected} bytes")
+                if hashing:
+                    state.digest.update(block)
+                view, pos = memoryview(block), offset + total
+                while view:
+                    written = os.pwrite(fd, view, pos)
+                    view, pos = view[written:], pos + written
+                total += len(block)
             if total != expected:
                 raise BadRequest(f"Part {n} has {total} bytes, expected {expected}")
-            os.replace(tmp, self.dir / f"{n:05d}")
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return md5.hexdigest()
+            ok = True
+        finally:
+            os.close(fd)
+            if state is not None:
+                with _hashing_lock:
+                    state.busy.discard(n)
+                    if hashing and ok:
+                        state.next += 1
+                    elif hashing:
+                        state.valid = False
+        (self.dir / f"{n:05d}").touch()
+        # Not the part's MD5 as S3 answers (a second hash of every byte): clients only hand it back.
+        return f"{n}-{expected}"
 
     def complete(self, db: Session, bk: Backends, repo: Repo, oid: str, size: int, n_parts: int) -> None:
-        parts = [self.dir / f"{i:05d}" for i in range(1, n_parts + 1)]
-        missing = [p.name for p in parts if not p.exists()]
+        missing = [f"{i:05d}" for i in range(1, n_parts + 1) if not (self.dir / f"{i:05d}").exists()]
         if missing:
             raise BadRequest(f"Missing parts: {', '.join(missing)}")
+        with _hashing_lock:
+            state = _hashing.pop(self.key, None)
         try:
-            store_object(db, bk, repo, oid, size, _Concat(parts))
+            known = state.digest.hexdigest() if state and state.valid and state.next == n_parts + 1 else None
+            store_file(db, bk, repo, oid, size, self.data, known_sha256=known)
         finally:
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
-class _Concat:
-    """A read-only stream over several files, in order."""
-
-    def __init__(self, paths: list[Path]) -> None:
-        self.paths = list(paths)
-        self.fh: BinaryIO | None = None
-
-    def read(self, n: int = -1) -> bytes:
-        while True:
-            if self.fh is None:
-                if not self.paths:
-                    return b""
-                self.fh = open(self.paths.pop(0), "rb")  # noqa: SIM115 - closed once drained
-            block = self.fh.read(n)
-            if block:
-                return block
-            self.fh.close()
-            self.fh = None
+def store_file(db: Session, bk: Backends, repo: Repo, oid: str, size: int, path: Path, *,
+               known_sha256: str | None = None) -> None:
+    """`store_object` for bytes already in a local temp file: hashed here unless `known_sha256` (hashed on
+    the way in), size-checked, then moved under its key where the store allows (no second copy)."""
+    key = f"lfs/{oid}"
+    try:
+        if path.stat().st_size != size:
+            raise BlobVerificationError(f"body has {path.stat().st_size} bytes, expected {size}")
+        digest = known_sha256
+        if digest is None:
+            h = hashlib.sha256()
+            with open(path, "rb") as fh:
+                while block := fh.read(1 << 20):
+                    h.update(block)
+            digest = h.hexdigest()
+        if digest != oid:
+            raise BlobVerificationError("sha256 of the body does not match the object id")
+        publish = getattr(bk.blobs, "publish_file", None)
+        if not bk.blobs.exists(key):
+            if publish is not None:
+                publish(key, path)
+            else:
+                with open(path, "rb") as fh:
+                    bk.blobs.put_verified(key, fh, sha256=oid, size=size)
+    except BlobVerificationError as exc:
+        raise BadRequest(f"Object {oid} rejected: {exc}") from exc
+    adopt(db, repo, oid, size, verified=True)
 
 
 def verify(db: Session, bk: Backends, actor: Actor, repo: Repo, oid: str, size: int) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import tempfile
@@ -71,6 +72,23 @@ class LocalBlobStore:
             Path(tmp_name).unlink(missing_ok=True)
             raise
         return BlobInfo(key, total)
+
+    def publish_file(self, key: str, path: str | Path) -> BlobInfo:
+        """Move a complete local file, already verified by the caller, under `key`: fsync, then one rename
+        (no copy). Another filesystem: copied through `put_verified`, and `path` stays the caller's."""
+        path = Path(path)
+        with open(path, "rb+") as fh:
+            os.fsync(fh.fileno())
+            size = os.fstat(fh.fileno()).st_size
+            dest = self._path(key)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.replace(path, dest)
+            except OSError as exc:
+                if exc.errno != errno.EXDEV:
+                    raise
+                return self.put_verified(key, fh, size=size)
+        return BlobInfo(key, size)
 
     def put_bytes(self, key: str, data: bytes) -> BlobInfo:
         import io
