@@ -41,6 +41,8 @@ UPLOADS = Counter("cove_uploads", "Uploads stored: LFS objects (whole or complet
 UPLOAD_BYTES = Counter("cove_upload_bytes", "Bytes of accepted upload requests (LFS objects and parts, Xet "
                        "xorbs and shards).", ["protocol"])
 COMMITS = Counter("cove_commits", "Successful commits: the commit API (`api`) and git pushes (`git`).", ["via"])
+COMMIT_RETRIES = Counter("cove_commit_retries", "Commits rebuilt because their branch moved between read and "
+                         "update (only a `git push` can: API commits to one branch queue).")
 THREADS_BUSY = Gauge("cove_threadpool_busy", "Worker threads running blocking handlers (at the last scrape).",
                      multiprocess_mode="livesum")
 THREADS_WAITING = Gauge("cove_threadpool_waiting", "Handlers queued for a worker thread (at the last scrape).",

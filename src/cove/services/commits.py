@@ -8,6 +8,7 @@ import logging
 import re
 import time
 from collections.abc import Iterable
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import pathspec
@@ -26,6 +27,7 @@ from cove.errors import (
     PreconditionFailed,
     RevisionNotFound,
 )
+from cove.observability import COMMIT_RETRIES
 from cove.services import access, card_meta, repos, uploads, webhooks
 from cove.services.accounts import Actor
 from cove.services.commit_payload import ContentSpool, InlineContent
@@ -298,6 +300,31 @@ def _pr_title(summary: str) -> str:
     return summary if len(summary) <= MAX_TITLE else summary[:MAX_TITLE - 1] + "…"
 
 
+def _commit_loop(db: Session, bk: Backends, repo: Repo, key: str, ref: str, parent_req: str | None,
+                 file_ops: list[FileOp], deletes: list, author: str, message: str, summary: str,
+                 description: str, create_pr: bool) -> tuple[str, str | None, str, int | None]:
+    """Write the commit on the branch's head and move the branch by compare-and-swap: (new, head, ref, pr)."""
+    for _ in range(1 if create_pr else _MAX_RETRIES):
+        head = bk.repos.resolve(key, ref)
+        if parent_req and not (head or "").startswith(parent_req.lower()):
+            raise PreconditionFailed(STALE_PARENT)
+        all_ops = list(file_ops) + [_delete_op(bk, key, head, path, folder) for path, folder in deletes]
+        new = bk.repos.write_commit(key, parent=head, ops=all_ops, author=author, message=message)
+        if create_pr:  # the commit exists: now its number, its row and its new refs/pr/N, together
+            pr_num = open_discussion(db, bk, repo, title=_pr_title(summary), description=description,
+                                     author=author, pr_head=new).num
+            return new, head, f"refs/pr/{pr_num}", pr_num
+        try:
+            bk.repos.update_ref(key, ref, new, head or ZERO)
+        except RefConflict:
+            if parent_req:
+                raise PreconditionFailed(STALE_PARENT) from None
+            COMMIT_RETRIES.inc()
+            continue  # a git push moved the branch: rebuild on top of it
+        return new, head, ref, None
+    raise Conflict("Cannot commit: too many concurrent commits on this branch, retry")
+
+
 def create_commit(
     db: Session,
     bk: Backends,
@@ -336,26 +363,11 @@ def create_commit(
     author = actor.name or "cove"
 
     pr_num = None
-    for _ in range(1 if create_pr else _MAX_RETRIES):
-        head = bk.repos.resolve(key, ref)
-        if parent_req and not (head or "").startswith(parent_req.lower()):
-            raise PreconditionFailed(STALE_PARENT)
-        all_ops = list(file_ops) + [_delete_op(bk, key, head, path, folder) for path, folder in deletes]
-        new = bk.repos.write_commit(key, parent=head, ops=all_ops, author=author, message=message)
-        if create_pr:  # the commit exists: now its number, its row and its new refs/pr/N, together
-            pr_num = open_discussion(db, bk, repo, title=_pr_title(summary), description=description,
-                                     author=author, pr_head=new).num
-            ref = f"refs/pr/{pr_num}"
-            break
-        try:
-            bk.repos.update_ref(key, ref, new, head or ZERO)
-        except RefConflict:
-            if parent_req:
-                raise PreconditionFailed(STALE_PARENT) from None
-            continue  # someone else moved the branch: rebuild on top of their commit
-        break
-    else:
-        raise Conflict("Cannot commit: too many concurrent commits on this branch, retry")
+    # Writers to one branch queue here, one at a time across threads and processes: none rebuilds and retries for
+    # another Cove commit; a retry is left only for a `git push` that moved the branch meanwhile.
+    with nullcontext() if create_pr else bk.repos.ref_lock(key, ref):
+        new, head, ref, pr_num = _commit_loop(db, bk, repo, key, ref, parent_req, file_ops, deletes, author,
+                                              message, summary, description, create_pr)
 
     for oid, size, xet_hash in lfs_rows:
         if db.get(LfsObject, (repo.id, oid)) is None:

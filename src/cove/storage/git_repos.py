@@ -1,4 +1,4 @@
-"""Bare git repositories through libgit2 (pygit2); ref updates through `git update-ref` (compare-and-swap).
+"""Bare git repositories through libgit2 (pygit2); ref updates by compare-and-swap (git's lockfile protocol).
 
 Objects are written first; a commit becomes visible only when its branch ref moves, atomically,
 from the expected old id to the new one. A crash at any point leaves at most unreachable objects.
@@ -6,11 +6,15 @@ from the expected old id to the new one. A crash at any point leaves at most unr
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
+import os
 import re
 import shutil
 import subprocess
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -97,6 +101,29 @@ def lookup_ref(repo: pygit2.Repository, name: str) -> pygit2.Reference | None:
         return None
 
 
+def _read_ref(root: Path, ref: str) -> str | None:
+    """A ref's commit id as git stores it: the loose file, else `packed-refs`; None if absent or symbolic."""
+    try:
+        text = (root / ref).read_text().strip()
+        return text if _FULL_SHA_RE.match(text) else None
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        pass
+    try:
+        with open(root / "packed-refs") as fh:
+            for line in fh:
+                sha, _, name = line.rstrip("\n").partition(" ")
+                if name == ref and _FULL_SHA_RE.match(sha):
+                    return sha
+    except FileNotFoundError:
+        pass
+    return None
+
+
+_FULL_SHA_RE = re.compile(r"^[0-9a-f]{40}$")
+_ref_locks: dict[str, threading.Lock] = {}
+_ref_locks_guard = threading.Lock()
+
+
 class RefConflict(Exception):
     """The ref moved between read and update (compare-and-swap failed)."""
 
@@ -150,8 +177,29 @@ class GitRepoStore:
         shutil.rmtree(self.path(key), ignore_errors=True)
 
     # -- refs -----------------------------------------------------------------------------
+    @contextmanager
+    def ref_lock(self, key: str, ref: str) -> Iterator[None]:
+        """Hold `ref` of repo `key` for one writer at a time, in this process (a lock per ref) and across
+        processes (`flock` on a file beside the repo): writers queue instead of racing the compare-and-swap.
+        `git push` does not take it; its own ref lock still makes `update_ref` fail, never lose a push."""
+        name = hashlib.sha1(f"{key}\0{ref}".encode(), usedforsecurity=False).hexdigest()
+        with _ref_locks_guard:
+            lock = _ref_locks.setdefault(name, threading.Lock())
+        with lock:
+            folder = self.path(key) / "cove-locks"
+            folder.mkdir(exist_ok=True)
+            fd = os.open(folder / name, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                yield
+            finally:
+                os.close(fd)  # releases the flock
+
     def update_ref(self, key: str, ref: str, new: str, old: str | None) -> None:
         """Move ``ref`` from ``old`` to ``new`` atomically (``ZERO`` old: must not exist; new ZERO: delete)."""
+        if new != ZERO and old not in (None, ZERO) and pygit2.reference_is_valid_name(ref):
+            self._move_ref(key, ref, new, old)
+            return
         args = ["git", "update-ref"]
         if new == ZERO:
             args += ["-d", ref] + ([old] if old else [])
@@ -160,6 +208,33 @@ class GitRepoStore:
         proc = subprocess.run(args, cwd=self.path(key), capture_output=True, text=True)
         if proc.returncode != 0:
             raise RefConflict(proc.stderr.strip())
+
+    def _move_ref(self, key: str, ref: str, new: str, old: str) -> None:
+        """`git update-ref ref new old` for a ref that exists, without a fork: git's own protocol (the
+        `<ref>.lock` file created exclusively, the current value compared, written, fsynced, renamed)."""
+        root = self.path(key)
+        target = root / ref
+        lock = root / f"{ref}.lock"
+        try:
+            if not lock.parent.is_dir():  # a ref only in packed-refs may have no folder of its own yet
+                lock.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except (FileExistsError, FileNotFoundError, NotADirectoryError) as exc:
+            raise RefConflict(f"cannot lock ref '{ref}': {exc}") from None
+        try:
+            current = _read_ref(root, ref)
+            if current != old:
+                raise RefConflict(f"cannot lock ref '{ref}': is at {current} but expected {old}")
+            os.write(fd, f"{new}\n".encode())
+            os.fsync(fd)
+            os.close(fd)
+            fd = -1
+            os.replace(lock, target)
+        except BaseException:
+            if fd >= 0:
+                os.close(fd)
+            lock.unlink(missing_ok=True)
+            raise
 
     def refs(self, key: str) -> dict[str, str]:
         """All refs → target commit ids (annotated tags peeled)."""
