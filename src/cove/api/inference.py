@@ -105,10 +105,11 @@ async def _infer(ns: str, name: str, task: str | None, request: Request, bk, act
     headers = {"X-Repo-Commit": target.sha, "X-Compute-Type": "cpu"}
     with engine.user_slot(_who(actor, request)):
         if chosen not in GENERATIVE:
+            info: dict = {}
             result = await engine.run(target.key, target.path, "batch",
                                       {"task": chosen, "item": {"inputs": inputs, "parameters": params}},
-                                      wait=_wait(request))
-            return JSONResponse(result, headers=headers)
+                                      wait=_wait(request), info=info)
+            return JSONResponse(result, headers={**headers, "X-Inference-Batch": str(info.get("batch", 1))})
         if not isinstance(inputs, str):
             raise BadRequest("`inputs` must be a string")
         events = await _generation(engine, target, request, {"prompt": inputs}, params)

@@ -70,6 +70,7 @@ class Item:
     payload: dict
     future: asyncio.Future | None = None  # batch / embed: the result
     stream: asyncio.Queue | None = None  # generate: events, then None
+    batch: int = 1  # how many requests ran in its batch
 
 
 @dataclass
@@ -115,14 +116,17 @@ class Engine:
             if not self.per_user[who]:
                 del self.per_user[who]
 
-    async def run(self, key: tuple[int, str, str], path: Path, op: str, payload: dict, *, wait: bool = True) -> Any:
-        """One batched request's result (`op` "batch" with one item, or "embed")."""
+    async def run(self, key: tuple[int, str, str], path: Path, op: str, payload: dict, *, wait: bool = True,
+                  info: dict | None = None) -> Any:
+        """One batched request's result (`op` "batch" with one item, or "embed"); `info` gets its "batch" size."""
         slot = await self._slot(key, path, wait)
         item = Item(op, payload, future=asyncio.get_running_loop().create_future())
         self._enqueue(slot, item)
         try:
             return await item.future
         finally:
+            if info is not None:
+                info["batch"] = item.batch
             slot.inflight -= 1
             slot.last_used = time.monotonic()
 
@@ -204,8 +208,8 @@ class Engine:
                "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error", "PYTHONUNBUFFERED": "1"}
         try:
             slot.proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "cove.inference.worker", stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE, env=env, limit=256 << 20)
+                sys.executable, "-m", "cove.inference.worker", slot.key[2], str(slot.path),
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env, limit=256 << 20)
             await self._send(slot, {"op": "load", "path": str(slot.path), "kind": slot.key[2],
                                     "threads": self.settings.inference_threads})
             line = await slot.proc.stdout.readline()
@@ -277,6 +281,8 @@ class Engine:
                     carry = nxt
                     break
                 batch.append(nxt)
+            for b in batch:
+                b.batch = len(batch)
             group = loop.create_future()
             slot.pending[rid] = Item("batch", {"items": batch}, future=group)
             await self._send(slot, {"op": "batch", "id": rid, "task": first.payload["task"],

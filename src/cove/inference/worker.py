@@ -1,4 +1,5 @@
-"""A model worker: `python -m cove.inference.worker`, one process per loaded model.
+"""A model worker: `python -m cove.inference.worker KIND PATH`, one process per loaded model (the arguments
+only name it in `ps`: what to load comes on stdin).
 
 It speaks JSON lines: requests on stdin, answers on the stdout it was started with (its own prints go to
 stderr). The first request loads the model: ``{"op": "load", "path", "kind", "threads"}`` -> ``{"op": "loaded",
