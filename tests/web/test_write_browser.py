@@ -13,11 +13,17 @@ import uuid
 
 import httpx
 from huggingface_hub import HfApi
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By  # noqa: E402, I001
-from selenium.webdriver.support.ui import Select  # noqa: E402
+from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 from tests.conftest import ENDPOINT
 from tests.web.test_browser import Page, browser, pytestmark  # noqa: F401 - the fixture and the skip mark
+
+
+def settled(p: Page, condition) -> None:  # noqa: ANN001
+    """Wait for `condition` across a page load (elements of the old page go stale)."""
+    WebDriverWait(p.d, 15, ignored_exceptions=(StaleElementReferenceException, NoSuchElementException)).until(condition)
 
 
 def sign_in(p: Page, user: str) -> None:
@@ -75,13 +81,18 @@ def test_create_upload_edit_pull_request_merge(browser, alice, bob, api, tmp_pat
     p.find("#edit-link").click()
     box = p.find("#edit-content")
     box.clear()
-    box.send_keys("---\nlicense: mit\ntags: [journey]\n---\n# Journey\n\nEdited in the browser.\n")
+    box.send_keys("---\nlicense: mit\n---\n# Journey\n\nEdited in the browser.\n")
+    Select(p.find("#meta-license")).select_by_value("apache-2.0")  # the metadata form
+    Select(p.find("#meta-pipeline")).select_by_value("text-classification")
+    p.find("#meta-tags").send_keys("journey, browser")
     p.find("#commit-summary").send_keys("Describe the model")
     p.shot("edit")
     p.find("#edit-submit").click()
     p.url_has("/blob/main/README.md")
     assert "Edited in the browser." in p.find("#rendered").text
-    assert "journey" in api.model_info(repo_id).tags
+    info = api.model_info(repo_id)
+    assert info.card_data["license"] == "apache-2.0" and info.pipeline_tag == "text-classification"
+    assert {"journey", "browser"} <= set(info.tags)
 
     # bob, an outsider, edits it too: a pull request.
     sign_in(p, "bob")
@@ -106,11 +117,11 @@ def test_create_upload_edit_pull_request_merge(browser, alice, bob, api, tmp_pat
     p.d.find_element(By.LINK_TEXT, "Add a line").click()
     p.find("#comment-text").send_keys("Thanks **bob**!")
     p.find("#comment-submit").click()
-    p.wait.until(lambda d: "Thanks" in d.find_element(By.ID, "timeline").text)
+    settled(p, lambda d: "Thanks" in d.find_element(By.ID, "timeline").text)
     assert p.find("#timeline strong").text == "bob"
     p.shot("pull-request")
     p.find("#merge-submit").click()
-    p.wait.until(lambda d: d.find_element(By.ID, "discussion-status").text == "merged")
+    settled(p, lambda d: d.find_element(By.ID, "discussion-status").text == "merged")
     readme = httpx.get(f"{ENDPOINT}/{repo_id}/resolve/main/README.md").text
     assert "A line from bob." in readme and "Edited in the browser." in readme
     assert p.console_errors() == []

@@ -224,3 +224,28 @@ def test_lfs_batch_rides_on_the_browser_session_only_with_its_csrf_token(alice_w
     assert r.status_code == 200, r.text
     [entry] = [f for f in api.list_repo_tree(repo_id) if f.path == "blob.bin"]
     assert entry.lfs.sha256 == oid
+
+
+def test_readme_metadata_form_writes_valid_front_matter(alice_web, api, repo_factory):
+    repo_id = repo_factory("web-meta")
+    api.upload_file(path_or_fileobj=b"---\nlicense: mit\nextra: kept\n---\n# Card\n", path_in_repo="README.md",
+                    repo_id=repo_id)
+    page = alice_web.get(f"/{repo_id}/edit/main/README.md").text
+    assert 'id="card-meta"' in page and '<option value="mit" selected>' in page
+    text = "---\nlicense: mit\nextra: kept\n---\n# Card\n"
+    fields = {"csrf_token": csrf_of(page), "content": text, "meta_form": "1", "meta_license": "apache-2.0",
+              "meta_pipeline_tag": "text-classification", "meta_tags": "a, b", "meta_datasets": "alice/reviews",
+              "meta_base_model": "", "meta_language": "en", "meta_library_name": "transformers",
+              "meta_shown": json.dumps({"license": "mit", "tags": ""})}
+    assert alice_web.post(f"/{repo_id}/edit/main/README.md", data=fields).status_code == 303
+    info = api.model_info(repo_id)
+    assert info.card_data["license"] == "apache-2.0" and info.pipeline_tag == "text-classification"
+    assert info.card_data["tags"] == ["a", "b"] and info.card_data["extra"] == "kept"
+    assert info.card_data["datasets"] == ["alice/reviews"] and info.card_data["language"] == ["en"]
+    # A value the Hub does not know: refused with its message, the form keeps what was typed.
+    page = alice_web.get(f"/{repo_id}/edit/main/README.md").text
+    bad = alice_web.post(f"/{repo_id}/edit/main/README.md", data={
+        "csrf_token": csrf_of(page), "content": text, "meta_form": "1", "meta_license": "not-a-license"})
+    assert bad.status_code == 400 and "Invalid metadata in README.md" in bad.text
+    assert "must be a license id the Hub knows" in bad.text and 'value="not-a-license" selected' in bad.text
+    assert api.model_info(repo_id).card_data["license"] == "apache-2.0"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 from typing import Annotated
 
 import yaml
@@ -18,8 +19,8 @@ from fastapi.responses import RedirectResponse, Response
 
 from cove.backends import Backends
 from cove.errors import BadRequest, Forbidden, Unauthorized
-from cove.services import access, accounts, commits, repos, uploads
-from cove.services.card_vocab import LICENSES
+from cove.services import access, accounts, card_meta, commits, repos, uploads
+from cove.services.card_vocab import LICENSES, PIPELINE_TAGS
 from cove.services.commit_payload import ContentSpool
 from cove.services.paths import clean_path
 from cove.web.render import page, q, qpath, repo_path
@@ -236,6 +237,68 @@ def _text_of(bk: Backends, view: RepoView, rev: str, path: str) -> tuple[str, st
         raise BadRequest(f"{path} is not UTF-8 text") from exc
 
 
+#: The README's metadata form: these front matter keys (lists are comma separated in the form).
+META_FIELDS = ("license", "pipeline_tag", "library_name", "base_model", "datasets", "language", "tags")
+LIST_FIELDS = ("datasets", "language", "tags")
+
+
+def _front_matter(text: str) -> tuple[dict | None, str]:
+    """(the YAML header as a mapping, or None when it does not parse; the markdown body)."""
+    match = card_meta.YAML_BLOCK.search(text)
+    if not match:
+        return {}, text
+    try:
+        raw = card_meta.load_yaml(match.group(2))
+    except Exception:  # noqa: BLE001 - any YAML problem: the commit's check reports it in the Hub's words
+        return None, text[match.end():]
+    return (raw if isinstance(raw, dict) else None), text[match.end():]
+
+
+def meta_values(text: str) -> dict[str, str]:
+    """The form's values from a card: strings, lists joined with ', '."""
+    meta, _ = _front_matter(text)
+    out = {}
+    for key in META_FIELDS:
+        value = (meta or {}).get(key)
+        out[key] = ", ".join(map(str, value)) if isinstance(value, list) else "" if value is None else str(value)
+    return out
+
+
+def apply_meta(text: str, values: dict[str, str], shown: dict | None = None) -> str:
+    """The card with the form's fields written into its front matter (an empty field removes its key); other
+    keys are kept. Only the fields changed from what the form showed (`shown`) are written, so an edit of the
+    same key in the text is not undone by the form's old value."""
+    if isinstance(shown, dict):
+        values = {k: v for k, v in values.items() if v.strip() != str(shown.get(k, "")).strip()}
+    current = meta_values(text)
+    values = {k: v for k, v in values.items() if v.strip() != current.get(k, "")}
+    if not values:
+        return text
+    meta, body = _front_matter(text)
+    if meta is None:
+        raise BadRequest("Invalid YAML in the README.md header: fix it in the text, or clear it")
+    for key, value in values.items():
+        value = value.strip()
+        if not value:
+            meta.pop(key, None)
+        elif key in LIST_FIELDS:
+            meta[key] = [x.strip() for x in value.split(",") if x.strip()]
+        else:
+            meta[key] = value
+    if not meta:
+        return body
+    header = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True, default_flow_style=None)
+    return f"---\n{header}---\n{body if body.startswith(chr(10)) else chr(10) + body}"
+
+
+def _json_or_none(raw: str) -> dict | None:
+    try:
+        out = json.loads(raw) if raw and len(raw) < 100_000 else None
+    except ValueError:
+        return None
+    return out if isinstance(out, dict) else None
+
+
 def edit_form(repo_type: str, request: Request, ns: str, name: str, rev: str, path: str = "") -> Response:
     """`/{repo}/edit/{rev}/{path}` (and `/{repo}/new/{rev}/{folder}` for a new file)."""
     _, view, direct = _writable(request, repo_type, ns, name)
@@ -246,16 +309,29 @@ def edit_form(repo_type: str, request: Request, ns: str, name: str, rev: str, pa
     text, parent = ("", None) if creating else _text_of(bk, view, rev, path)
     return page(request, "edit.html", title=f"{'New file' if creating else path} · {view.repo_id}", view=view,
                 tab="files", rev=rev, path=path, text=text, parent=parent, creating=creating, direct=direct,
-                error=None)
+                error=None, **_meta_ctx(path, text, creating))
+
+
+def _meta_ctx(path: str, text: str, creating: bool) -> dict:
+    if creating or path != "README.md":
+        return {"meta": None}
+    return {"meta": meta_values(text), "licenses": sorted(LICENSES), "pipeline_tags": sorted(PIPELINE_TAGS)}
 
 
 def edit(repo_type: str, request: Request, ns: str, name: str, rev: str, path: str = "",
          csrf_token: Annotated[str, Form()] = "", content: Annotated[str, Form()] = "",
          filename: Annotated[str, Form()] = "", summary: Annotated[str, Form()] = "",
          description: Annotated[str, Form()] = "", parent: Annotated[str, Form()] = "",
-         create_pr: Annotated[str, Form()] = "") -> Response:
+         create_pr: Annotated[str, Form()] = "", meta_form: Annotated[str, Form()] = "",
+         meta_license: Annotated[str, Form()] = "", meta_pipeline_tag: Annotated[str, Form()] = "",
+         meta_library_name: Annotated[str, Form()] = "", meta_base_model: Annotated[str, Form()] = "",
+         meta_datasets: Annotated[str, Form()] = "", meta_language: Annotated[str, Form()] = "",
+         meta_tags: Annotated[str, Form()] = "", meta_shown: Annotated[str, Form()] = "") -> Response:
     v = check_csrf(request, csrf_token)
     _, view, direct = _writable(request, repo_type, ns, name)
+    form_meta = {"license": meta_license, "pipeline_tag": meta_pipeline_tag, "library_name": meta_library_name,
+                 "base_model": meta_base_model, "datasets": meta_datasets, "language": meta_language,
+                 "tags": meta_tags}
     bk: Backends = request.app.state.backends
     rev = _branch(bk, view, rev)
     creating = "/new/" in request.url.path
@@ -269,7 +345,7 @@ def edit(repo_type: str, request: Request, ns: str, name: str, rev: str, path: s
     else:
         target = folder
     pr = not direct or create_pr == "1"
-    data = content.replace("\r\n", "\n").encode()
+    content = content.replace("\r\n", "\n")
     msg = summary.strip() or (f"Create {target}" if creating else f"Update {target}")
     with bk.db.session() as db:
         repo = db.merge(view.repo)
@@ -278,11 +354,16 @@ def edit(repo_type: str, request: Request, ns: str, name: str, rev: str, path: s
         try:
             if header_parent and not (bk.repos.resolve(repo.storage_key, rev) or "").startswith(header_parent):
                 raise BadRequest(commits.STALE_PARENT)
-            result = _commit(db, bk, v, repo, rev, msg, description, [("file", target, data)], pr)
+            if meta_form == "1" and target == "README.md":
+                content = apply_meta(content, form_meta, _json_or_none(meta_shown))
+            result = _commit(db, bk, v, repo, rev, msg, description, [("file", target, content.encode())], pr)
         except BadRequest as exc:
+            ctx = _meta_ctx(target, content, creating)
+            if ctx["meta"] is not None:
+                ctx["meta"] = form_meta if meta_form == "1" else ctx["meta"]
             return page(request, "edit.html", status=exc.status, title=f"{target} · {view.repo_id}", view=view,
                         tab="files", rev=rev, path=folder, text=content, parent=parent, creating=creating,
-                        direct=direct, error=exc.message, filename=filename)
+                        direct=direct, error=exc.message, filename=filename, **ctx)
     return _after(view, result, rev, None if pr else target)
 
 
