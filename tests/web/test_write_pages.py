@@ -249,3 +249,29 @@ def test_readme_metadata_form_writes_valid_front_matter(alice_web, api, repo_fac
     assert bad.status_code == 400 and "Invalid metadata in README.md" in bad.text
     assert "must be a license id the Hub knows" in bad.text and 'value="not-a-license" selected' in bad.text
     assert api.model_info(repo_id).card_data["license"] == "apache-2.0"
+
+
+def test_compare_two_tags_file_history_and_blame(anon_web, hub, alice_web, repo_factory):
+    page = anon_web.get(f"/{hub.model}/compare/v1...main")
+    assert page.status_code == 200
+    assert 'data-path="train.py"' in page.text and 'data-path="model.safetensors"' in page.text
+    assert "EPOCHS = 3" in page.text and 'class="status added">added' in page.text
+    assert 'data-path="config.json"' not in page.text  # unchanged
+    assert anon_web.get(f"/{hub.model}/compare/v1..nope").status_code == 404
+    assert anon_web.get(f"/{hub.model}/compare?base=v1&head=main", follow_redirects=False).headers[
+        "location"] == f"/{hub.model}/compare/v1...main"
+    # The history of one file: only the commits that changed it.
+    train = anon_web.get(f"/{hub.model}/commits/main/train.py").text
+    assert "Train for 3 epochs" in train and "Add model card" in train and 'id="history-path">train.py' in train
+    config = anon_web.get(f"/{hub.model}/commits/main/config.json").text
+    assert "Add model card" in config and "Train for 3 epochs" not in config
+    assert "Train for 3 epochs" in anon_web.get(f"/{hub.model}/commits/main").text  # the whole history still
+    # Blame: each line with the commit that last changed it.
+    blame = anon_web.get(f"/{hub.model}/blame/main/train.py").text
+    assert "import torch" in blame and "Train for 3 epochs" in blame and "Add model card" in blame
+    # A private repo's compare, history and blame pages are missing to others.
+    private = repo_factory("web-cmp", private=True)
+    for p in ("compare/main...main", "commits/main/.gitattributes", "blame/main/.gitattributes"):
+        assert anon_web.get(f"/{private}/{p}", follow_redirects=False).status_code == \
+            anon_web.get(f"/alice/missing-{uuid.uuid4().hex[:6]}/{p}", follow_redirects=False).status_code
+        assert alice_web.get(f"/{private}/{p}").status_code == 200, p

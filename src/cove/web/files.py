@@ -151,19 +151,27 @@ def blob_page(repo_type: str, request: Request, ns: str, name: str, rev: str, pa
 
 
 def commits_page(repo_type: str, request: Request, ns: str, name: str, rev: str) -> Response:
-    """`/{ns}/{name}/commits/{rev}`: the history of a revision, a page at a time."""
+    """`/{ns}/{name}/commits/{rev}`: the history of a revision, a page at a time; `/commits/{rev}/{path}`: the
+    commits that changed one file or folder."""
     _, view = open_repo(request, repo_type, ns, name)
     bk: Backends = request.app.state.backends
-    sha = files.resolve_revision(bk, view.repo, rev)
+    path = ""
+    if "/" in rev and bk.repos.resolve(view.repo.storage_key, rev) is None:
+        first, _, rest = rev.partition("/")
+        rev, path, sha = _rev_and_path(bk, view, first, rest)
+    else:
+        sha = files.resolve_revision(bk, view.repo, rev)
     try:
         p = max(0, min(int(request.query_params.get("p", "0")), 100_000))
     except ValueError:
         p = 0
-    items = bk.repos.log(view.repo.storage_key, sha, skip=p * COMMITS_PAGE, limit=COMMITS_PAGE + 1)
+    items = bk.repos.log(view.repo.storage_key, sha, skip=p * COMMITS_PAGE, limit=COMMITS_PAGE + 1,
+                         path=path or None)
+    suffix = f"/{qpath(path)}" if path else ""
     return render_page(
         request, "commits.html", title=f"Commits · {view.repo_id}", view=view, tab="files", rev=rev, sha=sha,
-        commits=items[:COMMITS_PAGE], p=p, more=len(items) > COMMITS_PAGE,
-        revs=_rev_options(view, rev, sha, lambda r: f"{view.base}/commits/{q(r)}"),
+        commits=items[:COMMITS_PAGE], p=p, more=len(items) > COMMITS_PAGE, path=path, suffix=suffix,
+        revs=_rev_options(view, rev, sha, lambda r: f"{view.base}/commits/{q(r)}{suffix}"),
     )
 
 

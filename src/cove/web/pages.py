@@ -17,7 +17,7 @@ from fastapi.responses import FileResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cove.errors import HubError, NotFound, Unauthorized
-from cove.web import account, community, files, listing, manage, repo, sessions, viewer, write
+from cove.web import account, community, files, history, listing, manage, repo, sessions, viewer, write
 from cove.web.render import page
 
 STATIC = Path(__file__).parent / "static"
@@ -82,6 +82,9 @@ def _write_routes(base: str, repo_type: str) -> None:
     add(f"{base}/discussions/new", _bind(community.new_discussion, repo_type), methods=["POST"])
     add(f"{base}/discussions/{{num}}", _bind(community.discussion_page, repo_type), methods=READ)
     add(f"{base}/discussions/{{num}}/{{action}}", _bind(community.discussion_action, repo_type), methods=["POST"])
+    add(f"{base}/compare", _bind(history.compare_form, repo_type), methods=READ)
+    add(f"{base}/compare/{{spec:path}}", _bind(history.compare_page, repo_type), methods=READ)
+    add(f"{base}/blame/{{rev}}/{{path:path}}", _bind(history.blame_page, repo_type), methods=READ)
     add(f"{base}/settings/gating", _bind(manage.gating_update, repo_type), methods=["POST"])
     add(f"{base}/settings/move", _bind(manage.move, repo_type), methods=["POST"])
     add(f"{base}/settings/access-requests", _bind(manage.access_requests_page, repo_type), methods=READ)

@@ -1,0 +1,88 @@
+"""Compare two revisions (`/{repo}/compare/A...B`) and blame a text file (`/{repo}/blame/{rev}/{path}`).
+
+Diffs are the commit page's (`files._file_diff`): gated files are listed without being read, large files are
+described rather than diffed, and the bytes read for one page are bounded (`MAX_DIFF_BYTES`).
+"""
+
+from __future__ import annotations
+
+import pygit2
+from fastapi import Request
+from fastapi.responses import RedirectResponse, Response
+
+from cove.backends import Backends
+from cove.errors import BadRequest
+from cove.services import compare, files
+from cove.services.paths import clean_path
+from cove.web.files import MAX_DIFF_BYTES, MAX_DIFF_FILES, _as_text, _file_diff, _rev_and_path
+from cove.web.render import page, q, qpath
+from cove.web.repo import open_repo
+
+MAX_BLAME = 512_000  # largest file blamed
+#: A diff longer than this many rows starts collapsed.
+COLLAPSE_ROWS = 400
+
+
+def compare_form(repo_type: str, request: Request, ns: str, name: str) -> Response:
+    """`/{repo}/compare?base=A&head=B` (the pickers' form) → `/{repo}/compare/A...B`."""
+    _, view = open_repo(request, repo_type, ns, name)
+    base = request.query_params.get("base") or (view.tags[0] if view.tags else "main")
+    head = request.query_params.get("head") or "main"
+    return RedirectResponse(f"{view.base}/compare/{q(base)}...{q(head)}", status_code=302)
+
+
+def compare_page(repo_type: str, request: Request, ns: str, name: str, spec: str) -> Response:
+    _, view = open_repo(request, repo_type, ns, name)
+    bk: Backends = request.app.state.backends
+    base, head = compare.parse_range(spec)
+    a = files.resolve_revision(bk, view.repo, base)
+    b = files.resolve_revision(bk, view.repo, head)
+    key = view.repo.storage_key
+    changed = sorted(bk.repos.diff_paths(key, a, b), key=lambda c: c[1])
+    budget = [MAX_DIFF_BYTES]
+    diffs = [_file_diff(bk, key, a, b, status, path, view.may_read(path), budget)
+             for status, path in changed[:MAX_DIFF_FILES]]
+    stats = {"added": sum(1 for d in diffs for r in d.rows if r[0] == "add"),
+             "removed": sum(1 for d in diffs for r in d.rows if r[0] == "del")}
+    revs = [*view.branches, *view.tags]
+    return page(request, "compare.html", title=f"{base}...{head} · {view.repo_id}", view=view, tab="files",
+                base=base, head=head, a=a, b=b, diffs=diffs, stats=stats, revs=revs,
+                more_files=max(0, len(changed) - MAX_DIFF_FILES), collapse=COLLAPSE_ROWS,
+                commits=bk.repos.log(key, b, limit=100) if a != b and _is_ancestor(bk, key, a, b) else None)
+
+
+def _is_ancestor(bk: Backends, key: str, a: str, b: str) -> bool:
+    git = bk.repos.repo(key)
+    return git.descendant_of(b, a)
+
+
+def blame_page(repo_type: str, request: Request, ns: str, name: str, rev: str, path: str) -> Response:
+    """Each line of a text file with the commit that last changed it (libgit2's blame)."""
+    _, view = open_repo(request, repo_type, ns, name)
+    bk: Backends = request.app.state.backends
+    rev, path, sha = _rev_and_path(bk, view, rev, path)
+    path = clean_path(path)
+    entry = files.get_entry(bk, view.repo, sha, path)
+    if entry.type != "file":
+        return RedirectResponse(f"{view.base}/tree/{q(rev)}/{qpath(path)}", status_code=302)
+    if not view.may_read(path):
+        return RedirectResponse(f"{view.base}/blob/{q(rev)}/{qpath(path)}", status_code=302)
+    if entry.is_lfs or entry.size > MAX_BLAME:
+        raise BadRequest(f"{path} is too large to blame")
+    key = view.repo.storage_key
+    text = _as_text(bk.repos.read_blob(key, entry.oid))
+    if text is None:
+        raise BadRequest(f"{path} is not a text file")
+    git = bk.repos.repo(key)
+    blame = git.blame(path, newest_commit=pygit2.Oid(hex=sha))
+    lines = text.splitlines()
+    hunks = []  # (commit info, first line number, the lines)
+    infos: dict[str, object] = {}
+    for h in blame:
+        oid = str(h.final_commit_id)
+        if oid not in infos:
+            infos[oid] = bk.repos.commit_info(key, oid)
+        start = h.final_start_line_number
+        hunks.append((infos[oid], start, lines[start - 1:start - 1 + h.lines_in_hunk]))
+    return page(request, "blame.html", title=f"Blame {path} · {view.repo_id}", view=view, tab="files", rev=rev,
+                path=path, hunks=hunks)
