@@ -357,6 +357,20 @@ def test_app_cannot_read_the_hub_data_folder_or_other_spaces(hub, probe_space):
     assert others and all(o.endswith(":PermissionError") for o in others), others
 
 
+def test_idle_space_sleeps_and_a_visit_wakes_it(hub, probe_space):
+    api = hub.api(hub.alice)
+    assert api.set_space_sleep_time(probe_space, 1).sleep_time == 1
+    wait_stage(api, probe_space, ("SLEEPING",), timeout=30)
+    api.set_space_sleep_time(probe_space, 3600)
+    # A visit wakes it: the proxy holds the request until the app is up (a browser waits; gradio_client's
+    # 5 s timeout may not, as with a sleeping Space on the Hub).
+    start = time.time()
+    assert httpx.get(api.space_info(probe_space).host, timeout=120).status_code == 200
+    print(f"wake on visit: {time.time() - start:.1f} s")
+    assert api.get_space_runtime(probe_space).stage == "RUNNING"
+    assert hub.gradio(probe_space, "secret") == {"ok": "s3cr3t-cove-value"}
+
+
 def test_shutdown_stops_every_app_and_start_brings_back_the_running_ones(hub, probe_space):
     base = 200_000
     hub.stop()

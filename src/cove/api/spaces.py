@@ -185,6 +185,7 @@ def _lookup(bk, conn, ns: str, name: str) -> tuple[Repo, SpaceState | None]:  # 
         st = db.get(SpaceState, repo.id)
         if st is not None and st.upstream is None and st.wanted == "sleeping":
             service.wake(db, repo)
+        db.flush()  # the visit is written (committed when the session closes), then the rows detached
         db.expunge_all()
         return repo, st
 
