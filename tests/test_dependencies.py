@@ -25,6 +25,7 @@ PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 EXTRA_OWNERS = {
     "train": ("train/", "metrics/", "cli/train.py"),
     "s3": ("storage/blobs_s3.py",),
+    "inference": ("inference/tasks.py", "inference/worker.py"),  # the model workers' own processes
     "postgres": (),
 }
 

@@ -92,7 +92,35 @@ def models(server, alice, tmp_path_factory):  # noqa: ANN001, ANN201
     api.create_repo(repo_id)
     push(api, model, tok, folder, repo_id)
     out["gpt2"] = Pushed(repo_id, model, tok, folder)
+    folder = root / "bart"
+    model, tok = _bart(folder)
+    repo_id = f"alice/inf-bart-{uuid.uuid4().hex[:6]}"
+    api.create_repo(repo_id)
+    push(api, model, tok, folder, repo_id, "---\npipeline_tag: summarization\n---\n")
+    out["bart"] = Pushed(repo_id, model, tok, folder)
     return out
+
+
+def _bart(folder: Path):  # noqa: ANN202
+    """A 1-layer, 32-wide BART with a byte-level BPE trained on TEXTS (summarization, translation, text2text)."""
+    import torch
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import BartConfig, BartForConditionalGeneration, BartTokenizerFast
+
+    folder.mkdir(parents=True, exist_ok=True)
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(TEXTS * 4, vocab_size=300, min_frequency=1, show_progress=False,
+                            special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
+    bpe.save_model(str(folder))
+    tok = BartTokenizerFast(vocab_file=str(folder / "vocab.json"), merges_file=str(folder / "merges.txt"),
+                            model_max_length=64)
+    torch.manual_seed(0)
+    config = BartConfig(vocab_size=len(tok), d_model=32, encoder_layers=1, decoder_layers=1,
+                        encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=64,
+                        decoder_ffn_dim=64, max_position_embeddings=64, pad_token_id=tok.pad_token_id,
+                        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+                        decoder_start_token_id=tok.eos_token_id, forced_eos_token_id=tok.eos_token_id)
+    return BartForConditionalGeneration(config).eval(), tok
 
 
 @pytest.fixture(scope="session")

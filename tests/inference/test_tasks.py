@@ -142,3 +142,20 @@ def test_bad_and_oversize_inputs(models, alice) -> None:
     assert r.status_code == 413
     r = httpx.post(f"{ENDPOINT}/models/{m.repo_id}/pipeline/image-classification", json={"inputs": "x"}, headers=h)
     assert r.status_code == 400 and "not supported" in r.json()["error"]
+
+
+def test_summarization_translation_text2text(models, alice) -> None:
+    m = models["bart"]
+    text = "bank shares fall after weak outlook"
+    with torch.no_grad():
+        ids = m.model.generate(**m.tokenizer([text], return_tensors="pt"), max_new_tokens=10)
+    expected = m.tokenizer.decode(ids[0], skip_special_tokens=True)
+    c = _client(m, alice.token)
+    assert c.summarization(text, generate_parameters={"max_new_tokens": 10}).summary_text == expected
+    from huggingface_hub import InferenceClient
+
+    tr = InferenceClient(model=f"{ENDPOINT}/models/{m.repo_id}/pipeline/translation", token=alice.token)
+    assert tr.translation(text, generate_parameters={"max_new_tokens": 10}).translation_text == expected
+    r = httpx.post(f"{ENDPOINT}/models/{m.repo_id}/pipeline/text2text-generation", headers={
+        "Authorization": f"Bearer {alice.token}"}, json={"inputs": [text, text], "parameters": {"max_new_tokens": 10}})
+    assert r.json() == [{"generated_text": expected}] * 2

@@ -205,7 +205,8 @@ class Engine:
     async def _start(self, slot: Slot) -> None:
         env = {**os.environ, "OMP_NUM_THREADS": str(self.settings.inference_threads),
                "MKL_NUM_THREADS": str(self.settings.inference_threads), "TOKENIZERS_PARALLELISM": "false",
-               "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error", "PYTHONUNBUFFERED": "1"}
+               "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1", "TQDM_DISABLE": "1",
+               "TRANSFORMERS_VERBOSITY": "error", "PYTHONUNBUFFERED": "1"}
         try:
             slot.proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "cove.inference.worker", slot.key[2], str(slot.path),

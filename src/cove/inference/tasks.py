@@ -7,6 +7,7 @@ parses). `Loaded.generate` is the token loop of text generation, streamed token 
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 from collections.abc import Callable, Iterator
@@ -380,12 +381,13 @@ class Loaded:
         text = ""
         finish = "length"
         past = None
+        cache_arg = "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
         cur = ids
         seq = ids
         with torch.inference_mode():
             for _ in range(n_max):
-                out = self.model(input_ids=cur, past_key_values=past, use_cache=True)
-                past = out.past_key_values
+                out = self.model(input_ids=cur, use_cache=True, **{cache_arg: past})
+                past = getattr(out, "cache", None) if cache_arg == "cache" else out.past_key_values
                 raw = out.logits[:, -1, :].float()
                 logp = torch.log_softmax(raw, -1)
                 scores = procs(seq, raw) if len(procs) else raw
