@@ -259,4 +259,7 @@ def create_app(settings: Settings | None = None, backends: Backends | None = Non
     from cove.services.downloads import run_flusher_with
 
     run_flusher_with(app, bk)
+    from cove.services.repos import heal_in_background
+
+    heal_in_background(app, bk)
     return app

@@ -64,7 +64,9 @@ def _listing(
     downloads.flush_for_read(bk)  # this process's counts, shown at once
     with bk.db.session() as db:
         rows = search.page(db, actor, q, offset=cursor, limit=page_size + 1)
-        count = search.count(db, actor, q)
+        gen = search.generation_of(request.app)
+        count = search.cache_of(request.app).get(gen, ("count", repr(q), search.actor_key(actor)),
+                                                 lambda: search.count(db, actor, q))
         items = []
         for repo in rows[:page_size]:
             siblings = _siblings(bk, repo) if full or (expand and "siblings" in expand) else None

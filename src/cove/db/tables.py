@@ -16,6 +16,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    literal_column,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -362,3 +363,13 @@ class SpaceVar(Base):
     value: Mapped[str] = mapped_column(Text)
     description: Mapped[str | None] = mapped_column(Text, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+#: The scan worker polls repos changed since a watermark (`last_modified >= :since`): this index, not the table.
+Index("ix_repos_modified", Repo.last_modified)
+#: PostgreSQL: trigram GIN indexes for `services.search`'s substring LIKE (migration 0014; SQLite has an FTS5 table).
+Index("ix_repos_id_trgm",
+      func.lower(Repo.namespace.op("||")(literal_column("'/'")).op("||")(Repo.name)).label("repo_id_lower"),
+      postgresql_using="gin", postgresql_ops={"repo_id_lower": "gin_trgm_ops"}).ddl_if(dialect="postgresql")
+Index("ix_repos_search_text_trgm", Repo.search_text, postgresql_using="gin",
+      postgresql_ops={"search_text": "gin_trgm_ops"}).ddl_if(dialect="postgresql")

@@ -247,5 +247,5 @@ def restore(src: Path, bk: Backends, echo: Echo = lambda _: None) -> dict:
     echo(f"blobs: {n}")
     from cove.db.migrate import upgrade
 
-    upgrade(bk)  # migrations, if the backup is older, and index rows re-derived from git
+    upgrade(bk, reindex=True)  # migrations, if the backup is older, and index rows re-derived from git
     return manifest

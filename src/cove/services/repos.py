@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import re
 import secrets
+import threading
 from datetime import UTC, datetime, timedelta
 
 import yaml
@@ -234,6 +237,77 @@ def reindex_all(db: Session, bk: Backends) -> int:
                 logging.getLogger("cove").error("repo %s/%s: skipped, its index could not be rebuilt",
                                                 repo.type, repo.repo_id)
     return n
+
+
+def heal_stale(bk: Backends, stop: threading.Event | None = None, *, batch: int = 500, pause: float = 0.02) -> int:
+    """Re-derive stale index rows, walking the repo table in id order a batch at a time (never the whole table
+    in memory, never in a request's way); returns how many were rebuilt. A repo whose git folder cannot be
+    read is logged (the first few) and skipped, as `reindex_all` does."""
+    import pygit2
+
+    log = logging.getLogger("cove")
+    stop = stop or threading.Event()
+    last, healed, unreadable = 0, 0, 0
+    while not stop.is_set():
+        with bk.db.session() as db:
+            rows = db.execute(select(Repo.id, Repo.storage_key, Repo.sha).where(Repo.id > last)
+                              .order_by(Repo.id).limit(batch)).all()
+        if not rows:
+            break
+        last = rows[-1][0]
+        for rid, key, sha in rows:
+            if stop.is_set():
+                break
+            try:
+                head = bk.repos.resolve(key, "main")
+            except (pygit2.GitError, OSError, KeyError):
+                unreadable += 1
+                if unreadable <= 10:
+                    log.error("repo %s: git folder missing or unreadable", key)
+                continue
+            if head and head != sha:
+                with bk.db.session() as db:
+                    repo = db.get(Repo, rid)
+                    if repo is not None and reindex(db, bk, repo, head):
+                        healed += 1
+        stop.wait(pause)
+    if unreadable > 10:
+        log.error("%d repos in all have a git folder missing or unreadable", unreadable)
+    if healed:
+        log.info("index: %d stale repo rows rebuilt from git", healed)
+    return healed
+
+
+#: Seconds after start-up before `heal_in_background` begins (the first requests go first).
+HEAL_DELAY_S = 1.0
+
+
+def heal_in_background(app, bk: Backends) -> None:  # noqa: ANN001
+    """Run `heal_stale` once in a daemon thread during the app's lifetime: start-up does no per-repo work."""
+    inner = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def lifespan(a):  # noqa: ANN001, ANN202
+        stop = threading.Event()
+
+        def run() -> None:
+            if stop.wait(HEAL_DELAY_S):
+                return
+            try:
+                heal_stale(bk, stop)
+            except Exception:  # noqa: BLE001 - reads heal their repo anyway (`ensure_fresh`)
+                logging.getLogger("cove").exception("background index healing stopped")
+
+        thread = threading.Thread(target=run, name="cove-index-heal", daemon=True)
+        thread.start()
+        try:
+            async with inner(a) as state:
+                yield state
+        finally:
+            stop.set()
+            await asyncio.to_thread(thread.join, 10)
+
+    app.router.lifespan_context = lifespan
 
 
 def now() -> datetime:

@@ -15,7 +15,7 @@ import time
 from collections import OrderedDict
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -226,8 +226,13 @@ class ScanWorker:
     """A daemon thread that scans every file of every ref not scanned yet, every `interval` seconds.
 
     Per repo it remembers (head, last_modified) and skips repos where neither moved, except on a full sweep
-    every `FULL_SWEEP_S`; per commit it remembers that all its files are scanned. Several processes share
-    the work through claims (`pending` rows)."""
+    every `FULL_SWEEP_S` (the first one `FULL_SWEEP_S` after start: start-up walks no repo); per commit it
+    remembers that all its files are scanned. Several processes share the work through claims (`pending`
+    rows). Between full sweeps a poll reads only the repos changed since the last one (a watermark on
+    `last_modified`, with `WATERMARK_OVERLAP` of slack, and ids above the highest seen), not the table."""
+
+    #: A poll re-reads repos modified this long before the newest it saw: commits that land out of order.
+    WATERMARK_OVERLAP = timedelta(seconds=30)
 
     WALKED_MAX = 100_000
 
@@ -238,7 +243,9 @@ class ScanWorker:
         self._thread: threading.Thread | None = None
         self._fingerprints: dict[int, tuple] = {}
         self._walked: OrderedDict[tuple[str, str], None] = OrderedDict()
-        self._last_full = float("-inf")
+        self._last_full = time.monotonic()
+        self._since = utcnow() - self.WATERMARK_OVERLAP
+        self._max_id: int | None = None
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="cove-scanner", daemon=True)
@@ -259,8 +266,19 @@ class ScanWorker:
 
     def poll(self) -> None:
         full = time.monotonic() - self._last_full >= FULL_SWEEP_S
+        columns = select(Repo.id, Repo.storage_key, Repo.sha, Repo.last_modified)
         with self.bk.db.session() as db:
-            rows = db.execute(select(Repo.id, Repo.storage_key, Repo.sha, Repo.last_modified)).all()
+            if self._max_id is None:
+                self._max_id = db.scalar(select(func.max(Repo.id))) or 0
+            if full:
+                rows = db.execute(columns).all()
+            else:
+                rows = db.execute(columns.where(or_(Repo.last_modified >= self._since,
+                                                    Repo.id > self._max_id))).all()
+        for _rid, _key, _sha, modified in rows:
+            if modified is not None and modified - self.WATERMARK_OVERLAP > self._since:
+                self._since = modified - self.WATERMARK_OVERLAP
+        self._max_id = max([self._max_id, *(r[0] for r in rows)])
         for rid, key, sha, modified in rows:
             if self._stop.is_set():
                 return

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+from typing import TypeVar
 
-from sqlalchemy import Select, and_, exists, false, func, or_, select
+from sqlalchemy import Select, and_, exists, false, func, inspect, literal_column, or_, select, table
 from sqlalchemy.orm import Session
 
 from cove.db.tables import Membership, Namespace, Repo, RepoTag
@@ -56,13 +59,46 @@ def _tag_match(value: str):  # noqa: ANN202
     return exists().where(and_(RepoTag.repo_pk == Repo.id, RepoTag.tag.in_([value, *prefixed])))
 
 
+#: Counts stop here (`X-Total-Count`, the web listing's pages): a count never reads more rows than this.
+COUNT_CAP = 10_000
+_fts_tables: dict[int, bool] = {}
+
+
+def _fts(db: Session) -> bool:
+    """Has this SQLite database the trigram FTS5 table of migration 0014 (`repo_search`)?"""
+    engine = db.get_bind()
+    found = _fts_tables.get(id(engine))
+    if found is None:
+        found = engine.dialect.name == "sqlite" and inspect(engine).has_table("repo_search")
+        _fts_tables[id(engine)] = found
+    return found
+
+
+def _substring(db: Session, term: str, full_text: bool):  # noqa: ANN202
+    """Repos whose id (or, with `full_text`, card text) contains `term`, case-insensitively: the Hub's search.
+
+    SQLite: a quoted-phrase MATCH on the trigram FTS5 index is exactly a substring match (terms of 3+
+    characters; shorter ones match nearly everything and scan). PostgreSQL: LIKE on the same expressions as
+    the pg_trgm GIN indexes of migration 0014, which serve it."""
+    if full_text:
+        column = Repo.search_text
+    else:  # the literal '/' (not a bound parameter) keeps the expression the index's on PostgreSQL
+        column = func.lower(Repo.namespace.op("||")(literal_column("'/'")).op("||")(Repo.name))
+    if len(term) >= 3 and _fts(db):
+        phrase = '"' + term.replace('"', '""') + '"'
+        match = f"{'full_text' if full_text else 'id_text'} : {phrase}"
+        ids = select(literal_column("rowid")).select_from(table("repo_search")).where(
+            literal_column("repo_search").op("MATCH")(match))
+        return Repo.id.in_(ids)
+    return column.contains(term, autoescape=True)
+
+
 def build(db: Session, actor: Actor, query: Query) -> Select:
     q = select(Repo).where(Repo.type == query.repo_type)
     q = visible(q, db, actor)
     for term in query.search:
         if term:
-            column = Repo.search_text if query.full_text else func.lower(Repo.namespace + "/" + Repo.name)
-            q = q.where(column.contains(term.lower()))
+            q = q.where(_substring(db, term.lower(), query.full_text))
     if query.author:
         q = q.where(func.lower(Repo.namespace) == query.author.lower())  # names are case-insensitive
     for f in query.filters or []:
@@ -87,6 +123,57 @@ def page(db: Session, actor: Actor, query: Query, *, offset: int, limit: int) ->
     return list(db.scalars(build(db, actor, query).offset(offset).limit(limit)))
 
 
-def count(db: Session, actor: Actor, query: Query) -> int:
-    sub = build(db, actor, query).order_by(None).subquery()
+def count(db: Session, actor: Actor, query: Query, *, cap: int = COUNT_CAP) -> int:
+    """How many repos match, up to `cap` (the count reads at most `cap` index entries)."""
+    sub = build(db, actor, query).order_by(None).with_only_columns(Repo.id).limit(cap).subquery()
     return db.scalar(select(func.count()).select_from(sub)) or 0
+
+
+def actor_key(actor: Actor) -> Hashable:
+    """Whose view of the repos an answer is: what `visible` depends on."""
+    return "admin" if actor.is_admin else "anonymous" if actor.anonymous else ("user", actor.user_id)
+
+
+T = TypeVar("T")
+
+
+class GenerationCache:
+    """Answers (counts, facets) kept while the database is unchanged: `generation` is `HeadCache`'s
+    (SQLite's data_version on a connection of its own, which any other connection's commit moves, a repo
+    made private included; this process's download flushes do not). With no generation (PostgreSQL) nothing
+    is cached."""
+
+    MAX = 4096
+
+    def __init__(self) -> None:
+        self._gen: Hashable = None
+        self._values: dict[Hashable, object] = {}
+        self._lock = threading.Lock()
+
+    def get(self, generation: Hashable | None, key: Hashable, compute: Callable[[], T]) -> T:
+        if generation is None:
+            return compute()
+        with self._lock:
+            if generation != self._gen:
+                self._gen, self._values = generation, {}
+            if key in self._values:
+                return self._values[key]  # type: ignore[return-value]
+        value = compute()
+        with self._lock:
+            if generation == self._gen:
+                if len(self._values) >= self.MAX:
+                    self._values.clear()
+                self._values[key] = value
+        return value
+
+
+def generation_of(app) -> Hashable | None:  # noqa: ANN001 - the FastAPI app
+    cache = getattr(app, "head_cache", None)
+    return cache.generation() if cache is not None else None
+
+
+def cache_of(app) -> GenerationCache:  # noqa: ANN001
+    found = getattr(app.state, "search_cache", None)
+    if found is None:
+        found = app.state.search_cache = GenerationCache()
+    return found

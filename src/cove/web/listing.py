@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cove.db.tables import Repo, RepoTag
-from cove.services import search
+from cove.services import downloads, search
 from cove.services.accounts import Actor
 from cove.web.render import PLURALS, page
 from cove.web.sessions import visitor
@@ -77,7 +77,8 @@ def _page_number(request: Request) -> int:
 def facets(db: Session, actor: Actor, repo_type: str) -> dict[str, list[tuple[str, int]]]:
     """The most common tasks, libraries and licenses among the repos this visitor may see.
 
-    Not cached: a repo made private must leave the counts at once.
+    Cached by `listing` only while the database is unchanged (`search.GenerationCache`): a repo made
+    private leaves the counts at once.
     """
     out: dict[str, list[tuple[str, int]]] = {}
     n = func.count().label("n")
@@ -115,10 +116,12 @@ def listing(repo_type: str, request: Request) -> Response:
     if repo_type == "space" and f.library:
         f.tags, f.library = ",".join(x for x in (f.tags, f.library) if x), ""
     q = f.query(repo_type)
+    downloads.flush_for_read(bk)
+    cache, gen, who = search.cache_of(request.app), search.generation_of(request.app), search.actor_key(v.actor)
     with bk.db.session() as db:
         rows = search.page(db, v.actor, q, offset=p * PAGE_SIZE, limit=PAGE_SIZE)
-        total = search.count(db, v.actor, q)
-        side = facets(db, v.actor, repo_type)
+        total = cache.get(gen, ("count", repr(q), who), lambda: search.count(db, v.actor, q))
+        side = cache.get(gen, ("facets", repo_type, who), lambda: facets(db, v.actor, repo_type))
     pages = max(1, (total + PAGE_SIZE - 1) // PAGE_SIZE)
     return page(request, "listing.html", title=PLURALS[repo_type].capitalize(), repo_type=repo_type,
                 repos=rows, total=total, p=p, pages=pages, f=f, facets=side, sorts=SORT_LABELS)
@@ -130,12 +133,13 @@ def home(request: Request) -> Response:
     bk = request.app.state.backends
     term = (request.query_params.get("q") or "").strip()[:200]
     sections = []
+    cache, gen, who = search.cache_of(request.app), search.generation_of(request.app), search.actor_key(v.actor)
     with bk.db.session() as db:
         for repo_type in ("model", "dataset", "space"):
             f = Filters(search=term, sort="downloads" if term else "updated")
             q = f.query(repo_type)
             sections.append((repo_type, search.page(db, v.actor, q, offset=0, limit=8 if term else 6),
-                             search.count(db, v.actor, q)))
+                             cache.get(gen, ("count", repr(q), who), lambda q=q, db=db: search.count(db, v.actor, q))))
     return page(request, "home.html", title=f"Search: {term}" if term else None, term=term, sections=sections)
 
 
