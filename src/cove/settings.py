@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     secret: str | None = None
     #: Allow anyone to read public repos without a token.
     anonymous_read: bool = True
+    #: Let any signed-in user create organizations (they become its admin, and its admins manage its members
+    #: in the web UI), as on the Hub. False: only server admins (and `cove org add`).
+    users_create_orgs: bool = True
     #: Largest LFS object an upload may announce, in bytes (the Hub's limit: 50 GB per file).
     max_lfs_file_size: int = 50 * 10**9
     #: Largest regular (inline) file in a commit, in bytes.
@@ -203,6 +206,22 @@ class Settings(BaseSettings):
     inference_load_timeout: float = 300.0
     #: Most tokens one generation request may produce.
     inference_max_new_tokens: int = 1024
+    #: Pull-through mirror (docs/mirror.md): the HF-compatible hub a read of a repo Cove does not hold is fetched
+    #: from (huggingface.co, another Cove); unset: no mirroring.
+    mirror_upstream: str | None = None
+    #: Token sent to the upstream (for gated repos the operator accepted); used server-side only, never to clients.
+    mirror_token: str | None = None
+    #: Which repos may be mirrored on a miss: comma-separated fnmatch patterns on ``ns/name`` (models),
+    #: ``datasets/ns/name``, ``spaces/ns/name``; `cove mirror add` patterns are allowed too.
+    mirror_allow: str = "*"
+    #: Seconds a branch head is trusted before it is checked against the upstream again (tags and shas: never).
+    mirror_ttl: float = 300.0
+    #: Seconds the upstream is not tried again after it could not be reached (the circuit breaker).
+    mirror_retry_after: float = 30.0
+    #: Seconds to wait for a connection to the upstream.
+    mirror_connect_timeout: float = 3.0
+    #: Seconds between syncs of the repos `cove mirror add` patterns name (0: no schedule).
+    mirror_sync_interval: float = 600.0
 
     @cached_property
     def public_endpoint(self) -> str:

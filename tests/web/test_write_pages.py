@@ -9,7 +9,9 @@ import uuid
 from pathlib import Path
 
 import httpx
-from huggingface_hub import hf_hub_download
+import pytest
+from huggingface_hub import HfApi, hf_hub_download
+from huggingface_hub.errors import HfHubHTTPError
 
 from tests.conftest import ENDPOINT
 from tests.web.conftest import csrf_of
@@ -275,3 +277,44 @@ def test_compare_two_tags_file_history_and_blame(anon_web, hub, alice_web, repo_
         assert anon_web.get(f"/{private}/{p}", follow_redirects=False).status_code == \
             anon_web.get(f"/alice/missing-{uuid.uuid4().hex[:6]}/{p}", follow_redirects=False).status_code
         assert alice_web.get(f"/{private}/{p}").status_code == 200, p
+
+
+def test_org_create_members_roles_and_transfer(alice_web, bob_web, anon_web, api, bob, repo_factory):
+    org = f"org{uuid.uuid4().hex[:8]}"
+    token = _form(alice_web, "/organizations/new")
+    assert alice_web.post("/organizations/new", data={"name": org}).status_code == 403  # no CSRF token
+    r = alice_web.post("/organizations/new", data={"csrf_token": token, "name": org, "fullname": "Org Inc"})
+    assert r.status_code == 303 and r.headers["location"] == f"/organizations/{org}/settings/members"
+    taken = alice_web.post("/organizations/new", data={"csrf_token": token, "name": org})
+    assert taken.status_code == 409 and "already taken" in taken.text
+    page = alice_web.get(f"/organizations/{org}/settings/members")
+    assert 'data-member="alice" data-role="admin"' in page.text
+    # Only the org's admins manage it.
+    assert bob_web.get(f"/organizations/{org}/settings/members").status_code == 403
+    bob_token = _form(bob_web, "/new")
+    assert bob_web.post(f"/organizations/{org}/settings/members", data={
+        "csrf_token": bob_token, "action": "set", "user": "bob", "role": "admin"}).status_code == 403
+    assert anon_web.get(f"/organizations/{org}/settings/members", follow_redirects=False).status_code in (303, 401)
+    # alice adds bob as a writer: bob may now create repos there.
+    token = csrf_of(page.text)
+    assert alice_web.post(f"/organizations/{org}/settings/members", data={
+        "csrf_token": token, "action": "set", "user": "bob", "role": "write"}).status_code == 303
+    assert f'value="{org}"' in bob_web.get("/new").text
+    # The last admin can be neither demoted nor removed.
+    last = alice_web.post(f"/organizations/{org}/settings/members", data={
+        "csrf_token": token, "action": "set", "user": "alice", "role": "write"})
+    assert last.status_code == 400 and "last admin" in last.text
+    # Transfer a repo to the org from its settings; bob (write) can commit to it, then is removed and cannot.
+    repo_id = repo_factory("web-transfer")
+    moved = f"{org}/{repo_id.split('/')[1]}"
+    token = _form(alice_web, f"/{repo_id}/settings")
+    assert alice_web.post(f"/{repo_id}/settings/move", data={"csrf_token": token, "to": moved}).status_code == 303
+    bob_api = HfApi(endpoint=ENDPOINT, token=bob.token)
+    bob_api.upload_file(path_or_fileobj=b"x", path_in_repo="x.txt", repo_id=moved)
+    token = _form(alice_web, f"/organizations/{org}/settings/members")
+    assert alice_web.post(f"/organizations/{org}/settings/members", data={
+        "csrf_token": token, "action": "remove", "user": "bob"}).status_code == 303
+    assert 'data-member="bob"' not in alice_web.get(f"/organizations/{org}/settings/members").text
+    with pytest.raises(HfHubHTTPError):
+        bob_api.upload_file(path_or_fileobj=b"y", path_in_repo="y.txt", repo_id=moved)
+    api.delete_repo(moved)

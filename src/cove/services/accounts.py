@@ -65,6 +65,7 @@ ANONYMOUS = Actor(None, None, "none")
 #: Names taken by the hub's own pages and routes.
 RESERVED_NAMES = frozenset({
     "api", "models", "datasets", "spaces", "login", "logout", "settings", "organizations", "new", "docs",
+    "new-dataset", "new-space",  # the web UI's create pages
     "lfs", "cas", "static", "avatars", "join", "search", "blog", "pricing", "admin",
     "_static",  # the web UI's assets, served before any login check
 })

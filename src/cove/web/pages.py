@@ -17,7 +17,7 @@ from fastapi.responses import FileResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cove.errors import HubError, NotFound, Unauthorized
-from cove.web import account, community, files, history, listing, manage, repo, sessions, viewer, write
+from cove.web import account, community, files, history, listing, manage, orgs, repo, sessions, viewer, write
 from cove.web.render import page
 
 STATIC = Path(__file__).parent / "static"
@@ -103,6 +103,10 @@ router.add_api_route("/settings/tokens", account.tokens_page, methods=READ)
 router.add_api_route("/settings/tokens", account.create_token, methods=["POST"])
 router.add_api_route("/settings/tokens/revoke", account.revoke_token, methods=["POST"])
 router.add_api_route("/datasets/{ns}/{name}/viewer", viewer.viewer_page, methods=READ)
+router.add_api_route("/organizations/new", orgs.new_org_form, methods=READ)
+router.add_api_route("/organizations/new", orgs.new_org, methods=["POST"])
+router.add_api_route("/organizations/{org}/settings/members", orgs.members_page, methods=READ)
+router.add_api_route("/organizations/{org}/settings/members", orgs.members_update, methods=["POST"])
 for _type, _path in write.NEW_PAGES.items():
     router.add_api_route(_path, _bind(write.new_repo_form, _type), methods=READ)
     router.add_api_route(_path, _bind(write.new_repo, _type), methods=["POST"])
