@@ -159,3 +159,52 @@ def test_gate_request_and_accept(browser, alice, bob, repo_factory, api, tmp_pat
     p.open(f"/{repo_id}/blob/main/model.txt")
     assert "weights!" in p.find("#code-view").text
     assert HfApi(endpoint=ENDPOINT, token=bob.token).hf_hub_download(repo_id, "model.txt", cache_dir=tmp_path)
+
+
+def test_org_member_transfer_compare_history_blame(browser, alice, bob, hub, repo_factory, api, tmp_path):  # noqa: F811
+    p = Page(browser, tmp_path)
+    org = f"org{uuid.uuid4().hex[:8]}"
+    sign_in(p, "alice")
+    # Create an organization from one's own page, add bob.
+    p.open("/alice")
+    p.find("#new-org-link").click()
+    p.find("#org-name").send_keys(org)
+    p.find("#org-submit").click()
+    p.url_has(f"/organizations/{org}/settings/members")
+    p.find("#member-name").send_keys("bob")
+    p.find("#add-member-submit").click()
+    p.find("#saved")
+    assert p.find('#members tr[data-member="bob"]').get_attribute("data-role") == "write"
+    p.shot("org-members")
+
+    # Transfer a repo to it from the repo's settings.
+    repo_id = repo_factory("journey-move")
+    moved = f"{org}/{repo_id.split('/')[1]}"
+    p.open(f"/{repo_id}/settings")
+    box = p.find("#move-to")
+    box.clear()
+    box.send_keys(moved)
+    p.find("#move-submit").click()
+    p.url_has(f"/{moved}/settings")
+    assert api.repo_info(moved).id == moved
+
+    # Compare two revisions, then a file's history and blame.
+    p.open(f"/{hub.model}/commits/main")
+    p.find("#compare-link").click()
+    Select(p.find("#compare-base")).select_by_visible_text("v1")
+    Select(p.find("#compare-head")).select_by_visible_text("main")
+    p.find("#compare-form button").click()
+    p.url_has("/compare/v1...main")
+    assert "EPOCHS = 3" in " ".join(r.text for r in p.all('details[data-path="train.py"] tr.add'))
+    p.shot("compare")
+    p.open(f"/{hub.model}/blob/main/train.py")
+    p.find("#file-history-link").click()
+    p.url_has("/commits/main/train.py")
+    titles = [e.text for e in p.all("#commit-list .commit-title")]
+    assert titles == ["Train for 3 epochs", "Add model card, config and curves"]
+    p.open(f"/{hub.model}/blob/main/train.py")
+    p.find("#blame-link").click()
+    p.url_has("/blame/main/train.py")
+    assert "Train for 3 epochs" in p.find("#blame").text
+    p.shot("blame")
+    api.delete_repo(moved)
