@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
@@ -37,11 +38,27 @@ def _claims(bk, authorization: str | None, *, write: bool):  # noqa: ANN001, ANN
         return xet.authenticate(db, bk, authorization, write=write)
 
 
-async def _spool_body(request: Request, limit: int, counter: str, repo: str) -> tempfile.SpooledTemporaryFile:
+def _blob_tmp(bk) -> str | None:  # noqa: ANN001
+    """The local blob store's temp folder: a body spooled there becomes its blob by a rename, not a copy."""
+    return str(bk.blobs.tmp) if hasattr(bk.blobs, "publish_file") and hasattr(bk.blobs, "tmp") else None
+
+
+def _discard(spool) -> None:  # noqa: ANN001
+    spool.close()
+    if isinstance(getattr(spool, "name", None), str):  # a named spool file left unpublished
+        Path(spool.name).unlink(missing_ok=True)
+
+
+async def _spool_body(request: Request, limit: int, counter: str, repo: str,
+                      folder: str | None = None) -> tempfile.SpooledTemporaryFile:
+    """The body in a temp file: in `folder` (a named file, for `publish_file`) or spooled (memory, then disk)."""
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > limit:
         raise PayloadTooLarge(f"Body larger than {limit} bytes")
-    spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_MEMORY)  # noqa: SIM115 - returned open
+    if folder:
+        spool = tempfile.NamedTemporaryFile(dir=folder, delete=False)  # noqa: SIM115 - returned open
+    else:
+        spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_MEMORY)  # noqa: SIM115 - returned open
     total = 0
     try:
         async for block in request.stream():
@@ -50,8 +67,9 @@ async def _spool_body(request: Request, limit: int, counter: str, repo: str) -> 
             if total > limit:
                 raise PayloadTooLarge(f"Body larger than {limit} bytes")
             spool.write(block)
+        spool.flush()
     except BaseException:
-        spool.close()
+        _discard(spool)
         raise
     spool.seek(0)
     return spool
@@ -76,11 +94,14 @@ async def upload_xorb(prefix: str, xorb_hash: str, request: Request, bk: Bk, aut
         await _drain(request, xorb_format.MAX_XORB_SERIALIZED, "xorb_bytes_received", xet.repo_key(claims))
         xet.count("xorbs_existing", repo=xet.repo_key(claims))
         return {"was_inserted": False}
-    spool = await _spool_body(request, xorb_format.MAX_XORB_SERIALIZED, "xorb_bytes_received", xet.repo_key(claims))
+    folder = _blob_tmp(bk)
+    spool = await _spool_body(request, xorb_format.MAX_XORB_SERIALIZED, "xorb_bytes_received", xet.repo_key(claims),
+                              folder)
     try:
-        inserted = await run_in_threadpool(xet.store_xorb, bk, claims, xorb_hex=h, body=spool)
+        inserted = await run_in_threadpool(xet.store_xorb, bk, claims, xorb_hex=h, body=spool,
+                                           path=spool.name if folder else None)
     finally:
-        spool.close()
+        _discard(spool)
     return {"was_inserted": inserted}
 
 
@@ -116,13 +137,15 @@ async def grant_upload(
     length = await run_in_threadpool(
         xet_grants.check_upload, bk, xorb_hex=xorb_hash, grant_id=grant_id, n=n, repo=repo, exp=exp, sig=sig
     )
-    spool = await _spool_body(request, length, "xorb_bytes_received", repo)
+    folder = _blob_tmp(bk)
+    spool = await _spool_body(request, length, "xorb_bytes_received", repo, folder)
     try:
         await run_in_threadpool(
-            xet_grants.stage_upload, bk, xorb_hex=xorb_hash, grant_id=grant_id, length=length, body=spool
+            xet_grants.stage_upload, bk, xorb_hex=xorb_hash, grant_id=grant_id, length=length, body=spool,
+            path=spool.name if folder else None,
         )
     finally:
-        spool.close()
+        _discard(spool)
     return Response(status_code=200)
 
 

@@ -6,6 +6,7 @@ No FastAPI here. Functions take the backends and already-read bodies (or spooled
 
 from __future__ import annotations
 
+import os
 import secrets
 import threading
 import time
@@ -245,8 +246,10 @@ def xorb_known_to(bk: Backends, claims: tokens.XetClaims, xorb_hex: str) -> bool
         return db.get(XetXorbScope, (xorb_hex, scope)) is not None
 
 
-def store_xorb(bk: Backends, claims: tokens.XetClaims, *, xorb_hex: str, body: BinaryIO) -> bool:
-    """Validate a spooled xorb body (every chunk decoded and hashed) and store it.
+def store_xorb(bk: Backends, claims: tokens.XetClaims, *, xorb_hex: str, body: BinaryIO,
+               path: str | None = None) -> bool:
+    """Validate a spooled xorb body (every chunk decoded and hashed) and store it. `path`: the body is that
+    local file, which the blob store takes by a rename (`publish_file`) once it is valid: written once.
 
     Returns False only when the caller's scope already had this xorb. A xorb stored for another scope is
     verified all the same and answered as inserted, so the answer reveals nothing.
@@ -266,7 +269,11 @@ def store_xorb(bk: Backends, claims: tokens.XetClaims, *, xorb_hex: str, body: B
         raise BadRequest(f"Invalid xorb: {exc}") from None
     if not xorb_exists(bk, h):
         body.seek(0)
-        bk.blobs.put_verified(f"xorbs/{h}", body, size=info.total_len)
+        publish = getattr(bk.blobs, "publish_file", None)
+        if path is not None and publish is not None and os.path.getsize(path) == info.total_len:
+            publish(f"xorbs/{h}", path)
+        else:
+            bk.blobs.put_verified(f"xorbs/{h}", body, size=info.total_len)
         row = XetXorb(
             hash=h,
             stored_size=info.total_len,

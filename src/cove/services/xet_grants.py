@@ -8,6 +8,7 @@ under ``xorbs/<xorb>``. (An object store could hand out a presigned PUT instead.
 from __future__ import annotations
 
 import hmac
+import os
 import re
 import secrets
 import time
@@ -65,13 +66,22 @@ def check_upload(bk: Backends, *, xorb_hex: str, grant_id: str, n: str, repo: st
     return length
 
 
-def stage_upload(bk: Backends, *, xorb_hex: str, grant_id: str, length: int, body: BinaryIO) -> None:
+def stage_upload(bk: Backends, *, xorb_hex: str, grant_id: str, length: int, body: BinaryIO,
+                 path: str | None = None) -> None:
+    """Keep the body under its staging key. `path`: the body is that local file in the blob store's temp
+    folder, moved there by a rename (`publish_file`), not copied."""
     key = staging_key(xorb_hex.lower(), grant_id)
     with bk.db.session() as db:  # recorded first, so garbage collection finds abandoned bodies
         if db.get(XetStagedUpload, key) is None:
             db.add(XetStagedUpload(key=key, size=length))
     try:
-        bk.blobs.put_verified(key, body, size=length)
+        if path is not None:
+            size = os.path.getsize(path)
+            if size != length:
+                raise BlobVerificationError(f"body has {size} bytes, expected {length}")
+            bk.blobs.publish_file(key, path)
+        else:
+            bk.blobs.put_verified(key, body, size=length)
     except BlobVerificationError as exc:
         _forget(bk, key)
         raise BadRequest(f"Upload does not match its grant: {exc}") from None
@@ -96,8 +106,8 @@ def commit_grant(bk: Backends, claims: tokens.XetClaims, *, prefix: str, xorb_he
             return False
         raise NotFound("No data was uploaded for this grant")
     try:
-        with bk.blobs.open(key) as fh:
-            inserted = xet.store_xorb(bk, claims, xorb_hex=h, body=fh)
+        with bk.blobs.open(key) as fh:  # a local staged body becomes the xorb by a rename
+            inserted = xet.store_xorb(bk, claims, xorb_hex=h, body=fh, path=bk.blobs.local_path(key))
         xet.count("grants_committed", repo=xet.repo_key(claims))
         return inserted
     finally:
