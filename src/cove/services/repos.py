@@ -8,6 +8,7 @@ import logging
 import re
 import secrets
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import yaml
@@ -239,16 +240,18 @@ def reindex_all(db: Session, bk: Backends) -> int:
     return n
 
 
-def heal_stale(bk: Backends, stop: threading.Event | None = None, *, batch: int = 500, pause: float = 0.02) -> int:
+def heal_stale(bk: Backends, stop: threading.Event | None = None, *, batch: int = 500, duty: float = 1.0) -> int:
     """Re-derive stale index rows, walking the repo table in id order a batch at a time (never the whole table
-    in memory, never in a request's way); returns how many were rebuilt. A repo whose git folder cannot be
-    read is logged (the first few) and skipped, as `reindex_all` does."""
+    in memory); returns how many were rebuilt. After each batch it rests `duty` times as long as the batch
+    took (the background thread leaves the interpreter to requests half the time by default). A repo whose
+    git folder cannot be read is logged (the first few) and skipped, as `reindex_all` does."""
     import pygit2
 
     log = logging.getLogger("cove")
     stop = stop or threading.Event()
     last, healed, unreadable = 0, 0, 0
     while not stop.is_set():
+        began = time.monotonic()
         with bk.db.session() as db:
             rows = db.execute(select(Repo.id, Repo.storage_key, Repo.sha).where(Repo.id > last)
                               .order_by(Repo.id).limit(batch)).all()
@@ -270,7 +273,7 @@ def heal_stale(bk: Backends, stop: threading.Event | None = None, *, batch: int 
                     repo = db.get(Repo, rid)
                     if repo is not None and reindex(db, bk, repo, head):
                         healed += 1
-        stop.wait(pause)
+        stop.wait(duty * (time.monotonic() - began))
     if unreadable > 10:
         log.error("%d repos in all have a git folder missing or unreadable", unreadable)
     if healed:

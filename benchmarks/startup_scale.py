@@ -1,0 +1,98 @@
+"""Issue 16 item 2: `cove serve` start-up (spawn to first answer) and an admin command at 1k and 100k repos,
+against a bare uvicorn app's start-up in the same run.
+
+    python benchmarks/startup_scale.py [--sizes 1000 100000] [--repeats 3] [--src OLD/src] [--label after]
+
+Repos are seeded through the database layer (perf16_common.seed_repos), not HTTP. Target: `cove serve` at
+100k repos answers within 1.5x the bare app's start-up. Writes benchmarks/results/startup-scale[-LABEL].json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from perf16_common import HERE, PY, cove, env_for, free_port, loadavg, median, seed_repos, stop, write_json
+
+
+def until_answer(cmd: list[str], env: dict, url: str, cwd: str | None = None, timeout: float = 900) -> float:
+    """Seconds from spawning `cmd` to the first HTTP answer on `url` (polled every 10 ms)."""
+    import httpx
+
+    t0 = time.perf_counter()
+    log = Path(tempfile.mkstemp(prefix="cove-bench16-", suffix=".log")[1])
+    with open(log, "wb") as fh:
+        proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=fh, stderr=subprocess.STDOUT)
+    try:
+        while time.perf_counter() - t0 < timeout:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{cmd} exited {proc.returncode}: {log.read_text()[-2000:]}")
+            try:
+                if httpx.get(url, timeout=1).status_code < 500:
+                    return time.perf_counter() - t0
+            except httpx.HTTPError:
+                time.sleep(0.01)
+        raise RuntimeError(f"{cmd} did not answer in {timeout} s")
+    finally:
+        stop(proc)
+
+
+def bare_start() -> float:
+    port = free_port()
+    env = env_for(Path("/nonexistent"), port)
+    return until_answer([PY, "-m", "uvicorn", "hub_core:bare_app", "--port", str(port), "--log-level", "warning"],
+                        env, f"http://127.0.0.1:{port}/", cwd=str(HERE))
+
+
+def cove_start(data: Path, src: str | None) -> float:
+    port = free_port()
+    return until_answer([PY, "-m", "cove", "serve", "--log-level", "warning"], env_for(data, port, src),
+                        f"http://127.0.0.1:{port}/api/models?limit=1")
+
+
+def admin(data: Path, src: str | None) -> float:
+    t0 = time.perf_counter()
+    cove(data, "user", "list", src=src)
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 100_000])
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--src")
+    ap.add_argument("--label", default="")
+    a = ap.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="cove-bench16-start-"))
+    res: dict = {"src": a.src or "this checkout", "loadavg_start": loadavg(), "sizes": a.sizes, "runs": []}
+    datas = {}
+    for n in a.sizes:
+        data = root / f"hub-{n}"
+        data.mkdir()
+        cove(data, "init", src=a.src)
+        t0 = time.perf_counter()
+        seed_repos(data, n, src=a.src)
+        print(f"seeded {n} repos in {time.perf_counter() - t0:.1f} s", flush=True)
+        cove_start(data, a.src)  # the first start after seeding (migrations, caches) is not timed
+        datas[n] = data
+    for _ in range(a.repeats):  # interleaved
+        run = {"bare_uvicorn_s": bare_start(), "loadavg": loadavg()}
+        for n, data in datas.items():
+            run[f"cove_serve_{n}_s"] = cove_start(data, a.src)
+            run[f"cove_user_list_{n}_s"] = admin(data, a.src)
+        res["runs"].append(run)
+        print({k: round(v, 3) for k, v in run.items() if isinstance(v, float)}, flush=True)
+    keys = [k for k in res["runs"][0] if k.endswith("_s")]
+    res["median_s"] = {k: median([r[k] for r in res["runs"]]) for k in keys}
+    bare = res["median_s"]["bare_uvicorn_s"]
+    res["ratio_vs_bare"] = {k: v / bare for k, v in res["median_s"].items() if k.startswith("cove_serve")}
+    out = write_json(f"startup-scale{'-' + a.label if a.label else ''}.json", res)
+    print(f"medians {res['median_s']}; cove serve / bare uvicorn {res['ratio_vs_bare']} (target <= 1.5 at 100k); "
+          f"load {res['loadavg_start']} -> {res['loadavg_end']}; {out}")
+
+
+if __name__ == "__main__":
+    main()
