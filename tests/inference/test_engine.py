@@ -119,9 +119,11 @@ def test_push_reloads_and_revision_pins(api, models, alice, tmp_path) -> None:
 
 @pytest.fixture(scope="module")
 def own(tmp_path_factory):  # noqa: ANN201
-    """A server of its own: inference only for the `team` namespace, inputs up to 2,000 bytes."""
+    """A server of its own: inference only for the `team` namespace, inputs up to 2,000 bytes, memory for one
+    loaded model."""
     data = tmp_path_factory.mktemp("inference-own") / "data"
-    srv = start_server(data, free_port(), COVE_INFERENCE_NAMESPACES="team", COVE_INFERENCE_MAX_INPUT="2000")
+    srv = start_server(data, free_port(), COVE_INFERENCE_NAMESPACES="team", COVE_INFERENCE_MAX_INPUT="2000",
+                       COVE_INFERENCE_MEMORY=str(1 << 20))
     env = {**SERVER_ENV, "COVE_DATA": str(data)}
 
     def cove(*args: str) -> str:
@@ -137,7 +139,7 @@ def own(tmp_path_factory):  # noqa: ANN201
         stop_server(srv.proc)
 
 
-def test_settings_namespaces_and_input_cap(own, tmp_path) -> None:
+def test_settings_namespaces_input_cap_memory_budget(own, tmp_path) -> None:
     from huggingface_hub import HfApi, InferenceClient
     from huggingface_hub.errors import HfHubHTTPError
 
@@ -146,11 +148,24 @@ def test_settings_namespaces_and_input_cap(own, tmp_path) -> None:
     srv, token = own
     api = HfApi(endpoint=srv.endpoint, token=token)
     model, tok = _bert(tmp_path / "m", "BertForSequenceClassification", ["neg", "pos"])
+    shas = {}
     for repo_id in ("team/clf", "carol/clf"):
         api.create_repo(repo_id)
-        push(api, model, tok, tmp_path / "m", repo_id)
+        shas[repo_id] = push(api, model, tok, tmp_path / "m", repo_id)
+    other, tok2 = _bert(tmp_path / "m2", "BertForSequenceClassification", ["neg", "pos"], seed=3)
+    api.create_repo("team/clf2")
+    shas["team/clf2"] = push(api, other, tok2, tmp_path / "m2", "team/clf2")  # other weights: another commit
     out = InferenceClient(model=f"{srv.endpoint}/models/team/clf", token=token).text_classification(TEXT)
     assert sorted(o.label for o in out) == ["neg", "pos"]
+    first = _worker_pid(shas["team/clf"])
+    # Over the memory budget, loading a second model unloads the least recently used idle one.
+    InferenceClient(model=f"{srv.endpoint}/models/team/clf2", token=token).text_classification(TEXT)
+    _worker_pid(shas["team/clf2"])
+    for _ in range(50):
+        if not Path(f"/proc/{first}").exists():
+            break
+        time.sleep(0.1)
+    assert not Path(f"/proc/{first}").exists()
     with pytest.raises(HfHubHTTPError) as err:
         InferenceClient(model=f"{srv.endpoint}/models/carol/clf", token=token).text_classification(TEXT)
     assert err.value.response.status_code == 403 and "not enabled" in err.value.response.headers["x-error-message"]

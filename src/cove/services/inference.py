@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 from sqlalchemy import select
 
 from cove.backends import Backends
 from cove.db.tables import Repo
-from cove.errors import BadRequest, Forbidden, NotFound
+from cove.errors import BadRequest, Forbidden, HubError, NotFound
 from cove.inference import LOAD_KIND
 from cove.inference import snapshot as snap
 from cove.services import access, files, gating
@@ -28,9 +30,21 @@ class Target:
     sha: str
 
 
+class NotInstalled(HubError):
+    status = 501
+    code = "NotImplemented"
+
+
+@cache
+def _installed() -> bool:
+    return all(importlib.util.find_spec(m) is not None for m in ("torch", "transformers"))
+
+
 def enabled(bk: Backends) -> None:
     if not bk.settings.inference_enabled:
         raise NotFound("Inference is turned off on this hub (COVE_INFERENCE_ENABLED)")
+    if not _installed():
+        raise NotInstalled("Inference needs torch and transformers on the server: pip install 'cove[inference]'")
 
 
 def _namespace_allowed(bk: Backends, namespace: str) -> bool:
