@@ -125,6 +125,17 @@ def _flip(src: Path, dest: Path, offset: int) -> Path:
     return dest
 
 
+def _reheader(src: Path, dest: Path, header: int) -> Path:
+    """Change one byte of a member header's mtime and write a valid tar checksum back (as a forger would)."""
+    data = bytearray(src.read_bytes())
+    data[header + 140] ^= 0x01
+    block = data[header:header + 512]
+    block[148:156] = b" " * 8
+    data[header + 148:header + 156] = b"%06o\0 " % sum(block)
+    dest.write_bytes(bytes(data))
+    return dest
+
+
 def test_a_one_byte_tamper_anywhere_is_refused_and_nothing_appears(world: World) -> None:
     bundle = world.export("full.cove")
     with tarfile.open(bundle) as tar:
@@ -147,6 +158,10 @@ def test_a_one_byte_tamper_anywhere_is_refused_and_nothing_appears(world: World)
         proc = world.import_(bad)
         assert proc.returncode == 1, (what, proc.stdout, proc.stderr)
         assert "Error:" in proc.stderr, what
+    with tarfile.open(_reheader(bundle, world.tmp / "reheadered.cove", infos[f"lfs/{oid}"].offset)) as tar:
+        assert [i.name for i in tar.getmembers()] == names  # still a valid tar
+    proc = world.import_(world.tmp / "reheadered.cove")
+    assert proc.returncode == 1 and "signature" in proc.stderr
     other = world.tmp / "keys" / "other.key"
     assert cove("bundle", "keygen", "-o", str(other), check=False).returncode == 0
     proc = world.import_(bundle, key=other.with_name("other.key.pub"))

@@ -4,9 +4,10 @@ with the same commit ids (docs/bundles.md).
 The file is a tar whose members are, in order: ``git/<n>.bundle`` (a real `git bundle` per repo that has
 commits to carry), ``lfs/<sha256>`` (every LFS or Xet file those commits point at, once each, as its bytes),
 ``manifest.json`` (the repos, their refs and metadata, and the sha256 and size of every member before it)
-and ``bundle.sig``: an Ed25519 signature of the sha256 of every byte of the file before that member's header
-(so of the manifest too). The signature member's header and the archive's end are checked to be exactly
-what `export` writes, so one changed byte anywhere in the file refuses it.
+and ``bundle.sig``: an Ed25519 signature of the structure hash, the sha256 of every byte before that member's
+header except the data of the members the manifest hashes (so of every header, every padding byte and the
+manifest). Each byte is hashed once, by the manifest or by the structure hash; the signature member's header
+and the archive's end are checked to be exactly what `export` writes: one changed byte anywhere refuses it.
 
 Import verifies the signature and every member's hash after extracting into ``<data>/tmp/bundle-*``, then
 checks every ref against the hub (refs only fast-forward; a diverged branch or a moved tag refuses the whole
@@ -149,15 +150,23 @@ def _signed_message(prefix_len: int, digest: bytes) -> bytes:
 
 
 class _HashingWriter:
-    """The output file, hashing every byte written (tarfile asks `tell`)."""
+    """The output file, hashing its structure: every byte written except the data of the members the manifest
+    hashes (`skip`, an absolute [start, end) set before each is added), so each byte is hashed once. tarfile
+    asks `tell`."""
 
     def __init__(self, fh: BinaryIO) -> None:
-        self.fh, self.digest, self.n = fh, hashlib.sha256(), 0
+        self.fh, self.digest, self.n, self.skip = fh, hashlib.sha256(), 0, (0, 0)
 
     def write(self, data: bytes) -> int:
         self.fh.write(data)
-        self.digest.update(data)
-        self.n += len(data)
+        start, end = self.n, self.n + len(data)
+        a, b = max(start, self.skip[0]), min(end, self.skip[1])
+        if a >= b:
+            self.digest.update(data)
+        else:
+            self.digest.update(memoryview(data)[:a - start])
+            self.digest.update(memoryview(data)[b - start:])
+        self.n = end
         return len(data)
 
     def tell(self) -> int:
@@ -207,7 +216,7 @@ def export(bk: Backends, specs: list[RepoSpec], out: Path, key: Ed25519PrivateKe
 
     if not specs:
         raise BadRequest("Name at least one repo to export")
-    work = bk.settings.data / "tmp" / f"bundle-export-{secrets.token_hex(6)}"
+    work = (bk.settings.data / "tmp" / f"bundle-export-{secrets.token_hex(6)}").resolve()
     work.mkdir(parents=True)
     tmp_out = out.with_name(f".{out.name}.{secrets.token_hex(4)}.tmp")
     report = ExportReport(out)
@@ -261,11 +270,11 @@ def export(bk: Backends, specs: list[RepoSpec], out: Path, key: Ed25519PrivateKe
                     if plan["bundle"]:
                         path = work / f"{i}.bundle"
                         with open(path, "rb") as src_fh:
-                            members[plan["bundle"]] = _add(tar, plan["bundle"], src_fh, path.stat().st_size)
+                            members[plan["bundle"]] = _add(tar, writer, plan["bundle"], src_fh, path.stat().st_size)
                 for oid, (size, loc) in sorted(blobs.items()):
                     source = (bk.blobs.open(loc.key) if loc.kind == "lfs" else _xet_stream(bk, loc.key, size))
                     try:
-                        m = members[f"lfs/{oid}"] = _add(tar, f"lfs/{oid}", source, size)
+                        m = members[f"lfs/{oid}"] = _add(tar, writer, f"lfs/{oid}", source, size)
                     finally:
                         if hasattr(source, "close"):
                             source.close()
@@ -313,9 +322,15 @@ def _xet_stream(bk: Backends, xet_hash: str, size: int) -> Iterator[bytes]:
     return xet_service.stream_file(bk, xet_hash, 0, size) if size else iter(())
 
 
-def _add(tar: tarfile.TarFile, name: str, src: BinaryIO | Iterator[bytes], size: int) -> _Member:
+def _add(tar: tarfile.TarFile, writer: _HashingWriter, name: str, src: BinaryIO | Iterator[bytes],
+         size: int) -> _Member:
+    """A member whose data the manifest hashes (and the structure hash leaves out)."""
     reader = _HashingReader(src)
-    tar.addfile(_tarinfo(name, size), reader)  # type: ignore[arg-type]
+    info = _tarinfo(name, size)
+    start = writer.n + len(info.tobuf(tar.format, tar.encoding, tar.errors))
+    writer.skip = (start, start + size)
+    tar.addfile(info, reader)  # type: ignore[arg-type]
+    writer.skip = (0, 0)
     if reader.n != size:
         raise BadRequest(f"{name}: read {reader.n} bytes, expected {size}")
     return _Member(reader.digest.hexdigest(), size)
@@ -325,68 +340,74 @@ def _add(tar: tarfile.TarFile, name: str, src: BinaryIO | Iterator[bytes], size:
 
 
 def verify(path: Path, key: Ed25519PublicKey, dest: Path) -> dict:
-    """Check the signature over the whole file and every member's sha256 and size, extracting the members into
-    `dest`; the manifest. Raises `BundleRefused` on any mismatch (what was extracted is the caller's to drop)."""
+    """Check the signature and every member's sha256 and size, extracting the members into `dest` in one read
+    of the file; the manifest. Raises `BundleRefused` on any mismatch (`dest` is the caller's to drop).
+
+    The signature covers the structure hash: every byte before the signature member's header except the data
+    of the members the manifest hashes (which the manifest, inside the structure, covers): so every byte once."""
     from cove.services.bundle_keys import verify as verify_signature
 
     try:
-        tar = tarfile.open(path, "r:")  # noqa: SIM115 - closed by the `with tar` below
-        infos = tar.getmembers()
+        with tarfile.open(path, "r:") as tar:  # headers only: members' offsets and sizes
+            infos = tar.getmembers()
     except (OSError, tarfile.TarError) as exc:
         raise BundleRefused(f"{path} is not a Cove bundle: {exc}") from None
-    with tar:
-        names = [i.name for i in infos]
-        if len(infos) < 2 or names[-1] != SIGNATURE or names[-2] != MANIFEST:
-            raise BundleRefused(f"{path} is not a Cove bundle (no manifest and signature at its end)")
-        if len(set(names)) != len(names) or any(not i.isreg() for i in infos) or not all(
-                _MEMBER_RE.match(n) for n in names[:-2]):
-            raise BundleRefused(f"{path} holds members a Cove bundle never has")
-        sig = infos[-1]
-        with open(path, "rb") as fh:
-            digest = hashlib.sha256()
-            left = sig.offset
-            while left:
-                block = fh.read(min(_BLOCK, left))
+    names = [i.name for i in infos]
+    if len(infos) < 2 or names[-1] != SIGNATURE or names[-2] != MANIFEST:
+        raise BundleRefused(f"{path} is not a Cove bundle (no manifest and signature at its end)")
+    if len(set(names)) != len(names) or any(not i.isreg() for i in infos) or not all(
+            _MEMBER_RE.match(n) for n in names[:-2]):
+        raise BundleRefused(f"{path} holds members a Cove bundle never has")
+    sig = infos[-1]
+    structure, got, body = hashlib.sha256(), {}, b""
+    with open(path, "rb") as fh:
+
+        def copy(n: int, *sinks) -> None:  # noqa: ANN002 - hashers and files
+            while n > 0:
+                block = fh.read(min(_BLOCK, n))
                 if not block:
-                    break
-                digest.update(block)
-                left -= len(block)
-            header = fh.read(sig.offset_data - sig.offset)
-            signature = fh.read(64)
-            rest = fh.read()
-        expected_end = -(-(sig.offset_data + 512 + 1024) // tarfile.RECORDSIZE) * tarfile.RECORDSIZE
-        if (left or header != _sig_header() or sig.size != 64 or rest.strip(b"\0")
-                or sig.offset_data + 64 + len(rest) != expected_end):
-            raise BundleRefused("The bundle was changed after it was signed (its signature block is not intact)")
-        if not verify_signature(key, signature, _signed_message(sig.offset, digest.digest())):
-            raise BundleRefused("The bundle's signature does not match this public key, or the bundle was changed "
-                                "after it was signed")
-        manifest_fh = tar.extractfile(infos[-2])
-        assert manifest_fh is not None
-        try:
-            manifest = json.loads(manifest_fh.read())
-        except ValueError as exc:
-            raise BundleRefused(f"The bundle's manifest is not JSON: {exc}") from None
-        if manifest.get("format") != FORMAT:
-            raise BundleRefused(f"Bundle format {manifest.get('format')!r} is not supported (this Cove reads {FORMAT})")
-        listed = manifest.get("members", {})
-        if set(listed) != set(names[:-2]):
-            raise BundleRefused("The bundle's members are not the ones its manifest lists")
+                    raise BundleRefused(f"{path} is truncated")
+                for sink in sinks:
+                    sink.update(block) if hasattr(sink, "update") else sink.write(block)
+                n -= len(block)
+
+        pos = 0
         for info in infos[:-2]:
-            want = listed[info.name]
+            copy(info.offset_data - pos, structure)
             target = dest / info.name
             target.parent.mkdir(parents=True, exist_ok=True)
-            got, n = hashlib.sha256(), 0
-            src = tar.extractfile(info)
-            assert src is not None
+            digest = hashlib.sha256()
             with open(target, "wb") as out:
-                while block := src.read(_BLOCK):
-                    got.update(block)
-                    n += len(block)
-                    out.write(block)
-            if n != want["size"] or got.hexdigest() != want["sha256"] or (
-                    info.name.startswith("lfs/") and got.hexdigest() != info.name[4:]):
-                raise BundleRefused(f"{info.name}: its bytes do not match the manifest's sha256")
+                copy(info.size, digest, out)
+            got[info.name] = (digest.hexdigest(), info.size)
+            pos = info.offset_data + info.size
+        copy(infos[-2].offset_data - pos, structure)
+        body = fh.read(infos[-2].size)
+        structure.update(body)
+        copy(sig.offset - infos[-2].offset_data - len(body), structure)
+        header = fh.read(sig.offset_data - sig.offset)
+        signature = fh.read(64)
+        rest = fh.read()
+    expected_end = -(-(sig.offset_data + 512 + 1024) // tarfile.RECORDSIZE) * tarfile.RECORDSIZE
+    if (header != _sig_header() or sig.size != 64 or rest.strip(b"\0")
+            or sig.offset_data + 64 + len(rest) != expected_end):
+        raise BundleRefused("The bundle was changed after it was signed (its signature block is not intact)")
+    if not verify_signature(key, signature, _signed_message(sig.offset, structure.digest())):
+        raise BundleRefused("The bundle's signature does not match this public key, or the bundle was changed "
+                            "after it was signed")
+    try:
+        manifest = json.loads(body)
+    except ValueError as exc:
+        raise BundleRefused(f"The bundle's manifest is not JSON: {exc}") from None
+    if manifest.get("format") != FORMAT:
+        raise BundleRefused(f"Bundle format {manifest.get('format')!r} is not supported (this Cove reads {FORMAT})")
+    listed = manifest.get("members", {})
+    if set(listed) != set(got):
+        raise BundleRefused("The bundle's members are not the ones its manifest lists")
+    for name, (sha, size) in got.items():
+        if size != listed[name]["size"] or sha != listed[name]["sha256"] or (
+                name.startswith("lfs/") and sha != name[4:]):
+            raise BundleRefused(f"{name}: its bytes do not match the manifest's sha256")
     return manifest
 
 
@@ -413,7 +434,7 @@ class _RepoPlan:
 def import_bundle(bk: Backends, path: Path, key: Ed25519PublicKey, actor: Actor, *,
                   echo: Echo = lambda line: None) -> list[str]:
     """Verify, check that every ref applies, then publish; one line per repo of what changed."""
-    work = bk.settings.data / "tmp" / f"bundle-import-{secrets.token_hex(6)}"
+    work = (bk.settings.data / "tmp" / f"bundle-import-{secrets.token_hex(6)}").resolve()
     work.mkdir(parents=True)
     try:
         manifest = verify(path, key, work / "members")
@@ -427,7 +448,7 @@ def import_bundle(bk: Backends, path: Path, key: Ed25519PublicKey, actor: Actor,
 
 def _plan(bk: Backends, manifest: dict, work: Path) -> list[_RepoPlan]:
     """Every repo's ref updates, checked against the hub; refuses the whole bundle when one does not apply."""
-    from cove.services import access
+    from cove.services import access, repos
     from cove.services.accounts import get_namespace
 
     plans: list[_RepoPlan] = []
@@ -439,6 +460,13 @@ def _plan(bk: Backends, manifest: dict, work: Path) -> list[_RepoPlan]:
             if meta["type"] not in access.REPO_TYPES or not all(
                     _REF_RE.match(r) and _SHA_RE.match(s) for r, s in refs.items()):
                 raise BundleRefused(f"{label}: the manifest names refs Cove cannot take")
+            repos.validate_repo_id(meta["id"])
+            if meta.get("bundle") and meta["bundle"] not in manifest["members"]:
+                raise BundleRefused(f"{label}: its git bundle {meta['bundle']} is not in the bundle")
+            for oid, size in meta.get("lfs", []):
+                member = manifest["members"].get(f"lfs/{oid}")
+                if member is None or member["size"] != size:
+                    raise BundleRefused(f"{label}: LFS file {oid} is not in the bundle (or has another size)")
             repo = access.find_repo(db, meta["type"], meta["id"])
             if repo is None and get_namespace(db, meta["id"].partition("/")[0]) is None:
                 problems.append(f"{label}: the namespace {meta['id'].partition('/')[0]} does not exist on this hub; "
