@@ -256,6 +256,9 @@ def create_app(settings: Settings | None = None, backends: Backends | None = Non
     from cove.services import webhook_delivery
 
     webhook_delivery.run_worker_with(app, bk)
+    from cove.services import mirror
+
+    mirror.run_with(app, bk)  # lookups that miss may fetch from the upstream hub (docs/mirror.md)
     from cove.services.downloads import run_flusher_with
 
     run_flusher_with(app, bk)

@@ -18,7 +18,7 @@ from cove.api.ranges import BlobFileResponse, parse_range
 from cove.api.shapes import PLURAL, PREFIX, entry_json
 from cove.deps import Bk, CurrentActor, repo_type_of, token_from_header
 from cove.errors import BadRequest
-from cove.services import access, downloads, files, gating, scans
+from cove.services import access, downloads, files, gating, mirror, mirror_lfs, scans
 from cove.services.paths import clean_path, split_rev_path
 
 router = APIRouter()
@@ -157,6 +157,7 @@ def _resolve(repo_type: str, ns: str, name: str, rev: str, path: str, request: R
         if entry.type != "file":
             raise files.EntryNotFound(f"{path} is a folder", headers={"X-Repo-Commit": sha})
         loc = files.locate(db, bk, repo, entry)
+        lazy = mirror_lfs.pending(db, bk, repo, loc, entry.size)  # a mirror's file not fetched from upstream yet
         refusal = scans.blocked(db, bk, repo, entry)
         if refusal is not None and not head:
             raise refusal
@@ -171,6 +172,11 @@ def _resolve(repo_type: str, ns: str, name: str, rev: str, path: str, request: R
     if request.query_params.get("download") == "true":
         headers["Content-Disposition"] = headers["Content-Disposition"].replace("inline", "attachment", 1)
     size = entry.size
+    if lazy is not None and not head:  # streamed to the client while it is stored (one fetch for all readers)
+        rng = parse_range(request.headers.get("range"), size)
+        start, end = rng or (0, size)
+        body = mirror_lfs.read(bk, lazy, sha, path, start, end)
+        return _stream(body, start, end, size, rng is not None, headers, path)
     if loc.kind == "lfs" and refusal is None and bk.blobs.local_path(loc.key) is None:
         # Object store: 302 to a presigned URL on its own origin (hub-protocol §4.3 option B). The client
         # takes commit, etag and size from this response and GETs the URL without Authorization.
@@ -444,6 +450,8 @@ class HeadCache:
         full route. The answer for a commit is kept: a commit's tree never changes, only the blob's presence
         is checked again."""
         bk = self.bk
+        if mirror.needs_check(bk, k.storage_key, k.rev):
+            return None  # a mirrored branch past its TTL: the full route asks the upstream
         sha = bk.repos.resolve(k.storage_key, k.rev)
         if sha is None:
             return None

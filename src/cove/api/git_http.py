@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from cove.backends import Backends
 from cove.deps import Bk, client_host, resolve_actor
 from cove.errors import HubError, TooManyRequests, Unauthorized
-from cove.services import access, git_push
+from cove.services import access, git_push, mirror
 from cove.services.accounts import Actor
 
 log = logging.getLogger("cove.git")
@@ -70,6 +70,12 @@ def authorize(
         repo = access.find_repo(db, repo_type, f"{ns}/{name}")
         if repo is None:
             access.raise_if_moved(db, actor, repo_type, f"{ns}/{name}")  # the app answers 307 to the new URL
+            try:
+                repo = None if write else mirror.pull_through(db, repo_type, f"{ns}/{name}")  # the upstream's
+            except HubError as exc:
+                return _text(exc.status, exc.message)
+        elif not write:
+            mirror.refresh(bk, repo, "main")  # a clone of a mirror sees the upstream's branches past the TTL
         if repo is None or not access.can_read(db, actor, repo):
             if actor.anonymous:
                 return _text(401, access._not_found_message(actor), _CHALLENGE)

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from cove.api.shapes import iso, repo_info_json, repo_url
 from cove.deps import Bk, CurrentActor, repo_type_of
 from cove.errors import BadRequest, RepoNotFound
-from cove.services import access, downloads, files, likes, repos, scans
+from cove.services import access, downloads, files, likes, mirror, repos, scans
 from cove.spaces import service as spaces
 
 router = APIRouter()
@@ -105,6 +105,7 @@ def _info(plural: str, repo_id: str, revision: str | None, expand: list[str] | N
     downloads.flush_for_read(bk)  # this process's counts, shown at once
     with bk.db.session() as db:
         repo = access.readable_repo(db, actor, repo_type, repo_id)
+        mirror.refresh(bk, repo, revision or "main")  # a mirrored branch past its TTL: checked upstream first
         head = repos.ensure_fresh(db, bk, repo)
         sha = head if revision in (None, "main") else files.resolve_revision(bk, repo, revision)
         siblings = entries = None
@@ -126,6 +127,8 @@ def _info(plural: str, repo_id: str, revision: str | None, expand: list[str] | N
             # Info at an older revision: card-derived fields still describe main (as on the Hub).
             pass
         info = repo_info_json(repo, sha=sha, siblings=siblings, expand=expand, runtime=runtime)
+        if (mirrored := mirror.info_json(db, repo)) is not None:
+            info["mirror"] = mirrored  # fetched from the upstream hub, read-only here
         if repo.type == "space":
             info["host"] = spaces.host(bk, repo)  # where gradio_client finds the app
         wanted = {"safetensors", "gguf"} & set(expand or ["safetensors", "gguf"])

@@ -10,13 +10,14 @@ from typing import Annotated
 
 import typer
 
-from cove.cli import admin, bundle, ops, xet
+from cove.cli import admin, bundle, mirror, ops, xet
 
 app = typer.Typer(help="Cove: a self-hosted Hugging Face Hub.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
 admin.register(app)
 xet.register(app)
 ops.register(app)
+mirror.register(app)
 bundle.register(app)
 
 

@@ -373,3 +373,21 @@ Index("ix_repos_id_trgm",
       postgresql_using="gin", postgresql_ops={"repo_id_lower": "gin_trgm_ops"}).ddl_if(dialect="postgresql")
 Index("ix_repos_search_text_trgm", Repo.search_text, postgresql_using="gin",
       postgresql_ops={"search_text": "gin_trgm_ops"}).ddl_if(dialect="postgresql")
+
+
+class MirroredRepo(Base):
+    """A repo fetched from the upstream hub (`cove.services.mirror`): read-only here, same commit ids as there."""
+
+    __tablename__ = "mirrored_repos"
+    repo_pk: Mapped[int] = mapped_column(ForeignKey("repos.id", ondelete="CASCADE"), primary_key=True)
+    upstream: Mapped[str] = mapped_column(String(300))  # the upstream's endpoint when it was mirrored
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    synced_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)  # last fetch of its refs
+
+
+class MirrorPattern(Base):
+    """A `cove mirror add` pattern: the repos it names are mirrored and kept synced on a schedule."""
+
+    __tablename__ = "mirror_patterns"
+    pattern: Mapped[str] = mapped_column(String(300), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

@@ -10,10 +10,12 @@ from sqlalchemy.orm import Session
 from cove.backends import Backends
 from cove.db.tables import LfsObject, Repo
 from cove.errors import EntryNotFound, RevisionNotFound
+from cove.services import mirror
 from cove.storage.git_repos import Entry
 
 
 def resolve_revision(bk: Backends, repo: Repo, rev: str) -> str:
+    mirror.refresh(bk, repo, rev)  # a mirrored branch past its TTL, or a revision not fetched yet: ask upstream
     sha = bk.repos.resolve(repo.storage_key, rev)
     if sha is None:
         raise RevisionNotFound(f"Invalid rev id: {rev}")
@@ -67,6 +69,8 @@ def lfs_location(db: Session, bk: Backends, repo: Repo, oid: str) -> BlobLocatio
     `LfsObject` row for (text that only looks like one, written as a plain file) opens nothing: not found."""
     key = f"lfs/{oid}"
     row = db.get(LfsObject, (repo.id, oid))
+    if row is None and mirror.mirrored(db, repo) is not None:
+        return BlobLocation("lfs", key)  # a mirror's object: fetched on first read (`mirror_lfs`), then a row
     if row is None:
         raise EntryNotFound(f"The LFS object {oid} of this file is not stored in this repo")
     xh = row.xet_hash

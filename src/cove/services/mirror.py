@@ -1,0 +1,446 @@
+"""Pull-through mirror of an upstream hub (docs/mirror.md).
+
+A read of a repo Cove does not hold (`access.readable_repo` misses) fetches it from `COVE_MIRROR_UPSTREAM`
+when the policy allows: its git history by a real ``git fetch`` of the upstream's smart-HTTP repo into an
+ordinary bare repo (same commit ids), an ordinary `Repo` row marked by a `MirroredRepo` row (read-only here).
+LFS/Xet file contents come later, on first read (`cove.services.mirror_lfs`). Branch heads are checked again
+after `COVE_MIRROR_TTL`; tags and shas never. When the upstream cannot be reached, a circuit breaker keeps it
+untried for `COVE_MIRROR_RETRY_AFTER` seconds: what was fetched is served, what was not answers as a miss.
+The upstream token stays here: it is sent to the upstream only, by this module and `mirror_lfs`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import fnmatch
+import hashlib
+import json
+import logging
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+
+import httpx
+import pygit2
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cove.backends import Backends
+from cove.db.tables import MirroredRepo, MirrorPattern, Repo, utcnow
+from cove.errors import BadRequest, RepoNotFound
+
+log = logging.getLogger("cove.mirror")
+PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/"}
+PLURAL = {"model": "models", "dataset": "datasets", "space": "spaces"}
+MARKER = "cove-mirror"  # in the bare repo: JSON {type, id, upstream}; its presence makes a storage key a mirror
+STAMP = "cove-mirror-checked"  # in the bare repo: its mtime is when the branch heads were last checked
+_SHA = re.compile(r"[0-9a-f]{40}")
+
+_bk: Backends | None = None
+_down_until = 0.0  # the circuit breaker: time.monotonic() before which the upstream is not tried
+_client: httpx.Client | None = None
+_markers: dict[str, dict | None] = {}  # storage key -> marker (a key never changes between mirror and not)
+_locks: dict[str, threading.Lock] = {}
+_locks_guard = threading.Lock()
+
+
+class Unreachable(Exception):
+    """The upstream did not answer (refused, timed out, 5xx)."""
+
+
+def install(bk: Backends) -> None:
+    """Make this process's backends the ones a lookup miss mirrors into (`cove.app.create_app`)."""
+    global _bk
+    _bk = bk
+
+
+def enabled(bk: Backends | None) -> bool:
+    return bk is not None and bool(bk.settings.mirror_upstream)
+
+
+def upstream(bk: Backends) -> str:
+    return str(bk.settings.mirror_upstream).rstrip("/")
+
+
+# -- the circuit breaker and the HTTP client ---------------------------------------------------------
+
+
+def available() -> bool:
+    """Whether the upstream may be tried now (the breaker is closed)."""
+    return time.monotonic() >= _down_until
+
+
+def trip(bk: Backends) -> None:
+    global _down_until
+    _down_until = time.monotonic() + bk.settings.mirror_retry_after
+    log.warning("mirror: upstream %s unreachable; not tried again for %.0f s", upstream(bk),
+                bk.settings.mirror_retry_after)
+
+
+def unreachable_message(bk: Backends, what: str = "Repository not found") -> str:
+    return f"{what}: the upstream hub {upstream(bk)} is unreachable, and Cove holds no copy of it"
+
+
+def client(bk: Backends) -> httpx.Client:
+    """One pooled client for the upstream; the token goes to the upstream's origin only (httpx drops
+    ``Authorization`` on a redirect to another origin, e.g. the CDN that serves the bytes)."""
+    global _client
+    if _client is None:
+        headers = {"user-agent": "cove-mirror"}
+        if bk.settings.mirror_token:
+            headers["authorization"] = f"Bearer {bk.settings.mirror_token}"
+        timeout = httpx.Timeout(60.0, connect=bk.settings.mirror_connect_timeout)
+        _client = httpx.Client(headers=headers, timeout=timeout, follow_redirects=True)
+    return _client
+
+
+def get(bk: Backends, url: str, **kw: object) -> httpx.Response:
+    """GET from the upstream; `Unreachable` (and the breaker tripped) when it does not answer."""
+    if not available():
+        raise Unreachable(upstream(bk))
+    try:
+        r = client(bk).get(url, **kw)  # type: ignore[arg-type]
+    except httpx.TransportError as exc:
+        trip(bk)
+        raise Unreachable(str(exc)) from exc
+    if r.status_code >= 500:
+        trip(bk)
+        raise Unreachable(f"{url}: {r.status_code}")
+    return r
+
+
+# -- policy ----------------------------------------------------------------------------------------------
+
+
+def qualified(repo_type: str, repo_id: str) -> str:
+    """The name patterns match: ``ns/name``, ``datasets/ns/name``, ``spaces/ns/name``."""
+    return PREFIX[repo_type] + repo_id
+
+
+def split_qualified(name: str) -> tuple[str, str]:
+    for repo_type, prefix in PREFIX.items():
+        if prefix and name.startswith(prefix):
+            return repo_type, name[len(prefix):]
+    return "model", name
+
+
+def patterns(db: Session, bk: Backends) -> list[str]:
+    allow = [p.strip() for p in bk.settings.mirror_allow.split(",") if p.strip()]
+    return allow + list(db.scalars(select(MirrorPattern.pattern)))
+
+
+def allowed(db: Session, bk: Backends, repo_type: str, repo_id: str) -> bool:
+    name = qualified(repo_type, repo_id).lower()
+    return any(fnmatch.fnmatchcase(name, p.lower()) for p in patterns(db, bk))
+
+
+# -- locks: one fetch at a time per name, in this process and across processes ----------------------------
+
+
+@contextlib.contextmanager
+def single(bk: Backends, name: str) -> Iterator[None]:
+    digest = hashlib.sha1(name.encode(), usedforsecurity=False).hexdigest()
+    with _locks_guard:
+        lock = _locks.setdefault(digest, threading.Lock())
+    with lock:
+        folder = bk.settings.data / "mirror-locks"
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder / digest, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+
+# -- a miss: mirror the repo ------------------------------------------------------------------------------
+
+
+def pull_through(db: Session, repo_type: str, repo_id: str) -> Repo | None:
+    """The repo `repo_id` of the upstream, mirrored now, when a lookup found none here and the policy allows;
+    None when there is none to mirror. `RepoNotFound` saying so when the upstream is unreachable."""
+    bk = _bk
+    if not enabled(bk) or repo_type not in PREFIX:
+        return None
+    assert bk is not None
+    from cove.services import access
+    from cove.services.repos import validate_repo_id
+
+    try:
+        validate_repo_id(repo_id)
+    except BadRequest:
+        return None
+    if not allowed(db, bk, repo_type, repo_id):
+        return None
+    try:
+        with single(bk, f"repo\0{repo_type}\0{repo_id.lower()}"), bk.db.session() as own:
+            if access.find_repo(own, repo_type, repo_id) is None:
+                mirror_repo(own, bk, repo_type, repo_id)
+    except Unreachable as exc:
+        raise RepoNotFound(unreachable_message(bk)) from exc
+    return access.find_repo(db, repo_type, repo_id)
+
+
+def upstream_info(bk: Backends, repo_type: str, repo_id: str) -> dict | None:
+    """The upstream's info on a repo, or None if it has none (or only a private one) to give."""
+    r = get(bk, f"{upstream(bk)}/api/{PLURAL[repo_type]}/{repo_id}")
+    if r.status_code != 200:
+        return None
+    info = r.json()
+    if not isinstance(info, dict) or info.get("private"):
+        return None  # only public repos are mirrored: a token's private repos stay upstream
+    return info
+
+
+def mirror_repo(db: Session, bk: Backends, repo_type: str, repo_id: str) -> Repo | None:
+    """Create the local mirror of an upstream repo (git history fetched, contents left for first reads)."""
+    from cove.services import repos
+
+    info = upstream_info(bk, repo_type, repo_id)
+    if info is None:
+        return None
+    canonical = str(info.get("id") or repo_id)
+    if canonical.count("/") != 1:
+        canonical = repo_id
+    ns, name = canonical.split("/")
+    key = secrets.token_hex(16)
+    path = bk.repos.path(key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    git = pygit2.init_repository(str(path), bare=True, initial_head="main")
+    git.config["uploadpack.allowAnySHA1InWant"] = True
+    try:
+        fetch(bk, key, repo_type, canonical)
+        (path / MARKER).write_text(json.dumps({"type": repo_type, "id": canonical, "upstream": upstream(bk)}))
+    except BaseException:
+        shutil.rmtree(path, ignore_errors=True)
+        raise
+    gated = info.get("gated")
+    repo = Repo(type=repo_type, namespace=ns, name=name, storage_key=key, private=False,
+                gated=gated if gated in ("auto", "manual") else None, tags=[])
+    db.add(repo)
+    db.flush()
+    db.add(MirroredRepo(repo_pk=repo.id, upstream=upstream(bk), synced_at=utcnow()))
+    repos.reindex(db, bk, repo, bk.repos.resolve(key, "main"))
+    log.info("mirror: %s %s fetched from %s", repo_type, canonical, upstream(bk))
+    return repo
+
+
+def fetch(bk: Backends, key: str, repo_type: str, repo_id: str) -> None:
+    """``git fetch`` the upstream's branches and tags into the bare repo `key` (branches pruned)."""
+    url = f"{upstream(bk)}/{PREFIX[repo_type]}{repo_id}.git"
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_LFS_SKIP_SMUDGE": "1",
+           "GIT_HTTP_LOW_SPEED_LIMIT": "1", "GIT_HTTP_LOW_SPEED_TIME": "30"}
+    if bk.settings.mirror_token:  # in the environment, not argv (ps shows argv)
+        env.update(GIT_CONFIG_COUNT="1", GIT_CONFIG_KEY_0="http.extraHeader",
+                   GIT_CONFIG_VALUE_0=f"Authorization: Bearer {bk.settings.mirror_token}")
+    if not available():
+        raise Unreachable(url)
+    cmd = ["git", "--git-dir", str(bk.repos.path(key)), "fetch", "--quiet", "--prune", "--no-tags", url,
+           "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"]
+    try:
+        r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=3600)
+    except subprocess.TimeoutExpired as exc:
+        trip(bk)
+        raise Unreachable(url) from exc
+    if r.returncode != 0:
+        err = r.stderr.strip()
+        if "unable to access" in err or "Failed to connect" in err or "Could not resolve" in err:
+            trip(bk)
+            raise Unreachable(err)
+        raise RuntimeError(f"git fetch {url} failed: {err}")
+    bk.repos.forget(key)
+    (bk.repos.path(key) / STAMP).touch()
+
+
+# -- freshness --------------------------------------------------------------------------------------------
+
+
+def marker(bk: Backends, key: str) -> dict | None:
+    """The mirror marker of storage key `key`, or None for an ordinary repo (one stat, then remembered)."""
+    if key not in _markers:
+        try:
+            _markers[key] = json.loads((bk.repos.path(key) / MARKER).read_text())
+        except (OSError, ValueError):
+            _markers[key] = None
+    found = _markers[key]
+    if found is None and len(_markers) > 100_000:
+        _markers.clear()
+    return found
+
+
+def _checked_age(bk: Backends, key: str) -> float:
+    try:
+        return time.time() - (bk.repos.path(key) / STAMP).stat().st_mtime
+    except OSError:
+        return float("inf")
+
+
+def needs_check(bk: Backends, key: str, rev: str) -> bool:
+    """Whether resolving `rev` of storage key `key` should first ask the upstream: a mirror's branch past the
+    TTL, or a revision it does not know (a new branch, tag or commit). A known sha or tag: never."""
+    if not enabled(bk) or marker(bk, key) is None:
+        return False
+    if bk.repos.resolve(key, rev) is None:
+        return True
+    if _SHA.fullmatch(rev) or not bk.repos.is_branch(key, rev.removeprefix("refs/heads/")):
+        return False
+    return _checked_age(bk, key) > bk.settings.mirror_ttl
+
+
+def refresh(bk: Backends, repo: Repo, rev: str) -> None:
+    """Before `rev` is resolved: check the upstream when `needs_check` says so (never blocks past the breaker;
+    an unreachable upstream leaves what is here being served)."""
+    if not needs_check(bk, repo.storage_key, rev) or not available():
+        return
+    sync_repo(bk, repo.id, repo.storage_key, force=False)
+
+
+def _advertised(bk: Backends, repo_type: str, repo_id: str) -> dict[str, str]:
+    """The upstream's branches and tags (tags peeled) from its smart-HTTP ref advertisement."""
+    url = f"{upstream(bk)}/{PREFIX[repo_type]}{repo_id}.git/info/refs"
+    r = get(bk, url, params={"service": "git-upload-pack"})
+    if r.status_code != 200:
+        raise Unreachable(f"{url}: {r.status_code}")
+    data, refs, i = r.content, {}, 0
+    while i + 4 <= len(data):
+        n = int(data[i:i + 4], 16)
+        if n == 0:
+            i += 4
+            continue
+        line = data[i + 4:i + n].split(b"\0", 1)[0].strip().decode()
+        i += n
+        sha, _, name = line.partition(" ")
+        if name.startswith(("refs/heads/", "refs/tags/")):
+            refs[name.removesuffix("^{}")] = sha
+    return refs
+
+
+def sync_repo(bk: Backends, repo_pk: int, key: str, *, force: bool) -> bool:
+    """Bring a mirror's branches and tags up to the upstream's (a ref advertisement first: ``git fetch`` only
+    when something moved). True when refs changed; the index follows main."""
+    m = marker(bk, key)
+    if m is None:
+        return False
+    with single(bk, f"fetch\0{key}"):
+        if not force and _checked_age(bk, key) <= bk.settings.mirror_ttl:
+            return False  # another reader checked while this one waited
+        try:
+            theirs = _advertised(bk, m["type"], m["id"])
+            ours = {k: v for k, v in bk.repos.refs(key).items() if k.startswith(("refs/heads/", "refs/tags/"))}
+            if theirs == ours:
+                (bk.repos.path(key) / STAMP).touch()
+                return False
+            fetch(bk, key, m["type"], m["id"])
+        except Unreachable:
+            return False
+    from cove.services import repos
+
+    with bk.db.session() as db:
+        repo = db.get(Repo, repo_pk)
+        row = db.get(MirroredRepo, repo_pk)
+        if repo is not None:
+            repos.ensure_fresh(db, bk, repo)
+        if row is not None:
+            row.synced_at = utcnow()
+    return True
+
+
+# -- marks, read-only, listing, the schedule ----------------------------------------------------------------
+
+
+def mirrored(db: Session, repo: Repo) -> MirroredRepo | None:
+    return db.get(MirroredRepo, repo.id)
+
+
+def info_json(db: Session, repo: Repo) -> dict | None:
+    """The `mirror` field of a mirrored repo's info (None for an ordinary repo)."""
+    row = mirrored(db, repo)
+    if row is None:
+        return None
+    return {"upstream": row.upstream, "syncedAt": row.synced_at.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+            if row.synced_at else None}
+
+
+def add_pattern(db: Session, pattern: str) -> bool:
+    if db.get(MirrorPattern, pattern) is not None:
+        return False
+    db.add(MirrorPattern(pattern=pattern))
+    return True
+
+
+def remove_pattern(db: Session, pattern: str) -> bool:
+    row = db.get(MirrorPattern, pattern)
+    if row is None:
+        return False
+    db.delete(row)
+    return True
+
+
+def _upstream_ids(bk: Backends, pattern: str) -> list[tuple[str, str]]:
+    """Upstream repos a pattern names: itself when it has no wildcard, else the listing of its namespace."""
+    repo_type, rest = split_qualified(pattern)
+    if not any(c in rest for c in "*?["):
+        return [(repo_type, rest)]
+    ns = rest.split("/", 1)[0]
+    if any(c in ns for c in "*?["):
+        return []
+    r = get(bk, f"{upstream(bk)}/api/{PLURAL[repo_type]}", params={"author": ns, "limit": 1000})
+    if r.status_code != 200:
+        return []
+    ids = [str(x.get("id", "")) for x in r.json() if isinstance(x, dict)]
+    return [(repo_type, i) for i in ids if fnmatch.fnmatchcase(i.lower(), rest.lower())]
+
+
+def sync(bk: Backends, only: str | None = None) -> list[str]:
+    """Mirror and bring up to date the repos the `cove mirror add` patterns name (or `only`); returns what
+    changed. An unreachable upstream ends the pass early, quietly."""
+    from cove.services import access
+
+    done: list[str] = []
+    with bk.db.session() as db:
+        pats = [only] if only else list(db.scalars(select(MirrorPattern.pattern)))
+        local = [(r.id, r.storage_key, qualified(r.type, r.repo_id)) for r in
+                 db.scalars(select(Repo).join(MirroredRepo, MirroredRepo.repo_pk == Repo.id))]
+    for pat in pats:
+        try:
+            for repo_type, repo_id in _upstream_ids(bk, pat):
+                with bk.db.session() as db:
+                    if access.find_repo(db, repo_type, repo_id) is not None:
+                        continue
+                    with single(bk, f"repo\0{repo_type}\0{repo_id.lower()}"):
+                        if access.find_repo(db, repo_type, repo_id) is None and mirror_repo(db, bk, repo_type,
+                                                                                           repo_id):
+                            done.append(qualified(repo_type, repo_id))
+        except Unreachable:
+            return done
+        for pk, key, name in local:
+            if fnmatch.fnmatchcase(name.lower(), pat.lower()) and sync_repo(bk, pk, key, force=True):
+                done.append(name)
+            if not available():
+                return done
+    return done
+
+
+def run_with(app, bk: Backends) -> None:  # noqa: ANN001
+    """Install the miss hook for this process and, with an upstream and patterns, sync on a schedule."""
+    install(bk)
+    interval = bk.settings.mirror_sync_interval
+    if not enabled(bk) or interval <= 0:
+        return
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(interval):
+            try:
+                sync(bk)
+            except Exception:  # noqa: BLE001 - the schedule goes on
+                log.exception("mirror: scheduled sync failed")
+
+    threading.Thread(target=loop, name="cove-mirror-sync", daemon=True).start()
+    app.state.mirror_stop = stop

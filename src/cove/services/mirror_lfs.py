@@ -1,0 +1,197 @@
+"""A mirrored repo's LFS/Xet file contents, fetched from the upstream on first read (docs/mirror.md).
+
+The upstream's ``/resolve/{sha}/{path}`` (redirects followed to the bytes) is written to a temp file in the
+blob store's folder while every reader tails that file, then hash-checked against the pointer's sha256 and
+published under the ordinary ``lfs/<oid>`` key with an ordinary `LfsObject` row: later reads are ordinary
+reads. Concurrent first readers of one object share one fetch: a flight per oid in this process, and a file
+lock per oid across processes (a reader in another process waits for the blob instead).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+from sqlalchemy.orm import Session
+
+from cove.backends import Backends
+from cove.db.tables import Repo
+from cove.errors import EntryNotFound
+from cove.services import mirror
+from cove.services.files import BlobLocation
+from cove.storage.interfaces import BlobVerificationError
+
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A mirrored repo's LFS object that is not stored here yet, and where upstream it is read from."""
+
+    repo_pk: int
+    repo_type: str
+    repo_id: str
+    oid: str
+    size: int
+
+
+@dataclass
+class _Flight:
+    cond: threading.Condition = field(default_factory=threading.Condition)
+    part: Path | None = None  # the temp file being written
+    written: int = 0
+    started: bool = False  # bytes are coming (`part` set), or the blob is stored (`stored`), or `error`
+    stored: bool = False
+    done: bool = False
+    error: str | None = None
+
+
+_flights: dict[str, _Flight] = {}
+_guard = threading.Lock()
+#: Fetches from the upstream, for tests and metrics: how many times an object's bytes were requested there.
+upstream_fetches = 0
+
+
+def pending(db: Session, bk: Backends, repo: Repo, loc: BlobLocation, size: int) -> Pending | None:
+    """When `loc` is a mirrored repo's LFS object not stored yet: what to fetch. `EntryNotFound` saying the
+    upstream is unreachable while the breaker is open (never-fetched bytes answer as a miss)."""
+    if loc.kind != "lfs" or bk.blobs.exists(loc.key):
+        return None
+    row = mirror.mirrored(db, repo)
+    if row is None:
+        return None
+    if not mirror.enabled(bk) or not mirror.available():
+        raise EntryNotFound(mirror.unreachable_message(bk, "File not found"))
+    return Pending(repo.id, repo.type, repo.repo_id, loc.key.removeprefix("lfs/"), size)
+
+
+def read(bk: Backends, p: Pending, sha: str, path: str, start: int, end: int) -> Iterator[bytes]:
+    """Bytes ``[start, end)`` of the object, from the one fetch in flight (started here if none is).
+    Returns once the bytes are coming; `EntryNotFound` if the upstream could not give them."""
+    with _guard:
+        flight = _flights.get(p.oid)
+        leader = flight is None
+        if leader:
+            flight = _flights[p.oid] = _Flight()
+    assert flight is not None
+    if leader:
+        threading.Thread(target=_fetch, args=(bk, p, sha, path, flight), daemon=True,
+                         name=f"cove-mirror-{p.oid[:12]}").start()
+    with flight.cond:
+        flight.cond.wait_for(lambda: flight.started)
+        if flight.error is not None and not flight.written:
+            raise EntryNotFound(flight.error)
+        stored = flight.stored or (flight.done and flight.error is None)
+    if stored:
+        return bk.blobs.iter_range(f"lfs/{p.oid}", start, end)
+    return _tail(bk, flight, p.oid, start, end)
+
+
+def _tail(bk: Backends, flight: _Flight, oid: str, start: int, end: int) -> Iterator[bytes]:
+    try:
+        fh = open(flight.part, "rb")  # noqa: SIM115 - closed below; still readable after the publish renames it
+    except (OSError, TypeError):
+        yield from bk.blobs.iter_range(f"lfs/{oid}", start, end)  # published (renamed) before we got here
+        return
+    with fh:
+        pos = start
+        fh.seek(pos)
+        while pos < end:
+            with flight.cond:
+                flight.cond.wait_for(lambda at=pos: flight.written > at or flight.done)
+                avail = flight.written
+                if avail <= pos:
+                    raise OSError(f"upstream fetch of {oid} failed: {flight.error}")
+            block = fh.read(min(avail, end) - pos)
+            if not block:
+                raise OSError(f"upstream fetch of {oid}: temp file shorter than written")
+            pos += len(block)
+            yield block
+
+
+def _tmp_dir(bk: Backends) -> Path:
+    folder = getattr(bk.blobs, "tmp", None)
+    path = Path(folder) if folder is not None else bk.settings.data / "tmp"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _fetch(bk: Backends, p: Pending, sha: str, path: str, flight: _Flight) -> None:
+    """The leader: fetch once (across processes too), publish, record; readers follow `flight`."""
+    global upstream_fetches
+    key = f"lfs/{p.oid}"
+    part: Path | None = None
+    try:
+        with mirror.single(bk, f"lfs\0{p.oid}"):
+            if bk.blobs.exists(key):  # another process fetched it while we waited
+                _record(bk, p)
+                with flight.cond:
+                    flight.stored = flight.started = True
+                    flight.cond.notify_all()
+                return
+            url = f"{mirror.upstream(bk)}/{mirror.PREFIX[p.repo_type]}{p.repo_id}/resolve/{sha}/{quote(path)}"
+            if not mirror.available():
+                raise mirror.Unreachable(url)
+            client = mirror.client(bk)
+            try:
+                with client.stream("GET", url) as r:
+                    upstream_fetches += 1
+                    if r.status_code >= 500:
+                        mirror.trip(bk)
+                    if r.status_code != 200:
+                        raise mirror.Unreachable(f"the upstream answered {r.status_code} for {path}")
+                    fd, name = tempfile.mkstemp(dir=_tmp_dir(bk), prefix=f"mirror-{p.oid[:16]}-")
+                    part = Path(name)
+                    digest = hashlib.sha256()
+                    with open(fd, "wb") as out:
+                        with flight.cond:
+                            flight.part, flight.started = part, True
+                            flight.cond.notify_all()
+                        for block in r.iter_bytes(_CHUNK):
+                            out.write(block)
+                            out.flush()
+                            digest.update(block)
+                            with flight.cond:
+                                flight.written += len(block)
+                                flight.cond.notify_all()
+                            if flight.written > p.size:
+                                raise BlobVerificationError(f"the upstream sent more than {p.size} bytes")
+            except httpx.TransportError as exc:  # refused, timed out, or cut mid-way
+                mirror.trip(bk)
+                raise mirror.Unreachable(str(exc)) from exc
+            if flight.written != p.size or digest.hexdigest() != p.oid:
+                raise BlobVerificationError(f"the upstream's bytes for {path} do not hash to {p.oid}")
+            publish = getattr(bk.blobs, "publish_file", None)
+            if publish is not None:
+                publish(key, part)
+            else:
+                with open(part, "rb") as fh:
+                    bk.blobs.put_verified(key, fh, sha256=p.oid, size=p.size)
+            _record(bk, p)
+    except mirror.Unreachable:
+        flight.error = mirror.unreachable_message(bk, "File not found")
+    except Exception as exc:  # noqa: BLE001 - every reader is told, none hangs
+        flight.error = f"File not found: fetching it from the upstream hub failed ({exc})"
+    finally:
+        if part is not None:
+            part.unlink(missing_ok=True)  # gone already when published
+        with _guard:
+            _flights.pop(p.oid, None)
+        with flight.cond:
+            flight.done = flight.started = True
+            flight.cond.notify_all()
+
+
+def _record(bk: Backends, p: Pending) -> None:
+    from cove.services import uploads
+
+    with bk.db.session() as db:
+        repo = db.get(Repo, p.repo_pk)
+        if repo is not None:
+            uploads.adopt(db, repo, p.oid, p.size, verified=True)

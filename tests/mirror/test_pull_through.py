@@ -1,0 +1,269 @@
+"""Cove as a pull-through mirror of another Cove (issue 18 items 1-4, 6): two `cove serve` processes, the
+mirror's COVE_MIRROR_UPSTREAM pointing at a counting proxy in front of the upstream. Stock clients only talk
+to the mirror. The tests run in file order: the last ones stop the upstream."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+from huggingface_hub import HfApi, hf_hub_download, snapshot_download
+from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError
+
+from tests.conftest import SERVER_ENV, free_port, start_server, stop_server
+
+NAME = f"up{uuid.uuid4().hex[:6]}"
+BIG = 20 << 20
+
+
+class _Proxy(http.server.ThreadingHTTPServer):
+    """Forwards everything to the upstream and counts GETs per path (what the upstream was asked for)."""
+
+    daemon_threads = True
+
+    def __init__(self, port: int, target: str) -> None:
+        self.target = target
+        self.counts: Counter[str] = Counter()
+        self.lock = threading.Lock()
+        self.client = httpx.Client(timeout=120)
+        super().__init__(("127.0.0.1", port), _Forward)
+
+
+class _Forward(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def _go(self) -> None:
+        srv: _Proxy = self.server  # type: ignore[assignment]
+        if self.command == "GET":
+            with srv.lock:
+                srv.counts[self.path.split("?")[0]] += 1
+        body = self.rfile.read(int(self.headers.get("content-length") or 0)) if self.command == "POST" else None
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection",
+                                                                              "content-length")}
+        with srv.client.stream(self.command, srv.target + self.path, headers=headers, content=body) as r:
+            data = b"".join(r.iter_raw())
+        self.send_response(r.status_code)
+        for k, v in r.headers.multi_items():
+            if k.lower() not in ("content-length", "transfer-encoding", "connection"):
+                self.send_header(k, v)
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    do_GET = do_POST = do_HEAD = _go
+
+
+def _cove(data: Path, *args: str, **env: str) -> str:
+    return subprocess.run([sys.executable, "-m", "cove", *args], env={**SERVER_ENV, "COVE_DATA": str(data), **env},
+                          capture_output=True, text=True, check=True).stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def hubs():
+    root = Path(tempfile.mkdtemp(prefix="cove-mirror-"))
+    up = start_server(root / "up", free_port())
+    _cove(up.data, "user", "add", NAME)
+    token = _cove(up.data, "token", "create", NAME, "--role", "write")
+    proxy = _Proxy(free_port(), up.endpoint)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    proxy_url = f"http://127.0.0.1:{proxy.server_address[1]}"
+    env = {"COVE_MIRROR_UPSTREAM": proxy_url, "COVE_MIRROR_TTL": "1", "COVE_MIRROR_RETRY_AFTER": "30",
+           "COVE_MIRROR_CONNECT_TIMEOUT": "2", "COVE_MIRROR_TOKEN": token}
+    mir = start_server(root / "mirror", free_port(), **env)
+    state = {"up": up, "mirror": mir, "proxy": proxy, "token": token, "root": root, "env": env}
+    try:
+        yield state
+    finally:
+        stop_server(mir.proc)
+        stop_server(up.proc)
+        proxy.shutdown()
+
+
+@pytest.fixture(scope="module")
+def model(hubs):
+    """Upstream: a model with a plain file, a classic LFS file, an Xet file, a 20 MB file, a branch and a tag."""
+    api = HfApi(endpoint=hubs["up"].endpoint, token=hubs["token"])
+    repo_id = f"{NAME}/m-{uuid.uuid4().hex[:6]}"
+    api.create_repo(repo_id)
+    files = {"config.json": b'{"model_type": "bert", "hidden_size": 32, "num_hidden_layers": 1, '
+                            b'"num_attention_heads": 2, "intermediate_size": 37, "vocab_size": 99}',
+             "notes.txt": b"plain text, stored in git\n",
+             "weights.bin": os.urandom(300_000),
+             "big.bin": os.urandom(BIG)}
+    with pytest.MonkeyPatch.context() as mp:  # the classic LFS path for these (as HF_HUB_DISABLE_XET=1)
+        from huggingface_hub import constants
+
+        mp.setattr(constants, "HF_HUB_DISABLE_XET", True)
+        for path, data in files.items():
+            api.upload_file(path_or_fileobj=data, path_in_repo=path, repo_id=repo_id)
+        api.upload_file(path_or_fileobj=os.urandom(1000), path_in_repo="unread.bin", repo_id=repo_id)
+    files["xet.bin"] = os.urandom(200_000)
+    api.upload_file(path_or_fileobj=files["xet.bin"], path_in_repo="xet.bin", repo_id=repo_id)
+    main = api.model_info(repo_id).sha
+    api.create_tag(repo_id, tag="v1")
+    api.create_branch(repo_id, branch="dev")
+    files["dev.bin"] = os.urandom(100_000)
+    dev = api.upload_file(path_or_fileobj=files["dev.bin"], path_in_repo="dev.bin", repo_id=repo_id,
+                          revision="dev").oid
+    return {"id": repo_id, "files": files, "main": main, "dev": dev, "api": api}
+
+
+def _down(endpoint: str, repo_id: str, name: str, cache: Path, **kw: object) -> bytes:
+    return Path(hf_hub_download(repo_id, name, endpoint=endpoint, cache_dir=cache, token=False, **kw)).read_bytes()
+
+
+def test_info_and_downloads_match_upstream(hubs, model, tmp_path):
+    mir = HfApi(endpoint=hubs["mirror"].endpoint, token=False)
+    info = mir.model_info(model["id"], files_metadata=True)
+    assert info.sha == model["main"]
+    assert info.mirror["upstream"].startswith("http://127.0.0.1:")  # marked as a mirror (`mirror` field)
+    up = model["api"].model_info(model["id"], files_metadata=True)
+    assert sorted((s.rfilename, s.blob_id, s.size) for s in info.siblings) == \
+        sorted((s.rfilename, s.blob_id, s.size) for s in up.siblings)
+    for name in ("notes.txt", "config.json", "weights.bin", "xet.bin"):
+        assert _down(hubs["mirror"].endpoint, model["id"], name, tmp_path / "c") == model["files"][name]
+    refs = mir.list_repo_refs(model["id"])
+    assert {b.name: b.target_commit for b in refs.branches} == {"main": model["main"], "dev": model["dev"]}
+    assert {t.name: t.target_commit for t in refs.tags} == {"v1": model["main"]}
+
+
+def test_snapshot_by_sha_and_tag(hubs, model, tmp_path):
+    end = hubs["mirror"].endpoint
+    path = Path(snapshot_download(model["id"], revision=model["dev"], endpoint=end, cache_dir=tmp_path / "a",
+                                  token=False, ignore_patterns=["unread.bin", "big.bin"]))
+    assert path.name == model["dev"]
+    for name, data in model["files"].items():
+        assert name == "big.bin" or (path / name).read_bytes() == data
+    tagged = Path(snapshot_download(model["id"], revision="v1", endpoint=end, cache_dir=tmp_path / "b",
+                                    token=False, allow_patterns=["*.txt", "*.json"]))
+    assert tagged.name == model["main"]
+
+
+def test_git_clone_has_the_same_commits(hubs, model, tmp_path):
+    env = {**os.environ, "GIT_LFS_SKIP_SMUDGE": "1", "GIT_TERMINAL_PROMPT": "0"}
+    dest = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", f"{hubs['mirror'].endpoint}/{model['id']}", str(dest)], env=env,
+                   check=True)
+    head = subprocess.run(["git", "-C", str(dest), "rev-parse", "HEAD", "origin/dev"], capture_output=True,
+                          text=True, check=True).stdout.split()
+    assert head == [model["main"], model["dev"]]
+    ls = subprocess.run(["git", "ls-remote", f"{hubs['up'].endpoint}/{model['id']}"], capture_output=True,
+                        text=True, check=True, env=env).stdout
+    mine = subprocess.run(["git", "ls-remote", f"{hubs['mirror'].endpoint}/{model['id']}"], capture_output=True,
+                          text=True, check=True, env=env).stdout
+    assert sorted(ls.splitlines()) == sorted(mine.splitlines())
+
+
+def test_from_pretrained_through_the_mirror(hubs, model, tmp_path):
+    code = ("from transformers import AutoConfig;"
+            f"print(AutoConfig.from_pretrained({model['id']!r}).hidden_size)")
+    env = {**os.environ, "HF_ENDPOINT": hubs["mirror"].endpoint, "HF_HOME": str(tmp_path / "home")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().endswith("32")
+
+
+def test_sixteen_first_readers_fetch_once(hubs, model):
+    url = f"{hubs['mirror'].endpoint}/{model['id']}/resolve/main/big.bin"
+    want = hashlib.sha256(model["files"]["big.bin"]).hexdigest()
+    key = f"/{model['id']}/resolve/{model['main']}/big.bin"
+    assert hubs["proxy"].counts[key] == 0
+    barrier = threading.Barrier(16)
+
+    def read(_: int) -> str:
+        barrier.wait()
+        with httpx.stream("GET", url, timeout=120) as r:
+            assert r.status_code == 200
+            return hashlib.sha256(b"".join(r.iter_bytes())).hexdigest()
+
+    with ThreadPoolExecutor(16) as pool:
+        assert list(pool.map(read, range(16))) == [want] * 16
+    assert hubs["proxy"].counts[key] == 1  # the upstream was asked once
+    r = httpx.get(url, headers={"Range": "bytes=5-9"})  # now an ordinary stored blob
+    assert r.status_code == 206 and r.content == model["files"]["big.bin"][5:10]
+    assert hubs["proxy"].counts[key] == 1
+
+
+def test_the_token_stays_server_side_and_mirrors_are_read_only(hubs, model):
+    end = hubs["mirror"].endpoint
+    for url in (f"{end}/api/models/{model['id']}", f"{end}/{model['id']}/resolve/main/notes.txt",
+                f"{end}/api/models/{model['id']}/tree/main"):
+        r = httpx.get(url)
+        assert r.status_code == 200 and hubs["token"] not in r.text + str(r.headers)
+    _cove(hubs["mirror"].data, "user", "add", f"{NAME}")
+    token = _cove(hubs["mirror"].data, "token", "create", NAME, "--role", "write")
+    mine = HfApi(endpoint=end, token=token)
+    with pytest.raises(Exception) as err:
+        mine.upload_file(path_or_fileobj=b"x", path_in_repo="x.txt", repo_id=model["id"])
+    assert "read-only mirror" in str(err.value)
+
+
+def test_branch_heads_follow_upstream_after_the_ttl(hubs, model):
+    new = model["api"].upload_file(path_or_fileobj=b"later\n", path_in_repo="later.txt", repo_id=model["id"]).oid
+    time.sleep(1.5)  # COVE_MIRROR_TTL=1
+    mir = HfApi(endpoint=hubs["mirror"].endpoint, token=False)
+    assert mir.model_info(model["id"]).sha == new
+    model["files"]["later.txt"] = b"later\n"
+    model["main"] = new
+
+
+def test_cli_add_list_sync(hubs, model):
+    api = model["api"]
+    other = f"{NAME}/cli-{uuid.uuid4().hex[:6]}"
+    api.create_repo(other)
+    api.upload_file(path_or_fileobj=b"hello\n", path_in_repo="a.txt", repo_id=other)
+    env = hubs["env"]
+    _cove(hubs["mirror"].data, "mirror", "add", f"{NAME}/cli-*", **env)
+    listed = _cove(hubs["mirror"].data, "mirror", "list", "--json", **env)
+    assert f"{NAME}/cli-*" in listed and other in listed
+    head = api.upload_file(path_or_fileobj=b"again\n", path_in_repo="b.txt", repo_id=other).oid
+    assert other in _cove(hubs["mirror"].data, "mirror", "sync", **env)
+    assert head in _cove(hubs["mirror"].data, "mirror", "list", "--json", **env)
+    _cove(hubs["mirror"].data, "mirror", "remove", f"{NAME}/cli-*", **env)
+    assert f"{NAME}/cli-*" not in _cove(hubs["mirror"].data, "mirror", "list", "--json", **env)
+
+
+def test_offline_serves_what_was_fetched(hubs, model, tmp_path):
+    never = f"{NAME}/never-{uuid.uuid4().hex[:6]}"
+    model["api"].create_repo(never)
+    stop_server(hubs["up"].proc)
+    hubs["proxy"].shutdown()
+    hubs["proxy"].server_close()
+    time.sleep(1.5)  # past the TTL: the next read by branch checks upstream, fails, trips the breaker
+    end = hubs["mirror"].endpoint
+    mir = HfApi(endpoint=end, token=False)
+    assert mir.model_info(model["id"]).sha == model["main"]
+    t0 = time.monotonic()
+    for _ in range(5):  # the breaker is open: no per-request wait for the upstream
+        assert mir.model_info(model["id"]).sha == model["main"]
+    assert (time.monotonic() - t0) / 5 < 0.5
+    cache = tmp_path / "off"
+    assert _down(end, model["id"], "weights.bin", cache) == model["files"]["weights.bin"]
+    assert _down(end, model["id"], "dev.bin", cache, revision=model["dev"]) == model["files"]["dev.bin"]
+    assert _down(end, model["id"], "big.bin", cache, revision="main") == model["files"]["big.bin"]
+    with pytest.raises(RepositoryNotFoundError) as err:
+        mir.model_info(never)
+    assert "unreachable" in str(err.value)
+    r = httpx.get(f"{end}/api/models/{never}")
+    assert r.status_code == 404 and r.headers["x-error-code"] == "RepoNotFound"
+    assert "unreachable" in r.headers["x-error-message"]
+    # an LFS file of a fetched repo whose bytes were never fetched: the Hub's miss, saying why
+    with pytest.raises(EntryNotFoundError) as err:
+        hf_hub_download(model["id"], "unread.bin", endpoint=end, cache_dir=cache, token=False)
+    assert "unreachable" in str(err.value)
