@@ -288,6 +288,11 @@ def test_docker_space_needs_a_container_runner_and_one_hardware_tier(hub):
     push(api, repo_id, {"Dockerfile": "FROM python:3.11\n", "app.py": "print(1)\n"})
     rt = wait_stage(api, repo_id, ("CONFIG_ERROR",), timeout=60)
     assert "container runner" in rt.raw["errorMessage"]
+    apt = f"sally/apt-{uuid.uuid4().hex[:6]}"
+    api.create_repo(apt, repo_type="space", space_sdk="gradio")
+    push(api, apt, {"app.py": UPPER, "packages.txt": "ffmpeg\n"})
+    rt = wait_stage(api, apt, ("CONFIG_ERROR",), timeout=60)
+    assert "packages.txt" in rt.raw["errorMessage"] and "COVE_SPACES_ALLOW_PACKAGES" in rt.raw["errorMessage"]
     assert api.request_space_hardware(repo_id, "cpu-basic").requested_hardware == "cpu-basic"
     from huggingface_hub.errors import HfHubHTTPError
 
@@ -311,6 +316,21 @@ def test_streamlit_space_runs_over_the_proxied_websocket(hub, browser):
     browser.get(f"{hub.endpoint}/spaces/{repo_id}/app/")
     until(lambda: browser.find_elements(By.CSS_SELECTOR, "input[type=text]"))[0].send_keys("cove", Keys.ENTER)
     until(lambda: "hello COVE" in browser.page_source)  # each rerun travels over Streamlit's WebSocket
+    # Deleting the Space stops its app.
+    assert streamlit_processes()
+    api.delete_repo(repo_id, repo_type="space")
+    until(lambda: not streamlit_processes(), timeout=30)
+
+
+def streamlit_processes() -> list[str]:
+    out = []
+    for p in Path("/proc").iterdir():
+        try:
+            if p.name.isdigit() and p.stat().st_uid > 200_000 and b"streamlit" in (p / "cmdline").read_bytes():
+                out.append(p.name)
+        except OSError:
+            pass
+    return out
 
 
 @pytest.fixture(scope="module")

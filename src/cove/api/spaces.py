@@ -190,9 +190,29 @@ def _lookup(bk, conn, ns: str, name: str) -> tuple[Repo, SpaceState | None]:  # 
         return repo, st
 
 
-async def _upstream(bk, conn, ns: str, name: str) -> tuple[Repo, str]:  # noqa: ANN001
+#: Seconds an anonymous visitor's lookup of a public, running Space is reused (no database round trip per
+#: request of a page's many assets); a Space made private or stopped is seen within this time.
+ANON_TTL = 1.0
+_anon: dict[tuple[str, str], tuple[float, Repo, str]] = {}
+
+
+def _credentials(conn) -> bool:  # noqa: ANN001
+    h = conn.headers
+    return bool(h.get("authorization") or h.get("x-hf-authorization") or "cove_session" in conn.cookies)
+
+
+async def _upstream(bk, conn, ns: str, name: str, *, cached: bool = True) -> tuple[Repo, str]:  # noqa: ANN001
     """The running app's address; waits for a waking or (re)starting Space, up to `spaces_start_timeout`."""
+    anonymous = not _credentials(conn)
+    if anonymous and cached:
+        hit = _anon.get((ns, name))
+        if hit is not None and time.monotonic() - hit[0] < ANON_TTL:
+            return hit[1], hit[2]
     repo, st = await run_in_threadpool(_lookup, bk, conn, ns, name)
+    if anonymous and st is not None and st.upstream is not None and not repo.private:
+        if len(_anon) > 10_000:
+            _anon.clear()
+        _anon[(ns, name)] = (time.monotonic(), repo, st.upstream)
     deadline = time.monotonic() + bk.settings.spaces_start_timeout
     waiting = (cfg.BUILDING, cfg.APP_STARTING, cfg.SLEEPING)
     while st is None or st.upstream is None:
@@ -225,7 +245,19 @@ def app_root(ns: str, name: str, request: Request) -> Response:
 
 @router.api_route("/spaces/{ns}/{name}/app/{path:path}", methods=ALL, include_in_schema=False)
 async def app_http(ns: str, name: str, path: str, request: Request, bk: Bk) -> Response:
-    repo, upstream = await _upstream(bk, request, ns, name)
+    try:
+        return await _app_http(ns, name, path, request, bk, cached=True)
+    except proxy.Unreachable as exc:
+        if _anon.pop((ns, name), None) is None or request.method not in ("GET", "HEAD"):
+            return Response(f"{exc}\n", status_code=502, media_type="text/plain")
+    try:  # the address was remembered from before the app moved (a restart, a wake): look again
+        return await _app_http(ns, name, path, request, bk, cached=False)
+    except proxy.Unreachable as exc:
+        return Response(f"{exc}\n", status_code=502, media_type="text/plain")
+
+
+async def _app_http(ns: str, name: str, path: str, request: Request, bk, *, cached: bool) -> Response:  # noqa: ANN001
+    repo, upstream = await _upstream(bk, request, ns, name, cached=cached)
     if upstream.startswith("static:"):
         sha = upstream.removeprefix("static:")
         file = path or "index.html"

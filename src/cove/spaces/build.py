@@ -97,6 +97,12 @@ def env_key(python: str, requirements: str, index: dict[str, str]) -> str:
     return h.hexdigest()[:32]
 
 
+def sweep(root: Path) -> None:
+    """Remove what builds left behind (half-built and set-aside environments); no app runs at this point."""
+    for p in (root / "envs").glob(".*"):
+        shutil.rmtree(p, ignore_errors=True)
+
+
 def uv_binary(root: Path) -> Path:
     """A copy of the ``uv`` binary the build uid may run (the one in Cove's venv may be under /root)."""
     from uv import find_uv_bin
@@ -162,8 +168,9 @@ def ensure_env(settings: Settings, config: SpaceConfig, log, *, fresh: bool = Fa
             raise BuildFailed(f"Build failed ({Path(cmd[1]).name} exited with {proc.returncode}):\n{tail}")
     chown_tree(target, 0, mode_off=0o022)
     (target / ".cove-ok").write_text(reqs)
-    if env.exists():
-        shutil.rmtree(env, ignore_errors=True)
+    if env.exists():  # a fresh build replaces it: set the old one aside (an app may still run from it)
+        with contextlib.suppress(OSError):
+            env.rename(env.with_name(f".old-{key}-{uuid.uuid4().hex[:8]}"))
     with contextlib.suppress(OSError):  # another build of the same key won the race: use it
         target.rename(env)
     shutil.rmtree(work, ignore_errors=True)

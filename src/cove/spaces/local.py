@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -18,17 +19,30 @@ from cove.spaces import build
 from cove.spaces.runner import AppSpec, Log, Runner, RunningApp
 from cove.spaces.sandbox import Limits, chown_tree, limiter, scrubbed_env
 
+#: Ports of stopped apps, kept from reuse for `PORT_COOLDOWN` seconds: a proxy that remembered one briefly
+#: (`cove.api.spaces.ANON_TTL`) must find nothing there, never another Space's app.
+PORT_COOLDOWN = 120.0
+_released: dict[int, float] = {}
+
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    now = time.monotonic()
+    for port, at in list(_released.items()):
+        if now - at > PORT_COOLDOWN:
+            del _released[port]
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _released:
+            return port
 
 
 class LocalApp(RunningApp):
     def __init__(self, proc: subprocess.Popen, port: int, sha: str, strip_prefix: bool, workdir: Path,
                  log: Log) -> None:
         self.proc = proc
+        self.port = port
         self.upstream = f"http://127.0.0.1:{port}"
         self.sha = sha
         self.strip_prefix = strip_prefix
@@ -56,6 +70,7 @@ class LocalApp(RunningApp):
                 self.proc.wait()
         with contextlib.suppress(ProcessLookupError, PermissionError):  # what its group left behind
             os.killpg(self.proc.pid, signal.SIGKILL)
+        _released[self.port] = time.monotonic()
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def memory(self) -> int | None:

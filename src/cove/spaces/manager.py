@@ -106,6 +106,9 @@ class SpaceManager:
             data.chmod(0o700)  # no app uid may enter the data folder
         for leftover in ("checkouts", "apps"):
             shutil.rmtree(root / leftover, ignore_errors=True)
+        from cove.spaces.build import sweep
+
+        sweep(root)
         with self.bk.db.session() as db:
             for st in db.scalars(select(SpaceState).where(SpaceState.upstream.is_not(None))):
                 st.upstream = None  # the processes of a previous run are gone
@@ -162,6 +165,13 @@ class SpaceManager:
                 .where(Repo.type == "space", Repo.namespace.not_in(SKIP_NAMESPACES))).all()
         now = time.time()
         running = []
+        with self.lock:
+            gone = [s for pk, s in self.slots.items() if pk not in {r[0] for r in rows} and not s.busy]
+            for s in gone:
+                del self.slots[s.repo_pk]
+        for s in gone:  # the Space was deleted
+            if s.app is not None:
+                s.app.stop()
         for pk, ns, name, key, sdk, st in rows:
             repo_id = f"{ns}/{name}"
             with self.lock:
@@ -312,7 +322,9 @@ class SpaceManager:
                       message=None)
             build_log.reset()
             build_log.write(f"===== Build of {sha[:7]} =====\n")
+            started = time.monotonic()
             built = self.runner.build(spec, build_log.write, fresh=fresh)
+            build_log.write(f"Build done in {time.monotonic() - started:.2f} s\n")
             self._set(slot.repo_pk, stage=cfg.RUNNING_APP_STARTING if serving else cfg.APP_STARTING)
             app = self._start_healthy(spec, built, run_log)
             slot.crashes = []

@@ -34,6 +34,10 @@ _COVE_COOKIES = ("cove_session", "cove_csrf")
 _client: httpx.AsyncClient | None = None
 
 
+class Unreachable(Exception):
+    """The app did not take the request (gone, or not listening)."""
+
+
 def client() -> httpx.AsyncClient:
     global _client
     if _client is None:
@@ -92,8 +96,7 @@ async def http(request: Request, upstream: str, path: str, public: str) -> Respo
     try:
         resp = await client().send(req, stream=True)
     except httpx.HTTPError as exc:
-        return Response(f"The Space's app did not answer: {type(exc).__name__}\n", status_code=502,
-                        media_type="text/plain")
+        raise Unreachable(f"The Space's app did not answer: {type(exc).__name__}") from exc
     base = upstream.split("/", 3)
     origin = "/".join(base[:3])
 
