@@ -113,6 +113,8 @@ def model(hubs):
         for path, data in files.items():
             api.upload_file(path_or_fileobj=data, path_in_repo=path, repo_id=repo_id)
         api.upload_file(path_or_fileobj=os.urandom(1000), path_in_repo="unread.bin", repo_id=repo_id)
+        lfs_only = os.urandom(150_000)  # read through the mirror by git-lfs only
+        api.upload_file(path_or_fileobj=lfs_only, path_in_repo="lfsonly.bin", repo_id=repo_id)
     files["xet.bin"] = os.urandom(200_000)
     api.upload_file(path_or_fileobj=files["xet.bin"], path_in_repo="xet.bin", repo_id=repo_id)
     main = api.model_info(repo_id).sha
@@ -121,7 +123,7 @@ def model(hubs):
     files["dev.bin"] = os.urandom(100_000)
     dev = api.upload_file(path_or_fileobj=files["dev.bin"], path_in_repo="dev.bin", repo_id=repo_id,
                           revision="dev").oid
-    return {"id": repo_id, "files": files, "main": main, "dev": dev, "api": api}
+    return {"id": repo_id, "files": files, "main": main, "dev": dev, "api": api, "lfs_only": lfs_only}
 
 
 def _down(endpoint: str, repo_id: str, name: str, cache: Path, **kw: object) -> bytes:
@@ -146,7 +148,7 @@ def test_info_and_downloads_match_upstream(hubs, model, tmp_path):
 def test_snapshot_by_sha_and_tag(hubs, model, tmp_path):
     end = hubs["mirror"].endpoint
     path = Path(snapshot_download(model["id"], revision=model["dev"], endpoint=end, cache_dir=tmp_path / "a",
-                                  token=False, ignore_patterns=["unread.bin", "big.bin"]))
+                                  token=False, ignore_patterns=["unread.bin", "big.bin", "lfsonly.bin"]))
     assert path.name == model["dev"]
     for name, data in model["files"].items():
         assert name == "big.bin" or (path / name).read_bytes() == data
@@ -163,6 +165,11 @@ def test_git_clone_has_the_same_commits(hubs, model, tmp_path):
     head = subprocess.run(["git", "-C", str(dest), "rev-parse", "HEAD", "origin/dev"], capture_output=True,
                           text=True, check=True).stdout.split()
     assert head == [model["main"], model["dev"]]
+    # git-lfs asks the mirror's LFS batch API for a file never read before: fetched from the upstream by oid
+    subprocess.run(["git", "-C", str(dest), "lfs", "pull", "--include", "lfsonly.bin"], env=env, check=True,
+                   capture_output=True)
+    assert (dest / "lfsonly.bin").read_bytes() == model["lfs_only"]
+    assert (dest / "big.bin").stat().st_size < 1000  # still a pointer: nothing else was fetched
     ls = subprocess.run(["git", "ls-remote", f"{hubs['up'].endpoint}/{model['id']}"], capture_output=True,
                         text=True, check=True, env=env).stdout
     mine = subprocess.run(["git", "ls-remote", f"{hubs['mirror'].endpoint}/{model['id']}"], capture_output=True,

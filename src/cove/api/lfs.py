@@ -12,8 +12,8 @@ from starlette.concurrency import run_in_threadpool
 from cove.api.ranges import BlobFileResponse, parse_range
 from cove.deps import Bk, client_host, resolve_actor
 from cove.errors import BadRequest, HubError, RepoNotFound, TooManyRequests, Unauthorized
-from cove.services import access, uploads
-from cove.services.files import lfs_location
+from cove.services import access, mirror, mirror_lfs, uploads
+from cove.services.files import BlobLocation, lfs_location
 from cove.services.signing import Signer
 
 router = APIRouter()
@@ -97,11 +97,13 @@ def _batch(repo_type: str, ns: str, name: str, body: dict, bk, authorization: st
                 out.append({"oid": oid, "size": size, "authenticated": True, "actions": actions})
             else:
                 known = uploads.held(db, repo, oid)
-                if known is None or known.size != size:
+                # A mirror's object not fetched yet: the URL carries the size, checked with the hash on arrival.
+                lazy = {"s": size} if known is None and mirror.mirrored(db, repo) is not None else {}
+                if not lazy and (known is None or known.size != size):
                     out.append({"oid": oid, "size": size, "error": {"code": 404, "message": "Object does not exist"}})
                     continue
                 # The URL names whom it was issued to: every request re-checks that they may still read.
-                token = sign.sign("lfs-down", {"r": repo.id, "o": oid, "u": actor.user_id})
+                token = sign.sign("lfs-down", {"r": repo.id, "o": oid, "u": actor.user_id, **lazy})
                 out.append({"oid": oid, "size": size, "authenticated": True, "actions": {
                     "download": {"href": f"{e}/lfs/objects/{token}",
                                  "expires_in": bk.settings.lfs_download_ttl}}})
@@ -270,11 +272,18 @@ def get_object(token: str, request: Request, bk: Bk) -> Response:
         row = db.get(LfsObject, (data["r"], oid))
         # A URL whose holder has lost access (removed from the org, repo made private or gated) answers
         # exactly as a missing object. URLs from before "u" existed stand for no one: public repos only.
-        if repo is None or row is None or not access.may_still_read(db, access.holder(db, user_id=data.get("u")),
-                                                                    repo):
+        mirrored = row is None and repo is not None and "s" in data and mirror.mirrored(db, repo) is not None
+        if repo is None or (row is None and not mirrored) or not access.may_still_read(
+                db, access.holder(db, user_id=data.get("u")), repo):
             raise RepoNotFound()
-        loc = lfs_location(db, bk, repo, oid)  # a row resting on a Xet claim is read from its own Xet file
-        size = row.size
+        lazy = None
+        if mirrored:  # fetched from the upstream on this first read (`mirror_lfs`), or stored since
+            size = int(data["s"])
+            loc = BlobLocation("lfs", f"lfs/{oid}")
+            lazy = mirror_lfs.pending(db, bk, repo, loc, size)
+        else:
+            loc = lfs_location(db, bk, repo, oid)  # a row resting on a Xet claim is read from its own Xet file
+            size = row.size
     key = loc.key
     headers = {"ETag": f'"{oid}"', "Accept-Ranges": "bytes"}
     if loc.kind == "lfs" and bk.blobs.exists(key):
@@ -285,7 +294,9 @@ def get_object(token: str, request: Request, bk: Bk) -> Response:
         return Response(headers={**headers, "Content-Length": str(size)})
     rng = parse_range(request.headers.get("range"), size)
     start, end = rng or (0, size)
-    if loc.kind == "lfs" and bk.blobs.exists(key):
+    if lazy is not None:
+        body = mirror_lfs.read(bk, lazy, None, None, start, end)
+    elif loc.kind == "lfs" and bk.blobs.exists(key):
         body = bk.blobs.iter_range(key, start, end)
     elif loc.kind == "xet":
         from cove.services import xet as xet_service

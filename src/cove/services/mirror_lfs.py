@@ -71,7 +71,7 @@ def pending(db: Session, bk: Backends, repo: Repo, loc: BlobLocation, size: int)
     return Pending(repo.id, repo.type, repo.repo_id, loc.key.removeprefix("lfs/"), size)
 
 
-def read(bk: Backends, p: Pending, sha: str, path: str, start: int, end: int) -> Iterator[bytes]:
+def read(bk: Backends, p: Pending, sha: str | None, path: str | None, start: int, end: int) -> Iterator[bytes]:
     """Bytes ``[start, end)`` of the object, from the one fetch in flight (started here if none is).
     Returns once the bytes are coming; `EntryNotFound` if the upstream could not give them."""
     with _guard:
@@ -122,7 +122,7 @@ def _tmp_dir(bk: Backends) -> Path:
     return path
 
 
-def _fetch(bk: Backends, p: Pending, sha: str, path: str, flight: _Flight) -> None:
+def _fetch(bk: Backends, p: Pending, sha: str | None, path: str | None, flight: _Flight) -> None:
     """The leader: fetch once (across processes too), publish, record; readers follow `flight`."""
     global upstream_fetches
     key = f"lfs/{p.oid}"
@@ -135,12 +135,10 @@ def _fetch(bk: Backends, p: Pending, sha: str, path: str, flight: _Flight) -> No
                     flight.stored = flight.started = True
                     flight.cond.notify_all()
                 return
-            url = f"{mirror.upstream(bk)}/{mirror.PREFIX[p.repo_type]}{p.repo_id}/resolve/{sha}/{quote(path)}"
-            if not mirror.available():
-                raise mirror.Unreachable(url)
             client = mirror.client(bk)
             try:
-                with client.stream("GET", url) as r:
+                url, headers = _source(bk, p, sha, path)
+                with client.stream("GET", url, headers=headers) as r:
                     upstream_fetches += 1
                     if r.status_code >= 500:
                         mirror.trip(bk)
@@ -186,6 +184,27 @@ def _fetch(bk: Backends, p: Pending, sha: str, path: str, flight: _Flight) -> No
         with flight.cond:
             flight.done = flight.started = True
             flight.cond.notify_all()
+
+
+def _source(bk: Backends, p: Pending, sha: str | None, path: str | None) -> tuple[str, dict[str, str]]:
+    """Where the upstream serves the bytes: its ``/resolve/{sha}/{path}`` (redirects followed), or, for a read
+    that names only the object (a git-lfs download), the href its LFS batch API gives for the oid."""
+    base = f"{mirror.upstream(bk)}/{mirror.PREFIX[p.repo_type]}{p.repo_id}"
+    if not mirror.available():
+        raise mirror.Unreachable(base)
+    if sha is not None and path is not None:
+        return f"{base}/resolve/{sha}/{quote(path)}", {}
+    lfs = {"Accept": "application/vnd.git-lfs+json", "Content-Type": "application/vnd.git-lfs+json"}
+    r = mirror.client(bk).post(f"{base}.git/info/lfs/objects/batch", headers=lfs, json={
+        "operation": "download", "transfers": ["basic"], "objects": [{"oid": p.oid, "size": p.size}]})
+    if r.status_code >= 500:
+        mirror.trip(bk)
+        raise mirror.Unreachable(f"the upstream's LFS batch answered {r.status_code}")
+    objs = r.json().get("objects") if r.status_code == 200 else None
+    action = (objs[0].get("actions") or {}).get("download") if objs and isinstance(objs[0], dict) else None
+    if not isinstance(action, dict) or not action.get("href"):
+        raise BlobVerificationError(f"the upstream has no LFS object {p.oid} of {p.size} bytes")
+    return str(action["href"]), {str(k): str(v) for k, v in (action.get("header") or {}).items()}
 
 
 def _record(bk: Backends, p: Pending) -> None:
