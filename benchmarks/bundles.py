@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     src_bk = build_backends(Settings())
     out = root / "carry.cove"
     res: dict = {"config": {"lfs_mib": args.lfs_mib, "xet_mib": args.xet_mib, "carried_mib": carried / MIB,
-                            "reps": args.reps, "cpus": os.cpu_count()}}
+                            "reps": args.reps, "cpus": os.cpu_count(), "loadavg_before": list(os.getloadavg())}}
     exports, imports, copies, hashes = [], [], [], []
     try:
         for rep in range(args.reps):
@@ -146,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     res["import_mib_s"] = rate(imports, carried)
     res["cp_mib_s"] = rate(copies, size)
     res["sha256sum_mib_s"] = rate(hashes, size)
+    res["loadavg_after"] = list(os.getloadavg())
     res["seconds"] = {"export": exports, "import": imports, "cp": copies, "sha256sum": hashes}
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(res, indent=2) + "\n")

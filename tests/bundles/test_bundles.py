@@ -28,12 +28,14 @@ def cove_at(data: Path, *args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, check=False)
 
 
-def _upload(api: HfApi, repo: str, path: str, data: bytes, *, xet: bool, revision: str | None = None) -> None:
+def _upload(api: HfApi, repo: str, path: str, data: bytes, *, xet: bool, revision: str | None = None,
+            repo_type: str | None = None) -> None:
     saved = constants.HF_HUB_DISABLE_XET
     constants.HF_HUB_DISABLE_XET = not xet
     os.environ["HF_HUB_DISABLE_XET"] = "0" if xet else "1"
     try:
-        api.upload_file(path_or_fileobj=data, path_in_repo=path, repo_id=repo, revision=revision)
+        api.upload_file(path_or_fileobj=data, path_in_repo=path, repo_id=repo, revision=revision,
+                        repo_type=repo_type)
     finally:
         constants.HF_HUB_DISABLE_XET = saved
         os.environ.pop("HF_HUB_DISABLE_XET", None)
@@ -53,6 +55,7 @@ class World:
         self.tmp, self.alice = tmp, alice
         self.api = HfApi(endpoint=ENDPOINT, token=alice.token)
         self.repo = f"alice/carry-{uuid.uuid4().hex[:8]}"
+        self.dataset = f"alice/carry-data-{uuid.uuid4().hex[:8]}"  # private; shares weights.bin's bytes
         self.small = b"---\nlicense: mit\n---\n# carried\n\nA small card.\n"
         rng = random.Random(18)
         self.lfs = rng.randbytes(300_000)
@@ -71,6 +74,8 @@ class World:
         api.create_branch(repo, branch="dev")
         _upload(api, repo, "dev.bin", self.dev, xet=False, revision="dev")
         api.update_repo_settings(repo, gated="auto")
+        api.create_repo(self.dataset, repo_type="dataset", private=True)
+        _upload(api, self.dataset, "data/train.bin", self.lfs, xet=False, repo_type="dataset")
         files = {f.path: f for f in api.get_paths_info(repo, ["weights.bin", "model.safetensors"], expand=True)}
         assert files["model.safetensors"].xet_hash is not None  # uploaded through Xet
         assert files["weights.bin"].xet_hash is None  # through classic LFS
@@ -82,7 +87,8 @@ class World:
 
     def export(self, name: str, *specs: str, since: str | None = None) -> Path:
         out = self.tmp / name
-        args = ["bundle", "export", *(specs or (self.repo,)), "-o", str(out), "--key", str(self.key)]
+        specs = specs or (self.repo, f"datasets/{self.dataset}")
+        args = ["bundle", "export", *specs, "-o", str(out), "--key", str(self.key)]
         proc = cove(*args, *(["--since", since] if since else []), check=False)
         assert proc.returncode == 0, proc.stderr
         return out
@@ -144,6 +150,8 @@ def test_a_one_byte_tamper_anywhere_is_refused_and_nothing_appears(world: World)
     assert names[-2:] == ["manifest.json", "bundle.sig"] and any(n.startswith("git/") for n in names)
     oid = __import__("hashlib").sha256(world.xet).hexdigest()
     assert f"lfs/{oid}" in infos  # the Xet file travels as its bytes
+    # weights.bin, model.safetensors, dev.bin: weights.bin once, though both repos hold it
+    assert len([n for n in names if n.startswith("lfs/")]) == 3
     places = {
         "git bundle": infos[next(n for n in names if n.startswith("git/"))].offset_data + 100,
         "xet file bytes": infos[f"lfs/{oid}"].offset_data + 12345,
@@ -192,6 +200,14 @@ def test_import_into_an_empty_cove_keeps_commit_ids_and_bytes(world: World) -> N
     assert world.download("dev.bin", dev, "c1") == world.dev
     info = dst.model_info(world.repo)
     assert info.sha == main and info.gated == "auto" and not info.private
+    ds = dst.dataset_info(world.dataset)
+    assert ds.private and ds.sha == src.dataset_info(world.dataset).sha
+    got = hf_hub_download(world.dataset, "data/train.bin", repo_type="dataset", revision=ds.sha,
+                          endpoint=world.third.endpoint, token=world.token3, cache_dir=world.tmp / "c1")
+    assert Path(got).read_bytes() == world.lfs
+    assert not world.api3.repo_exists(world.dataset, repo_type="dataset", token=False)  # private stays private
+    fsck = cove_at(world.third.data, "fsck")
+    assert fsck.returncode == 0, fsck.stdout + fsck.stderr  # blobs hash right, index rows agree with git
 
 
 def test_importing_again_changes_nothing(world: World) -> None:
