@@ -84,7 +84,8 @@ def hubs():
     threading.Thread(target=proxy.serve_forever, daemon=True).start()
     proxy_url = f"http://127.0.0.1:{proxy.server_address[1]}"
     env = {"COVE_MIRROR_UPSTREAM": proxy_url, "COVE_MIRROR_TTL": "1", "COVE_MIRROR_RETRY_AFTER": "30",
-           "COVE_MIRROR_CONNECT_TIMEOUT": "2", "COVE_MIRROR_TOKEN": token}
+           "COVE_MIRROR_CONNECT_TIMEOUT": "2", "COVE_MIRROR_TOKEN": token,
+           "COVE_MIRROR_ALLOW": f"{NAME}/*,datasets/{NAME}/*"}
     mir = start_server(root / "mirror", free_port(), **env)
     state = {"up": up, "mirror": mir, "proxy": proxy, "token": token, "root": root, "env": env}
     try:
@@ -214,11 +215,73 @@ def test_the_token_stays_server_side_and_mirrors_are_read_only(hubs, model):
         r = httpx.get(url)
         assert r.status_code == 200 and hubs["token"] not in r.text + str(r.headers)
     _cove(hubs["mirror"].data, "user", "add", f"{NAME}")
-    token = _cove(hubs["mirror"].data, "token", "create", NAME, "--role", "write")
+    token = hubs["mirror_token"] = _cove(hubs["mirror"].data, "token", "create", NAME, "--role", "write")
     mine = HfApi(endpoint=end, token=token)
     with pytest.raises(Exception) as err:
         mine.upload_file(path_or_fileobj=b"x", path_in_repo="x.txt", repo_id=model["id"])
     assert "read-only mirror" in str(err.value)
+
+
+def test_load_dataset_through_the_mirror(hubs, tmp_path):
+    api = HfApi(endpoint=hubs["up"].endpoint, token=hubs["token"])
+    ds = f"{NAME}/ds-{uuid.uuid4().hex[:6]}"
+    api.create_repo(ds, repo_type="dataset")
+    rows = "text,label\n" + "".join(f"row {i},{i % 2}\n" for i in range(50))
+    api.upload_file(path_or_fileobj=rows.encode(), path_in_repo="data/train.csv", repo_id=ds, repo_type="dataset")
+    code = (f"from datasets import load_dataset; d = load_dataset({ds!r}, split='train'); "
+            "print(len(d), d[3]['text'])")
+    env = {**os.environ, "HF_ENDPOINT": hubs["mirror"].endpoint, "HF_HOME": str(tmp_path / "home"),
+           "HF_DATASETS_CACHE": str(tmp_path / "ds-cache")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip().splitlines()[-1] == "50 row 3"
+    info = HfApi(endpoint=hubs["mirror"].endpoint, token=False).dataset_info(ds)
+    assert info.sha == api.dataset_info(ds).sha
+
+
+def test_gated_upstream_repo_is_gated_here_too(hubs, tmp_path):
+    """The operator's token (here the upstream owner's) fetches a gated model; local readers ask locally."""
+    from huggingface_hub.errors import GatedRepoError
+
+    api = HfApi(endpoint=hubs["up"].endpoint, token=hubs["token"])
+    gated = f"{NAME}/gated-{uuid.uuid4().hex[:6]}"
+    api.create_repo(gated)
+    secret = os.urandom(50_000)
+    with pytest.MonkeyPatch.context() as mp:
+        from huggingface_hub import constants
+
+        mp.setattr(constants, "HF_HUB_DISABLE_XET", True)
+        api.upload_file(path_or_fileobj=secret, path_in_repo="w.bin", repo_id=gated)
+    api.update_repo_settings(gated, gated="auto")
+    end = hubs["mirror"].endpoint
+    assert HfApi(endpoint=end, token=False).model_info(gated).gated == "auto"
+    with pytest.raises(GatedRepoError):
+        hf_hub_download(gated, "w.bin", endpoint=end, cache_dir=tmp_path / "anon", token=False)
+    token = hubs["mirror_token"]
+    r = httpx.post(f"{end}/api/models/{gated}/ask-access", headers={"authorization": f"Bearer {token}"})
+    assert r.status_code == 200, r.text
+    got = hf_hub_download(gated, "w.bin", endpoint=end, cache_dir=tmp_path / "mine", token=token)
+    assert Path(got).read_bytes() == secret
+
+
+def test_policy_and_local_repos_win(hubs):
+    up = HfApi(endpoint=hubs["up"].endpoint, token=hubs["token"])
+    end = hubs["mirror"].endpoint
+    other = f"x{NAME}"
+    _cove(hubs["up"].data, "user", "add", other)
+    up_other = HfApi(endpoint=hubs["up"].endpoint, token=_cove(hubs["up"].data, "token", "create", other,
+                                                               "--role", "write"))
+    outside = f"{other}/m"
+    up_other.create_repo(outside)
+    r = httpx.get(f"{end}/api/models/{outside}")  # not in COVE_MIRROR_ALLOW: an ordinary miss
+    assert r.status_code == 404 and "unreachable" not in r.headers["x-error-message"]
+    clash = f"{NAME}/clash-{uuid.uuid4().hex[:6]}"
+    up.create_repo(clash)
+    mine = HfApi(endpoint=end, token=hubs["mirror_token"])
+    mine.create_repo(clash, private=True)
+    assert httpx.get(f"{end}/api/models/{clash}").status_code == 404  # the local private repo wins
+    info = mine.model_info(clash)
+    assert info.private and getattr(info, "mirror", None) is None
 
 
 def test_branch_heads_follow_upstream_after_the_ttl(hubs, model):
