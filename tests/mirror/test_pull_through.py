@@ -136,6 +136,7 @@ def test_info_and_downloads_match_upstream(hubs, model, tmp_path):
     info = mir.model_info(model["id"], files_metadata=True)
     assert info.sha == model["main"]
     assert info.mirror["upstream"].startswith("http://127.0.0.1:")  # marked as a mirror (`mirror` field)
+    assert 'class="badge mirror"' in httpx.get(f"{hubs['mirror'].endpoint}/{model['id']}").text  # and its page
     up = model["api"].model_info(model["id"], files_metadata=True)
     assert sorted((s.rfilename, s.blob_id, s.size) for s in info.siblings) == \
         sorted((s.rfilename, s.blob_id, s.size) for s in up.siblings)

@@ -11,7 +11,7 @@ from fastapi.responses import RedirectResponse, Response
 from cove.backends import Backends
 from cove.db.tables import Like, Repo
 from cove.errors import BadRequest, Forbidden
-from cove.services import access, gating, likes, repos
+from cove.services import access, gating, likes, mirror, repos
 from cove.services import refs as refs_service
 from cove.web import cards
 from cove.web.render import page, repo_path
@@ -39,6 +39,8 @@ class RepoView:
     access_request: str | None = None
     branches: list[str] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
+    #: A pull-through mirror (`cove.services.mirror`): the upstream it was fetched from; read-only here.
+    mirror: str | None = None
 
     @property
     def repo_id(self) -> str:
@@ -59,11 +61,13 @@ def open_repo(request: Request, repo_type: str, ns: str, name: str) -> tuple[Vis
         liked = not v.actor.anonymous and db.get(Like, (v.actor.user_id, repo.id)) is not None
         has_files = gating.has_access(db, v.actor, repo)
         asked = None if has_files else gating.request_status(db, v.actor, repo)
+        mirrored = mirror.mirrored(db, repo)
         db.expunge(repo)
     refs = refs_service.list_refs(bk, repo, include_prs=False)
     view = RepoView(repo=repo, repo_type=repo_type, base=repo_path(repo_type, repo.repo_id),
                     can_write=can_write, liked=liked, has_files=has_files, can_admin=can_admin, access_request=asked,
-                    branches=[b["name"] for b in refs["branches"]], tags=[t["name"] for t in refs["tags"]])
+                    branches=[b["name"] for b in refs["branches"]], tags=[t["name"] for t in refs["tags"]],
+                    mirror=mirrored.upstream if mirrored is not None else None)
     return v, view
 
 
