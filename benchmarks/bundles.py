@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
 
     os.environ.update(COVE_DATA=str(src), XDG_CONFIG_HOME=str(root / "config"))
     from cove.backends import build_backends
-    from cove.services import bundle_keys, bundles
+    from cove.services import bundle_keys, bundles, repos, uploads, webhooks  # noqa: F401 - loaded before timing
     from cove.services.accounts import Actor
     from cove.settings import Settings
 
