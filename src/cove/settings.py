@@ -96,6 +96,10 @@ class Settings(BaseSettings):
     #: Send blob files with `sendfile` (zero-copy: uvicorn plus `cove.zerocopy`'s ASGI pathsend/zerocopy);
     #: off: Python reads each file and writes it to the socket.
     zerocopy: bool = True
+    #: Behind nginx: a GET of a local blob file answers with `X-Accel-Redirect: <this prefix>/<path under the
+    #: blobs folder>` and no body, and nginx sends the bytes from an `internal` location aliased to the blobs
+    #: folder (docs/scale-out.md has the configuration). Unset: Cove sends them.
+    accel_redirect: str | None = None
     #: Answer `/resolve` of a file the scanner found unsafe (pickle imports outside picklescan's allow-list,
     #: a malformed safetensors/GGUF header) with 403; a file not scanned yet is scanned before it is served.
     block_unsafe_downloads: bool = False

@@ -69,33 +69,56 @@ class ZeroCopyCycle(RequestResponseCycle):
             await asyncio.sleep(0.001)  # the headers are still queued (rare): sendfile must come after them
         sock = os.dup(self.transport.get_extra_info("socket").fileno())  # the loop refuses the transport's own fd
         try:
-            while count > 0 and not self.disconnected:
-                try:
-                    sent = os.sendfile(sock, fd, offset, min(count, _MAX_SEND))
-                except BlockingIOError:
-                    await _writable(loop, sock)
-                    continue
-                except (BrokenPipeError, ConnectionResetError):
-                    self.disconnected = True
-                    break
-                if sent == 0:
-                    raise RuntimeError("File shorter than announced")
-                offset += sent
-                count -= sent
-                self.expected_content_length -= sent
+            sent = await _sendfile(loop, sock, fd, offset, count)
+        except (BrokenPipeError, ConnectionResetError):
+            self.disconnected = True
+        else:
+            self.expected_content_length -= sent
         finally:
             os.close(sock)
         if self.disconnected:
             self.expected_content_length = 0
 
 
-async def _writable(loop: asyncio.AbstractEventLoop, fd: int) -> None:
-    fut = loop.create_future()
-    loop.add_writer(fd, lambda: fut.done() or fut.set_result(None))
-    try:
-        await fut
-    finally:
-        loop.remove_writer(fd)
+async def _sendfile(loop: asyncio.AbstractEventLoop, sock: int, fd: int, offset: int, count: int) -> int:
+    """`count` bytes of `fd` from `offset` to the non-blocking socket `sock`; the bytes sent.
+
+    Driven by the loop's writability callback, as nginx does it: each wake sends what the socket buffer
+    takes and returns (a short send means the buffer is full) — no coroutine or future per wake, the writer
+    registered once per response."""
+    done = loop.create_future()
+    state = [offset, count]
+
+    def pump() -> None:
+        try:
+            while state[1] > 0:
+                want = min(state[1], _MAX_SEND)
+                n = os.sendfile(sock, fd, state[0], want)
+                if n == 0:
+                    raise RuntimeError("File shorter than announced")
+                state[0] += n
+                state[1] -= n
+                if n < want:
+                    return  # the socket buffer is full: wait for the next writable
+        except BlockingIOError:
+            return
+        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting coroutine
+            if not done.done():
+                done.set_exception(exc)
+            return
+        if not done.done():
+            done.set_result(None)
+
+    pump()
+    if not done.done():
+        loop.add_writer(sock, pump)
+        try:
+            await done
+        finally:
+            loop.remove_writer(sock)
+    else:
+        done.result()
+    return count - state[1]
 
 
 class ZeroCopyHttpToolsProtocol(HttpToolsProtocol):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from urllib.parse import quote
 
 from fastapi.responses import FileResponse
 from starlette.datastructures import MutableHeaders
@@ -25,6 +26,16 @@ class BlobFileResponse(FileResponse):
         self._zerocopy = False
 
     async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
+        accel = _accel_target(scope, str(self.path)) if scope.get("method") == "GET" else None
+        if accel is not None:
+            # Behind nginx (COVE_ACCEL_REDIRECT): it sends the bytes and answers ranges itself, and re-adds
+            # the headers below from `$upstream_http_*` (docs/scale-out.md).
+            drop = (b"content-length", b"last-modified", b"accept-ranges")  # nginx sets its own
+            headers = [(k, v) for k, v in self.raw_headers if k not in drop]
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [*headers, (b"x-accel-redirect", accel.encode()), (b"content-length", b"0")]})
+            await send({"type": "http.response.body", "body": b""})
+            return
         self._zerocopy = ZEROCOPY in scope.get("extensions", {})  # whole files go by `pathsend` (Starlette)
         await super().__call__(scope, receive, send)
 
@@ -39,6 +50,19 @@ class BlobFileResponse(FileResponse):
         with open(self.path, "rb") as fh:
             await send({"type": "http.response.start", "status": 206, "headers": headers.raw})
             await send({"type": ZEROCOPY, "file": fh.fileno(), "offset": start, "count": end - start})
+
+def _accel_target(scope, path: str) -> str | None:  # noqa: ANN001
+    """The `X-Accel-Redirect` URI for a blob file when COVE_ACCEL_REDIRECT is set, else None."""
+    app = scope.get("app")
+    bk = getattr(getattr(app, "state", None), "backends", None)
+    prefix = getattr(getattr(bk, "settings", None), "accel_redirect", None)
+    if not prefix:
+        return None
+    rel = os.path.relpath(path, bk.settings.blobs_dir)
+    if rel.startswith("..") or os.path.isabs(rel):
+        return None
+    return prefix.rstrip("/") + "/" + quote(rel)
+
 
 _RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
