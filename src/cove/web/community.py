@@ -7,8 +7,11 @@ sanitizer (`cards.render_markdown`); a pull request shows its commits and its di
 
 from __future__ import annotations
 
+import functools
+import threading
 from typing import Annotated
 
+import markdown
 from fastapi import Form, Request
 from fastapi.responses import RedirectResponse, Response
 
@@ -61,11 +64,26 @@ def new_discussion(repo_type: str, request: Request, ns: str, name: str, csrf_to
     return RedirectResponse(f"{view.base}/discussions/{d['num']}", status_code=303)
 
 
-def _event_view(ev: dict, base: str) -> dict:
+_local = threading.local()
+
+
+@functools.lru_cache(maxsize=4096)
+def render_comment(raw: str, base: str) -> str:
+    """A comment's markdown as sanitized HTML (the card's sanitizer and link rewriting). One Markdown instance
+    per thread, reset between comments, and the results cached: a thread of hundreds renders fast."""
+    md = getattr(_local, "md", None)
+    if md is None:
+        md = _local.md = markdown.Markdown(extensions=["tables", "fenced_code", "sane_lists"])
+    md.reset()
+    rewrite, _ = cards._resolver(base, "main")
+    return cards.sanitize(md.convert(raw), attribute_filter=rewrite)
+
+
+def _event_view(ev: dict, base: str, render: bool = True) -> dict:
     out = dict(ev)
     if ev["type"] == "comment":
         latest = ev["data"]["latest"]
-        out["html"] = "" if ev["data"]["hidden"] else cards.render_markdown(latest["raw"], base=base)[0]
+        out["html"] = "" if ev["data"]["hidden"] or not render else render_comment(latest["raw"], base)
     return out
 
 
@@ -74,16 +92,17 @@ def discussion_page(repo_type: str, request: Request, ns: str, name: str, num: i
     v, view = open_repo(request, repo_type, ns, name)
     bk: Backends = request.app.state.backends
     d = api.get_discussion(PLURALS[repo_type], ns, name, num, bk, v.actor)
-    events = [_event_view(ev, view.base) for ev in d["events"]]
+    files_tab = request.query_params.get("tab") == "files"
+    events = [_event_view(ev, view.base, render=not files_tab) for ev in d["events"]]
     diffs: list = []
     more_files = 0
-    if d["isPullRequest"] and request.query_params.get("tab") == "files":
+    if d["isPullRequest"] and files_tab:
         diffs, more_files = _pr_diff(bk, view, num, d["changes"].get("mergeCommitId"))
     me = v.actor.name
     can_moderate = not v.actor.anonymous and v.actor.can_write and (me == d["author"]["name"] or view.can_write)
     return page(request, "discussion.html", title=f"{d['title']} · {view.repo_id}", view=view, tab="community",
                 d=d, events=events, diffs=diffs, more_files=more_files,
-                files_tab=request.query_params.get("tab") == "files",
+                files_tab=files_tab,
                 can_moderate=can_moderate, can_merge=view.can_write and d["isPullRequest"] and d["status"] == "open",
                 commits=[e for e in events if e["type"] == "commit"])
 

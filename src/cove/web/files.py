@@ -17,7 +17,7 @@ from cove.backends import Backends
 from cove.services import files, scans
 from cove.services.paths import clean_path, split_rev_path
 from cove.storage.git_repos import Entry
-from cove.web import cards
+from cove.web import cards, gitviews
 from cove.web.render import filesize, q, qpath
 from cove.web.render import page as render_page
 from cove.web.repo import RepoView, open_repo
@@ -165,12 +165,20 @@ def commits_page(repo_type: str, request: Request, ns: str, name: str, rev: str)
         p = max(0, min(int(request.query_params.get("p", "0")), 100_000))
     except ValueError:
         p = 0
-    items = bk.repos.log(view.repo.storage_key, sha, skip=p * COMMITS_PAGE, limit=COMMITS_PAGE + 1,
-                         path=path or None)
+    cursor = None
+    if path:  # streamed, bounded and cached (`web.gitviews`): reads only as far back as the page shows
+        start = request.query_params.get("from", "")
+        if start:  # "search older commits": on from where the last page's walk stopped
+            start = files.resolve_revision(bk, view.repo, start)
+        items, cursor = gitviews.path_log(bk, view.repo.storage_key, start or sha, path, skip=p * COMMITS_PAGE,
+                                          limit=COMMITS_PAGE + 1)
+    else:
+        items = bk.repos.log(view.repo.storage_key, sha, skip=p * COMMITS_PAGE, limit=COMMITS_PAGE + 1)
     suffix = f"/{qpath(path)}" if path else ""
     return render_page(
         request, "commits.html", title=f"Commits · {view.repo_id}", view=view, tab="files", rev=rev, sha=sha,
         commits=items[:COMMITS_PAGE], p=p, more=len(items) > COMMITS_PAGE, path=path, suffix=suffix,
+        cursor=cursor, scan=gitviews.PATH_SCAN,
         revs=_rev_options(view, rev, sha, lambda r: f"{view.base}/commits/{q(r)}{suffix}"),
     )
 

@@ -6,7 +6,6 @@ described rather than diffed, and the bytes read for one page are bounded (`MAX_
 
 from __future__ import annotations
 
-import pygit2
 from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
 
@@ -14,6 +13,7 @@ from cove.backends import Backends
 from cove.errors import BadRequest
 from cove.services import compare, files
 from cove.services.paths import clean_path
+from cove.web import gitviews
 from cove.web.files import MAX_DIFF_BYTES, MAX_DIFF_FILES, _as_text, _file_diff, _rev_and_path
 from cove.web.render import page, q, qpath
 from cove.web.repo import open_repo
@@ -48,12 +48,7 @@ def compare_page(repo_type: str, request: Request, ns: str, name: str, spec: str
     return page(request, "compare.html", title=f"{base}...{head} · {view.repo_id}", view=view, tab="files",
                 base=base, head=head, a=a, b=b, diffs=diffs, stats=stats, revs=revs,
                 more_files=max(0, len(changed) - MAX_DIFF_FILES), collapse=COLLAPSE_ROWS,
-                commits=bk.repos.log(key, b, limit=100) if a != b and _is_ancestor(bk, key, a, b) else None)
-
-
-def _is_ancestor(bk: Backends, key: str, a: str, b: str) -> bool:
-    git = bk.repos.repo(key)
-    return git.descendant_of(b, a)
+                commits=gitviews.commits_between(bk, key, a, b) if a != b else [])
 
 
 def blame_page(repo_type: str, request: Request, ns: str, name: str, rev: str, path: str) -> Response:
@@ -73,16 +68,12 @@ def blame_page(repo_type: str, request: Request, ns: str, name: str, rev: str, p
     text = _as_text(bk.repos.read_blob(key, entry.oid))
     if text is None:
         raise BadRequest(f"{path} is not a text file")
-    git = bk.repos.repo(key)
-    blame = git.blame(path, newest_commit=pygit2.Oid(hex=sha))
     lines = text.splitlines()
-    hunks = []  # (commit info, first line number, the lines)
+    hunks = []  # (commit info, first line number, the lines, at a boundary)
     infos: dict[str, object] = {}
-    for h in blame:
-        oid = str(h.final_commit_id)
-        if oid not in infos:
-            infos[oid] = bk.repos.commit_info(key, oid)
-        start = h.final_start_line_number
-        hunks.append((infos[oid], start, lines[start - 1:start - 1 + h.lines_in_hunk]))
+    for h in gitviews.blame(bk, key, sha, path):
+        if h.commit not in infos:
+            infos[h.commit] = bk.repos.commit_info(key, h.commit)
+        hunks.append((infos[h.commit], h.start, lines[h.start - 1:h.start - 1 + h.lines], h.boundary))
     return page(request, "blame.html", title=f"Blame {path} · {view.repo_id}", view=view, tab="files", rev=rev,
                 path=path, hunks=hunks)

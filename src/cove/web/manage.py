@@ -13,12 +13,16 @@ from fastapi.responses import RedirectResponse, Response
 
 from cove.api import gating as gating_api
 from cove.api import repos as repos_api
+from cove.api.shapes import iso
 from cove.backends import Backends
 from cove.errors import BadRequest, Forbidden
+from cove.services import gating
 from cove.services.gating import STATUSES
 from cove.web.render import PLURALS, page, repo_path
 from cove.web.repo import open_repo
 from cove.web.sessions import check_csrf
+
+REQUESTS_PAGE = 50
 
 
 def gating_update(repo_type: str, request: Request, ns: str, name: str, csrf_token: Annotated[str, Form()] = "",
@@ -51,10 +55,21 @@ def access_requests_page(repo_type: str, request: Request, ns: str, name: str) -
         raise Forbidden(f"You don't have the rights to review access requests to {view.repo_id}")
     status = request.query_params.get("status", "pending")
     status = status if status in STATUSES else "pending"
+    try:
+        p = max(0, min(int(request.query_params.get("p", "0")), 1_000_000))
+    except ValueError:
+        p = 0
     bk: Backends = request.app.state.backends
-    rows = gating_api.list_requests(PLURALS[repo_type], ns, name, status, bk, v.actor) if view.repo.gated else []
+    rows, total = [], 0
+    if view.repo.gated:
+        with bk.db.session() as db:
+            found = gating.list_requests(db, v.actor, db.merge(view.repo), status)
+            total = len(found)
+            rows = [{"user": {"user": r.user.name, "fullname": r.user.fullname}, "fields": r.fields,
+                     "timestamp": iso(r.created_at)} for r in found[p * REQUESTS_PAGE:(p + 1) * REQUESTS_PAGE]]
     return page(request, "access_requests.html", title=f"Access requests · {view.repo_id}", view=view,
-                tab="settings", rows=rows, status_filter=status, statuses=STATUSES)
+                tab="settings", rows=rows, status_filter=status, statuses=STATUSES, p=p, total=total,
+                more=(p + 1) * REQUESTS_PAGE < total)
 
 
 def access_request_handle(repo_type: str, request: Request, ns: str, name: str,
