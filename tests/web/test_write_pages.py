@@ -142,6 +142,18 @@ def test_discussion_title_status_and_csrf(alice_web, bob_web, api, repo_factory)
     d = api.get_discussion_details(repo_id, 1)
     assert d.title == "Q2" and d.status == "closed"
     assert [e.type for e in d.events] == ["comment", "title-change", "status-change"]
+    # bob edits his opening comment; alice (not its author) cannot.
+    page = bob_web.get(f"/{repo_id}/discussions/1").text
+    assert 'data-action="edit"' in page
+    r = bob_web.post(f"/{repo_id}/discussions/1/edit", data={"csrf_token": csrf_of(page), "comment_id": d.events[0].id,
+                                                             "comment": "How, *exactly*?"})
+    assert r.status_code == 303
+    assert "<em>exactly</em>" in bob_web.get(f"/{repo_id}/discussions/1").text
+    assert api.get_discussion_details(repo_id, 1).events[0].edited
+    alice_page = alice_web.get(f"/{repo_id}/discussions/1").text
+    assert 'data-action="edit"' not in alice_page
+    assert alice_web.post(f"/{repo_id}/discussions/1/edit", data={
+        "csrf_token": csrf_of(alice_page), "comment_id": d.events[0].id, "comment": "x"}).status_code == 403
     page = bob_web.get(f"/{repo_id}/discussions?status=closed").text
     assert "Q2" in page
     assert "Q2" not in bob_web.get(f"/{repo_id}/discussions").text  # open only, by default

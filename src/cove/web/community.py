@@ -132,7 +132,7 @@ def discussion_action(repo_type: str, request: Request, ns: str, name: str, num:
                       csrf_token: Annotated[str, Form()] = "", comment: Annotated[str, Form()] = "",
                       status: Annotated[str, Form()] = "", title: Annotated[str, Form()] = "",
                       comment_id: Annotated[str, Form()] = "") -> Response:
-    """POST `/{repo}/discussions/{num}/{comment|status|title|merge|hide}`: the API's handler, then the page."""
+    """POST `/{repo}/discussions/{num}/{comment|status|title|merge|hide|edit}`: the API's handler, then the page."""
     v = check_csrf(request, csrf_token)
     _, view = open_repo(request, repo_type, ns, name)
     bk: Backends = request.app.state.backends
@@ -147,6 +147,8 @@ def discussion_action(repo_type: str, request: Request, ns: str, name: str, num:
         api.merge(plural, ns, name, num, bk, v.actor, {"comment": comment or None})
     elif action == "hide":
         api.hide_comment(plural, ns, name, num, comment_id, bk, v.actor)
+    elif action == "edit":
+        api.edit_comment(plural, ns, name, num, comment_id, {"content": comment}, bk, v.actor)
     else:
         raise BadRequest(f"Unknown action {action!r}")
     return RedirectResponse(f"{view.base}/discussions/{num}", status_code=303)
