@@ -25,6 +25,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pygit2
@@ -68,6 +69,14 @@ def upstream(bk: Backends) -> str:
     return str(bk.settings.mirror_upstream).rstrip("/")
 
 
+def shown_upstream(bk: Backends) -> str:
+    """The upstream as clients may see it (API `mirror` field, messages): any ``user:password@`` dropped."""
+    parts = urlsplit(upstream(bk))
+    if not parts.hostname or "@" not in parts.netloc:
+        return upstream(bk)
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+
+
 # -- the circuit breaker and the HTTP client ---------------------------------------------------------
 
 
@@ -79,12 +88,12 @@ def available() -> bool:
 def trip(bk: Backends) -> None:
     global _down_until
     _down_until = time.monotonic() + bk.settings.mirror_retry_after
-    log.warning("mirror: upstream %s unreachable; not tried again for %.0f s", upstream(bk),
+    log.warning("mirror: upstream %s unreachable; not tried again for %.0f s", shown_upstream(bk),
                 bk.settings.mirror_retry_after)
 
 
 def unreachable_message(bk: Backends, what: str = "Repository not found") -> str:
-    return f"{what}: the upstream hub {upstream(bk)} is unreachable, and Cove holds no copy of it"
+    return f"{what}: the upstream hub {shown_upstream(bk)} is unreachable, and Cove holds no copy of it"
 
 
 def client(bk: Backends) -> httpx.Client:
@@ -216,7 +225,7 @@ def mirror_repo(db: Session, bk: Backends, repo_type: str, repo_id: str) -> Repo
     git.config["uploadpack.allowAnySHA1InWant"] = True
     try:
         fetch(bk, key, repo_type, canonical)
-        (path / MARKER).write_text(json.dumps({"type": repo_type, "id": canonical, "upstream": upstream(bk)}))
+        (path / MARKER).write_text(json.dumps({"type": repo_type, "id": canonical, "upstream": shown_upstream(bk)}))
     except BaseException:
         shutil.rmtree(path, ignore_errors=True)
         raise
@@ -225,9 +234,9 @@ def mirror_repo(db: Session, bk: Backends, repo_type: str, repo_id: str) -> Repo
                 gated=gated if gated in ("auto", "manual") else None, tags=[])
     db.add(repo)
     db.flush()
-    db.add(MirroredRepo(repo_pk=repo.id, upstream=upstream(bk), synced_at=utcnow()))
+    db.add(MirroredRepo(repo_pk=repo.id, upstream=shown_upstream(bk), synced_at=utcnow()))
     repos.reindex(db, bk, repo, bk.repos.resolve(key, "main"))
-    log.info("mirror: %s %s fetched from %s", repo_type, canonical, upstream(bk))
+    log.info("mirror: %s %s fetched from %s", repo_type, canonical, shown_upstream(bk))
     return repo
 
 
