@@ -74,31 +74,46 @@ def _fts(db: Session) -> bool:
     return found
 
 
-def _substring(db: Session, term: str, full_text: bool):  # noqa: ANN202
-    """Repos whose id (or, with `full_text`, card text) contains `term`, case-insensitively: the Hub's search.
+#: A term with at most this many full-text hits drives the query from the index (its hits are read, then
+#: sorted); a more common one is matched while the sort index is walked, which stops after a page.
+RARE_HITS = 1000
+
+
+def _substring(db: Session, term: str, full_text: bool, all_hits: bool = False):  # noqa: ANN202
+    """(clause, rare): repos whose id (or, with `full_text`, card text) contains `term`, case-insensitively
+    (the Hub's search), and whether the index should drive the query.
 
     SQLite: a quoted-phrase MATCH on the trigram FTS5 index is exactly a substring match (terms of 3+
-    characters; shorter ones match nearly everything and scan). PostgreSQL: LIKE on the same expressions as
-    the pg_trgm GIN indexes of migration 0014, which serve it."""
+    characters); for a rare term the clause is that MATCH. A common term (or a short one) is matched with
+    LIKE while walking the sort order's index: with many matches a page is found after few rows, so either
+    way a page reads at most about `RARE_HITS` rows, whatever the number of repos. PostgreSQL: LIKE on the
+    same expressions as the pg_trgm GIN indexes of migration 0014, and its planner picks. `all_hits` (a
+    count, which reads every match anyway): the index, whatever the term's frequency."""
     if full_text:
         column = Repo.search_text
     else:  # the literal '/' (not a bound parameter) keeps the expression the index's on PostgreSQL
         column = func.lower(Repo.namespace.op("||")(literal_column("'/'")).op("||")(Repo.name))
     if len(term) >= 3 and _fts(db):
         phrase = '"' + term.replace('"', '""') + '"'
-        match = f"{'full_text' if full_text else 'id_text'} : {phrase}"
-        ids = select(literal_column("rowid")).select_from(table("repo_search")).where(
-            literal_column("repo_search").op("MATCH")(match))
-        return Repo.id.in_(ids)
-    return column.contains(term, autoescape=True)
+        match = literal_column("repo_search").op("MATCH")(f"{'full_text' if full_text else 'id_text'} : {phrase}")
+        hits = select(literal_column("rowid")).select_from(table("repo_search")).where(match)
+        if all_hits or db.scalar(select(func.count()).select_from(hits.limit(RARE_HITS + 1).subquery())) <= RARE_HITS:
+            return Repo.id.in_(hits), True
+    return column.contains(term, autoescape=True), False
 
 
-def build(db: Session, actor: Actor, query: Query) -> Select:
-    q = select(Repo).where(Repo.type == query.repo_type)
-    q = visible(q, db, actor)
+def build(db: Session, actor: Actor, query: Query, *, all_hits: bool = False) -> Select:
+    clauses, rare = [], False
     for term in query.search:
         if term:
-            q = q.where(_substring(db, term.lower(), query.full_text))
+            clause, is_rare = _substring(db, term.lower(), query.full_text, all_hits)
+            clauses.append(clause)
+            rare = rare or is_rare
+    # A rare term's hits drive the query: `+type` keeps SQLite from walking a (type, ...) index instead.
+    q = select(Repo).where(literal_column("+repos.type") == query.repo_type if rare else Repo.type == query.repo_type)
+    q = visible(q, db, actor)
+    for clause in clauses:
+        q = q.where(clause)
     if query.author:
         q = q.where(func.lower(Repo.namespace) == query.author.lower())  # names are case-insensitive
     for f in query.filters or []:
@@ -110,6 +125,8 @@ def build(db: Session, actor: Actor, query: Query) -> Select:
     if query.gated is not None:
         q = q.where(Repo.gated.is_not(None) if query.gated else Repo.gated.is_(None))
     col = SORTS.get(query.sort or "")
+    if rare and col is not None:  # nor a sort index (`+col` is col, unindexed)
+        col = literal_column(f"+repos.{col.key}")
     if col is None:
         q = q.order_by(Repo.created_at.desc(), Repo.id.desc())
     elif query.direction == 1:
@@ -125,7 +142,7 @@ def page(db: Session, actor: Actor, query: Query, *, offset: int, limit: int) ->
 
 def count(db: Session, actor: Actor, query: Query, *, cap: int = COUNT_CAP) -> int:
     """How many repos match, up to `cap` (the count reads at most `cap` index entries)."""
-    sub = build(db, actor, query).order_by(None).with_only_columns(Repo.id).limit(cap).subquery()
+    sub = build(db, actor, query, all_hits=True).order_by(None).with_only_columns(Repo.id).limit(cap).subquery()
     return db.scalar(select(func.count()).select_from(sub)) or 0
 
 
