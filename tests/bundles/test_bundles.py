@@ -5,6 +5,7 @@ incremental bundle applies on top; a diverged branch refuses the whole bundle.""
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import subprocess
@@ -259,3 +260,24 @@ def test_a_diverged_branch_refuses_the_whole_bundle(world: World) -> None:
     r = httpx.get(f"{world.third.endpoint}/api/models/{world.repo}/revision/main",
                   headers={"authorization": f"Bearer {world.token3}"})
     assert r.json()["sha"] == before["refs/heads/main"]
+
+
+def test_a_moved_tag_is_refused(world: World) -> None:
+    before = _ls_remote(world.third.endpoint, world.token3, world.repo)
+    world.api.delete_tag(world.repo, tag="v1")
+    world.api.create_tag(world.repo, tag="v1", revision="main")  # v1 now names another commit at the source
+    proc = world.import_(world.export("tag.cove", f"{world.repo}@v1"))
+    assert proc.returncode == 1 and "tag v1" in proc.stderr and "never move" in proc.stderr
+    assert _ls_remote(world.third.endpoint, world.token3, world.repo) == before
+
+
+def test_a_commit_id_travels_as_main(world: World) -> None:
+    commits = [c.commit_id for c in world.api.list_repo_commits(world.repo)]
+    old = commits[2]  # an older commit of main
+    fresh = world.tmp / "fresh-at-sha"
+    assert cove_at(fresh, "init").returncode == 0
+    assert cove_at(fresh, "user", "add", "alice").returncode == 0
+    proc = world.import_(world.export("at-sha.cove", f"{world.repo}@{old}"), data=fresh)
+    assert proc.returncode == 0, proc.stderr
+    (row,) = json.loads(cove_at(fresh, "repo", "list", "--json").stdout)
+    assert row["id"] == world.repo and row["sha"] == old
