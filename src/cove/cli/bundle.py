@@ -63,6 +63,9 @@ def export(
     except HubError as exc:
         typer.echo(f"Error: {exc.message}", err=True)
         raise typer.Exit(1) from None
+    except OSError as exc:
+        typer.echo(f"Error: {exc}", err=True)
+        raise typer.Exit(1) from None
     for r in report.repos:
         typer.echo(f"{r['type']} {r['id']}: {r['commits']} commits, {r['lfs']} LFS files, refs "
                    + ", ".join(f"{ref}={sha[:12]}" for ref, sha in r["refs"].items()))
@@ -91,6 +94,9 @@ def import_(
                                       echo=lambda line: typer.echo(line, err=True))
     except HubError as exc:
         typer.echo(f"Error: {exc.message}", err=True)
+        raise typer.Exit(1) from None
+    except OSError as exc:
+        typer.echo(f"Error: {exc}", err=True)
         raise typer.Exit(1) from None
     for line in lines:
         typer.echo(line)

@@ -329,7 +329,10 @@ def _add(tar: tarfile.TarFile, writer: _HashingWriter, name: str, src: BinaryIO 
     info = _tarinfo(name, size)
     start = writer.n + len(info.tobuf(tar.format, tar.encoding, tar.errors))
     writer.skip = (start, start + size)
-    tar.addfile(info, reader)  # type: ignore[arg-type]
+    try:
+        tar.addfile(info, reader)  # type: ignore[arg-type]
+    except OSError as exc:  # tarfile's "unexpected end of data": the source had fewer bytes than its size
+        raise BadRequest(f"{name}: {exc} (read {reader.n} of {size} bytes); run `cove fsck`") from None
     writer.skip = (0, 0)
     if reader.n != size:
         raise BadRequest(f"{name}: read {reader.n} bytes, expected {size}")
