@@ -108,7 +108,7 @@ def _tail(bk: Backends, flight: _Flight, oid: str, start: int, end: int) -> Iter
                 avail = flight.written
                 if avail <= pos:
                     raise OSError(f"upstream fetch of {oid} failed: {flight.error}")
-            block = fh.read(min(avail, end) - pos)
+            block = fh.read(min(avail, end, pos + _CHUNK * 4) - pos)
             if not block:
                 raise OSError(f"upstream fetch of {oid}: temp file shorter than written")
             pos += len(block)
@@ -138,7 +138,8 @@ def _fetch(bk: Backends, p: Pending, sha: str | None, path: str | None, flight: 
             client = mirror.client(bk)
             try:
                 url, headers = _source(bk, p, sha, path)
-                with client.stream("GET", url, headers=headers) as r:
+                # identity: the bytes as stored (hashed and published as they come; no decoding on the way)
+                with client.stream("GET", url, headers={"Accept-Encoding": "identity", **headers}) as r:
                     upstream_fetches += 1
                     if r.status_code >= 500:
                         mirror.trip(bk)
@@ -147,13 +148,12 @@ def _fetch(bk: Backends, p: Pending, sha: str | None, path: str | None, flight: 
                     fd, name = tempfile.mkstemp(dir=_tmp_dir(bk), prefix=f"mirror-{p.oid[:16]}-")
                     part = Path(name)
                     digest = hashlib.sha256()
-                    with open(fd, "wb") as out:
+                    with open(fd, "wb", buffering=0) as out:  # unbuffered: readers tail what each write put
                         with flight.cond:
                             flight.part, flight.started = part, True
                             flight.cond.notify_all()
-                        for block in r.iter_bytes(_CHUNK):
+                        for block in r.iter_raw(_CHUNK):
                             out.write(block)
-                            out.flush()
                             digest.update(block)
                             with flight.cond:
                                 flight.written += len(block)
