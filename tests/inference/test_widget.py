@@ -81,3 +81,35 @@ def test_widget_classifier_bars_for_its_owner(browser, models, alice) -> None:
     assert sorted(labels) == ["Bearish", "Bullish", "Neutral"]
     values = [float(e.get_attribute("value")) for e in browser.find_elements(By.CSS_SELECTOR, "#widget-output meter")]
     assert values == sorted(values, reverse=True) and sum(values) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_widget_chat_box(browser, models) -> None:
+    """A chat model's widget keeps the conversation and streams each answer (OpenAI-style chat route)."""
+    gpt2 = models["gpt2"]
+    browser.get(f"{ENDPOINT}/{gpt2.repo_id}")
+    browser.find_element(By.ID, "widget-chat").click()
+    for turn in ("the stock", "oil prices"):
+        box = browser.find_element(By.ID, "widget-text")
+        box.clear()
+        box.send_keys(turn)
+        browser.find_element(By.ID, "widget-compute").click()
+        WebDriverWait(browser, 120).until(
+            lambda d: d.find_element(By.ID, "inference-widget").get_attribute("data-done") == "1")
+    users = [e.get_attribute("textContent")
+             for e in browser.find_elements(By.CSS_SELECTOR, "#widget-chat-log .widget-user")]
+    answers = browser.find_elements(By.CSS_SELECTOR, "#widget-chat-log .widget-assistant")
+    assert users == ["the stock", "oil prices"]
+    if len(answers) == 1:  # the tiny GPT-2 has 64 positions: the second turn, with the first, may not fit
+        error = browser.find_element(By.CSS_SELECTOR, "#widget-output .error-message").text
+        assert error.startswith("400") and "tokens long" in error
+    messages = [{"role": "user", "content": "the stock"}]
+    prompt = gpt2.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    import torch
+
+    with torch.no_grad():
+        ids = gpt2.tokenizer(prompt, return_tensors="pt").input_ids
+        room = gpt2.model.config.n_positions - ids.shape[1]  # the server stops there too
+        ref = gpt2.model.generate(ids, max_new_tokens=min(100, room), do_sample=False,
+                                  pad_token_id=gpt2.tokenizer.eos_token_id)
+    assert answers[0].get_attribute("textContent") == gpt2.tokenizer.decode(ref[0, ids.shape[1]:],
+                                                                            skip_special_tokens=True)

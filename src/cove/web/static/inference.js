@@ -114,8 +114,62 @@
     box.dataset.done = "1";
   }
 
+  const chatBox = document.getElementById("widget-chat");
+  const chatLog = document.getElementById("widget-chat-log");
+  const history = [];
+
+  async function chat() {  // OpenAI-style chat completion, streamed; the conversation so far is sent each time
+    const text = document.getElementById("widget-text");
+    history.push({ role: "user", content: text.value });
+    chatLog.append(el("li", "widget-user", text.value));
+    text.value = "";
+    const answer = el("li", "widget-assistant");
+    chatLog.append(answer);
+    out.replaceChildren();
+    const resp = await fetch("/v1/chat/completions", {
+      method: "POST", credentials: "same-origin",
+      headers: { "content-type": "application/json", "x-csrf-token": box.dataset.csrf },
+      body: JSON.stringify({ model: repo, messages: history, stream: true, max_tokens: 100 }),
+    });
+    if (!resp.ok) {
+      history.pop();
+      let msg = resp.statusText;
+      try { msg = (await resp.json()).error || msg; } catch (_) { /* not JSON */ }
+      answer.remove();
+      out.replaceChildren(el("p", "error-message", `${resp.status}: ${msg}`));
+      return;
+    }
+    const reader = resp.body.getReader();
+    const dec = new TextDecoder();
+    let buf = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buf += dec.decode(value, { stream: true });
+      let cut;
+      while ((cut = buf.indexOf("\n\n")) >= 0) {
+        const line = buf.slice(0, cut).trim();
+        buf = buf.slice(cut + 2);
+        if (!line.startsWith("data:") || line === "data: [DONE]") continue;
+        const ev = JSON.parse(line.slice(5));
+        if (ev.error) { out.append(el("p", "error-message", ev.error)); continue; }
+        const delta = ev.choices && ev.choices[0] && ev.choices[0].delta;
+        if (delta && delta.content) answer.textContent += delta.content;
+      }
+    }
+    history.push({ role: "assistant", content: answer.textContent });
+  }
+
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
+    if (chatBox && chatBox.checked) {
+      const button = document.getElementById("widget-compute");
+      button.disabled = true;
+      box.dataset.done = "";
+      try { await chat(); } catch (err) { out.replaceChildren(el("p", "error-message", String(err))); }
+      finally { button.disabled = false; box.dataset.done = "1"; }
+      return;
+    }
     const body = payload();
     const button = document.getElementById("widget-compute");
     button.disabled = true;
