@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -173,3 +174,19 @@ def test_settings_namespaces_input_cap_memory_budget(own, tmp_path) -> None:
     r = httpx.post(f"{srv.endpoint}/models/team/clf", json={"inputs": "x" * 2100},
                    headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 413
+
+
+def test_a_model_that_cannot_load(api, alice) -> None:
+    """Weights that don't load: a clean 500 naming the cause, and the hub goes on."""
+    repo_id = f"alice/inf-broken-{uuid.uuid4().hex[:6]}"
+    api.create_repo(repo_id)
+    api.upload_file(path_or_fileobj=json.dumps({"architectures": ["BertForSequenceClassification"],
+                                                "model_type": "bert"}).encode(), path_in_repo="config.json",
+                    repo_id=repo_id)
+    api.upload_file(path_or_fileobj=b"not safetensors", path_in_repo="model.safetensors", repo_id=repo_id)
+    h = {"Authorization": f"Bearer {alice.token}"}
+    for _ in range(2):  # the second answer comes from memory: no worker is started again at once
+        r = httpx.post(f"{ENDPOINT}/models/{repo_id}", json={"inputs": TEXT}, headers=h, timeout=120)
+        assert r.status_code == 500 and r.headers["x-error-code"] == "InferenceWorkerFailed"
+        assert "could not be loaded" in r.json()["error"]
+    assert httpx.get(f"{ENDPOINT}/api/models/{repo_id}", headers=h).status_code == 200

@@ -27,6 +27,8 @@ from cove.errors import HubError, TooManyRequests
 from cove.settings import Settings
 
 log = logging.getLogger("cove.inference")
+#: Seconds a failed load is answered from memory before the next request tries again.
+FAILED_LOAD_TTL = 10.0
 
 
 class ModelLoading(HubError):
@@ -99,6 +101,7 @@ class Engine:
         self.ids = itertools.count(1)
         self.per_user: dict[str, int] = {}
         self.last_load: dict[tuple[int, str], float] = {}  # (repo pk, kind) -> seconds its last load took
+        self.failed: dict[tuple[int, str, str], tuple[float, HubError]] = {}  # key -> (when, error) of a failed load
         self._janitor: asyncio.Task | None = None
 
     # -- public -------------------------------------------------------------------------------------------
@@ -174,6 +177,10 @@ class Engine:
         if self._janitor is None or self._janitor.done():
             self._janitor = asyncio.create_task(self._sweep_forever())
         slot = self.slots.get(key)
+        failed = self.failed.get(key)
+        if (slot is None or slot.dead) and failed is not None and time.monotonic() - failed[0] < FAILED_LOAD_TTL:
+            raise failed[1]  # a model that just failed to load is not loaded again on every request
+        self.failed.pop(key, None)
         if slot is None or slot.dead:
             slot = Slot(key, path, asyncio.Queue())
             slot.load_seconds = self.last_load.get((key[0], key[2]), 30.0)
@@ -221,8 +228,10 @@ class Engine:
             err = exc if isinstance(exc, HubError) else WorkerFailed(f"The model could not be loaded: {exc}")
             slot.ready.set_exception(err)
             slot.ready.exception()  # retrieved: no "never retrieved" warning when nobody waits
+            self.failed[slot.key] = (time.monotonic(), err)
             await self._stop(slot, "load failed")
             return
+        self.failed.pop(slot.key, None)
         slot.rss = int(msg.get("rss") or 0)
         self.last_load[(slot.key[0], slot.key[2])] = time.monotonic() - slot.started
         slot.tasks.append(asyncio.create_task(self._read(slot)))

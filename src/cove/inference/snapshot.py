@@ -8,8 +8,11 @@ safetensors are there.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
+import time
 import uuid
 from pathlib import Path
 
@@ -44,6 +47,8 @@ def materialize(bk: Backends, db, repo: Repo, sha: str) -> Path:  # noqa: ANN001
     """The folder holding `repo` at commit `sha` (written now unless it is there already)."""
     dest = root(bk) / str(repo.id) / sha
     if (dest / ".complete").is_file():
+        with contextlib.suppress(OSError):
+            os.utime(dest)  # the most recently used commits are the ones `prune` keeps
         return dest
     entries = [e for e in bk.repos.list_tree(repo.storage_key, sha, recursive=True) or [] if e.type == "file"]
     keep = wanted([e.path for e in entries])
@@ -81,15 +86,25 @@ def materialize(bk: Backends, db, repo: Repo, sha: str) -> Path:  # noqa: ANN001
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    prune(bk, repo.id)
     return dest
 
 
-def prune(bk: Backends, repo_pk: int, keep: set[str]) -> None:
-    """Remove this repo's other commits' folders (those no loaded model uses)."""
+#: Commits of one repo kept on disk (the most recently used); a worker already loaded keeps its weights in memory.
+KEEP_COMMITS = 3
+
+
+def prune(bk: Backends, repo_pk: int, keep: int = KEEP_COMMITS) -> None:
+    """Remove this repo's folders but the `keep` most recently used (and temp folders over an hour old)."""
     folder = root(bk) / str(repo_pk)
-    for p in folder.iterdir() if folder.is_dir() else ():
-        if p.name not in keep and not p.name.startswith("."):
-            shutil.rmtree(p, ignore_errors=True)
+    try:
+        done = [p for p in folder.iterdir() if not p.name.startswith(".")]
+        stale = [p for p in folder.iterdir() if p.name.startswith(".") and time.time() - p.stat().st_mtime > 3600]
+    except OSError:
+        return
+    done.sort(key=lambda p: p.stat().st_mtime, reverse=True)
+    for p in done[keep:] + stale:
+        shutil.rmtree(p, ignore_errors=True)
 
 
 def guess_task(path: Path) -> str | None:
