@@ -109,6 +109,7 @@ with bk.db.engine.begin() as conn:
                              downloads=rnd.randrange(10000), likes=rnd.randrange(100),
                              search_text=f"{{ns}}/{{name}} a model".lower()))
         conn.execute(insert(Repo), rows)
+(bk.settings.data / "index-clean").touch()  # the seeded rows are current, as after a graceful shutdown
 """
     subprocess.run([PY, "-c", code], env=env_for(data, 0, src, **extra), check=True)
 

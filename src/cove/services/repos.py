@@ -283,23 +283,38 @@ def heal_stale(bk: Backends, stop: threading.Event | None = None, *, batch: int 
 
 #: Seconds after start-up before `heal_in_background` begins (the first requests go first).
 HEAL_DELAY_S = 1.0
+#: In the data folder: written at a graceful shutdown whose index had no stale row left, removed at start-up.
+CLEAN_MARK = "index-clean"
 
 
 def heal_in_background(app, bk: Backends) -> None:  # noqa: ANN001
-    """Run `heal_stale` once in a daemon thread during the app's lifetime: start-up does no per-repo work."""
+    """Start-up does no per-repo work: unless the last shutdown was graceful (`CLEAN_MARK`), `heal_stale` runs
+    once in a daemon thread during the app's lifetime. (A row left stale otherwise, e.g. by a process of a
+    scale-out group that crashed while another shut down cleanly, is healed on its next read, `ensure_fresh`.)"""
     inner = app.router.lifespan_context
+    mark = bk.settings.data / CLEAN_MARK
 
     @contextlib.asynccontextmanager
     async def lifespan(a):  # noqa: ANN001, ANN202
-        stop = threading.Event()
+        stop, done = threading.Event(), threading.Event()
+        try:
+            clean = mark.exists()
+            mark.unlink(missing_ok=True)
+        except OSError:
+            clean = False
 
         def run() -> None:
-            if stop.wait(HEAL_DELAY_S):
-                return
-            try:
-                heal_stale(bk, stop)
-            except Exception:  # noqa: BLE001 - reads heal their repo anyway (`ensure_fresh`)
-                logging.getLogger("cove").exception("background index healing stopped")
+            if not clean:
+                if stop.wait(HEAL_DELAY_S):
+                    return
+                try:
+                    heal_stale(bk, stop)
+                except Exception:  # noqa: BLE001 - reads heal their repo anyway (`ensure_fresh`)
+                    logging.getLogger("cove").exception("background index healing stopped")
+                    return
+                if stop.is_set():
+                    return
+            done.set()
 
         thread = threading.Thread(target=run, name="cove-index-heal", daemon=True)
         thread.start()
@@ -309,6 +324,9 @@ def heal_in_background(app, bk: Backends) -> None:  # noqa: ANN001
         finally:
             stop.set()
             await asyncio.to_thread(thread.join, 10)
+            if done.is_set():
+                with contextlib.suppress(OSError):
+                    mark.touch()
 
     app.router.lifespan_context = lifespan
 
