@@ -40,6 +40,15 @@ def probe(what):
         return os.environ.get("MY_SECRET", "<unset>")
     if what == "env":
         return " ".join(sorted(os.environ))
+    if what == "whoami":  # the owner's read token the hub gave this private Space
+        from huggingface_hub import HfApi
+        api = HfApi()
+        me = api.whoami()["name"]
+        try:
+            api.create_repo(me + "/made-by-the-space")
+            return me + " (wrote!)"
+        except Exception as exc:
+            return me + " (read only: " + type(exc).__name__ + ")"
     if what == "others":
         out = []
         for name in sorted(os.listdir(os.environ["OTHERS_PATH"])):
@@ -142,6 +151,17 @@ def push(api, repo_id: str, files: dict[str, str], message: str = "update") -> s
 
     ops = [CommitOperationAdd(path, content.encode()) for path, content in files.items()]
     return api.create_commit(repo_id, ops, commit_message=message, repo_type="space").oid
+
+
+def gradio_space_id(hub) -> str:  # noqa: ANN001
+    """Any public Space of sally's (made here when the module's gradio Space isn't)."""
+    api = hub.api(hub.alice)
+    for s in api.list_spaces(author="sally"):
+        if not s.private:
+            return s.id
+    repo_id = f"sally/public-{uuid.uuid4().hex[:6]}"
+    api.create_repo(repo_id, repo_type="space")
+    return repo_id
 
 
 @pytest.fixture(scope="module")
@@ -252,6 +272,16 @@ def test_broken_app_is_a_runtime_error_with_its_log(hub, gradio_space):
     assert "cove-broken-app" in "".join(api.fetch_space_logs(gradio_space))
 
 
+def test_bad_input_is_refused_not_a_server_error(hub, gradio_space):
+    auth = {"authorization": f"Bearer {hub.alice}"}
+    r = httpx.post(f"{hub.endpoint}/api/spaces/{gradio_space}/sleeptime", json={"seconds": 10**30}, headers=auth)
+    assert r.status_code == 400 and "seconds" in r.headers["x-error-message"]
+    r = httpx.post(f"{hub.endpoint}/api/spaces/{gradio_space}/secrets", json={"key": "1 bad", "value": "v"},
+                   headers=auth)
+    assert r.status_code == 400
+    assert httpx.get(f"{hub.endpoint}/spaces/{gradio_space}/app/a%00b").status_code == 400
+
+
 def test_static_space_is_served_and_private_means_private(hub):
     api = hub.api(hub.alice)
     repo_id = f"sally/page-{uuid.uuid4().hex[:6]}"
@@ -317,16 +347,17 @@ def test_streamlit_space_runs_over_the_proxied_websocket(hub, browser):
     until(lambda: browser.find_elements(By.CSS_SELECTOR, "input[type=text]"))[0].send_keys("cove", Keys.ENTER)
     until(lambda: "hello COVE" in browser.page_source)  # each rerun travels over Streamlit's WebSocket
     # Deleting the Space stops its app.
-    assert streamlit_processes()
+    assert streamlit_processes(hub)
     api.delete_repo(repo_id, repo_type="space")
-    until(lambda: not streamlit_processes(), timeout=30)
+    until(lambda: not streamlit_processes(hub), timeout=30)
 
 
-def streamlit_processes() -> list[str]:
+def streamlit_processes(hub) -> list[str]:  # noqa: ANN001
     out = []
     for p in Path("/proc").iterdir():
         try:
-            if p.name.isdigit() and p.stat().st_uid > 200_000 and b"streamlit" in (p / "cmdline").read_bytes():
+            cmd = (p / "cmdline").read_bytes() if p.name.isdigit() else b""
+            if b"streamlit" in cmd and str(hub.spaces).encode() in cmd:
                 out.append(p.name)
         except OSError:
             pass
@@ -335,10 +366,10 @@ def streamlit_processes() -> list[str]:
 
 @pytest.fixture(scope="module")
 def probe_space(hub) -> str:
-    """A gradio app that reports its secret, its environment, and what it can read of the hub's folders."""
+    """A private gradio app that reports its secret, its environment, and what it can read of the hub's folders."""
     api = hub.api(hub.alice)
     repo_id = f"sally/probe-{uuid.uuid4().hex[:6]}"
-    api.create_repo(repo_id, repo_type="space", space_sdk="gradio")
+    api.create_repo(repo_id, repo_type="space", space_sdk="gradio", private=True)
     api.add_space_secret(repo_id, "MY_SECRET", "s3cr3t-cove-value", description="for the test")
     api.add_space_variable(repo_id, "DATA_PATH", str(hub.data.resolve()))
     api.add_space_variable(repo_id, "OTHERS_PATH", str(hub.spaces / "apps"))
@@ -350,7 +381,7 @@ def probe_space(hub) -> str:
 
 def test_secret_reaches_the_app_and_nobody_else(hub, probe_space):
     api = hub.api(hub.alice)
-    assert hub.gradio(probe_space, "secret") == {"ok": "s3cr3t-cove-value"}
+    assert hub.gradio(probe_space, token=hub.alice, text="secret") == {"ok": "s3cr3t-cove-value"}
     secrets = api.get_space_secrets(probe_space)
     assert set(secrets) == {"MY_SECRET"} and secrets["MY_SECRET"].description == "for the test"
     assert "s3cr3t" not in json.dumps(httpx.get(f"{hub.endpoint}/api/spaces/{probe_space}/secrets",
@@ -358,22 +389,35 @@ def test_secret_reaches_the_app_and_nobody_else(hub, probe_space):
     assert api.get_space_variables(probe_space)["DATA_PATH"].value == str(hub.data.resolve())
     from huggingface_hub.errors import HfHubHTTPError
 
-    with pytest.raises(HfHubHTTPError) as err:  # bob may read the public Space, not manage it
+    with pytest.raises(HfHubHTTPError) as err:  # to bob the private Space is not there, nor its secrets
         hub.api(hub.bob).get_space_secrets(probe_space)
+    assert err.value.response.status_code == 404
+    public = gradio_space_id(hub)
+    with pytest.raises(HfHubHTTPError) as err:  # a public one he may read, not manage
+        hub.api(hub.bob).get_space_secrets(public)
     assert err.value.response.status_code == 403
     # Encrypted at rest: the database never holds the value.
     for f in hub.data.glob("cove.db*"):
         assert b"s3cr3t-cove-value" not in f.read_bytes()
-    env = hub.gradio(probe_space, "env")["ok"].split()
-    assert not [k for k in env if k.startswith(("COVE_", "HF_TOKEN", "UV_"))]
-    assert "HF_ENDPOINT" in env
+    env = hub.gradio(probe_space, token=hub.alice, text="env")["ok"].split()
+    assert not [k for k in env if k.startswith(("COVE_", "UV_"))]
+    assert "HF_ENDPOINT" in env and "HF_TOKEN" in env
+
+
+def test_private_space_answers_its_readers_only_and_loads_as_its_owner(hub, probe_space):
+    # gradio_client sends the token as X-HF-Authorization; without one, or as bob, the Space is not there.
+    assert hub.gradio(probe_space, token=hub.alice, text="whoami")["ok"].startswith("sally (read only: ")
+    assert "ok" not in hub.gradio(probe_space, token=hub.bob, text="whoami")
+    assert "ok" not in hub.gradio(probe_space, text="whoami")
+    tokens = hub.cove("token", "list", "sally")
+    assert f"space {probe_space}" in tokens  # the app's token is the owner's to see and revoke
 
 
 def test_app_cannot_read_the_hub_data_folder_or_other_spaces(hub, probe_space):
-    assert hub.gradio(probe_space, "db") == {"ok": "refused: PermissionError"}
-    assert hub.gradio(probe_space, "data") == {"ok": "refused: PermissionError"}
+    assert hub.gradio(probe_space, token=hub.alice, text="db") == {"ok": "refused: PermissionError"}
+    assert hub.gradio(probe_space, token=hub.alice, text="data") == {"ok": "refused: PermissionError"}
     # It may see which Spaces run (their ids), not into their working copies (its own included: 0711 folders).
-    others = hub.gradio(probe_space, "others")["ok"].split()
+    others = hub.gradio(probe_space, token=hub.alice, text="others")["ok"].split()
     assert others and all(o.endswith(":PermissionError") for o in others), others
 
 
@@ -385,10 +429,11 @@ def test_idle_space_sleeps_and_a_visit_wakes_it(hub, probe_space):
     # A visit wakes it: the proxy holds the request until the app is up (a browser waits; gradio_client's
     # 5 s timeout may not, as with a sleeping Space on the Hub).
     start = time.time()
-    assert httpx.get(api.space_info(probe_space).host, timeout=120).status_code == 200
+    assert httpx.get(api.space_info(probe_space).host, timeout=120,
+                     headers={"authorization": f"Bearer {hub.alice}"}).status_code == 200
     print(f"wake on visit: {time.time() - start:.1f} s")
     assert api.get_space_runtime(probe_space).stage == "RUNNING"
-    assert hub.gradio(probe_space, "secret") == {"ok": "s3cr3t-cove-value"}
+    assert hub.gradio(probe_space, token=hub.alice, text="secret") == {"ok": "s3cr3t-cove-value"}
 
 
 def test_shutdown_stops_every_app_and_start_brings_back_the_running_ones(hub, probe_space):
@@ -410,4 +455,4 @@ def test_shutdown_stops_every_app_and_start_brings_back_the_running_ones(hub, pr
     hub.start()
     api = hub.api(hub.alice)
     wait_stage(api, probe_space, ("RUNNING",))
-    assert hub.gradio(probe_space, "secret") == {"ok": "s3cr3t-cove-value"}
+    assert hub.gradio(probe_space, token=hub.alice, text="secret") == {"ok": "s3cr3t-cove-value"}

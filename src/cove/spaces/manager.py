@@ -298,9 +298,37 @@ class SpaceManager:
                     value = secrets.decrypt(self.settings.data, v.value)
                     if value is not None:
                         env[v.key] = value
-                else:
+                elif v.kind == "variable":
                     env[v.key] = v.value
+            if "HF_TOKEN" not in env:
+                token = self._owner_token(db, repo_pk)
+                if token:
+                    env["HF_TOKEN"] = token
         return env
+
+    def _owner_token(self, db, repo_pk: int) -> str | None:  # noqa: ANN001 - Session
+        """For a private Space of a user: a read token of that user (minted once, named after the Space, kept
+        encrypted, listed with the user's tokens, replaced when revoked), so the app loads the owner's private
+        models as the owner could. None for public Spaces and org Spaces (their owners add an HF_TOKEN secret)."""
+        from cove.db.tables import Namespace
+        from cove.services.accounts import actor_for_token, create_token
+
+        repo = db.get(Repo, repo_pk)
+        owner = db.scalar(select(Namespace).where(Namespace.name == repo.namespace)) if repo is not None else None
+        if repo is None or not repo.private or owner is None or owner.kind != "user":
+            return None
+        row = db.get(SpaceVar, (repo_pk, "system", "HF_TOKEN"))
+        if row is not None:
+            token = secrets.decrypt(self.settings.data, row.value)
+            actor = actor_for_token(db, token) if token else None
+            if actor is not None and actor.user_id == owner.id:
+                return token
+        _, token = create_token(db, owner.name, role="read", name=f"space {repo.repo_id}"[:100])
+        if row is None:
+            row = SpaceVar(repo_pk=repo_pk, kind="system", key="HF_TOKEN")
+            db.add(row)
+        row.value, row.updated_at = secrets.encrypt(self.settings.data, token), utcnow()
+        return token
 
     def _deploy(self, slot: Slot, key: str, sdk: str | None, sha: str, fresh: bool) -> None:
         checkout = self.settings.spaces_dir / "checkouts" / f"{slot.repo_pk}-{uuid.uuid4().hex[:8]}"

@@ -21,6 +21,8 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from cove.errors import BadRequest
+
 SANDBOX = ("sandbox allow-scripts allow-forms allow-popups allow-popups-to-escape-sandbox allow-downloads "
            "allow-modals")
 _HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "trailers",
@@ -92,7 +94,10 @@ async def http(request: Request, upstream: str, path: str, public: str) -> Respo
         body = None
     else:
         body = request.stream()
-    req = client().build_request(request.method, url, headers=headers, content=body)
+    try:
+        req = client().build_request(request.method, url, headers=headers, content=body)
+    except (httpx.InvalidURL, ValueError) as exc:
+        raise BadRequest(f"Invalid path for the Space's app: {exc}") from exc
     try:
         resp = await client().send(req, stream=True)
     except httpx.HTTPError as exc:
@@ -137,7 +142,7 @@ async def websocket(ws: WebSocket, upstream: str, path: str) -> None:
     try:
         upstream_ws = await websockets.connect(url, additional_headers=headers, subprotocols=protocols or None,
                                                max_size=None, open_timeout=10, origin=None)
-    except (OSError, websockets.exceptions.WebSocketException):
+    except (OSError, ValueError, websockets.exceptions.WebSocketException):
         await ws.close(code=1011)
         return
     await ws.accept(subprotocol=upstream_ws.subprotocol)

@@ -78,9 +78,14 @@ def wake(db: Session, repo: Repo) -> bool:
     return False
 
 
+#: The longest sleep time accepted (ten years): the column is a 32-bit integer.
+MAX_SLEEP = 10 * 365 * 86400
+
+
 def set_sleep_time(db: Session, repo: Repo, seconds: object) -> None:
-    if seconds is not None and (not isinstance(seconds, int) or isinstance(seconds, bool) or seconds < -1):
-        raise BadRequest("'seconds' must be a number of seconds (or -1: never sleep)")
+    if seconds is not None and (not isinstance(seconds, int) or isinstance(seconds, bool) or seconds < -1
+                                or seconds > MAX_SLEEP):
+        raise BadRequest(f"'seconds' must be a number of seconds up to {MAX_SLEEP} (or -1: never sleep)")
     st = state(db, repo)
     st.sleep_time = 0 if seconds == -1 else seconds
 
