@@ -26,6 +26,7 @@ from tests.conftest import SERVER_ENV, free_port, start_server, stop_server
 
 NAME = f"up{uuid.uuid4().hex[:6]}"
 BIG = 20 << 20
+TTL = 4  # COVE_MIRROR_TTL of the mirror
 
 
 class _Proxy(http.server.ThreadingHTTPServer):
@@ -83,7 +84,7 @@ def hubs():
     proxy = _Proxy(free_port(), up.endpoint)
     threading.Thread(target=proxy.serve_forever, daemon=True).start()
     proxy_url = f"http://127.0.0.1:{proxy.server_address[1]}"
-    env = {"COVE_MIRROR_UPSTREAM": proxy_url, "COVE_MIRROR_TTL": "1", "COVE_MIRROR_RETRY_AFTER": "30",
+    env = {"COVE_MIRROR_UPSTREAM": proxy_url, "COVE_MIRROR_TTL": str(TTL), "COVE_MIRROR_RETRY_AFTER": "30",
            "COVE_MIRROR_CONNECT_TIMEOUT": "2", "COVE_MIRROR_TOKEN": token,
            "COVE_MIRROR_ALLOW": f"{NAME}/*,datasets/{NAME}/*"}
     mir = start_server(root / "mirror", free_port(), **env)
@@ -286,12 +287,20 @@ def test_policy_and_local_repos_win(hubs):
 
 
 def test_branch_heads_follow_upstream_after_the_ttl(hubs, model):
-    new = model["api"].upload_file(path_or_fileobj=b"later\n", path_in_repo="later.txt", repo_id=model["id"]).oid
-    time.sleep(1.5)  # COVE_MIRROR_TTL=1
     mir = HfApi(endpoint=hubs["mirror"].endpoint, token=False)
+    assert mir.model_info(model["id"]).sha == model["main"]  # checked against the upstream now (or just before)
+    new = model["api"].upload_file(path_or_fileobj=b"later\n", path_in_repo="later.txt", repo_id=model["id"]).oid
+    assert mir.model_info(model["id"]).sha == model["main"]  # within COVE_MIRROR_TTL: the head seen last
+    time.sleep(TTL + 0.5)
     assert mir.model_info(model["id"]).sha == new
-    model["files"]["later.txt"] = b"later\n"
-    model["main"] = new
+    # a commit not seen yet, asked for by sha within the TTL: fetched at once
+    newer = model["api"].upload_file(path_or_fileobj=b"newer\n", path_in_repo="newer.txt",
+                                     repo_id=model["id"]).oid
+    time.sleep(1.1)
+    r = httpx.get(f"{hubs['mirror'].endpoint}/{model['id']}/resolve/{newer}/newer.txt")
+    assert r.status_code == 200 and r.content == b"newer\n" and r.headers["x-repo-commit"] == newer
+    model["files"].update({"later.txt": b"later\n", "newer.txt": b"newer\n"})
+    model["main"] = newer
 
 
 def test_cli_add_list_sync(hubs, model):
@@ -316,7 +325,7 @@ def test_offline_serves_what_was_fetched(hubs, model, tmp_path):
     stop_server(hubs["up"].proc)
     hubs["proxy"].shutdown()
     hubs["proxy"].server_close()
-    time.sleep(1.5)  # past the TTL: the next read by branch checks upstream, fails, trips the breaker
+    time.sleep(TTL + 0.5)  # past the TTL: the next read by branch checks upstream, fails, trips the breaker
     end = hubs["mirror"].endpoint
     mir = HfApi(endpoint=end, token=False)
     assert mir.model_info(model["id"]).sha == model["main"]

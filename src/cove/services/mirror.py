@@ -55,6 +55,10 @@ class Unreachable(Exception):
     """The upstream did not answer (refused, timed out, 5xx)."""
 
 
+class Refused(Exception):
+    """The upstream answered, and refused (4xx): e.g. a gated repo whose terms the token's owner did not accept."""
+
+
 def install(bk: Backends) -> None:
     """Make this process's backends the ones a lookup miss mirrors into (`cove.app.create_app`)."""
     global _bk
@@ -224,7 +228,12 @@ def mirror_repo(db: Session, bk: Backends, repo_type: str, repo_id: str) -> Repo
     git = pygit2.init_repository(str(path), bare=True, initial_head="main")
     git.config["uploadpack.allowAnySHA1InWant"] = True
     try:
-        fetch(bk, key, repo_type, canonical)
+        try:
+            fetch(bk, key, repo_type, canonical)
+        except Refused:
+            shutil.rmtree(path, ignore_errors=True)
+            log.info("mirror: the upstream refused git access to %s %s", repo_type, canonical)
+            return None
         (path / MARKER).write_text(json.dumps({"type": repo_type, "id": canonical, "upstream": shown_upstream(bk)}))
     except BaseException:
         shutil.rmtree(path, ignore_errors=True)
@@ -259,6 +268,8 @@ def fetch(bk: Backends, key: str, repo_type: str, repo_id: str) -> None:
         raise Unreachable(url) from exc
     if r.returncode != 0:
         err = r.stderr.strip()
+        if re.search(r"returned error: 4\d\d", err):  # refused (a gated repo the token may not read): not down
+            raise Refused(err)
         if "unable to access" in err or "Failed to connect" in err or "Could not resolve" in err:
             trip(bk)
             raise Unreachable(err)
@@ -304,10 +315,12 @@ def needs_check(bk: Backends, key: str, rev: str) -> bool:
 
 def refresh(bk: Backends, repo: Repo, rev: str) -> None:
     """Before `rev` is resolved: check the upstream when `needs_check` says so (never blocks past the breaker;
-    an unreachable upstream leaves what is here being served)."""
+    an unreachable upstream leaves what is here being served). A revision not known here is asked for at once,
+    but at most once a second per repo (a typo does not become a stream of upstream requests)."""
     if not needs_check(bk, repo.storage_key, rev) or not available():
         return
-    sync_repo(bk, repo.id, repo.storage_key, force=False)
+    unknown = bk.repos.resolve(repo.storage_key, rev) is None
+    sync_repo(bk, repo.id, repo.storage_key, force=False, min_age=1.0 if unknown else None)
 
 
 def _advertised(bk: Backends, repo_type: str, repo_id: str) -> dict[str, str]:
@@ -330,15 +343,15 @@ def _advertised(bk: Backends, repo_type: str, repo_id: str) -> dict[str, str]:
     return refs
 
 
-def sync_repo(bk: Backends, repo_pk: int, key: str, *, force: bool) -> bool:
+def sync_repo(bk: Backends, repo_pk: int, key: str, *, force: bool, min_age: float | None = None) -> bool:
     """Bring a mirror's branches and tags up to the upstream's (a ref advertisement first: ``git fetch`` only
     when something moved). True when refs changed; the index follows main."""
     m = marker(bk, key)
     if m is None:
         return False
     with single(bk, f"fetch\0{key}"):
-        if not force and _checked_age(bk, key) <= bk.settings.mirror_ttl:
-            return False  # another reader checked while this one waited
+        if not force and _checked_age(bk, key) <= (bk.settings.mirror_ttl if min_age is None else min_age):
+            return False  # checked recently (maybe by another reader while this one waited)
         try:
             theirs = _advertised(bk, m["type"], m["id"])
             ours = {k: v for k, v in bk.repos.refs(key).items() if k.startswith(("refs/heads/", "refs/tags/"))}
@@ -346,7 +359,7 @@ def sync_repo(bk: Backends, repo_pk: int, key: str, *, force: bool) -> bool:
                 (bk.repos.path(key) / STAMP).touch()
                 return False
             fetch(bk, key, m["type"], m["id"])
-        except Unreachable:
+        except (Unreachable, Refused):
             return False
     from cove.services import repos
 
