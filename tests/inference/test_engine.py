@@ -15,14 +15,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import ENDPOINT, SERVER_ENV, free_port, start_server, stop_server
+from tests.conftest import DATA, ENDPOINT, SERVER_ENV, free_port, start_server, stop_server
 
 torch = pytest.importorskip("torch")
 TEXT = "the stock market rises on strong earnings"
 
 
-def _worker_pid(sha: str) -> int:
-    """The worker process serving the model at commit `sha` (its command line names the snapshot folder)."""
+def _worker_pid(sha: str, data: Path = DATA) -> int:
+    """The worker process of the server on `data` serving the model at commit `sha` (its command line names the
+    snapshot folder, ``<data>/inference/<repo pk>/<sha>``)."""
+    folder = str(data / "inference").encode()
     for _ in range(50):
         for pid in os.listdir("/proc"):
             if not pid.isdigit():
@@ -31,7 +33,8 @@ def _worker_pid(sha: str) -> int:
                 cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if b"cove.inference.worker" in cmd and any(a.endswith(sha.encode()) for a in cmd):
+            if b"cove.inference.worker" in cmd and any(a.startswith(folder) and a.endswith(sha.encode())
+                                                       for a in cmd):
                 return int(pid)
         time.sleep(0.1)
     raise AssertionError(f"no worker for {sha}")
@@ -159,10 +162,10 @@ def test_settings_namespaces_input_cap_memory_budget(own, tmp_path) -> None:
     shas["team/clf2"] = push(api, other, tok2, tmp_path / "m2", "team/clf2")  # other weights: another commit
     out = InferenceClient(model=f"{srv.endpoint}/models/team/clf", token=token).text_classification(TEXT)
     assert sorted(o.label for o in out) == ["neg", "pos"]
-    first = _worker_pid(shas["team/clf"])
+    first = _worker_pid(shas["team/clf"], srv.data)
     # Over the memory budget, loading a second model unloads the least recently used idle one.
     InferenceClient(model=f"{srv.endpoint}/models/team/clf2", token=token).text_classification(TEXT)
-    _worker_pid(shas["team/clf2"])
+    _worker_pid(shas["team/clf2"], srv.data)
     for _ in range(50):
         if not Path(f"/proc/{first}").exists():
             break
