@@ -100,7 +100,7 @@ def main() -> int:
                  "/owner/big/discussions/1", "/owner/big/discussions/1?tab=files",
                  "/owner/big/compare/v1...main", "/owner/big/commits/main/README.md",
                  "/owner/big/commits/main/rare.txt", "/owner/big/blame/main/README.md",
-                 "/owner/big/settings", "/owner/big/settings/access-requests",
+                 "/owner/big/tree/main", "/owner/big/settings", "/owner/big/settings/access-requests",
                  "/organizations/bigorg/settings/members", "/organizations/new"]
         rows = []
         for path in pages:

@@ -15,6 +15,7 @@ import httpx
 from huggingface_hub import HfApi
 from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By  # noqa: E402, I001
+from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 from tests.conftest import ENDPOINT
@@ -193,9 +194,12 @@ def test_org_member_transfer_compare_history_blame(browser, alice, bob, hub, rep
     p.find("#compare-link").click()
     Select(p.find("#compare-base")).select_by_visible_text("v1")
     Select(p.find("#compare-head")).select_by_visible_text("main")
+    old_title = p.find("#compare-title")
     p.find("#compare-form button").click()
+    p.wait.until(EC.staleness_of(old_title))
     p.url_has("/compare/v1...main")
-    assert "EPOCHS = 3" in " ".join(r.text for r in p.all('details[data-path="train.py"] tr.add'))
+    settled(p, lambda d: "EPOCHS = 3" in " ".join(
+        r.text for r in d.find_elements(By.CSS_SELECTOR, 'details[data-path="train.py"] tr.add')))
     p.shot("compare")
     p.open(f"/{hub.model}/blob/main/train.py")
     p.find("#file-history-link").click()

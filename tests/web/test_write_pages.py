@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import uuid
 from pathlib import Path
 
@@ -280,6 +281,11 @@ def test_compare_two_tags_file_history_and_blame(anon_web, hub, alice_web, repo_
     config = anon_web.get(f"/{hub.model}/commits/main/config.json").text
     assert "Add model card" in config and "Train for 3 epochs" not in config
     assert "Train for 3 epochs" in anon_web.get(f"/{hub.model}/commits/main").text  # the whole history still
+    # The file tree's "last commit" column.
+    tree = anon_web.get(f"/{hub.model}/tree/main").text
+    rows = {m.group(1): m.group(2) for m in re.finditer(
+        r'/blob/main/([^"]+)">[^<]*</a>.*?<td class="last-change">(.*?)</td>', tree, re.S)}
+    assert "Train for 3 epochs" in rows["train.py"] and "Add model card" in rows["config.json"]
     # Blame: each line with the commit that last changed it.
     blame = anon_web.get(f"/{hub.model}/blame/main/train.py").text
     assert "import torch" in blame and "Train for 3 epochs" in blame and "Add model card" in blame

@@ -84,11 +84,16 @@ def tree_page(repo_type: str, request: Request, ns: str, name: str, rev: str, pa
     suffix = f"/{qpath(path)}" if path else ""
     with bk.db.session() as db:
         security = scans.security_for(db, shown)
+    # The "last commit" column and the commit count: bounded, cached walks (`web.gitviews`).
+    changed_in = gitviews.last_commits(bk, key, sha, path)
+    infos = {c: bk.repos.commit_info(key, c) for c in set(changed_in.values())}
+    last_of = {e.path: infos.get(changed_in.get(e.path.rsplit("/", 1)[-1], "")) for e in shown}
     return render_page(
         request, "tree.html", title=f"{view.repo_id} at {rev}", view=view, tab="files", rev=rev, sha=sha,
-        path=path,
+        path=path, last_of=last_of,
         entries=shown, hidden=len(entries) - len(shown), xet=_xet_badges(bk, view, shown), security=security,
-        last=bk.repos.commit_info(key, sha), n_commits=bk.repos.count_commits(key, sha),
+        last=bk.repos.commit_info(key, sha),
+        n_commits=gitviews.cached(("count", key, sha), lambda: bk.repos.count_commits(key, sha)),
         crumbs=_crumbs(view, rev, path),
         revs=_rev_options(view, rev, sha, lambda r: f"{view.base}/tree/{q(r)}{suffix}"),
     )

@@ -7,9 +7,11 @@ so a page reads only as far back as it shows.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +22,7 @@ from cove.backends import Backends
 #: Blame looks this many first-parent commits back; older lines are attributed to the last one looked at.
 BLAME_DEPTH = 1000
 #: A file's history page walks at most this many commits, then offers to go on from where it stopped.
-PATH_SCAN = 3000
+PATH_SCAN = 1500
 _TIME = pygit2.enums.SortMode.TIME
 _cache: OrderedDict[tuple, Any] = OrderedDict()
 _lock = threading.Lock()
@@ -40,6 +42,34 @@ def cached(key: tuple, compute: Callable[[], Any]) -> Any:
     return value
 
 
+def _ordered(git: pygit2.Repository, sha: str, chunk: int = 200) -> Iterator[pygit2.Commit]:
+    """The commits reachable from `sha`, newest first, streamed: libgit2's commit-time order (which needs no
+    full walk), each chunk reordered so that a child comes before its parents even when they share a
+    timestamp (commits made within one second)."""
+    walker = git.walk(sha, _TIME)
+    while True:
+        batch = list(itertools.islice(walker, chunk))
+        if not batch:
+            return
+        index = {c.id: i for i, c in enumerate(batch)}
+        waiting = [0] * len(batch)  # children in the batch not yet emitted
+        for c in batch:
+            for pid in c.parent_ids:
+                if pid in index:
+                    waiting[index[pid]] += 1
+        ready = [i for i in range(len(batch)) if waiting[i] == 0]
+        heapq.heapify(ready)
+        while ready:
+            i = heapq.heappop(ready)
+            yield batch[i]
+            for pid in batch[i].parent_ids:
+                j = index.get(pid)
+                if j is not None:
+                    waiting[j] -= 1
+                    if waiting[j] == 0:
+                        heapq.heappush(ready, j)
+
+
 def _entry_id(tree: pygit2.Tree, path: str) -> pygit2.Oid | None:
     try:
         return tree[path].id
@@ -54,7 +84,7 @@ def path_log(bk: Backends, key: str, sha: str, path: str, *, skip: int, limit: i
         git = bk.repos.repo(key)
         out: list[str] = []
         n = 0
-        for scanned, c in enumerate(git.walk(sha, _TIME)):
+        for scanned, c in enumerate(_ordered(git, sha)):
             if scanned >= PATH_SCAN:
                 return out, str(c.id)
             mine = _entry_id(c.tree, path)
@@ -111,3 +141,43 @@ def blame(bk: Backends, key: str, sha: str, path: str) -> list[BlameHunk]:
         return out
 
     return cached(("blame", key, sha, path), compute)
+
+
+#: The file tree's "last commit" column looks this many commits back; older entries show none.
+LAST_SCAN = 500
+
+
+def _subtree(git: pygit2.Repository, tree: pygit2.Tree, folder: str) -> pygit2.Tree | None:
+    if not folder:
+        return tree
+    try:
+        obj = tree[folder]
+    except KeyError:
+        return None
+    obj = git[obj.id]
+    return obj if isinstance(obj, pygit2.Tree) else None
+
+
+def last_commits(bk: Backends, key: str, sha: str, folder: str) -> dict[str, str]:
+    """{entry name: id of the newest commit that changed it} for the entries of `folder` at `sha`, looking
+    at most `LAST_SCAN` commits back; commits that leave the folder's tree as it was are skipped whole."""
+    def compute() -> dict[str, str]:
+        git = bk.repos.repo(key)
+        head = _subtree(git, git[sha].peel(pygit2.Commit).tree, folder)
+        pending = {e.name for e in head} if head is not None else set()
+        out: dict[str, str] = {}
+        for i, c in enumerate(_ordered(git, sha)):
+            if i >= LAST_SCAN or not pending:
+                break
+            mine = _subtree(git, c.tree, folder)
+            theirs = [_subtree(git, p.tree, folder) for p in c.parents]
+            if theirs and all(t is not None and mine is not None and t.id == mine.id for t in theirs):
+                continue
+            for name in list(pending):
+                now = mine[name].id if mine is not None and name in mine else None
+                if not theirs or any((t[name].id if t is not None and name in t else None) != now for t in theirs):
+                    out[name] = str(c.id)
+                    pending.discard(name)
+        return out
+
+    return cached(("last", key, sha, folder), compute)
