@@ -125,10 +125,10 @@ def test_push_reloads_and_revision_pins(api, models, alice, tmp_path) -> None:
 @pytest.fixture(scope="module")
 def own(tmp_path_factory):  # noqa: ANN201
     """A server of its own: inference only for the `team` namespace, inputs up to 2,000 bytes, memory for one
-    loaded model."""
+    loaded model, 2 requests in flight per caller."""
     data = tmp_path_factory.mktemp("inference-own") / "data"
     srv = start_server(data, free_port(), COVE_INFERENCE_NAMESPACES="team", COVE_INFERENCE_MAX_INPUT="2000",
-                       COVE_INFERENCE_MEMORY=str(1 << 20))
+                       COVE_INFERENCE_MEMORY=str(1 << 20), COVE_INFERENCE_MAX_PER_USER="2")
     env = {**SERVER_ENV, "COVE_DATA": str(data)}
 
     def cove(*args: str) -> str:
@@ -171,6 +171,20 @@ def test_settings_namespaces_input_cap_memory_budget(own, tmp_path) -> None:
             break
         time.sleep(0.1)
     assert not Path(f"/proc/{first}").exists()
+    # A caller's third request in flight is turned away (429); the first two are answered.
+    pid = _worker_pid(shas["team/clf2"], srv.data)
+    url, h = f"{srv.endpoint}/models/team/clf2", {"Authorization": f"Bearer {token}"}
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            held = [pool.submit(httpx.post, url, json={"inputs": TEXT}, headers=h, timeout=120) for _ in range(2)]
+            time.sleep(2)
+            third = httpx.post(url, json={"inputs": TEXT}, headers=h, timeout=120)
+            os.kill(pid, signal.SIGCONT)
+            assert [f.result().status_code for f in held] == [200, 200]
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert third.status_code == 429 and third.headers["retry-after"] == "1"
     with pytest.raises(HfHubHTTPError) as err:
         InferenceClient(model=f"{srv.endpoint}/models/carol/clf", token=token).text_classification(TEXT)
     assert err.value.response.status_code == 403 and "not enabled" in err.value.response.headers["x-error-message"]
@@ -193,3 +207,4 @@ def test_a_model_that_cannot_load(api, alice) -> None:
         assert r.status_code == 500 and r.headers["x-error-code"] == "InferenceWorkerFailed"
         assert "could not be loaded" in r.json()["error"]
     assert httpx.get(f"{ENDPOINT}/api/models/{repo_id}", headers=h).status_code == 200
+

@@ -103,16 +103,16 @@ async def _infer(ns: str, name: str, task: str | None, request: Request, bk, act
     chosen = _pick_task(target.task, task is not None, inputs, params)
     engine = _engine(request)
     headers = {"X-Repo-Commit": target.sha, "X-Compute-Type": "cpu"}
-    with engine.user_slot(_who(actor, request)):
-        if chosen not in GENERATIVE:
-            info: dict = {}
+    if chosen not in GENERATIVE:
+        info: dict = {}
+        with engine.user_slot(_who(actor, request)):
             result = await engine.run(target.key, target.path, "batch",
                                       {"task": chosen, "item": {"inputs": inputs, "parameters": params}},
                                       wait=_wait(request), info=info)
-            return JSONResponse(result, headers={**headers, "X-Inference-Batch": str(info.get("batch", 1))})
-        if not isinstance(inputs, str):
-            raise BadRequest("`inputs` must be a string")
-        events = await _generation(engine, target, request, {"prompt": inputs}, params)
+        return JSONResponse(result, headers={**headers, "X-Inference-Batch": str(info.get("batch", 1))})
+    if not isinstance(inputs, str):
+        raise BadRequest("`inputs` must be a string")
+    events = await _generation(engine, target, request, actor, {"prompt": inputs}, params)
     if body.get("stream"):
         return StreamingResponse(_tgi_stream(events, inputs, params), media_type="text/event-stream",
                                  headers=headers)
@@ -127,9 +127,10 @@ async def _infer(ns: str, name: str, task: str | None, request: Request, bk, act
 _GEN_KEYS = ("max_new_tokens", "temperature", "top_p", "top_k", "do_sample", "repetition_penalty", "seed", "stop")
 
 
-async def _generation(engine: Engine, target: service.Target, request: Request, source: dict,
+async def _generation(engine: Engine, target: service.Target, request: Request, actor: Actor, source: dict,
                       params: dict) -> AsyncIterator[dict]:
-    """Start a generation; its first event is awaited here, so a refusal is this request's HTTP error."""
+    """Start a generation; its first event is awaited here, so a refusal is this request's HTTP error. It counts
+    as the caller's request in flight until its last event is read (or the stream is dropped)."""
     p = {k: params[k] for k in _GEN_KEYS if params.get(k) is not None}
     if isinstance(p.get("stop"), str):
         p["stop"] = [p["stop"]]
@@ -144,27 +145,39 @@ async def _generation(engine: Engine, target: service.Target, request: Request, 
         raise BadRequest(f"Invalid generation parameter: {exc}") from exc
     if p.get("max_new_tokens", 1) < 0 or p.get("temperature", 0) < 0:
         raise BadRequest("max_new_tokens and temperature must not be negative")
-    events = await engine.generate(target.key, target.path, {
-        **source, "parameters": p, "max_new_tokens": engine.settings.inference_max_new_tokens},
-        wait=_wait(request))
-    first = await anext(events)
+    who = _who(actor, request)
+    engine.enter(who)
+    try:
+        events = await engine.generate(target.key, target.path, {
+            **source, "parameters": p, "max_new_tokens": engine.settings.inference_max_new_tokens},
+            wait=_wait(request))
+        first = await anext(events)
+    except BaseException:
+        engine.leave(who)
+        raise
 
     async def chained() -> AsyncIterator[dict]:
-        yield first
-        async for ev in events:
-            yield ev
+        try:
+            yield first
+            async for ev in events:
+                yield ev
+        finally:
+            engine.leave(who)
 
     return chained()
 
 
 async def _collect(events: AsyncIterator[dict]) -> tuple[str, list[dict], dict]:
     tokens: list[dict] = []
-    async for ev in events:
+    done = None
+    async for ev in events:  # to the end: the stream's own bookkeeping runs when it is exhausted
         if "token" in ev:
             tokens.append(ev["token"])
         else:
-            return ev["done"]["generated_text"], tokens, ev["done"]
-    raise HubError("The generation ended early")
+            done = ev["done"]
+    if done is None:
+        raise HubError("The generation ended early")
+    return done["generated_text"], tokens, done
 
 
 def _sse(obj: Any) -> bytes:
@@ -271,8 +284,7 @@ async def _openai_generation(request: Request, bk, actor: Actor, body: dict, cha
             raise BadRequest("`prompt` must be a string")
         source = {"prompt": prompt}
     engine = _engine(request)
-    with engine.user_slot(_who(actor, request)):
-        events = await _generation(engine, target, request, source, params)
+    events = await _generation(engine, target, request, actor, source, params)
     cid = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex[:24]}"
     created = int(time.time())
     model = body.get("model") if isinstance(body.get("model"), str) else repo_id

@@ -105,19 +105,25 @@ class Engine:
         self._janitor: asyncio.Task | None = None
 
     # -- public -------------------------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def user_slot(self, who: str):  # noqa: ANN201
-        """Count one request of `who` in flight; 429 past `inference_max_per_user`."""
+    def enter(self, who: str) -> None:
+        """Count one request of `who` in flight (`leave` ends it); 429 past `inference_max_per_user`."""
         if self.per_user.get(who, 0) >= self.settings.inference_max_per_user:
             raise TooManyRequests("Too many inference requests in flight for this caller; retry shortly",
                                   headers={"Retry-After": "1"})
         self.per_user[who] = self.per_user.get(who, 0) + 1
+
+    def leave(self, who: str) -> None:
+        self.per_user[who] -= 1
+        if not self.per_user[who]:
+            del self.per_user[who]
+
+    @contextlib.contextmanager
+    def user_slot(self, who: str):  # noqa: ANN201
+        self.enter(who)
         try:
             yield
         finally:
-            self.per_user[who] -= 1
-            if not self.per_user[who]:
-                del self.per_user[who]
+            self.leave(who)
 
     async def run(self, key: tuple[int, str, str], path: Path, op: str, payload: dict, *, wait: bool = True,
                   info: dict | None = None) -> Any:
