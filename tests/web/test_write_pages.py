@@ -336,3 +336,26 @@ def test_org_create_members_roles_and_transfer(alice_web, bob_web, anon_web, api
     with pytest.raises(HfHubHTTPError):
         bob_api.upload_file(path_or_fileobj=b"y", path_in_repo="y.txt", repo_id=moved)
     api.delete_repo(moved)
+
+
+def test_profile_likes_and_storage(alice_web, bob_web, anon_web, api, repo_factory, acme):
+    public = repo_factory("web-liked")
+    private = repo_factory("web-liked-priv", private=True)
+    api.upload_file(path_or_fileobj=b"x" * 5000, path_in_repo="blob.bin", repo_id=public)
+    token = _form(alice_web, "/new")
+    for repo_id in (public, private):
+        assert alice_web.post(f"/{repo_id}/like", data={"csrf_token": token}).status_code == 303
+    try:
+        mine = alice_web.get("/alice").text
+        assert public in mine and private in mine and 'id="likes"' in mine
+        theirs = anon_web.get("/alice").text
+        assert public in theirs.split('id="likes"')[1] and private not in theirs
+        storage = alice_web.get("/settings/storage")
+        assert storage.status_code == 200 and f'data-repo="{public}"' in storage.text
+        assert f'data-repo="{private}"' in storage.text
+        assert alice_web.get("/organizations/acme/settings/storage").status_code == 200
+        assert bob_web.get("/organizations/acme/settings/storage").status_code == 403  # not a member
+        assert anon_web.get("/settings/storage", follow_redirects=False).status_code == 302
+    finally:
+        for repo_id in (public, private):
+            alice_web.post(f"/{repo_id}/like", data={"csrf_token": token})

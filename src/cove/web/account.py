@@ -12,7 +12,7 @@ from cove.backends import Backends
 from cove.db.tables import Namespace
 from cove.deps import client_host
 from cove.errors import Forbidden, NotFound, TooManyRequests
-from cove.services import accounts, search, throttle
+from cove.services import access, accounts, likes, search, throttle, usage
 from cove.web import sessions
 from cove.web.render import page
 
@@ -167,11 +167,28 @@ def person_page(request: Request, ns: str) -> Response:
             q = search.Query(repo_type=repo_type, search=[], author=who.name, sort="lastModified")
             sections.append((repo_type, search.page(db, v.actor, q, offset=0, limit=PER_TYPE),
                              search.count(db, v.actor, q)))
+        liked: list = []
         if who.kind == "user":
             related = [(o.name, role) for o, role in accounts.orgs_of(db, who.id)]
+            # Likes, as on the Hub's profile: only repos this visitor may see, newest first.
+            found = sorted(likes.liked_by(db, who.name), key=lambda rc: rc[1], reverse=True)
+            liked = [(r.type, r.repo_id) for r, _ in found if access.can_read(db, v.actor, r)][:PER_TYPE]
         else:
             related = [(u.name, role) for u, role in accounts.members_of(db, who.id)]
         db.expunge(who)
     return page(request, "person.html", title=who.fullname or who.name, who=who, sections=sections,
-                related=related)
+                related=related, liked=liked)
+
+
+def storage_page(request: Request, org: str | None = None) -> Response:
+    """`/settings/storage` (your repos) and `/organizations/{org}/settings/storage`: bytes kept per repo
+    (`usage.namespace_usage`, what the API's repo listing with storage reports)."""
+    v = sessions.visitor(request)
+    if v.actor.anonymous:
+        return RedirectResponse(f"/login?next={request.url.path}", status_code=302)
+    bk: Backends = request.app.state.backends
+    with bk.db.session() as db:
+        rows = usage.namespace_usage(db, bk, v.actor, org)
+    return page(request, "storage.html", title="Storage", owner=org or v.actor.name, rows=rows,
+                total=sum(r.storage for r in rows))
 
