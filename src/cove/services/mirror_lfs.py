@@ -61,11 +61,8 @@ upstream_fetches = 0
 def pending(db: Session, bk: Backends, repo: Repo, loc: BlobLocation, size: int) -> Pending | None:
     """When `loc` is a mirrored repo's LFS object not stored yet: what to fetch. `EntryNotFound` saying the
     upstream is unreachable while the breaker is open (never-fetched bytes answer as a miss)."""
-    if loc.kind != "lfs" or bk.blobs.exists(loc.key):
-        return None
-    row = mirror.mirrored(db, repo)
-    if row is None:
-        return None
+    if loc.kind != "lfs" or mirror.marker(bk, repo.storage_key) is None or bk.blobs.exists(loc.key):
+        return None  # the marker first: an ordinary repo's read costs no extra blob-store call (S3: a HEAD)
     if not mirror.enabled(bk) or not mirror.available():
         raise EntryNotFound(mirror.unreachable_message(bk, "File not found"))
     return Pending(repo.id, repo.type, repo.repo_id, loc.key.removeprefix("lfs/"), size)
