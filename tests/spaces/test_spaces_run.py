@@ -88,8 +88,9 @@ class Hub:
         self.spaces = Path(f"/tmp/cove-spaces-test-{uuid.uuid4().hex[:8]}")
         self.spaces.mkdir(mode=0o755)
         self.port = free_port()
+        # One app at a time: a second one running puts the least recently visited to sleep.
         self.env = {"COVE_SPACES_ROOT": str(self.spaces), "COVE_SPACES_POLL_INTERVAL": "0.5",
-                    "COVE_SPACES_START_TIMEOUT": "120", "COVE_SCAN_INTERVAL": "0"}
+                    "COVE_SPACES_START_TIMEOUT": "120", "COVE_SCAN_INTERVAL": "0", "COVE_SPACES_MAX_RUNNING": "1"}
         self.server = None
         self.start()
 
@@ -332,17 +333,21 @@ def test_docker_space_needs_a_container_runner_and_one_hardware_tier(hub):
 
 
 @needs_chromium
-def test_streamlit_space_runs_over_the_proxied_websocket(hub, browser):
+def test_streamlit_space_runs_over_the_proxied_websocket(hub, browser, gradio_space):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
     api = hub.api(hub.alice)
+    gradio_serving = api.get_space_runtime(gradio_space).raw["replicas"]["current"] == 1  # (in module order)
     repo_id = f"sally/streamlit-{uuid.uuid4().hex[:6]}"
     api.create_repo(repo_id, repo_type="space", space_sdk="streamlit")
     push(api, repo_id, {"app.py": "import streamlit as st\nname = st.text_input('name')\n"
                                   "st.write('hello ' + name.upper())\n"})
     rt = wait_stage(api, repo_id, ("RUNNING", "BUILD_ERROR", "RUNTIME_ERROR"))
     assert rt.stage == "RUNNING", rt.raw
+    # Past COVE_SPACES_MAX_RUNNING (1 here) the least recently visited app sleeps: the gradio one.
+    if gradio_serving:
+        wait_stage(api, gradio_space, ("SLEEPING",), timeout=30)
     browser.get(f"{hub.endpoint}/spaces/{repo_id}/app/")
     until(lambda: browser.find_elements(By.CSS_SELECTOR, "input[type=text]"))[0].send_keys("cove", Keys.ENTER)
     until(lambda: "hello COVE" in browser.page_source)  # each rerun travels over Streamlit's WebSocket
