@@ -210,9 +210,11 @@ class Engine:
         return slot
 
     def _retire_older(self, slot: Slot) -> None:
-        """A push gave this repo a new commit: its other commits' models go once idle (now, if they are)."""
+        """A push gave this repo a new commit: the same model at its other commits stops now if idle (else later:
+        idle unload, or the memory budget)."""
         for other in list(self.slots.values()):
-            if other is not slot and other.key[0] == slot.key[0] and other.inflight == 0:
+            same_model = other.key[0] == slot.key[0] and other.key[2] == slot.key[2] and other.key[1] != slot.key[1]
+            if other is not slot and same_model and other.inflight == 0:
                 asyncio.get_running_loop().create_task(self._stop(other, "a newer commit is loaded"))
 
     async def _start(self, slot: Slot) -> None:
