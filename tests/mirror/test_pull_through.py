@@ -210,6 +210,35 @@ def test_sixteen_first_readers_fetch_once(hubs, model):
     assert hubs["proxy"].counts[key] == 1
 
 
+def test_first_readers_in_two_worker_processes_fetch_once(hubs, model, tmp_path):
+    """A mirror with 2 worker processes: the per-oid file lock makes the other process wait for the blob."""
+    data = os.urandom(BIG)
+    with pytest.MonkeyPatch.context() as mp:
+        from huggingface_hub import constants
+
+        mp.setattr(constants, "HF_HUB_DISABLE_XET", True)
+        sha = model["api"].upload_file(path_or_fileobj=data, path_in_repo="big2.bin", repo_id=model["id"],
+                                       revision="dev").oid
+    model["dev"] = sha
+    model["files"]["big2.bin"] = data
+    two = start_server(tmp_path / "two", free_port(), COVE_WORKERS="2", **hubs["env"])
+    try:
+        url = f"{two.endpoint}/{model['id']}/resolve/{sha}/big2.bin"
+        barrier = threading.Barrier(16)
+
+        def read(_: int) -> str:
+            barrier.wait()
+            with httpx.stream("GET", url, timeout=120) as r:
+                assert r.status_code == 200
+                return hashlib.sha256(b"".join(r.iter_bytes())).hexdigest()
+
+        with ThreadPoolExecutor(16) as pool:
+            assert set(pool.map(read, range(16))) == {hashlib.sha256(data).hexdigest()}
+        assert hubs["proxy"].counts[f"/{model['id']}/resolve/{sha}/big2.bin"] == 1
+    finally:
+        stop_server(two.proc)
+
+
 def test_the_token_stays_server_side_and_mirrors_are_read_only(hubs, model):
     end = hubs["mirror"].endpoint
     for url in (f"{end}/api/models/{model['id']}", f"{end}/{model['id']}/resolve/main/notes.txt",
