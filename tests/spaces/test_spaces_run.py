@@ -27,6 +27,14 @@ pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="running Spaces needs root (each app runs under its own uid)"),
 ]
 
+#: The SDK versions the tests pin (README `sdk_version`), so a new release can't change what they run.
+GRADIO, STREAMLIT = "6.31.0", "1.67.0"
+
+
+def readme(sdk: str, version: str) -> str:
+    return f"---\ntitle: test\nsdk: {sdk}\nsdk_version: {version}\napp_file: app.py\n---\n"
+
+
 UPPER = '''import gradio as gr
 gr.Interface(lambda s: s.upper(), "text", "text", api_name="predict").launch()
 '''
@@ -170,7 +178,7 @@ def gradio_space(hub) -> str:
     repo_id = f"sally/upper-{uuid.uuid4().hex[:6]}"
     api = hub.api(hub.alice)
     api.create_repo(repo_id, repo_type="space", space_sdk="gradio")
-    push(api, repo_id, {"app.py": UPPER, "requirements.txt": "\n"})
+    push(api, repo_id, {"README.md": readme("gradio", GRADIO), "app.py": UPPER, "requirements.txt": "\n"})
     return repo_id
 
 
@@ -186,7 +194,7 @@ def test_gradio_space_runs_and_answers_through_cove(hub, gradio_space):
     assert page.status_code == 200 and "gradio" in page.text.lower()
     assert page.headers["content-security-policy"].startswith("sandbox allow-scripts")  # opaque origin
     build_log = "".join(api.fetch_space_logs(gradio_space, build=True))
-    assert "gradio" in build_log
+    assert f"gradio=={GRADIO}" in build_log  # the README's sdk_version
 
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -341,7 +349,8 @@ def test_streamlit_space_runs_over_the_proxied_websocket(hub, browser, gradio_sp
     gradio_serving = api.get_space_runtime(gradio_space).raw["replicas"]["current"] == 1  # (in module order)
     repo_id = f"sally/streamlit-{uuid.uuid4().hex[:6]}"
     api.create_repo(repo_id, repo_type="space", space_sdk="streamlit")
-    push(api, repo_id, {"app.py": "import streamlit as st\nname = st.text_input('name')\n"
+    push(api, repo_id, {"README.md": readme("streamlit", STREAMLIT),
+                        "app.py": "import streamlit as st\nname = st.text_input('name')\n"
                                   "st.write('hello ' + name.upper())\n"})
     rt = wait_stage(api, repo_id, ("RUNNING", "BUILD_ERROR", "RUNTIME_ERROR"))
     assert rt.stage == "RUNNING", rt.raw
@@ -378,7 +387,7 @@ def probe_space(hub) -> str:
     api.add_space_secret(repo_id, "MY_SECRET", "s3cr3t-cove-value", description="for the test")
     api.add_space_variable(repo_id, "DATA_PATH", str(hub.data.resolve()))
     api.add_space_variable(repo_id, "OTHERS_PATH", str(hub.spaces / "apps"))
-    push(api, repo_id, {"app.py": PROBE})
+    push(api, repo_id, {"README.md": readme("gradio", GRADIO), "app.py": PROBE})
     rt = wait_stage(api, repo_id, ("RUNNING", "BUILD_ERROR", "RUNTIME_ERROR"))
     assert rt.stage == "RUNNING", rt.raw
     return repo_id
