@@ -306,6 +306,10 @@ def test_policy_and_local_repos_win(hubs):
     up_other.create_repo(outside)
     r = httpx.get(f"{end}/api/models/{outside}")  # not in COVE_MIRROR_ALLOW: an ordinary miss
     assert r.status_code == 404 and "unreachable" not in r.headers["x-error-message"]
+    missing = f"{NAME}/missing-{uuid.uuid4().hex[:6]}"  # allowed, but the upstream has none
+    for _ in range(3):
+        assert httpx.get(f"{end}/api/models/{missing}").status_code == 404
+    assert hubs["proxy"].counts[f"/api/models/{missing}"] == 1  # a miss is remembered for the TTL
     clash = f"{NAME}/clash-{uuid.uuid4().hex[:6]}"
     up.create_repo(clash)
     mine = HfApi(endpoint=end, token=hubs["mirror_token"])

@@ -49,6 +49,7 @@ _client: httpx.Client | None = None
 _markers: dict[str, dict | None] = {}  # storage key -> marker (a key never changes between mirror and not)
 _locks: dict[str, threading.Lock] = {}
 _locks_guard = threading.Lock()
+_misses: dict[tuple[str, str], float] = {}  # (type, lower id) -> time.monotonic() until which it is a known miss
 
 
 class Unreachable(Exception):
@@ -191,10 +192,15 @@ def pull_through(db: Session, repo_type: str, repo_id: str) -> Repo | None:
         return None
     if not allowed(db, bk, repo_type, repo_id):
         return None
+    miss = (repo_type, repo_id.lower())
+    if _misses.get(miss, 0.0) > time.monotonic():
+        return None  # the upstream had none a moment ago (a typo, a crawler): not asked again until the TTL
     try:
         with single(bk, f"repo\0{repo_type}\0{repo_id.lower()}"), bk.db.session() as own:
-            if access.find_repo(own, repo_type, repo_id) is None:
-                mirror_repo(own, bk, repo_type, repo_id)
+            if access.find_repo(own, repo_type, repo_id) is None and mirror_repo(own, bk, repo_type, repo_id) is None:
+                if len(_misses) > 10_000:
+                    _misses.clear()
+                _misses[miss] = time.monotonic() + bk.settings.mirror_ttl
     except Unreachable as exc:
         raise RepoNotFound(unreachable_message(bk)) from exc
     return access.find_repo(db, repo_type, repo_id)
