@@ -100,7 +100,11 @@ class Hub:
         self.env = {"COVE_SPACES_ROOT": str(self.spaces), "COVE_SPACES_POLL_INTERVAL": "0.5",
                     "COVE_SPACES_START_TIMEOUT": "120", "COVE_SCAN_INTERVAL": "0", "COVE_SPACES_MAX_RUNNING": "1"}
         self.server = None
-        self.start()
+        try:
+            self.start()
+        except BaseException:
+            shutil.rmtree(self.spaces, ignore_errors=True)
+            raise
 
     def start(self) -> None:
         self.server = start_server(self.data, self.port, **self.env)
