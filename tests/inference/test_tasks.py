@@ -142,6 +142,17 @@ def test_bad_and_oversize_inputs(models, alice) -> None:
     assert r.status_code == 413
     r = httpx.post(f"{ENDPOINT}/models/{m.repo_id}/pipeline/image-classification", json={"inputs": "x"}, headers=h)
     assert r.status_code == 400 and "not supported" in r.json()["error"]
+    r = httpx.post(m.url, json={"inputs": "x"}, headers=h, params={"revision": "nope"})
+    assert r.status_code == 404 and r.headers["x-error-code"] == "RevisionNotFound"
+
+
+def test_a_repo_without_a_model(api, repo_factory, alice) -> None:
+    """A repo with files but no model: 400 before any worker starts (whatever task is asked)."""
+    repo_id = repo_factory("inf-nomodel")
+    api.upload_file(path_or_fileobj=b"\x00" * 64, path_in_repo="w.bin", repo_id=repo_id)
+    r = httpx.post(f"{ENDPOINT}/models/{repo_id}/pipeline/text-classification", json={"inputs": "x"},
+                   headers={"Authorization": f"Bearer {alice.token}"})
+    assert r.status_code == 400 and "no model" in r.json()["error"]
 
 
 def test_summarization_translation_text2text(models, alice) -> None:

@@ -92,9 +92,9 @@ async def _infer(ns: str, name: str, task: str | None, request: Request, bk, act
                  revision: str | None) -> Response:
     service.enabled(bk)
     body = await _body(request, bk)
-    target = await run_in_threadpool(service.target, bk, actor, f"{ns}/{name}", revision, task)
     if "inputs" not in body:
         raise BadRequest("The body needs `inputs`")
+    target = await run_in_threadpool(service.target, bk, actor, f"{ns}/{name}", revision, task)
     inputs, params = body["inputs"], body.get("parameters") or {}
     if not isinstance(params, dict):
         raise BadRequest("`parameters` must be an object")

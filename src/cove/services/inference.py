@@ -69,6 +69,8 @@ def target(bk: Backends, actor: Actor, repo_id: str, revision: str | None, task:
         path = snap.materialize(bk, db, repo, sha)
         task = task or repo.pipeline_tag or snap.guess_task(path)
         pk, full_id = repo.id, repo.repo_id
+    if not (path / "config.json").is_file() and not any(path.rglob("*.gguf")):
+        raise BadRequest(f"{full_id} holds no model to run at this revision (no config.json, no .gguf file)")
     if not task:
         raise BadRequest(f"{full_id} names no pipeline_tag in its card: ask a task with /pipeline/{{task}}")
     if task not in LOAD_KIND:
