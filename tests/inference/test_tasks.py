@@ -170,3 +170,19 @@ def test_summarization_translation_text2text(models, alice) -> None:
     r = httpx.post(f"{ENDPOINT}/models/{m.repo_id}/pipeline/text2text-generation", headers={
         "Authorization": f"Bearer {alice.token}"}, json={"inputs": [text, text], "parameters": {"max_new_tokens": 10}})
     assert r.json() == [{"generated_text": expected}] * 2
+
+
+def test_gated_model_answers_as_its_files_do(api, repo_factory, alice, bob, tmp_path) -> None:
+    """A gated model runs only for callers whose access was accepted: the others get what /resolve answers."""
+    from tests.inference.conftest import _bert, push
+
+    repo_id = repo_factory("inf-gated")
+    model, tok = _bert(tmp_path / "g", "BertForMaskedLM")
+    push(api, model, tok, tmp_path / "g", repo_id)
+    api.update_repo_settings(repo_id, gated="manual")
+    for headers in ({"Authorization": f"Bearer {bob.token}"}, {}):
+        r = httpx.post(f"{ENDPOINT}/models/{repo_id}", json={"inputs": "the [MASK] rises"}, headers=headers)
+        resolve = httpx.get(f"{ENDPOINT}/{repo_id}/resolve/main/config.json", headers=headers)
+        assert (r.status_code, r.headers.get("x-error-code")) == (resolve.status_code,
+                                                                  resolve.headers.get("x-error-code"))
+        assert r.status_code in (401, 403) and r.headers["x-error-code"] == "GatedRepo"
