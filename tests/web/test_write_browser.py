@@ -13,9 +13,8 @@ import uuid
 
 import httpx
 from huggingface_hub import HfApi
-from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException, WebDriverException
 from selenium.webdriver.common.by import By  # noqa: E402, I001
-from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 from tests.conftest import ENDPOINT
@@ -25,6 +24,15 @@ from tests.web.test_browser import Page, browser, pytestmark  # noqa: F401 - the
 def settled(p: Page, condition) -> None:  # noqa: ANN001
     """Wait for `condition` across a page load (elements of the old page go stale)."""
     WebDriverWait(p.d, 15, ignored_exceptions=(StaleElementReferenceException, NoSuchElementException)).until(condition)
+
+
+def _gone(element) -> bool:  # noqa: ANN001
+    """The element's page has been replaced (Chromium reports it stale, or no longer in its document)."""
+    try:
+        element.is_enabled()
+    except WebDriverException:  # StaleElementReferenceException included
+        return True
+    return False
 
 
 def sign_in(p: Page, user: str) -> None:
@@ -107,7 +115,8 @@ def test_create_upload_edit_pull_request_merge(browser, alice, bob, api, tmp_pat
     p.url_has(f"/{repo_id}/discussions/1")
     assert not p.all("#merge-form")
     p.find("#pr-files-tab").click()
-    assert "A line from bob." in " ".join(r.text for r in p.all("tr.add"))
+    p.url_has("tab=files")
+    settled(p, lambda d: "A line from bob." in " ".join(r.text for r in d.find_elements(By.CSS_SELECTOR, "tr.add")))
 
     # alice comments and merges it.
     sign_in(p, "alice")
@@ -196,7 +205,7 @@ def test_org_member_transfer_compare_history_blame(browser, alice, bob, hub, rep
     Select(p.find("#compare-head")).select_by_visible_text("main")
     old_title = p.find("#compare-title")
     p.find("#compare-form button").click()
-    p.wait.until(EC.staleness_of(old_title))
+    p.wait.until(lambda d: _gone(old_title))
     p.url_has("/compare/v1...main")
     settled(p, lambda d: "EPOCHS = 3" in " ".join(
         r.text for r in d.find_elements(By.CSS_SELECTOR, 'details[data-path="train.py"] tr.add')))

@@ -359,3 +359,18 @@ def test_profile_likes_and_storage(alice_web, bob_web, anon_web, api, repo_facto
     finally:
         for repo_id in (public, private):
             alice_web.post(f"/{repo_id}/like", data={"csrf_token": token})
+
+
+def test_renamed_files_show_as_renames(anon_web, api, repo_factory):
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete
+
+    repo_id = repo_factory("web-rename")
+    api.upload_file(path_or_fileobj=b"same bytes\n", path_in_repo="old/name.txt", repo_id=repo_id)
+    before = api.model_info(repo_id).sha
+    api.create_commit(repo_id, commit_message="Move it", operations=[
+        CommitOperationAdd("new/name.txt", b"same bytes\n"), CommitOperationDelete("old/name.txt")])
+    after = api.model_info(repo_id).sha
+    for page in (f"/{repo_id}/commit/{after}", f"/{repo_id}/compare/{before}...{after}"):
+        html = anon_web.get(page).text
+        assert 'class="status renamed">renamed' in html and "Renamed from old/name.txt" in html, page
+        assert 'class="status removed"' not in html and 'class="status added"' not in html, page

@@ -18,8 +18,8 @@ from fastapi.responses import RedirectResponse, Response
 from cove.api import discussions as api
 from cove.backends import Backends
 from cove.errors import BadRequest, Unauthorized
-from cove.web import cards
-from cove.web.files import MAX_DIFF_BYTES, MAX_DIFF_FILES, _file_diff
+from cove.web import cards, gitviews
+from cove.web.files import MAX_DIFF_BYTES, MAX_DIFF_FILES, FileDiff, _file_diff
 from cove.web.render import PLURALS, page
 from cove.web.repo import open_repo
 from cove.web.sessions import check_csrf
@@ -121,10 +121,12 @@ def _pr_diff(bk: Backends, view, num: int, merged: str | None) -> tuple[list, in
     base = str(mb) if mb is not None else None
     if base is None:
         return [], 0
-    changed = sorted(bk.repos.diff_paths(key, base, head), key=lambda c: c[1])
+    changed, renames = gitviews.pair_renames(bk, key, base, head, bk.repos.diff_paths(key, base, head))
+    changed.sort(key=lambda c: c[1])
     budget = [MAX_DIFF_BYTES]
-    diffs = [_file_diff(bk, key, base, head, status, path, view.may_read(path), budget)
-             for status, path in changed[:MAX_DIFF_FILES]]
+    diffs = [FileDiff(new, "renamed", [], note=f"Renamed from {old}, unchanged") for old, new in renames]
+    diffs += [_file_diff(bk, key, base, head, status, path, view.may_read(path), budget)
+              for status, path in changed[:MAX_DIFF_FILES]]
     return diffs, max(0, len(changed) - MAX_DIFF_FILES)
 
 

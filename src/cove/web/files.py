@@ -261,15 +261,17 @@ def commit_page(repo_type: str, request: Request, ns: str, name: str, sha: str) 
     full = files.resolve_revision(bk, view.repo, sha)
     info = bk.repos.commit_info(key, full)
     parent = info.parents[0] if info.parents else None
+    renames: list[tuple[str, str]] = []
     if parent:
-        changed = bk.repos.diff_paths(key, parent, full)
+        changed, renames = gitviews.pair_renames(bk, key, parent, full, bk.repos.diff_paths(key, parent, full))
     else:
         tree = bk.repos.list_tree(key, full, recursive=True) or []
         changed = [("added", e.path) for e in tree if e.type == "file"]
     changed.sort(key=lambda c: c[1])
     budget = [MAX_DIFF_BYTES]
-    diffs = [_file_diff(bk, key, parent, full, status, path, view.may_read(path), budget)
-             for status, path in changed[:MAX_DIFF_FILES]]
+    diffs = [FileDiff(new, "renamed", [], note=f"Renamed from {old}, unchanged") for old, new in renames]
+    diffs += [_file_diff(bk, key, parent, full, status, path, view.may_read(path), budget)
+              for status, path in changed[:MAX_DIFF_FILES]]
     stats = {
         "added": sum(1 for d in diffs for r in d.rows if r[0] == "add"),
         "removed": sum(1 for d in diffs for r in d.rows if r[0] == "del"),

@@ -181,3 +181,27 @@ def last_commits(bk: Backends, key: str, sha: str, folder: str) -> dict[str, str
         return out
 
     return cached(("last", key, sha, folder), compute)
+
+
+def pair_renames(bk: Backends, key: str, a: str, b: str,
+                 changed: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """Split `changed` ((status, path) between commits `a` and `b`) into the changes left and the renames
+    (old path, new path): a removed file whose exact content (the same blob, so the same LFS pointer too)
+    was added elsewhere. Content edited while moved stays a removal and an addition."""
+    removed = {p for s, p in changed if s == "removed"}
+    added = [p for s, p in changed if s == "added"]
+    if not removed or not added:
+        return changed, []
+    by_blob: dict[str, list[str]] = {}
+    for path in sorted(removed):
+        e = bk.repos.entry(key, a, path)
+        if e is not None and e.type == "file":
+            by_blob.setdefault(e.oid, []).append(path)
+    renames = []
+    for path in added:
+        e = bk.repos.entry(key, b, path)
+        olds = by_blob.get(e.oid) if e is not None and e.type == "file" else None
+        if olds:
+            renames.append((olds.pop(0), path))
+    moved = {o for o, _ in renames} | {n for _, n in renames}
+    return [(s, p) for s, p in changed if p not in moved], renames

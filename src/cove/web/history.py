@@ -14,7 +14,7 @@ from cove.errors import BadRequest
 from cove.services import compare, files
 from cove.services.paths import clean_path
 from cove.web import gitviews
-from cove.web.files import MAX_DIFF_BYTES, MAX_DIFF_FILES, _as_text, _file_diff, _rev_and_path
+from cove.web.files import MAX_DIFF_BYTES, MAX_DIFF_FILES, FileDiff, _as_text, _file_diff, _rev_and_path
 from cove.web.render import page, q, qpath
 from cove.web.repo import open_repo
 
@@ -38,10 +38,12 @@ def compare_page(repo_type: str, request: Request, ns: str, name: str, spec: str
     a = files.resolve_revision(bk, view.repo, base)
     b = files.resolve_revision(bk, view.repo, head)
     key = view.repo.storage_key
-    changed = sorted(bk.repos.diff_paths(key, a, b), key=lambda c: c[1])
+    changed, renames = gitviews.pair_renames(bk, key, a, b, bk.repos.diff_paths(key, a, b))
+    changed.sort(key=lambda c: c[1])
     budget = [MAX_DIFF_BYTES]
-    diffs = [_file_diff(bk, key, a, b, status, path, view.may_read(path), budget)
-             for status, path in changed[:MAX_DIFF_FILES]]
+    diffs = [FileDiff(new, "renamed", [], note=f"Renamed from {old}, unchanged") for old, new in renames]
+    diffs += [_file_diff(bk, key, a, b, status, path, view.may_read(path), budget)
+              for status, path in changed[:MAX_DIFF_FILES]]
     stats = {"added": sum(1 for d in diffs for r in d.rows if r[0] == "add"),
              "removed": sum(1 for d in diffs for r in d.rows if r[0] == "del")}
     revs = [*view.branches, *view.tags]
