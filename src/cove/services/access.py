@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from types import ModuleType
+
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from cove.db.tables import Namespace, Repo, RepoRedirect
 from cove.errors import Forbidden, GatedRepo, RepoMoved, RepoNotFound, Unauthorized
-from cove.services import mirror
 from cove.services.accounts import ANONYMOUS, Actor, get_namespace, org_role
 
 REPO_TYPES = ("model", "dataset", "space")
@@ -46,13 +47,13 @@ def can_read(db: Session, actor: Actor, repo: Repo) -> bool:
 
 def can_write(db: Session, actor: Actor, repo: Repo) -> bool:
     return (actor.can_write and namespace_role(db, actor, repo.namespace) in ("admin", "write")
-            and mirror.mirrored(db, repo) is None)  # a mirror is read-only here (fork it to change it)
+            and _mirror().mirrored(db, repo) is None)  # a mirror is read-only here (fork it to change it)
 
 
 def can_contribute(db: Session, actor: Actor, repo: Repo) -> bool:
     """Open pull requests and upload the files they add, as on the Hub: whoever may read the repo's files
     (`may_still_read`: visibility, then gating), with a write token. Merging one needs `can_write`."""
-    return actor.can_write and may_still_read(db, actor, repo) and mirror.mirrored(db, repo) is None
+    return actor.can_write and may_still_read(db, actor, repo) and _mirror().mirrored(db, repo) is None
 
 
 def can_admin(db: Session, actor: Actor, repo: Repo) -> bool:
@@ -117,7 +118,7 @@ def readable_repo(db: Session, actor: Actor, repo_type: str, repo_id: str) -> Re
     repo = find_repo(db, repo_type, repo_id)
     if repo is None:
         raise_if_moved(db, actor, repo_type, repo_id)
-        repo = mirror.pull_through(db, repo_type, repo_id)  # a public repo of the upstream hub, if one is set
+        repo = _mirror().pull_through(db, repo_type, repo_id)  # a public repo of the upstream hub, if one is set
     if repo is None or not can_read(db, actor, repo):
         raise RepoNotFound(_not_found_message(actor))
     return repo
@@ -141,7 +142,7 @@ def require_write(db: Session, actor: Actor, repo: Repo) -> None:
         return
     if actor.anonymous:
         raise Unauthorized("You must be authenticated to write to this repo")
-    if (row := mirror.mirrored(db, repo)) is not None:
+    if (row := _mirror().mirrored(db, repo)) is not None:
         raise Forbidden(f"{repo.repo_id} is a read-only mirror of {row.upstream}: duplicate it to change it")
     if not actor.can_write and namespace_role(db, actor, repo.namespace) in ("admin", "write"):
         raise Forbidden("This token has read-only access: use a token with the 'write' role")
@@ -154,7 +155,7 @@ def require_contribute(db: Session, actor: Actor, repo: Repo) -> None:
         return
     if actor.anonymous:
         raise Unauthorized("You must be authenticated to contribute to this repo")
-    if (row := mirror.mirrored(db, repo)) is not None:
+    if (row := _mirror().mirrored(db, repo)) is not None:
         raise Forbidden(f"{repo.repo_id} is a read-only mirror of {row.upstream}: duplicate it to change it")
     if not may_still_read(db, actor, repo):
         raise GatedRepo(f"Access to {repo.type} {repo.repo_id} is restricted and you are not in the authorized "
@@ -192,3 +193,11 @@ def _not_found_message(actor: Actor) -> str:
     if actor.anonymous:
         return "Repository not found. If the repo is private, make sure you are authenticated."
     return "Repository not found"
+
+
+def _mirror() -> ModuleType:
+    """`cove.services.mirror`, imported on first use: it loads git and an HTTP client, which the account
+    commands of the CLI (that import this module) have no use for."""
+    from cove.services import mirror
+
+    return mirror
