@@ -155,10 +155,10 @@ T = TypeVar("T")
 
 
 class GenerationCache:
-    """Answers (counts, facets) kept while the database is unchanged: `generation` is `HeadCache`'s
-    (SQLite's data_version on a connection of its own, which any other connection's commit moves, a repo
-    made private included; this process's download flushes do not). With no generation (PostgreSQL) nothing
-    is cached."""
+    """Answers (counts, facets) kept while the database is unchanged (`generation_of`): on SQLite `HeadCache`'s
+    data_version on a connection of its own, which any other connection's commit moves, a repo made private
+    included (this process's download flushes do not); on PostgreSQL the WAL position. With no generation
+    nothing is cached."""
 
     MAX = 4096
 
@@ -185,8 +185,20 @@ class GenerationCache:
 
 
 def generation_of(app) -> Hashable | None:  # noqa: ANN001 - the FastAPI app
+    """What the cached counts and facets are valid for: SQLite's data_version (`HeadCache.generation`); on
+    PostgreSQL the WAL insert position, which every commit moves (a privacy change included); else None."""
     cache = getattr(app, "head_cache", None)
-    return cache.generation() if cache is not None else None
+    gen = cache.generation() if cache is not None else None
+    if gen is not None:
+        return gen
+    engine = app.state.backends.db.engine
+    if engine.dialect.name != "postgresql":
+        return None
+    try:
+        with engine.connect() as conn:
+            return ("wal", conn.exec_driver_sql("SELECT pg_current_wal_lsn()").scalar())
+    except Exception:  # noqa: BLE001 - e.g. a role that may not read it, or a standby: no caching
+        return None
 
 
 def cache_of(app) -> GenerationCache:  # noqa: ANN001
