@@ -1,8 +1,9 @@
-"""Git reads for the history pages: streamed (never a full topological sort), bounded, and cached.
+"""Git reads for the history pages: streamed (never a sort of the whole history), bounded, and cached.
 
 A commit id names immutable content, so what is computed for (repo storage key, commit id, path) never goes
-stale: the results are kept in a small in-process LRU. Walks use commit-time order, which libgit2 streams,
-so a page reads only as far back as it shows.
+stale: the results are kept in a small in-process LRU. Walks use libgit2's default order, which streams
+(its commit-time and topological orders read the whole history first), so a page reads only as far back as
+it shows.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ BLAME_DEPTH = 1000
 #: A file's history page walks at most this many commits, then offers to go on from where it stopped.
 PATH_SCAN = 1500
 _TIME = pygit2.enums.SortMode.TIME
+#: libgit2's default order streams (time order first walks the whole history); `_ordered` fixes ties.
+_STREAM = pygit2.enums.SortMode.NONE
 _cache: OrderedDict[tuple, Any] = OrderedDict()
 _lock = threading.Lock()
 _CACHE_SIZE = 512
@@ -43,10 +46,10 @@ def cached(key: tuple, compute: Callable[[], Any]) -> Any:
 
 
 def _ordered(git: pygit2.Repository, sha: str, chunk: int = 200) -> Iterator[pygit2.Commit]:
-    """The commits reachable from `sha`, newest first, streamed: libgit2's commit-time order (which needs no
+    """The commits reachable from `sha`, newest first, streamed: libgit2's default order (which needs no
     full walk), each chunk reordered so that a child comes before its parents even when they share a
     timestamp (commits made within one second)."""
-    walker = git.walk(sha, _TIME)
+    walker = git.walk(sha, _STREAM)
     while True:
         batch = list(itertools.islice(walker, chunk))
         if not batch:
@@ -124,7 +127,7 @@ def blame(bk: Backends, key: str, sha: str, path: str) -> list[BlameHunk]:
     """libgit2's blame of `path` at `sha`, over at most `BLAME_DEPTH` first-parent commits."""
     def compute() -> list[BlameHunk]:
         git = bk.repos.repo(key)
-        walker = git.walk(sha, _TIME)
+        walker = git.walk(sha, _STREAM)
         walker.simplify_first_parent()
         oldest = None
         for i, c in enumerate(walker):
@@ -144,7 +147,7 @@ def blame(bk: Backends, key: str, sha: str, path: str) -> list[BlameHunk]:
 
 
 #: The file tree's "last commit" column looks this many commits back; older entries show none.
-LAST_SCAN = 500
+LAST_SCAN = 300
 
 
 def _subtree(git: pygit2.Repository, tree: pygit2.Tree, folder: str) -> pygit2.Tree | None:
@@ -160,22 +163,39 @@ def _subtree(git: pygit2.Repository, tree: pygit2.Tree, folder: str) -> pygit2.T
 
 def last_commits(bk: Backends, key: str, sha: str, folder: str) -> dict[str, str]:
     """{entry name: id of the newest commit that changed it} for the entries of `folder` at `sha`, looking
-    at most `LAST_SCAN` commits back; commits that leave the folder's tree as it was are skipped whole."""
+    at most `LAST_SCAN` commits back; commits that leave the folder's tree as it was are skipped whole, and
+    each tree is read once (a commit's tree is its child's parent tree)."""
     def compute() -> dict[str, str]:
         git = bk.repos.repo(key)
-        head = _subtree(git, git[sha].peel(pygit2.Commit).tree, folder)
+        folder_of: dict[pygit2.Oid, pygit2.Tree | None] = {}  # commit id -> the folder's tree in it
+        entry: dict[tuple[pygit2.Oid, str], pygit2.Oid | None] = {}  # (folder tree id, name) -> entry id
+
+        def tree_in(commit_id: pygit2.Oid) -> pygit2.Tree | None:
+            if commit_id not in folder_of:
+                folder_of[commit_id] = _subtree(git, git[commit_id].peel(pygit2.Commit).tree, folder)
+            return folder_of[commit_id]
+
+        def entry_id(tree: pygit2.Tree | None, name: str) -> pygit2.Oid | None:
+            if tree is None:
+                return None
+            k = (tree.id, name)
+            if k not in entry:
+                entry[k] = tree[name].id if name in tree else None
+            return entry[k]
+
+        head = tree_in(git[sha].peel(pygit2.Commit).id)
         pending = {e.name for e in head} if head is not None else set()
         out: dict[str, str] = {}
         for i, c in enumerate(_ordered(git, sha)):
             if i >= LAST_SCAN or not pending:
                 break
-            mine = _subtree(git, c.tree, folder)
-            theirs = [_subtree(git, p.tree, folder) for p in c.parents]
+            mine = tree_in(c.id)
+            theirs = [tree_in(pid) for pid in c.parent_ids]
             if theirs and all(t is not None and mine is not None and t.id == mine.id for t in theirs):
                 continue
             for name in list(pending):
-                now = mine[name].id if mine is not None and name in mine else None
-                if not theirs or any((t[name].id if t is not None and name in t else None) != now for t in theirs):
+                now = entry_id(mine, name)
+                if not theirs or any(entry_id(t, name) != now for t in theirs):
                     out[name] = str(c.id)
                     pending.discard(name)
         return out
