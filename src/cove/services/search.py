@@ -89,6 +89,8 @@ def _substring(db: Session, term: str, full_text: bool, all_hits: bool = False):
     way a page reads at most about `RARE_HITS` rows, whatever the number of repos. PostgreSQL: LIKE on the
     same expressions as the pg_trgm GIN indexes of migration 0014, and its planner picks. `all_hits` (a
     count, which reads every match anyway): the index, whatever the term's frequency."""
+    if "\x00" in term:  # no id or card holds NUL (and FTS5 and PostgreSQL refuse it in a query): no match
+        return false(), False
     if full_text:
         column = Repo.search_text
     else:  # the literal '/' (not a bound parameter) keeps the expression the index's on PostgreSQL
