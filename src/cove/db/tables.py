@@ -222,36 +222,6 @@ class Scan(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
-class OrgSettings(Base):
-    """An organization's settings (`cove org set`); no row: the defaults."""
-
-    __tablename__ = "org_settings"
-    org_id: Mapped[int] = mapped_column(ForeignKey("namespaces.id", ondelete="CASCADE"), primary_key=True)
-    #: A repo created in the org without saying `private` or `visibility` is private.
-    private_by_default: Mapped[bool] = mapped_column(Boolean, default=False)
-
-
-class RepoRedirect(Base):
-    """An old id of a moved repo: it redirects to the repo's current id, whatever later moves made it (the row
-    is held, not a name). Dropped when a repo takes the old id (`cove.services.repos`) or the repo goes."""
-
-    __tablename__ = "repo_redirects"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    type: Mapped[str] = mapped_column(String(8))
-    namespace: Mapped[str] = mapped_column(String(96))
-    name: Mapped[str] = mapped_column(String(96))
-    repo_pk: Mapped[int] = mapped_column(ForeignKey("repos.id", ondelete="CASCADE"), index=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-
-
-# Names are case-insensitive, as on the Hub: one repo per (type, lower(namespace), lower(name)), one user or org
-# per lower(name), one redirect per old id; the database enforces it, so racing creates cannot both win.
-Index("ux_repos_type_lower_id", Repo.type, func.lower(Repo.namespace), func.lower(Repo.name), unique=True)
-Index("ux_namespaces_lower_name", func.lower(Namespace.name), unique=True)
-Index("ux_repo_redirects_type_lower_id", RepoRedirect.type, func.lower(RepoRedirect.namespace),
-      func.lower(RepoRedirect.name), unique=True)
-
-
 class Webhook(Base):
     """A user's webhook: POST the Hub's payload to ``url`` on events of what it watches (``webhook_watches``)."""
 
@@ -292,6 +262,7 @@ class WebhookDelivery(Base):
     log: Mapped[list] = mapped_column(JSON, default=list)  # [{at, statusCode, error}], one per try
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
 
 class Collection(Base):
     """A curated list of repos, papers and other collections, owned by a user or an org. Its slug is
@@ -334,6 +305,36 @@ class CollectionItem(Base):
     note: Mapped[str | None] = mapped_column(Text, nullable=True)
     position: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class OrgSettings(Base):
+    """An organization's settings (`cove org set`); no row: the defaults."""
+
+    __tablename__ = "org_settings"
+    org_id: Mapped[int] = mapped_column(ForeignKey("namespaces.id", ondelete="CASCADE"), primary_key=True)
+    #: A repo created in the org without saying `private` or `visibility` is private.
+    private_by_default: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class RepoRedirect(Base):
+    """An old id of a moved repo: it redirects to the repo's current id, whatever later moves made it (the row
+    is held, not a name). Dropped when a repo takes the old id (`cove.services.repos`) or the repo goes."""
+
+    __tablename__ = "repo_redirects"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    type: Mapped[str] = mapped_column(String(8))
+    namespace: Mapped[str] = mapped_column(String(96))
+    name: Mapped[str] = mapped_column(String(96))
+    repo_pk: Mapped[int] = mapped_column(ForeignKey("repos.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+# Names are case-insensitive, as on the Hub: one repo per (type, lower(namespace), lower(name)), one user or org
+# per lower(name), one redirect per old id; the database enforces it, so racing creates cannot both win.
+Index("ux_repos_type_lower_id", Repo.type, func.lower(Repo.namespace), func.lower(Repo.name), unique=True)
+Index("ux_namespaces_lower_name", func.lower(Namespace.name), unique=True)
+Index("ux_repo_redirects_type_lower_id", RepoRedirect.type, func.lower(RepoRedirect.namespace),
+      func.lower(RepoRedirect.name), unique=True)
 
 
 class SpaceState(Base):
