@@ -1,4 +1,4 @@
-"""Rows from data files without loading them whole: parquet by row group, CSV and JSON Lines by line.
+"""Rows from data files without loading them whole: parquet by row group, CSV by record, JSON Lines by line.
 
 Files are opened for random access wherever their bytes live: a git blob, a local or remote LFS blob
 (ranged reads), or a Xet file (reconstructed range by range).
@@ -27,6 +27,8 @@ FORMATS = {".parquet": "parquet", ".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl
 MAX_TEXT_BYTES = 64 << 20  # read at most this much of a text file to reach a page
 MAX_JSON_ARRAY = 20 << 20  # a `.json` holding one array is parsed whole only up to this size
 MAX_CELL = 300
+CSV_BLOCK = 32 << 10  # pyarrow reads CSV in blocks of this many bytes (larger when a record is longer)
+CSV_MAX_BLOCK = 8 << 20
 
 
 def format_of(path: str) -> str | None:
@@ -161,31 +163,91 @@ def _lines(fh: BinaryIO, skip: int, take: int, budget: list[int]) -> tuple[list[
 
 
 def text_rows(fmt: str, handles: list[Callable[[], BinaryIO]], offset: int, limit: int) -> Rows:
-    """Rows of CSV/TSV/JSON Lines files, reading only the first lines up to the page asked for."""
+    """Rows of CSV/TSV/JSON Lines files, reading only the first records up to the page asked for.
+
+    CSV/TSV are read as records by pyarrow's streaming reader (quoted fields may hold newlines); JSON Lines by line.
+    `total` is set only when every file was read to its end within the byte budget.
+    """
     out = Rows()
     budget = [MAX_TEXT_BYTES]
     skip = offset
     seen = 0
     for i, open_file in enumerate(handles):
-        with open_file() as fh:
-            header = b""
-            if fmt in ("csv", "tsv"):
-                header = fh.readline()
-            elif _first_byte(fh) == b"[":
-                return _json_array(fh, offset, limit)
-            kept, n, more = _lines(fh, skip, limit - len(out.rows), budget)
-            seen += n
-            if kept:
-                _parse(fmt, header + b"".join(kept), out)
-            if more or budget[0] < 0:
-                out.more = True
+        if fmt in ("csv", "tsv"):
+            n, more = _csv_file(open_file, fmt, skip, limit - len(out.rows), budget, out)
+            if out.error:
                 return out
-            skip = max(0, skip - n)
-            if len(out.rows) >= limit:
-                out.more = i + 1 < len(handles)
-                return out
+        else:
+            with open_file() as fh:
+                if _first_byte(fh) == b"[":
+                    return _json_array(fh, offset, limit)
+                kept, n, more = _lines(fh, skip, limit - len(out.rows), budget)
+                if kept:
+                    _parse(fmt, b"".join(kept), out)
+        seen += n
+        if more or budget[0] < 0:
+            out.more = True
+            return out
+        skip = max(0, skip - n)
+        if len(out.rows) >= limit and i + 1 < len(handles):
+            out.more = True
+            return out
     out.total = seen
     return out
+
+
+def _open_csv(fh: BinaryIO, fmt: str, types: dict[str, pa.DataType] | None, block: int) -> pacsv.CSVStreamingReader:
+    return pacsv.open_csv(
+        fh,
+        read_options=pacsv.ReadOptions(block_size=block, use_threads=False),
+        parse_options=pacsv.ParseOptions(delimiter="\t" if fmt == "tsv" else ",", newlines_in_values=True),
+        convert_options=pacsv.ConvertOptions(column_types=types or {}))
+
+
+def _csv_file(open_file: Callable[[], BinaryIO], fmt: str, skip: int, take: int, budget: list[int],
+              out: Rows) -> tuple[int, bool]:
+    """Records `[skip, skip+take)` of one CSV file into `out`: (records seen, whether the file has more).
+
+    Types are inferred from the first block; a later block that does not fit them restarts the file as strings.
+    A record longer than a block restarts it with larger blocks. (pyarrow reads ~32 blocks ahead: ~1 MB.)
+    """
+    types: dict[str, pa.DataType] | None = None
+    block = CSV_BLOCK
+    while True:
+        with open_file() as fh:
+            try:
+                reader = _open_csv(fh, fmt, types, block)
+            except (pa.ArrowInvalid, ValueError) as exc:
+                if "straddl" in str(exc) and block < CSV_MAX_BLOCK:
+                    block *= 16
+                    continue
+                out.error = f"Could not parse the file: {exc}"
+                return 0, False
+            kept: list[pa.RecordBatch] = []
+            n, more = 0, False
+            try:
+                for batch in reader:
+                    if n >= skip + take or fh.tell() > budget[0]:
+                        more = batch.num_rows > 0 or n >= skip + take
+                        break
+                    lo, hi = max(0, skip - n), min(batch.num_rows, skip + take - n)
+                    if hi > lo:
+                        kept.append(batch.slice(lo, hi - lo))
+                    n += batch.num_rows
+            except pa.ArrowInvalid as exc:
+                if types is None and "conversion error" in str(exc).lower():
+                    types = {f.name: pa.string() for f in reader.schema}
+                    continue
+                if "straddl" in str(exc) and block < CSV_MAX_BLOCK:
+                    block *= 16
+                    continue
+                out.error = f"Could not parse the file: {exc}"
+                return n, False
+            budget[0] -= fh.tell()
+        if n > skip + take:
+            n, more = skip + take, True
+        _from_table(pa.Table.from_batches(kept, reader.schema), out)
+        return n, more
 
 
 def _first_byte(fh: BinaryIO) -> bytes:
