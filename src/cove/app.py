@@ -185,7 +185,7 @@ def create_app(settings: Settings | None = None, backends: Backends | None = Non
     settings = settings or Settings()
     limit_arenas()
     bk = backends or build_backends(settings)
-    app = CoveApp(title="Cove", version="0.1.0", docs_url="/api/docs", openapi_url="/api/openapi.json",
+    app = CoveApp(title="Cove", version="0.1.0", docs_url=None, openapi_url="/api/openapi.json",
                   redoc_url=None, dependencies=[Depends(decode_slashes)], lifespan=_lifespan(bk.settings))
     app.state.backends = bk
     app.state.settings = settings

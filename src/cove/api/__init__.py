@@ -32,6 +32,7 @@ _MODULES = (
     "cove.api.git_http",
     "cove.api.files",
     "cove.api.inference",  # POST /models/{ns}/{name}, /v1/...: before the web pages
+    "cove.web.apidocs",  # `/api/docs` and its Swagger UI assets (app.py turns FastAPI's CDN-backed page off)
     "cove.web.pages",
 )
 
