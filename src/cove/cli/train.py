@@ -70,19 +70,36 @@ def train(
     output_dir: Annotated[str | None, typer.Option(help="Where the run writes (default: runs/<name>).")] = None,
     push: Annotated[bool, typer.Option("--push/--no-push", help="Push when the recipe has a push section.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
+    space: Annotated[bool, typer.Option("--space", help="Also create/update a Gradio Space {repo_id}-demo "
+                                        "that serves the pushed model.")] = False,
 ) -> None:
     """Fine-tune, evaluate, document and push a model from a recipe."""
     from cove.train import load_recipe, run
 
+    if space and not push:
+        raise typer.BadParameter("--space serves the pushed model: drop --no-push")
     try:
         overrides = list(set_ or []) + ([f"output_dir={output_dir}"] if output_dir else [])
         with contextlib.redirect_stdout(sys.stderr):  # progress and Trainer logs; stdout is for the result
             result = run(load_recipe(recipe, overrides), push=push)
+        space_url = None
+        if space:
+            if not result.repo_id:
+                raise typer.BadParameter("--space needs a pushed model: a recipe with a push section, and --push")
+            from cove.train.push import push_space
+
+            space_url = push_space(result.repo_id)
     except ImportError as err:
         raise _missing_extra(err) from None
     except _errors() as err:
         raise _fail(err) from None
-    typer.echo(json.dumps(asdict(result), indent=2, default=str) if as_json else (result.url or result.output_dir))
+    if as_json:
+        typer.echo(json.dumps({**asdict(result), **({"space_url": space_url} if space else {})}, indent=2,
+                              default=str))
+    else:
+        typer.echo(result.url or result.output_dir)
+        if space_url:
+            typer.echo(space_url)
 
 
 def reproduce(

@@ -137,3 +137,17 @@ def push_and_verify(ctx: Context, results: dict[str, Any], staged: Staged, outco
                 f"pushed {bad} but reloading from the hub gave different predictions: "
                 f"{ {f: outcome.verification[f] for f in bad} }"
             )
+
+
+def push_space(repo_id: str) -> str:
+    """Create or update the Gradio Space ``{repo_id}-demo`` that loads the pushed model with its pipeline.
+
+    The task is the model's `pipeline_tag` on the hub and the privacy is the model's; returns the Space's URL."""
+    from huggingface_hub import HfApi
+
+    from cove.spaces.templates import push_demo_space
+
+    api = HfApi(endpoint=endpoint())
+    info = api.model_info(repo_id)
+    return push_demo_space(api, f"{repo_id}-demo", repo_id, info.pipeline_tag or "text-classification",
+                           private=bool(info.private), message=f"Demo app for {repo_id}")
