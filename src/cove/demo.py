@@ -16,6 +16,11 @@ DEMO_USER = "demo"
 MODEL_REPO = "sentence-transformers/all-MiniLM-L6-v2"
 DATASET_REPO = "zeroshot/twitter-financial-news-sentiment"
 ORGS = ("sentence-transformers", "zeroshot", "evaluate-metric")
+SPACE_REPO = f"{DEMO_USER}/sentiment-demo"
+#: The demo model is a sentence embedder: the Space classifies by similarity to these descriptions (zero-shot).
+SENTIMENT = {"Bearish": "The stock falls: losses, weak sales, a downgrade.",
+             "Bullish": "The stock rises: profits beat forecasts, an upgrade.",
+             "Neutral": "A company announcement with no gain or loss."}
 
 
 @dataclass
@@ -73,6 +78,12 @@ def seed(api: HfApi) -> Seeded:
             api.create_repo(MODEL_REPO, exist_ok=True)
             api.upload_folder(repo_id=MODEL_REPO, folder_path=folder, commit_message="Import all-MiniLM-L6-v2")
         done.append(MODEL_REPO)
+    if not api.repo_exists(SPACE_REPO, repo_type="space"):  # one commit: the hub builds it in the background
+        from cove.spaces.templates import push_demo_space
+
+        push_demo_space(api, SPACE_REPO, MODEL_REPO, "feature-extraction", labels=SENTIMENT,
+                        examples=["Profits rose 20% on record sales", "Shares slump after the CEO quits"])
+    done.append(SPACE_REPO)
     if importlib.util.find_spec("cove.metrics") is not None:  # `cove serve` ensures them at start-up
         from cove.metrics import seed_metric_spaces
 

@@ -83,7 +83,7 @@ def demo(
         signal.signal(sig, _raise_stop)
     from cove.backends import build_backends
     from cove.db.migrate import upgrade
-    from cove.demo import ensure_accounts, seed
+    from cove.demo import SPACE_REPO, ensure_accounts, seed
 
     _say(f"preparing the hub in {settings.data.resolve()}…")
     settings.data.mkdir(parents=True, exist_ok=True)
@@ -108,6 +108,8 @@ def demo(
         typer.echo(f"  Web UI:    {endpoint}   (sign in as 'demo', password 'demo')", err=True)
         typer.echo(f"  Data:      {settings.data.resolve()}", err=True)
         typer.echo(f"  Seeded:    {', '.join(result.repos)}", err=True)
+        typer.echo(f"  Space:     {endpoint}/spaces/{SPACE_REPO}   (a Gradio app; it builds in the background)",
+                   err=True)
         for s in result.skipped:
             typer.echo(f"  Skipped:   {s}", err=True)
         if sys.prefix != sys.base_prefix:  # the commands below need this virtualenv
