@@ -15,3 +15,35 @@ def test_api_docs_load_their_assets_from_cove(anon_web):
         r = anon_web.get(url)
         assert r.status_code == 200 and len(r.content) > 1000, url
     assert anon_web.get("/_static/swagger/..%2Fcore.py").status_code == 404
+
+
+def _facet(html: str, kind: str) -> dict[str, int]:
+    block = re.search(rf'<div class="facet" id="facet-{kind}">(.*?)</div>', html, re.S)
+    if block is None:
+        return {}
+    return {v: int(n) for v, n in re.findall(r'>([^<>]+?) <span class="count">(\d+)</span></a>', block.group(1))}
+
+
+def test_facet_counts_follow_the_active_filters(anon_web, hub):
+    html = anon_web.get("/models", params={"search": hub.term}).text
+    assert _facet(html, "task") == {"text-classification": 1}
+    assert _facet(html, "library") == {"transformers": 1} and _facet(html, "license") == {"apache-2.0": 1}
+    assert _facet(html, "language") == {"en": 1}  # a Languages facet for models too
+    none = anon_web.get("/models", params={"search": hub.term, "license": "mit"}).text
+    assert 'id="total">0<' in none and _facet(none, "task") == {}
+    # a facet's own choice does not hide its other values: they are counted under the other filters
+    chosen = anon_web.get("/models", params={"search": hub.term, "license": "mit"}).text
+    assert _facet(chosen, "license") == {"apache-2.0": 1}
+    ds = anon_web.get("/datasets", params={"search": hub.term}).text
+    assert _facet(ds, "language") == {"en": 1}
+
+
+def test_active_filter_chips_are_readable(anon_web, hub):
+    html = anon_web.get("/models", params={"search": hub.term, "tags": f"sentiment,{hub.term}",
+                                           "license": "apache-2.0"}).text
+    chips = dict(re.findall(r'<a class="chip on active" href="([^"]+)"[^>]*>(.*?)</a>', html))
+    labels = {re.sub(r"<[^>]+>", "", text).replace("✕", "").strip(): href for href, text in chips.items()}
+    assert set(labels) >= {"License: apache-2.0", "Tag: sentiment", f"Tag: {hub.term}", f"Search: {hub.term}"}
+    drop_one_tag = labels["Tag: sentiment"].replace("&amp;", "&")
+    assert f"tags={hub.term}" in drop_one_tag and "sentiment" not in drop_one_tag
+    assert 'id="total">1<' in anon_web.get(drop_one_tag).text

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import quote
 
 from fastapi import Request
@@ -61,6 +61,22 @@ class Filters:
                             author=self.author or None, filters=filters, pipeline_tag=pipeline,
                             library=self.library or None, sort=SORTS[self.sort], full_text=True)
 
+    def chips(self, repo_type: str) -> list[tuple[str, dict[str, str | None]]]:
+        """The active filters as readable labels, each with the query change that removes it (one tag at a time)."""
+        names = {"task": "Task", "library": "SDK" if repo_type == "space" else "Library", "license": "License",
+                 "language": "Language", "author": "Author"}
+        out: list[tuple[str, dict[str, str | None]]] = []
+        if self.search:
+            out.append((f"Search: {self.search}", {"search": None, "q": None}))
+        for k, v in self.active:
+            if k != "tags":
+                out.append((f"{names[k]}: {v}", {k: None}))
+                continue
+            tags = [t.strip() for t in v.split(",") if t.strip()]
+            for t in tags:
+                out.append((f"Tag: {t}", {"tags": ",".join(x for x in tags if x != t) or None}))
+        return out
+
     @property
     def active(self) -> list[tuple[str, str]]:
         return [(k, getattr(self, k)) for k in ("task", "library", "license", "language", "tags", "author")
@@ -74,36 +90,69 @@ def _page_number(request: Request) -> int:
         return 0
 
 
-def facets(db: Session, actor: Actor, repo_type: str) -> dict[str, list[tuple[str, int]]]:
-    """The most common tasks, libraries and licenses among the repos this visitor may see.
+#: ISO 639-1 codes: a model card's `language:` is a bare tag ("en"), told from other tags by this list.
+_ISO_639_1 = (
+    "aa ab ae af ak am an ar as av ay az ba be bg bh bi bm bn bo br bs ca ce ch co cr cs cu cv cy da de dv dz ee "
+    "el en eo es et eu fa ff fi fj fo fr fy ga gd gl gn gu gv ha he hi ho hr ht hu hy hz ia id ie ig ii ik io is "
+    "it iu ja jv ka kg ki kj kk kl km kn ko kr ks ku kv kw ky la lb lg li ln lo lt lu lv mg mh mi mk ml mn mr ms "
+    "mt my na nb nd ne ng nl nn no nr nv ny oc oj om or os pa pi pl ps pt qu rm rn ro ru rw sa sc sd se sg si sk "
+    "sl sm sn so sq sr ss st su sv sw ta te tg th ti tk tl tn to tr ts tt tw ty ug uk ur uz ve vi vo wa wo xh yi "
+    "yo za zh zu")
+LANGUAGES = tuple(_ISO_639_1.split())
 
-    Cached by `listing` only while the database is unchanged (`search.GenerationCache`): a repo made
-    private leaves the counts at once.
+
+def effective(f: Filters, repo_type: str) -> Filters:
+    """The filters as queried: a Space's "library" is its SDK, matched as a tag."""
+    if repo_type == "space" and f.library:
+        return replace(f, tags=",".join(x for x in (f.tags, f.library) if x), library="")
+    return f
+
+
+def facets(db: Session, actor: Actor, repo_type: str, f: Filters | None = None) -> dict[str, list[tuple[str, int]]]:
+    """The most common tasks, libraries, languages and licenses among the repos this visitor may see that match
+    the other active filters (a facet's own choice is left out, so its other values stay visible).
+
+    With no filter: grouped queries on the indexes. With filters: the same groupings over the ids that match,
+    at most `search.COUNT_CAP` of them (as the total). Cached by `listing` only while the database is unchanged
+    (`search.GenerationCache`): a repo made private leaves the counts at once.
     """
     out: dict[str, list[tuple[str, int]]] = {}
     n = func.count().label("n")
+    f = f or Filters()
 
-    def by_column(col) -> list[tuple[str, int]]:  # noqa: ANN001
+    def scope(q, kind: str):  # noqa: ANN001, ANN202
+        rest = effective(replace(f, **{kind: ""}), repo_type)
+        if not (rest.search or rest.active):
+            return search.visible(q, db, actor)
+        ids = (search.build(db, actor, rest.query(repo_type), all_hits=True).order_by(None)
+               .with_only_columns(Repo.id).limit(search.COUNT_CAP))
+        return q.where(Repo.id.in_(ids))
+
+    def by_column(kind: str, col) -> list[tuple[str, int]]:  # noqa: ANN001
         q = select(col, n).where(Repo.type == repo_type, col.is_not(None))
-        q = search.visible(q, db, actor).group_by(col).order_by(n.desc(), col).limit(12)
+        q = scope(q, kind).group_by(col).order_by(n.desc(), col).limit(12)
         return [(str(v), int(c)) for v, c in db.execute(q)]
 
-    def by_prefix(prefix: str) -> list[tuple[str, int]]:
-        end = prefix[:-1] + chr(ord(prefix[-1]) + 1)  # a range on the tag index, not LIKE
-        q = (select(RepoTag.tag, n).join(Repo, Repo.id == RepoTag.repo_pk)
-             .where(Repo.type == repo_type, RepoTag.tag >= prefix, RepoTag.tag < end))
-        q = search.visible(q, db, actor).group_by(RepoTag.tag).order_by(n.desc(), RepoTag.tag).limit(12)
+    def by_tags(kind: str, prefix: str = "", among: tuple[str, ...] = ()) -> list[tuple[str, int]]:
+        q = select(RepoTag.tag, n).join(Repo, Repo.id == RepoTag.repo_pk).where(Repo.type == repo_type)
+        if among:
+            q = q.where(RepoTag.tag.in_(among))
+        else:
+            end = prefix[:-1] + chr(ord(prefix[-1]) + 1)  # a range on the tag index, not LIKE
+            q = q.where(RepoTag.tag >= prefix, RepoTag.tag < end)
+        q = scope(q, kind).group_by(RepoTag.tag).order_by(n.desc(), RepoTag.tag).limit(12)
         return [(str(t)[len(prefix):], int(c)) for t, c in db.execute(q)]
 
     if repo_type == "model":
-        out["task"] = by_column(Repo.pipeline_tag)
-        out["library"] = by_column(Repo.library_name)
+        out["task"] = by_column("task", Repo.pipeline_tag)
+        out["library"] = by_column("library", Repo.library_name)
+        out["language"] = by_tags("language", among=LANGUAGES)
     elif repo_type == "dataset":
-        out["task"] = by_prefix("task_categories:")
-        out["language"] = by_prefix("language:")
+        out["task"] = by_tags("task", "task_categories:")
+        out["language"] = by_tags("language", "language:")
     else:
-        out["library"] = by_column(Repo.sdk)
-    out["license"] = by_prefix("license:")
+        out["library"] = by_column("library", Repo.sdk)
+    out["license"] = by_tags("license", "license:")
     return {k: v for k, v in out.items() if v}
 
 
@@ -113,15 +162,14 @@ def listing(repo_type: str, request: Request) -> Response:
     bk = request.app.state.backends
     f = Filters.from_request(request)
     p = _page_number(request)
-    if repo_type == "space" and f.library:
-        f.tags, f.library = ",".join(x for x in (f.tags, f.library) if x), ""
-    q = f.query(repo_type)
+    q = effective(f, repo_type).query(repo_type)
     downloads.flush_for_read(bk)
     cache, gen, who = search.cache_of(request.app), search.generation_of(request.app), search.actor_key(v.actor)
     with bk.db.session() as db:
         rows = search.page(db, v.actor, q, offset=p * PAGE_SIZE, limit=PAGE_SIZE)
         total = cache.get(gen, ("count", repr(q), who), lambda: search.count(db, v.actor, q))
-        side = cache.get(gen, ("facets", repo_type, who), lambda: facets(db, v.actor, repo_type))
+        key = ("facets", repo_type, who, repr(replace(f, sort="")))
+        side = cache.get(gen, key, lambda: facets(db, v.actor, repo_type, f))
     pages = max(1, (total + PAGE_SIZE - 1) // PAGE_SIZE)
     return page(request, "listing.html", title=PLURALS[repo_type].capitalize(), repo_type=repo_type,
                 repos=rows, total=total, p=p, pages=pages, f=f, facets=side, sorts=SORT_LABELS)
