@@ -165,3 +165,32 @@ def test_csv_record_longer_than_a_block():
     body = b'a,b\n1,"' + b"z\n" * 50_000 + b'"\n2,x\n'
     rows = datafiles.text_rows("csv", [lambda: io.BytesIO(body)], offset=0, limit=25)
     assert rows.error is None and rows.total == 2 and [r[0] for r in rows.rows] == [1, 2]
+
+
+def test_parquet_column_stats_from_the_footer_and_a_sample():
+    from cove.web import colstats
+
+    n = 20_000
+    t = pa.table({"i": list(range(n)), "f": [None if i % 10 == 0 else i / 2 for i in range(n)],
+                  "s": [f"v{i % 3}" + "x" * 50 for i in range(n)]})
+    buf = io.BytesIO()
+    pq.write_table(t, buf, row_group_size=1000, compression="none", use_dictionary=False)
+    f = Counting(buf.getvalue())
+    stats = colstats.split_stats("parquet", [f.open], sample_rows=2000)
+    by = {c.name: c for c in stats.columns}
+    assert by["i"].type == "int64" and (by["i"].min, by["i"].max, by["i"].nulls) == (0, n - 1, 0)
+    assert (by["f"].nulls, by["f"].min, by["f"].max) == (n // 10, 0.5, (n - 1) / 2)
+    assert by["i"].exact and by["f"].exact  # from the row groups' statistics: the whole split
+    assert [v for v, _ in by["s"].top] == ["v0" + "x" * 50, "v1" + "x" * 50, "v2" + "x" * 50]
+    assert not by["s"].exact and stats.sample_rows == 2000
+    assert f.read < len(buf.getvalue()) / 5  # the footer and the string column of two row groups
+
+
+def test_csv_column_stats_over_the_first_records():
+    from cove.web import colstats
+
+    body = b"a,b\n" + b"".join(b"%d,%s\n" % (i, b"yes" if i % 4 else b"no") for i in range(1000)) + b",no\n"
+    stats = colstats.split_stats("csv", [lambda: io.BytesIO(body)], sample_rows=100_000)
+    a, b = stats.columns
+    assert (a.type, a.nulls, a.min, a.max, a.exact) == ("int64", 1, 0, 999, True)
+    assert b.top == [("yes", 750), ("no", 251)] and b.min is None

@@ -47,3 +47,19 @@ def test_active_filter_chips_are_readable(anon_web, hub):
     drop_one_tag = labels["Tag: sentiment"].replace("&amp;", "&")
     assert f"tags={hub.term}" in drop_one_tag and "sentiment" not in drop_one_tag
     assert 'id="total">1<' in anon_web.get(drop_one_tag).text
+
+
+def test_viewer_column_statistics(anon_web, hub):
+    base = f"/datasets/{hub.dataset}/viewer"
+    plain = anon_web.get(base, params={"split": "train"}).text
+    assert 'id="col-stats"' not in plain and "stats=1" in plain  # computed only when asked for
+    html = anon_web.get(base, params={"split": "train", "stats": "1"}).text
+    row = re.search(r'<tr id="col-stats"[^>]*>(.*?)</tr>', html, re.S).group(1)
+    cells = [re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", c)).strip()
+             for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+    text, label, score = cells
+    assert "0 nulls" in label and "min 0" in label and "max 1" in label
+    assert "max 124.875" in score
+    assert "review 0" in text and "0 nulls" in text
+    csv = anon_web.get(base, params={"split": "test", "stats": "1"}).text
+    assert 'id="col-stats"' in csv and "nulls" in csv

@@ -206,7 +206,23 @@ def _open_csv(fh: BinaryIO, fmt: str, types: dict[str, pa.DataType] | None, bloc
 
 def _csv_file(open_file: Callable[[], BinaryIO], fmt: str, skip: int, take: int, budget: list[int],
               out: Rows) -> tuple[int, bool]:
-    """Records `[skip, skip+take)` of one CSV file into `out`: (records seen, whether the file has more).
+    """Records `[skip, skip+take)` of one CSV file into `out`: (records seen, whether the file has more)."""
+    table, n, more = csv_records(open_file, fmt, skip, take, budget, out)
+    if table is not None:
+        _from_table(table, out)
+    return n, more
+
+
+def csv_table(open_file: Callable[[], BinaryIO], fmt: str, take: int, budget: list[int],
+              out: Rows) -> tuple[pa.Table | None, bool]:
+    """The first `take` records of a CSV file as a table, and whether the file has more (errors in `out`)."""
+    table, _, more = csv_records(open_file, fmt, 0, take, budget, out)
+    return table, more
+
+
+def csv_records(open_file: Callable[[], BinaryIO], fmt: str, skip: int, take: int, budget: list[int],
+                out: Rows) -> tuple[pa.Table | None, int, bool]:
+    """Records `[skip, skip+take)` of one CSV file: (a table, records seen, whether the file has more).
 
     Types are inferred from the first block; a later block that does not fit them restarts the file as strings.
     A record longer than a block restarts it with larger blocks. (pyarrow reads ~32 blocks ahead: ~1 MB.)
@@ -222,7 +238,7 @@ def _csv_file(open_file: Callable[[], BinaryIO], fmt: str, skip: int, take: int,
                     block *= 16
                     continue
                 out.error = f"Could not parse the file: {exc}"
-                return 0, False
+                return None, 0, False
             kept: list[pa.RecordBatch] = []
             n, more = 0, False
             try:
@@ -242,12 +258,11 @@ def _csv_file(open_file: Callable[[], BinaryIO], fmt: str, skip: int, take: int,
                     block *= 16
                     continue
                 out.error = f"Could not parse the file: {exc}"
-                return n, False
+                return None, n, False
             budget[0] -= fh.tell()
         if n > skip + take:
             n, more = skip + take, True
-        _from_table(pa.Table.from_batches(kept, reader.schema), out)
-        return n, more
+        return pa.Table.from_batches(kept, reader.schema), n, more
 
 
 def _first_byte(fh: BinaryIO) -> bytes:

@@ -14,7 +14,7 @@ from cove.backends import Backends
 from cove.errors import HubError
 from cove.services.cards import parse_card
 from cove.storage.git_repos import Entry
-from cove.web import datafiles
+from cove.web import colstats, datafiles
 from cove.web.render import page
 from cove.web.repo import open_repo
 
@@ -104,6 +104,18 @@ def read_page(bk: Backends, repo, split: Split, offset: int, limit: int) -> data
         return datafiles.Rows(error=f"Could not read this split: {exc}")
 
 
+def split_stats(bk: Backends, repo, split: Split) -> colstats.SplitStats:  # noqa: ANN001
+    """Column statistics of a split (`colstats`): footers and a sample, never the whole split unless small."""
+    formats = {datafiles.format_of(e.path) for e in split.files}
+    if len(formats) != 1:
+        return colstats.SplitStats(error="This split mixes file formats")
+    handles = [lambda e=e: datafiles.open_entry(bk, repo, e) for e in split.files]
+    try:
+        return colstats.split_stats(formats.pop(), handles)
+    except HubError as exc:
+        return colstats.SplitStats(error=f"Could not compute statistics: {exc}")
+
+
 def viewer_page(request: Request, ns: str, name: str) -> Response:
     """`/datasets/{ns}/{name}/viewer?config=&split=&p=`: the first rows of each config and split."""
     _, view = open_repo(request, "dataset", ns, name)
@@ -129,9 +141,12 @@ def viewer_page(request: Request, ns: str, name: str) -> Response:
     except ValueError:
         p = 0
     p = min(p, MAX_OFFSET // PAGE_ROWS)
-    rows = None
+    rows = stats = None
     if split is not None:
         gated = datafiles.Rows(error="This dataset is gated: ask for access on its card to see its rows.")
         rows = read_page(bk, repo, split, p * PAGE_ROWS, PAGE_ROWS) if view.has_files else gated
+        if qp.get("stats") == "1" and view.has_files:
+            stats = split_stats(bk, repo, split)
     return page(request, "viewer.html", title=f"Viewer · {view.repo_id}", view=view, tab="viewer",
-                configs=configs, config=config, split=split, rows=rows, p=p, page_rows=PAGE_ROWS)
+                configs=configs, config=config, split=split, rows=rows, p=p, page_rows=PAGE_ROWS, stats=stats,
+                stats_by={c.name: c for c in stats.columns} if stats else {})
