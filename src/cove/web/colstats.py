@@ -118,7 +118,7 @@ def parquet_stats(handles: list[Callable[[], BinaryIO]], sample_rows: int = SAMP
         col = ColumnStats(f.name, str(f.type), exact=True)
         col.nulls = nulls.get(f.name)
         if _ranged(f.type) and lo.get(f.name) is not None and not pa.types.is_decimal(f.type):
-            col.min, col.max = lo[f.name], hi[f.name]
+            col.min, col.max = (v + 0.0 if isinstance(v, float) else v for v in (lo[f.name], hi[f.name]))  # not -0.0
         if col.nulls is None or (_ranged(f.type) and col.min is None and col.nulls != total) or _topped(f.type):
             need.append(f.name)
             col.exact = col.nulls is not None and not _topped(f.type) and not _ranged(f.type)
