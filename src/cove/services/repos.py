@@ -253,12 +253,12 @@ def heal_stale(bk: Backends, stop: threading.Event | None = None, *, batch: int 
     while not stop.is_set():
         began = time.monotonic()
         with bk.db.session() as db:
-            rows = db.execute(select(Repo.id, Repo.storage_key, Repo.sha).where(Repo.id > last)
-                              .order_by(Repo.id).limit(batch)).all()
+            rows = db.execute(select(Repo.id, Repo.storage_key, Repo.sha, Repo.type, Repo.namespace, Repo.name)
+                              .where(Repo.id > last).order_by(Repo.id).limit(batch)).all()
         if not rows:
             break
         last = rows[-1][0]
-        for rid, key, sha in rows:
+        for rid, key, sha, kind, ns, name in rows:
             if stop.is_set():
                 break
             try:
@@ -266,7 +266,7 @@ def heal_stale(bk: Backends, stop: threading.Event | None = None, *, batch: int 
             except (pygit2.GitError, OSError, KeyError):
                 unreadable += 1
                 if unreadable <= 10:
-                    log.error("repo %s: git folder missing or unreadable", key)
+                    log.error("repo %s/%s/%s: git folder %s missing or unreadable", kind, ns, name, key)
                 continue
             if head and head != sha:
                 with bk.db.session() as db:
