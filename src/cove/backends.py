@@ -36,4 +36,5 @@ def build_backends(settings: Settings) -> Backends:
         from cove.storage.blobs_local import LocalBlobStore
 
         blobs = LocalBlobStore(settings.blobs_dir)
-    return Backends(settings=settings, db=db, repos=GitRepoStore(settings.repos_dir), blobs=blobs)
+    repos = GitRepoStore(settings.repos_dir, stale_lock_s=settings.git_stale_lock_s)
+    return Backends(settings=settings, db=db, repos=repos, blobs=blobs)

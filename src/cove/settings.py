@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     endpoint: str | None = None
     #: SQLAlchemy URL; defaults to SQLite in the data folder.
     database_url: str | None = None
+    #: A git `<ref>.lock` older than this many seconds is stale (left by a crash) and is cleared; one that Cove
+    #: wrote from a process of this host that is gone is cleared at once.
+    git_stale_lock_s: float = 30.0
     #: Blob storage: "local" or "s3".
     blob_backend: str = "local"
     s3_bucket: str | None = None

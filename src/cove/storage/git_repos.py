@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import logging
 import os
 import re
 import shutil
+import socket
 import subprocess
 import threading
+import time
+import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -122,6 +126,35 @@ def _read_ref(root: Path, ref: str) -> str | None:
 _FULL_SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 _ref_locks: dict[str, threading.Lock] = {}
 _ref_locks_guard = threading.Lock()
+_log = logging.getLogger("cove.git")
+_HOST = socket.gethostname()
+#: What Cove writes into a `<ref>.lock` it creates, until the new id replaces it: who holds it.
+_OWNER = f"cove pid={os.getpid()} host={_HOST}\n"
+_OWNER_RE = re.compile(r"^cove pid=(\d+) host=(\S+)$")
+
+
+def _stale_reason(lock: Path, st: os.stat_result, max_age: float) -> str | None:
+    """Why the lock file `lock` is stale, or None while its owner may still hold it."""
+    try:
+        m = _OWNER_RE.match(lock.read_text(errors="replace").strip())
+    except OSError:
+        m = None
+    if m and m.group(2) == _HOST and not _alive(int(m.group(1))):
+        return f"its owner, pid {m.group(1)} of this host, is gone"
+    age = time.time() - st.st_mtime
+    if age > max_age:
+        return f"{age:.0f} s old, owner {m.group(0) if m else 'unknown'}"
+    return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return pid > 0
 
 
 class RefConflict(Exception):
@@ -131,10 +164,11 @@ class RefConflict(Exception):
 class GitRepoStore:
     """All bare repositories under one root, addressed by an opaque storage key."""
 
-    def __init__(self, root: str | Path) -> None:
+    def __init__(self, root: str | Path, *, stale_lock_s: float = 30.0) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
+        self.stale_lock_s = stale_lock_s
 
     # -- repositories -------------------------------------------------------------------
     def path(self, key: str) -> Path:
@@ -197,6 +231,7 @@ class GitRepoStore:
 
     def update_ref(self, key: str, ref: str, new: str, old: str | None) -> None:
         """Move ``ref`` from ``old`` to ``new`` atomically (``ZERO`` old: must not exist; new ZERO: delete)."""
+        self.clear_stale_lock(key, ref)
         if new != ZERO and old not in (None, ZERO) and pygit2.reference_is_valid_name(ref):
             self._move_ref(key, ref, new, old)
             return
@@ -222,10 +257,12 @@ class GitRepoStore:
         except (FileExistsError, FileNotFoundError, NotADirectoryError) as exc:
             raise RefConflict(f"cannot lock ref '{ref}': {exc}") from None
         try:
+            os.write(fd, _OWNER.encode())  # git never reads another's lock: the owner, for stale-lock detection
             current = _read_ref(root, ref)
             if current != old:
                 raise RefConflict(f"cannot lock ref '{ref}': is at {current} but expected {old}")
-            os.write(fd, f"{new}\n".encode())
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{new}\n".encode(), 0)
             os.fsync(fd)
             os.close(fd)
             fd = -1
@@ -235,6 +272,48 @@ class GitRepoStore:
                 os.close(fd)
             lock.unlink(missing_ok=True)
             raise
+
+    def clear_stale_lock(self, key: str, ref: str) -> bool:
+        """Remove `<ref>.lock` left by a crash, so the branch is not wedged: stale when Cove wrote it from a
+        process of this host that is gone, or when older than `stale_lock_s` (whoever wrote it; git holds a ref
+        lock for milliseconds). Cleared by rename-then-unlink under a flock, and only if the file renamed is
+        the one judged stale, so two clearers can't both win nor remove a fresh lock. True if one was removed."""
+        root = self.path(key)
+        lock = root / f"{ref}.lock"
+        try:
+            st = lock.stat()
+        except OSError:
+            return False
+        reason = _stale_reason(lock, st, self.stale_lock_s)
+        if reason is None:
+            return False
+        folder = root / "cove-locks"
+        folder.mkdir(exist_ok=True)
+        fd = os.open(folder / "clearing", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                now = lock.stat()
+            except OSError:
+                return False  # another clearer (or its owner) got there first
+            if (now.st_ino, now.st_dev) != (st.st_ino, st.st_dev):
+                return False  # a new lock since: judge it on a later call
+            aside = folder / f"stale-{uuid.uuid4().hex}"
+            try:
+                os.rename(lock, aside)
+            except FileNotFoundError:
+                return False
+            moved = aside.stat()
+            if (moved.st_ino, moved.st_dev) != (st.st_ino, st.st_dev):  # replaced between stat and rename
+                with suppress(FileExistsError):
+                    os.link(aside, lock)  # put it back, unless yet another lock is there now
+                aside.unlink(missing_ok=True)
+                return False
+            aside.unlink(missing_ok=True)
+        finally:
+            os.close(fd)
+        _log.warning("cleared stale git lock %s (%s)", lock, reason)
+        return True
 
     def refs(self, key: str) -> dict[str, str]:
         """All refs → target commit ids (annotated tags peeled)."""
