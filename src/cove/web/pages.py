@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cove.errors import HubError, NotFound, Unauthorized
 from cove.web import account, community, files, history, listing, manage, orgs, repo, sessions, viewer, write
+from cove.web import collections as collection_pages
 from cove.web.render import page
 
 STATIC = Path(__file__).parent / "static"
@@ -109,6 +110,13 @@ router.add_api_route("/organizations/new", orgs.new_org_form, methods=READ)
 router.add_api_route("/organizations/new", orgs.new_org, methods=["POST"])
 router.add_api_route("/organizations/{org}/settings/members", orgs.members_page, methods=READ)
 router.add_api_route("/organizations/{org}/settings/members", orgs.members_update, methods=["POST"])
+_C = "/collections/{namespace}"
+router.add_api_route(_C, collection_pages.namespace_page, methods=READ)
+router.add_api_route(_C, collection_pages.create, methods=["POST"])
+router.add_api_route(f"{_C}/{{slug}}", collection_pages.collection_page, methods=READ)
+router.add_api_route(f"{_C}/{{slug}}/items", collection_pages.add_item, methods=["POST"])
+router.add_api_route(f"{_C}/{{slug}}/items/{{item}}", collection_pages.item_action, methods=["POST"])
+router.add_api_route(f"{_C}/{{slug}}/delete", collection_pages.delete, methods=["POST"])
 for _type, _path in write.NEW_PAGES.items():
     router.add_api_route(_path, _bind(write.new_repo_form, _type), methods=READ)
     router.add_api_route(_path, _bind(write.new_repo, _type), methods=["POST"])
@@ -124,6 +132,7 @@ for _prefix, _type in (("/datasets", "dataset"), ("/spaces", "space"), ("", "mod
     router.add_api_route(f"{base}/settings", _bind(repo.settings_page, _type), methods=READ)
     router.add_api_route(f"{base}/settings", _bind(repo.settings_update, _type), methods=["POST"])
     router.add_api_route(f"{base}/like", _bind(repo.like, _type), methods=["POST"])
+    router.add_api_route(f"{base}/add-to-collection", _bind(collection_pages.add_repo, _type), methods=["POST"])
     router.add_api_route(f"{base}/ask-access", _bind(repo.ask_access, _type), methods=["POST"])
     _write_routes(base, _type)
     if _prefix:

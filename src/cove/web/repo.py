@@ -14,6 +14,7 @@ from cove.errors import BadRequest, Forbidden
 from cove.services import access, gating, likes, mirror, repos
 from cove.services import refs as refs_service
 from cove.web import cards
+from cove.web.collections import writable_collections
 from cove.web.render import page, repo_path
 from cove.web.sessions import Visitor, check_csrf, visitor
 
@@ -97,7 +98,7 @@ def repo_page(repo_type: str, request: Request, ns: str, name: str) -> Response:
     space = _space_view(bk, repo) if repo_type == "space" else None
     return page(request, "repo.html", title=repo.repo_id, view=view, tab="card", card=card, chips=chips,
                 results=card.results if card else cards.results(meta), snippets=snippets, gallery=gallery,
-                last=last, sha=sha, space=space)
+                last=last, sha=sha, space=space, collections=writable_collections(request))
 
 
 def _space_view(bk: Backends, repo) -> dict:  # noqa: ANN001 - Repo
