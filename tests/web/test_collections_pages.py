@@ -113,7 +113,7 @@ def test_forms_refuse_without_csrf_or_rights(alice_web, bob_web, anon_web, api, 
 def test_private_collection_answers_as_missing(alice_web, bob_web, anon_web, api, acme):
     title = f"Secret {uuid.uuid4().hex[:6]}"
     path = _create(alice_web, "acme", title, private=True)
-    assert alice_web.get(path).status_code == 200 and 'id="collection-private"' in alice_web.get(path).text
+    assert alice_web.get(path).status_code == 200 and 'id="collection-private-badge"' in alice_web.get(path).text
     missing = path[:-24] + "0" * 24
     for client, form in ((bob_web, "/collections/bob"), (anon_web, "/login")):
         hidden, absent = client.get(path), client.get(missing)
