@@ -63,7 +63,7 @@ def main() -> None:
         cluster = PgCluster(free_port())
         cluster.start()
         for n in a.sizes:
-            extra[n] = {"COVE_DATABASE_URL": cluster.create_database(f"bench{n}")}
+            extra[n] = {"COVE_DATABASE_URL": cluster.create_database(f"bench{n}"), "COVE_SECRET": f"bench-{n}"}
     procs = []
     try:
         urls = {}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cove.db.session import Database
+from cove.db.session import Database, engine_options
 from cove.settings import Settings
 from cove.storage.git_repos import GitRepoStore
 from cove.storage.interfaces import BlobStore
@@ -20,7 +20,7 @@ class Backends:
 
 def build_backends(settings: Settings) -> Backends:
     settings.data.mkdir(parents=True, exist_ok=True)
-    db = Database(settings.db_url)
+    db = Database(settings.db_url, **engine_options(settings))
     if settings.blob_backend == "s3":
         from cove.storage.blobs_s3 import S3BlobStore
 

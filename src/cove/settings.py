@@ -67,6 +67,15 @@ class Settings(BaseSettings):
     #: A git `<ref>.lock` older than this many seconds is stale (left by a crash) and is cleared; one that Cove
     #: wrote from a process of this host that is gone is cleared at once.
     git_stale_lock_s: float = 30.0
+    #: PostgreSQL connections each process keeps open (SQLAlchemy pool_size), and how many more it may open
+    #: under load (max_overflow); a request waits at most db_pool_timeout seconds for one. Size them so that
+    #: processes x (size + overflow) stays under PostgreSQL's max_connections (100 by default).
+    db_pool_size: int = 5
+    db_max_overflow: int = 10
+    db_pool_timeout: float = 30.0
+    #: The database URL is a PgBouncer in transaction mode: no client-side pool (NullPool: PgBouncer pools) and
+    #: no server-side prepared statements (psycopg prepare_threshold=None).
+    db_pgbouncer: bool = False
     #: Blob storage: "local" or "s3".
     blob_backend: str = "local"
     s3_bucket: str | None = None
@@ -268,8 +277,16 @@ class Settings(BaseSettings):
         if self.secret:
             return self.secret
         path = self.data / "secret"
-        if not path.exists():
+        if not path.exists():  # written aside, then linked: processes starting together all read the first one
             self.data.mkdir(parents=True, exist_ok=True)
-            path.write_text(secrets.token_hex(32))
-            path.chmod(0o600)
+            tmp = self.data / f".secret-{os.getpid()}-{secrets.token_hex(4)}"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # never readable by others
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_hex(32))
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass
+            finally:
+                tmp.unlink(missing_ok=True)
         return path.read_text().strip()

@@ -51,6 +51,10 @@ def path_without_pg(tmp_path_factory: pytest.TempPathFactory) -> str:
     return str(shim)
 
 
+#: `cove serve` on PostgreSQL needs COVE_SECRET (issue 17 item 6).
+_SECRET = "backup-postgres-test-secret"
+
+
 def _cove(data: Path, db_url: str, *args: str, path: str | None = None) -> subprocess.CompletedProcess:
     env = {**SERVER_ENV, "COVE_DATA": str(data), "COVE_DATABASE_URL": db_url}
     if path is not None:
@@ -62,7 +66,7 @@ def _cove(data: Path, db_url: str, *args: str, path: str | None = None) -> subpr
 def test_backup_and_restore_on_postgres(cluster: pgmod.PgCluster, path_without_pg: str, tmp_path: Path,
                                         monkeypatch: pytest.MonkeyPatch) -> None:
     db_url = cluster.create_database(f"cove_{uuid.uuid4().hex[:10]}")
-    srv = start_server(tmp_path / "data", free_port(), COVE_DATABASE_URL=db_url)
+    srv = start_server(tmp_path / "data", free_port(), COVE_DATABASE_URL=db_url, COVE_SECRET=_SECRET)
     user = f"pgop{uuid.uuid4().hex[:6]}"
     try:
         out = _cove(srv.data, db_url, "user", "add", user)
@@ -98,7 +102,7 @@ def test_backup_and_restore_on_postgres(cluster: pgmod.PgCluster, path_without_p
     new_url = cluster.create_database(f"cove_{uuid.uuid4().hex[:10]}")
     out = _cove(new_data, new_url, "restore", str(dest), "--data", str(new_data), path=path_without_pg)
     assert out.returncode == 0, out.stdout + out.stderr
-    srv2 = start_server(new_data, free_port(), COVE_DATABASE_URL=new_url)
+    srv2 = start_server(new_data, free_port(), COVE_DATABASE_URL=new_url, COVE_SECRET=_SECRET)
     try:
         fsck = _cove(new_data, new_url, "fsck")
         assert fsck.returncode == 0, fsck.stdout + fsck.stderr

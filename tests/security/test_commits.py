@@ -242,7 +242,7 @@ def pg_server(tmp_path_factory):
     try:
         url = cluster.create_database(f"cove_{uuid.uuid4().hex[:10]}")
         data = tmp_path_factory.mktemp("commit-pg") / "data"
-        srv = start_server(data, free_port(), COVE_DATABASE_URL=url)
+        srv = start_server(data, free_port(), COVE_DATABASE_URL=url, COVE_SECRET="commits-pg-test-secret")
         try:
             env = {"COVE_DATABASE_URL": url}
             _own_cli(data, "user", "add", "pgu", "--password", "pgu-password", env=env)

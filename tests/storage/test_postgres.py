@@ -62,7 +62,8 @@ def pg_hub(pg_url: str):  # noqa: ANN201
     """`cove serve` on PostgreSQL with local blobs."""
     root = Path(tempfile.mkdtemp(prefix="cove-pghub-"))
     port = free_port()
-    env = {**_base_env(), "COVE_DATA": str(root / "data"), "COVE_DATABASE_URL": pg_url}
+    env = {**_base_env(), "COVE_DATA": str(root / "data"), "COVE_DATABASE_URL": pg_url,
+           "COVE_SECRET": "pg-smoke-" + uuid.uuid4().hex}
     log = root / "server.log"
     proc = start_cove(env, port, log)
     try:

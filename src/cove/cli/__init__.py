@@ -83,6 +83,14 @@ def serve(
     from cove.cli.ports import refuse_busy_port
 
     refuse_busy_port(s.host, s.port)  # before the data folder or a migration exists
+    if not s.secret and not s.db_url.startswith("sqlite"):
+        keep = s.data / "secret"
+        typer.echo("error: set COVE_SECRET: processes sharing a database must share the secret (signed URLs and "
+                   "web sessions made by one are checked by the others), and a generated one may differ per "
+                   "process. Generate one with `openssl rand -hex 32`"
+                   + (f", or keep this hub's with COVE_SECRET=$(cat {keep})" if keep.is_file() else "") + ".",
+                   err=True)
+        raise typer.Exit(1)
     s.data.mkdir(parents=True, exist_ok=True)
     from cove.backends import build_backends
     from cove.db.migrate import upgrade

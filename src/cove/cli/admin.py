@@ -61,9 +61,10 @@ def _backends():  # noqa: ANN202
 def _database():  # noqa: ANN202
     """The hub's database alone, for commands that touch no repo (no git or blob store is opened)."""
     from cove.db.migrate import current_revision, head_revision
-    from cove.db.session import Database
+    from cove.db.session import Database, engine_options
 
-    database = Database(hub_settings().db_url)
+    settings = hub_settings()
+    database = Database(settings.db_url, **engine_options(settings))
     if current_revision(database.engine) != head_revision():
         database.engine.dispose()
         return _backends().db

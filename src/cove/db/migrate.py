@@ -17,7 +17,7 @@ if TYPE_CHECKING:  # alembic and the backends are imported where they are used: 
     from cove.backends import Backends
 
 HERE = Path(__file__).parent
-#: pg_advisory_lock key that serialises start-up migrations across API processes ("cove" in ASCII).
+#: pg_advisory_xact_lock key that serialises start-up migrations across API processes ("cove" in ASCII).
 _PG_LOCK = 0x636F7665
 
 
@@ -67,14 +67,15 @@ def migration_lock(engine: Engine) -> Iterator[None]:
     if engine.dialect.name != "postgresql":
         yield
         return
+    # A transaction-level lock, held by a transaction left open while the migration runs on other connections:
+    # released by its commit, or by PostgreSQL if this process dies. (A session-level lock would stay on the
+    # server connection behind PgBouncer in transaction mode, and its unlock could reach another one.)
     with engine.connect() as conn:
-        conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _PG_LOCK})
-        conn.commit()
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK})
         try:
             yield
         finally:
-            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _PG_LOCK})
-            conn.commit()
+            conn.rollback()
 
 
 def upgrade(bk: Backends, *, reindex: bool = False) -> None:

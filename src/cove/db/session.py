@@ -4,13 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
+
+if TYPE_CHECKING:
+    from cove.settings import Settings
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, pool_size: int = 5, max_overflow: int = 10, pool_timeout: float = 30.0,
+                pgbouncer: bool = False) -> Engine:
+    """SQLite with its pragmas, or a server database with a bounded pool; behind PgBouncer in transaction mode
+    (`pgbouncer`), no pool of our own and no server-side prepared statements (a transaction may run on any
+    server connection)."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
@@ -24,14 +33,24 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    if pgbouncer:
+        args = {"prepare_threshold": None} if make_url(url).get_driver_name() == "psycopg" else {}
+        return create_engine(url, poolclass=NullPool, connect_args=args)
+    return create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=max_overflow,
+                         pool_timeout=pool_timeout)
+
+
+def engine_options(settings: Settings) -> dict:
+    """`make_engine`'s pool keywords from the settings (COVE_DB_*)."""
+    return {"pool_size": settings.db_pool_size, "max_overflow": settings.db_max_overflow,
+            "pool_timeout": settings.db_pool_timeout, "pgbouncer": settings.db_pgbouncer}
 
 
 class Database:
     """Owns the engine; hands out sessions that commit on success and roll back on error."""
 
-    def __init__(self, url: str) -> None:
-        self.engine = make_engine(url)
+    def __init__(self, url: str, **engine: object) -> None:
+        self.engine = make_engine(url, **engine)
         self.factory = sessionmaker(self.engine, expire_on_commit=False)
 
     def create_all(self) -> None:
