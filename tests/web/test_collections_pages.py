@@ -96,6 +96,11 @@ def test_forms_refuse_without_csrf_or_rights(alice_web, bob_web, anon_web, api, 
     assert not any(c.title == title for c in api.list_collections(owner="alice", limit=100))
     path = _create(alice_web, "alice", title)
     slug = path.removeprefix("/collections/")
+    # The same title again: the form with the Hub's message and what was typed; the list still shown.
+    dup = alice_web.post("/collections/alice", data={"csrf_token": token, "title": title, "description": "again"})
+    assert dup.status_code == 409 and "already exists" in dup.text and 'value="again"' in dup.text
+    assert path in dup.text
+    assert 'href="/collections/alice"' in alice_web.get("/alice").text  # linked from the profile
     r = alice_web.post(f"/{repo_id}/add-to-collection", data={"collection": slug})
     assert r.status_code == 403
     # bob may read the public collection but not change it, nor create in alice's namespace.

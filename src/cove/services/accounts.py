@@ -66,6 +66,7 @@ ANONYMOUS = Actor(None, None, "none")
 RESERVED_NAMES = frozenset({
     "api", "models", "datasets", "spaces", "login", "logout", "settings", "organizations", "new", "docs",
     "new-dataset", "new-space",  # the web UI's create pages
+    "collections",  # the web UI's collection pages (`/collections/{ns}`)
     "lfs", "cas", "static", "avatars", "join", "search", "blog", "pricing", "admin",
     "_static",  # the web UI's assets, served before any login check
 })

@@ -69,8 +69,8 @@ def writable_collections(request: Request) -> list[dict]:
         return [{"slug": svc.slug_of(c), "title": c.title, "owner": c.namespace.name} for c in rows]
 
 
-def namespace_page(request: Request, namespace: str) -> Response:
-    """`/collections/{namespace}`: the collections the visitor may read, in the owner's order."""
+def _namespace_ctx(request: Request, namespace: str) -> dict:
+    """The collections of `namespace` the visitor may read, in the owner's order, and whether they may add one."""
     v = visitor(request)
     bk: Backends = request.app.state.backends
     with bk.db.session() as db:
@@ -81,11 +81,14 @@ def namespace_page(request: Request, namespace: str) -> Response:
                            offset=0, limit=LISTED)
         previews = svc.previews(db, v.actor, rows)
         cols = [{"href": _href(c), "title": c.title, "description": c.description, "private": c.private,
-                 "count": len(previews[c.id]), "preview": [_item_view(e) for e in previews[c.id]]} for c in rows]
-        may_create = _may_write(db, v.actor, ns.name)
-        name = ns.name
-    return page(request, "collections.html", title=f"Collections · {name}", owner=name, collections=cols,
-                may_create=may_create, error=None, values={})
+                 "preview": [_item_view(e) for e in previews[c.id]]} for c in rows]
+        return {"owner": ns.name, "collections": cols, "may_create": _may_write(db, v.actor, ns.name)}
+
+
+def namespace_page(request: Request, namespace: str) -> Response:
+    """`/collections/{namespace}`: its collections, and a form to create one for those who may."""
+    ctx = _namespace_ctx(request, namespace)
+    return page(request, "collections.html", title=f"Collections · {ctx['owner']}", error=None, values={}, **ctx)
 
 
 def create(request: Request, namespace: str, csrf_token: Annotated[str, Form()] = "",
@@ -100,9 +103,10 @@ def create(request: Request, namespace: str, csrf_token: Annotated[str, Form()] 
     except HubError as exc:
         if exc.status in (401, 403, 404):
             raise
-        return page(request, "collections.html", status=exc.status, title=f"Collections · {namespace}",
-                    owner=namespace, collections=[], may_create=True, error=exc.message,
-                    values={"title": title, "description": description, "private": private})
+        ctx = _namespace_ctx(request, namespace)  # the form again, with the message and what was typed
+        return page(request, "collections.html", status=exc.status, title=f"Collections · {ctx['owner']}",
+                    error=exc.message, values={"title": title, "description": description, "private": private},
+                    **ctx)
     return RedirectResponse(target, status_code=303)
 
 
