@@ -130,3 +130,18 @@ def test_private_collection_answers_as_missing(alice_web, bob_web, anon_web, api
     assert title in alice_web.get("/collections/acme").text
     assert anon_web.get(f"/collections/nobody-{uuid.uuid4().hex[:6]}").status_code == 404
     api.delete_collection(path.removeprefix("/collections/"))
+
+
+def test_private_repo_in_a_public_collection_is_not_shown(alice_web, bob_web, api, repo_factory):
+    hidden, shown = repo_factory("col-hidden", private=True), repo_factory("col-shown")
+    path = _create(alice_web, "alice", f"Mixed {uuid.uuid4().hex[:6]}")
+    for repo_id in (hidden, shown):
+        page = alice_web.get(f"/{repo_id}")
+        r = alice_web.post(f"/{repo_id}/add-to-collection", data={"csrf_token": csrf_of(page.text),
+                                                                  "collection": path.removeprefix("/collections/")})
+        assert r.status_code == 303
+    assert [label for _, label in _ids(alice_web.get(path).text)] == [hidden, shown]
+    page = bob_web.get(path)
+    assert page.status_code == 200 and hidden not in page.text
+    assert [label for _, label in _ids(page.text)] == [shown]
+    api.delete_collection(path.removeprefix("/collections/"))
