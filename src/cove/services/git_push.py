@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import os
 import re
-import shlex
 import subprocess
 import sys
 from collections.abc import Iterable, Iterator
@@ -47,6 +46,7 @@ ENV_DB_URL = "COVE_PUSH_DB_URL"
 ENV_MAX_FILE = "COVE_PUSH_MAX_FILE"
 ENV_USER = "COVE_PUSH_USER"
 ENV_WRITER = "COVE_PUSH_WRITER"
+ENV_PYTHON = "COVE_HOOK_PYTHON"  # the interpreter of the process serving the push
 _PR_REF = re.compile(r"^refs/pr/([1-9][0-9]{0,17})$")
 #: Pull request statuses a push may update (the Hub's `draft` and `open`).
 PUSHABLE_STATUSES = ("open", "draft")
@@ -79,10 +79,14 @@ class NewObject:
 
 
 def hooks_dir(data: Path) -> Path:
-    """The folder `core.hooksPath` points at; its ``pre-receive`` calls this module (written if stale)."""
+    """The folder `core.hooksPath` points at; its ``pre-receive`` calls this module (written if stale).
+
+    The script is the same for every process sharing the data folder: it runs the interpreter named by
+    ``COVE_HOOK_PYTHON``, which each process sets to its own (`receive_env`), so processes on other hosts or
+    from another release (a rolling upgrade) never run one another's Python."""
     folder = Path(data).resolve() / "git-hooks"
     script = folder / "pre-receive"
-    text = f"#!/bin/sh\nexec {shlex.quote(sys.executable)} -m cove.services.git_push pre-receive\n"
+    text = f'#!/bin/sh\nexec "${{{ENV_PYTHON}:-python3}}" -m cove.services.git_push pre-receive\n'
     if not script.exists() or script.read_text() != text:
         folder.mkdir(parents=True, exist_ok=True)
         tmp = folder / f".pre-receive.{os.getpid()}"
@@ -113,6 +117,7 @@ def receive_env(*, data: Path, db_url: str, repo_pk: int, repo_id: str, max_file
             "receive.fsckObjects": "true",
             "receive.advertisePushOptions": "false",
         }),
+        ENV_PYTHON: sys.executable,
         ENV_REPO_PK: str(repo_pk),
         ENV_REPO_ID: repo_id,
         ENV_DB_URL: db_url,
