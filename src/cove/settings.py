@@ -182,6 +182,9 @@ class Settings(BaseSettings):
     spaces_nproc: int = 512
     spaces_cpu_seconds: int = 0
     spaces_nice: int = 5
+    #: "isolated": each app in a network namespace of its own (only Cove reaches it, and it reaches only Cove);
+    #: "host": apps share this machine's network (any app can connect to another's port).
+    spaces_network: str = "isolated"
     #: Package index for Space builds (uv): `index_url` replaces PyPI, `extra_index_urls` (space-separated)
     #: and `find_links` (space-separated) add to it. Unset: pip's own config on this machine
     #: (``PIP_INDEX_URL``, ``PIP_EXTRA_INDEX_URL``, ``PIP_FIND_LINKS``, pip.conf) is passed on.

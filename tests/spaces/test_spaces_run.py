@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -57,6 +58,13 @@ def probe(what):
             return me + " (wrote!)"
         except Exception as exc:
             return me + " (read only: " + type(exc).__name__ + ")"
+    if what.startswith("connect:"):  # a TCP port on 127.0.0.1 (another Space's app, any local service)
+        import socket
+        try:
+            socket.create_connection(("127.0.0.1", int(what[8:])), timeout=3).close()
+            return "connected"
+        except OSError as exc:
+            return "refused: " + type(exc).__name__
     if what == "others":
         out = []
         for name in sorted(os.listdir(os.environ["OTHERS_PATH"])):
@@ -437,6 +445,18 @@ def test_app_cannot_read_the_hub_data_folder_or_other_spaces(hub, probe_space):
     # It may see which Spaces run (their ids), not into their working copies (its own included: 0711 folders).
     others = hub.gradio(probe_space, token=hub.alice, text="others")["ok"].split()
     assert others and all(o.endswith(":PermissionError") for o in others), others
+
+
+def test_app_cannot_connect_to_other_apps_or_local_services(hub, probe_space):
+    # Another Space's app listens on this machine's 127.0.0.1 (as this one does): the app's loopback is its own,
+    # so it can't reach that port and bypass Cove's access check; Cove still reaches the app, and it Cove.
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        out = hub.gradio(probe_space, token=hub.alice, text=f"connect:{port}")
+    assert out == {"ok": "refused: ConnectionRefusedError"}, out
+    assert hub.gradio(probe_space, token=hub.alice, text="whoami")["ok"].startswith("sally (read only: ")
 
 
 def test_idle_space_sleeps_and_a_visit_wakes_it(hub, probe_space):

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 
 from cove.settings import Settings
-from cove.spaces import build
+from cove.spaces import build, netns
 from cove.spaces.runner import AppSpec, Log, Runner, RunningApp
 from cove.spaces.sandbox import Limits, chown_tree, limiter, scrubbed_env
 
@@ -40,8 +40,9 @@ def free_port() -> int:
 
 class LocalApp(RunningApp):
     def __init__(self, proc: subprocess.Popen, port: int, sha: str, strip_prefix: bool, workdir: Path,
-                 log: Log) -> None:
+                 log: Log, isolation: list | None = None) -> None:
         self.proc = proc
+        self.isolation = isolation or []  # the app's network namespace fd and Cove's forwarders into/out of it
         self.port = port
         self.upstream = f"http://127.0.0.1:{port}"
         self.sha = sha
@@ -68,6 +69,10 @@ class LocalApp(RunningApp):
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
+        for item in self.isolation:
+            with contextlib.suppress(OSError):
+                os.close(item) if isinstance(item, int) else item.close()
+        self.isolation = []
         with contextlib.suppress(ProcessLookupError, PermissionError):  # what its group left behind
             os.killpg(self.proc.pid, signal.SIGKILL)
         _released[self.port] = time.monotonic()
@@ -127,10 +132,58 @@ class LocalRunner(Runner):
         limits = Limits(memory=s.spaces_memory, nproc=s.spaces_nproc, cpu_seconds=s.spaces_cpu_seconds,
                         nice=s.spaces_nice)
         log(f"===== Application Startup ({spec.sha[:7]}) =====\n")
-        proc = subprocess.Popen(cmd, cwd=workdir / "app", env=env, user=uid, group=uid, extra_groups=[],
-                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                preexec_fn=limiter(limits), process_group=0, close_fds=True)
-        return LocalApp(proc, port, spec.sha, strip, workdir, log)
+        if s.spaces_network != "isolated":
+            proc = subprocess.Popen(cmd, cwd=workdir / "app", env=env, user=uid, group=uid, extra_groups=[],
+                                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    preexec_fn=limiter(limits), process_group=0, close_fds=True)
+            return LocalApp(proc, port, spec.sha, strip, workdir, log)
+        return self._start_isolated(cmd, workdir, env, uid, limits, port, spec, strip, log)
+
+    def _start_isolated(self, cmd: list[str], workdir: Path, env: dict[str, str], uid: int, limits: Limits,
+                        port: int, spec: AppSpec, strip: bool, log: Log) -> LocalApp:
+        """Start the app in a network namespace of its own (`netns`): Cove's 127.0.0.1:port is relayed to the app's,
+        and the app's 127.0.0.1:<Cove's port> to Cove (``HF_ENDPOINT``); nothing else is reachable from it."""
+        s = self.settings
+        cove_host = "127.0.0.1" if s.host in ("0.0.0.0", "::", "localhost") else s.host
+        inside_port = s.port
+        public = httpx.URL(s.public_endpoint)
+        if public.host in ("127.0.0.1", "localhost") and public.port:
+            inside_port = public.port
+        else:  # a public name is not reachable from the namespace: the app reaches Cove on its own loopback
+            env["HF_ENDPOINT"] = f"http://127.0.0.1:{inside_port}"
+        limit = limiter(limits)
+
+        def enter() -> None:
+            netns.enter_new_netns()
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+            limit()
+
+        into = netns.listener("127.0.0.1", port)
+        isolation: list = []
+        try:
+            proc = subprocess.Popen(cmd, cwd=workdir / "app", env=env, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, preexec_fn=enter,
+                                    process_group=0, close_fds=True)
+            try:
+                ns_fd = os.open(f"/proc/{proc.pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+                isolation.append(ns_fd)
+                out = netns.in_netns(ns_fd, lambda: netns.listener("127.0.0.1", inside_port))
+                isolation.append(netns.Forwarder(out, netns.connector(None, cove_host, s.port), f"space-out-{port}"))
+                isolation.append(netns.Forwarder(into, netns.connector(ns_fd, "127.0.0.1", port), f"space-in-{port}"))
+            except BaseException:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                raise
+        except BaseException:
+            into.close()
+            for item in isolation:
+                with contextlib.suppress(OSError):
+                    os.close(item) if isinstance(item, int) else item.close()
+            raise
+        return LocalApp(proc, port, spec.sha, strip, workdir, log, isolation)
 
     def healthy(self, app: RunningApp, spec: AppSpec) -> bool:
         path = "/" if app.strip_prefix else f"{spec.prefix}/_stcore/health"
