@@ -11,10 +11,10 @@ from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response
 from prometheus_client import Counter
 
-from cove.api.ranges import BlobFileResponse, parse_range
+from cove.api.ranges import BlobFileResponse, SpanStreamingResponse, parse_range
 from cove.api.shapes import PLURAL, PREFIX, entry_json
 from cove.deps import Bk, CurrentActor, repo_type_of, token_from_header
 from cove.errors import BadRequest
@@ -241,8 +241,8 @@ def _stream(body, start: int, end: int, size: int, partial: bool, headers: dict,
     headers = dict(headers, **{"Content-Length": str(end - start)})
     if partial:
         headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
-    return StreamingResponse(body, status_code=206 if partial else 200, headers=headers,
-                             media_type=_media_type(path))
+    return SpanStreamingResponse(body, status_code=206 if partial else 200, headers=headers,
+                                 media_type=_media_type(path))
 
 
 def _media_type(path: str) -> str:

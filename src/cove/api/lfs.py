@@ -7,10 +7,10 @@ from collections import deque
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from cove.api.ranges import BlobFileResponse, parse_range
+from cove.api.ranges import BlobFileResponse, SpanStreamingResponse, parse_range
 from cove.deps import Bk, client_host, resolve_actor
 from cove.errors import BadRequest, HubError, RepoNotFound, TooManyRequests, Unauthorized
 from cove.services import access, mirror, mirror_lfs, uploads
@@ -325,5 +325,5 @@ def get_object(token: str, request: Request, bk: Bk) -> Response:
     headers["Content-Length"] = str(end - start)
     if rng:
         headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
-    return StreamingResponse(body, status_code=206 if rng else 200, headers=headers,
-                             media_type="application/octet-stream")
+    return SpanStreamingResponse(body, status_code=206 if rng else 200, headers=headers,
+                                 media_type="application/octet-stream")

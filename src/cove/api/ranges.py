@@ -6,7 +6,7 @@ import os
 import re
 from urllib.parse import quote
 
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, StreamingResponse
 from starlette.datastructures import MutableHeaders
 
 from cove.errors import RangeNotSatisfiable
@@ -50,6 +50,28 @@ class BlobFileResponse(FileResponse):
         with open(self.path, "rb") as fh:
             await send({"type": "http.response.start", "status": 206, "headers": headers.raw})
             await send({"type": ZEROCOPY, "file": fh.fileno(), "offset": start, "count": end - start})
+
+class SpanStreamingResponse(StreamingResponse):
+    """A StreamingResponse whose body may also offer ``parts()``: ``(fd, offset, count)`` spans of a file
+    (`cove.services.mirror_lfs.Tail`, a file still being written). Where the server offers `zerocopy`,
+    the spans go by ``os.sendfile`` from the event loop; elsewhere the body is iterated as usual."""
+
+    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
+        parts = getattr(self._source, "parts", None)
+        if parts is None or ZEROCOPY not in scope.get("extensions", {}) or scope.get("method") == "HEAD":
+            await super().__call__(scope, receive, send)
+            return
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        async for fd, offset, count in parts():
+            await send({"type": ZEROCOPY, "file": fd, "offset": offset, "count": count, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        if self.background is not None:
+            await self.background()
+
+    def __init__(self, content, *args, **kwargs) -> None:  # noqa: ANN001, ANN002, ANN003
+        super().__init__(content, *args, **kwargs)
+        self._source = content
+
 
 def _accel_target(scope, path: str) -> str | None:  # noqa: ANN001
     """The `X-Accel-Redirect` URI for a blob file when COVE_ACCEL_REDIRECT is set, else None."""

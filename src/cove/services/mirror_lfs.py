@@ -9,10 +9,11 @@ lock per oid across processes (a reader in another process waits for the blob in
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
@@ -28,6 +29,10 @@ from cove.services.files import BlobLocation
 from cove.storage.interfaces import BlobVerificationError
 
 _CHUNK = 1 << 20
+#: Bytes per upstream read in the fetch thread (one write, one hash update, one wakeup each).
+_FETCH_CHUNK = 4 << 20
+#: A waiting zero-copy reader is woken once this much more is written (or the fetch ends).
+_WAKE_AT = 4 << 20
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,73 @@ class _Flight:
     stored: bool = False
     done: bool = False
     error: str | None = None
+    #: Readers on an event loop waiting for ``written`` to reach an offset: (offset, loop, future).
+    waiters: list[tuple[int, asyncio.AbstractEventLoop, asyncio.Future]] = field(default_factory=list)
+
+    def advance(self, n: int = 0) -> None:
+        """Under `cond`: `n` more bytes are in `part` (or the fetch ended); wake who can go on."""
+        self.written += n
+        self.cond.notify_all()
+        if self.waiters:
+            keep = []
+            for want, loop, fut in self.waiters:
+                if self.written >= want or self.done:
+                    loop.call_soon_threadsafe(_wake, fut)
+                else:
+                    keep.append((want, loop, fut))
+            self.waiters = keep
+
+
+def _wake(fut: asyncio.Future) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+class Tail:
+    """Bytes ``[start, end)`` of an object still being fetched: its temp file, read no further than written.
+
+    Iterated, it yields the bytes (read in a worker thread); `parts` instead yields ``(fd, offset, count)``
+    spans of the temp file to send without reading them into Python (``os.sendfile``), on the event loop."""
+
+    def __init__(self, flight: _Flight, fh, oid: str, start: int, end: int) -> None:  # noqa: ANN001
+        self.flight, self.fh, self.oid, self.start, self.end = flight, fh, oid, start, end
+
+    def __iter__(self) -> Iterator[bytes]:
+        flight, pos, end = self.flight, self.start, self.end
+        with self.fh as fh:
+            fh.seek(pos)
+            while pos < end:
+                with flight.cond:
+                    flight.cond.wait_for(lambda at=pos: flight.written > at or flight.done)
+                    avail = flight.written
+                    if avail <= pos:
+                        raise OSError(f"upstream fetch of {self.oid} failed: {flight.error}")
+                block = fh.read(min(avail, end, pos + _CHUNK * 4) - pos)
+                if not block:
+                    raise OSError(f"upstream fetch of {self.oid}: temp file shorter than written")
+                pos += len(block)
+                yield block
+
+    async def parts(self) -> AsyncIterator[tuple[int, int, int]]:
+        """``(fd, offset, count)`` spans as the fetch writes them; the file is closed when this ends."""
+        flight, pos, end = self.flight, self.start, self.end
+        loop = asyncio.get_running_loop()
+        with self.fh as fh:
+            while pos < end:
+                fut = None
+                with flight.cond:  # held only for counter updates by the fetch thread
+                    avail = flight.written
+                    if avail <= pos and not flight.done:
+                        fut = loop.create_future()
+                        flight.waiters.append((min(pos + _WAKE_AT, end), loop, fut))
+                if fut is not None:
+                    await fut
+                    continue
+                if avail <= pos:
+                    raise OSError(f"upstream fetch of {self.oid} failed: {flight.error}")
+                n = min(avail, end) - pos
+                yield fh.fileno(), pos, n
+                pos += n
 
 
 _flights: dict[str, _Flight] = {}
@@ -85,31 +157,12 @@ def read(bk: Backends, p: Pending, sha: str | None, path: str | None, start: int
         if flight.error is not None and not flight.written:
             raise EntryNotFound(flight.error)
         stored = flight.stored or (flight.done and flight.error is None)
-    if stored:
-        return bk.blobs.iter_range(f"lfs/{p.oid}", start, end)
-    return _tail(bk, flight, p.oid, start, end)
-
-
-def _tail(bk: Backends, flight: _Flight, oid: str, start: int, end: int) -> Iterator[bytes]:
-    try:
-        fh = open(flight.part, "rb")  # noqa: SIM115 - closed below; still readable after the publish renames it
-    except (OSError, TypeError):
-        yield from bk.blobs.iter_range(f"lfs/{oid}", start, end)  # published (renamed) before we got here
-        return
-    with fh:
-        pos = start
-        fh.seek(pos)
-        while pos < end:
-            with flight.cond:
-                flight.cond.wait_for(lambda at=pos: flight.written > at or flight.done)
-                avail = flight.written
-                if avail <= pos:
-                    raise OSError(f"upstream fetch of {oid} failed: {flight.error}")
-            block = fh.read(min(avail, end, pos + _CHUNK * 4) - pos)
-            if not block:
-                raise OSError(f"upstream fetch of {oid}: temp file shorter than written")
-            pos += len(block)
-            yield block
+    if not stored:
+        try:  # still readable after the publish renames it (or a failure unlinks it)
+            return Tail(flight, open(flight.part, "rb"), p.oid, start, end)  # noqa: SIM115 - Tail closes it
+        except (OSError, TypeError):
+            pass  # published (renamed) before we got here
+    return bk.blobs.iter_range(f"lfs/{p.oid}", start, end)
 
 
 def _tmp_dir(bk: Backends) -> Path:
@@ -149,12 +202,11 @@ def _fetch(bk: Backends, p: Pending, sha: str | None, path: str | None, flight: 
                         with flight.cond:
                             flight.part, flight.started = part, True
                             flight.cond.notify_all()
-                        for block in r.iter_raw(_CHUNK):
+                        for block in r.iter_raw(_FETCH_CHUNK):
                             out.write(block)
                             digest.update(block)
                             with flight.cond:
-                                flight.written += len(block)
-                                flight.cond.notify_all()
+                                flight.advance(len(block))
                             if flight.written > p.size:
                                 raise BlobVerificationError(f"the upstream sent more than {p.size} bytes")
             except httpx.TransportError as exc:  # refused, timed out, or cut mid-way
@@ -180,7 +232,7 @@ def _fetch(bk: Backends, p: Pending, sha: str | None, path: str | None, flight: 
             _flights.pop(p.oid, None)
         with flight.cond:
             flight.done = flight.started = True
-            flight.cond.notify_all()
+            flight.advance()
 
 
 def _source(bk: Backends, p: Pending, sha: str | None, path: str | None) -> tuple[str, dict[str, str]]:
