@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import queue
 import tempfile
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -33,6 +34,8 @@ _CHUNK = 1 << 20
 _FETCH_CHUNK = 4 << 20
 #: A waiting zero-copy reader is woken once this much more is written (or the fetch ends).
 _WAKE_AT = 4 << 20
+#: Fetched blocks waiting to be written and hashed, at most (4 x 4 MiB).
+_BEHIND = 4
 
 
 @dataclass(frozen=True)
@@ -197,18 +200,21 @@ def _fetch(bk: Backends, p: Pending, sha: str | None, path: str | None, flight: 
                         raise mirror.Unreachable(f"the upstream answered {r.status_code} for {path}")
                     fd, name = tempfile.mkstemp(dir=_tmp_dir(bk), prefix=f"mirror-{p.oid[:16]}-")
                     part = Path(name)
-                    digest = hashlib.sha256()
                     with open(fd, "wb", buffering=0) as out:  # unbuffered: readers tail what each write put
                         with flight.cond:
                             flight.part, flight.started = part, True
                             flight.cond.notify_all()
-                        for block in r.iter_raw(_FETCH_CHUNK):
-                            out.write(block)
-                            digest.update(block)
-                            with flight.cond:
-                                flight.advance(len(block))
-                            if flight.written > p.size:
-                                raise BlobVerificationError(f"the upstream sent more than {p.size} bytes")
+                        behind = _WriteBehind(out, flight)
+                        try:
+                            received = 0
+                            for block in r.iter_raw(_FETCH_CHUNK):
+                                received += len(block)
+                                if received > p.size:
+                                    raise BlobVerificationError(f"the upstream sent more than {p.size} bytes")
+                                behind.put(block)
+                        finally:
+                            behind.join()
+                        digest = behind.result()
             except httpx.TransportError as exc:  # refused, timed out, or cut mid-way
                 mirror.trip(bk)
                 raise mirror.Unreachable(str(exc)) from exc
@@ -233,6 +239,46 @@ def _fetch(bk: Backends, p: Pending, sha: str | None, path: str | None, flight: 
         with flight.cond:
             flight.done = flight.started = True
             flight.advance()
+
+
+class _WriteBehind:
+    """Writes, hashes and announces the fetched blocks on a thread of its own while the fetch thread receives
+    the next ones (unbuffered writes and hashlib release the GIL): receiving and storing overlap. At most
+    `_BEHIND` blocks wait; readers see a block once it is written."""
+
+    def __init__(self, out, flight: _Flight) -> None:  # noqa: ANN001
+        self.out, self.flight, self.digest = out, flight, hashlib.sha256()
+        self.blocks: queue.Queue[bytes | None] = queue.Queue(_BEHIND)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True, name="cove-mirror-write")
+        self.thread.start()
+
+    def _run(self) -> None:
+        while (block := self.blocks.get()) is not None:
+            if self.error is not None:
+                continue  # drain: the fetch thread never blocks on a dead writer
+            try:
+                self.out.write(block)
+                self.digest.update(block)
+                with self.flight.cond:
+                    self.flight.advance(len(block))
+            except BaseException as exc:  # noqa: BLE001 - raised in the fetch thread by put/result
+                self.error = exc
+
+    def put(self, block: bytes) -> None:
+        if self.error is not None:
+            raise self.error
+        self.blocks.put(block)
+
+    def join(self) -> None:
+        if self.thread.is_alive():
+            self.blocks.put(None)
+            self.thread.join()
+
+    def result(self) -> hashlib._Hash:
+        if self.error is not None:
+            raise self.error
+        return self.digest
 
 
 def _source(bk: Backends, p: Pending, sha: str | None, path: str | None) -> tuple[str, dict[str, str]]:
