@@ -37,6 +37,7 @@ class _Proxy(http.server.ThreadingHTTPServer):
     def __init__(self, port: int, target: str) -> None:
         self.target = target
         self.counts: Counter[str] = Counter()
+        self.tamper: set[str] = set()  # paths whose body gets its first byte flipped
         self.lock = threading.Lock()
         self.client = httpx.Client(timeout=120)
         super().__init__(("127.0.0.1", port), _Forward)
@@ -58,6 +59,8 @@ class _Forward(http.server.BaseHTTPRequestHandler):
                                                                               "content-length")}
         with srv.client.stream(self.command, srv.target + self.path, headers=headers, content=body) as r:
             data = b"".join(r.iter_raw())
+        if data and self.path.split("?")[0] in srv.tamper:
+            data = bytes([data[0] ^ 1]) + data[1:]
         self.send_response(r.status_code)
         for k, v in r.headers.multi_items():
             if k.lower() not in ("content-length", "transfer-encoding", "connection"):
@@ -350,6 +353,38 @@ def test_cli_add_list_sync(hubs, model):
     assert head in _cove(hubs["mirror"].data, "mirror", "list", "--json", **env)
     _cove(hubs["mirror"].data, "mirror", "remove", f"{NAME}/cli-*", **env)
     assert f"{NAME}/cli-*" not in _cove(hubs["mirror"].data, "mirror", "list", "--json", **env)
+
+
+def test_first_readers_never_get_a_whole_body_that_fails_the_hash(hubs):
+    api = HfApi(endpoint=hubs["up"].endpoint, token=hubs["token"])
+    repo_id = f"{NAME}/bad-{uuid.uuid4().hex[:6]}"
+    api.create_repo(repo_id)
+    data = os.urandom(6 << 20)
+    with pytest.MonkeyPatch.context() as mp:
+        from huggingface_hub import constants
+
+        mp.setattr(constants, "HF_HUB_DISABLE_XET", True)
+        sha = api.upload_file(path_or_fileobj=data, path_in_repo="bad.bin", repo_id=repo_id).oid
+    key = f"/{repo_id}/resolve/{sha}/bad.bin"
+    hubs["proxy"].tamper.add(key)  # the upstream's bytes arrive with one byte changed
+    url = f"{hubs['mirror'].endpoint}/{repo_id}/resolve/main/bad.bin"
+
+    def read(_: int) -> bytes | None:
+        try:
+            with httpx.stream("GET", url, timeout=60) as r:
+                return b"".join(r.iter_raw())
+        except httpx.HTTPError:
+            return None  # the body ended short: the client knows it is incomplete
+
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            got = list(pool.map(read, range(4)))
+    finally:
+        hubs["proxy"].tamper.discard(key)
+    assert all(b is None or len(b) < len(data) for b in got)  # never the whole (tampered) body
+    assert hubs["proxy"].counts[key] == 1
+    assert httpx.get(url, timeout=60).content == data  # nothing was published: fetched again, right this time
+    assert hubs["proxy"].counts[key] == 2
 
 
 def test_offline_serves_what_was_fetched(hubs, model, tmp_path):

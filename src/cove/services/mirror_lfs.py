@@ -84,10 +84,20 @@ class Tail:
     """Bytes ``[start, end)`` of an object still being fetched: its temp file, read no further than written.
 
     Iterated, it yields the bytes (read in a worker thread); `parts` instead yields ``(fd, offset, count)``
-    spans of the temp file to send without reading them into Python (``os.sendfile``), on the event loop."""
+    spans of the temp file to send without reading them into Python (``os.sendfile``), on the event loop.
+    A read up to the object's end gets its last byte only once the whole object hashed right: a client is
+    never handed a complete body of bytes that failed the check (its body ends short instead)."""
 
-    def __init__(self, flight: _Flight, fh, oid: str, start: int, end: int) -> None:  # noqa: ANN001
-        self.flight, self.fh, self.oid, self.start, self.end = flight, fh, oid, start, end
+    def __init__(self, flight: _Flight, fh, oid: str, start: int, end: int, size: int) -> None:  # noqa: ANN001
+        self.flight, self.fh, self.oid, self.start, self.end, self.size = flight, fh, oid, start, end, size
+
+    def _ready(self) -> int:
+        """Under `flight.cond`: how far this read may go now."""
+        flight = self.flight
+        ready = min(flight.written, self.end)
+        if ready == self.size and not (flight.done and flight.error is None):
+            ready -= 1  # the last byte waits for the hash check
+        return ready
 
     def __iter__(self) -> Iterator[bytes]:
         flight, pos, end = self.flight, self.start, self.end
@@ -95,11 +105,11 @@ class Tail:
             fh.seek(pos)
             while pos < end:
                 with flight.cond:
-                    flight.cond.wait_for(lambda at=pos: flight.written > at or flight.done)
-                    avail = flight.written
+                    flight.cond.wait_for(lambda at=pos: self._ready() > at or flight.done)
+                    avail = self._ready()
                     if avail <= pos:
                         raise OSError(f"upstream fetch of {self.oid} failed: {flight.error}")
-                block = fh.read(min(avail, end, pos + _CHUNK * 4) - pos)
+                block = fh.read(min(avail, pos + _CHUNK * 4) - pos)
                 if not block:
                     raise OSError(f"upstream fetch of {self.oid}: temp file shorter than written")
                 pos += len(block)
@@ -113,7 +123,7 @@ class Tail:
             while pos < end:
                 fut = None
                 with flight.cond:  # held only for counter updates by the fetch thread
-                    avail = flight.written
+                    avail = self._ready()
                     if avail <= pos and not flight.done:
                         fut = loop.create_future()
                         flight.waiters.append((min(pos + _WAKE_AT, end), loop, fut))
@@ -122,7 +132,7 @@ class Tail:
                     continue
                 if avail <= pos:
                     raise OSError(f"upstream fetch of {self.oid} failed: {flight.error}")
-                n = min(avail, end) - pos
+                n = avail - pos
                 yield fh.fileno(), pos, n
                 pos += n
 
@@ -162,7 +172,7 @@ def read(bk: Backends, p: Pending, sha: str | None, path: str | None, start: int
         stored = flight.stored or (flight.done and flight.error is None)
     if not stored:
         try:  # still readable after the publish renames it (or a failure unlinks it)
-            return Tail(flight, open(flight.part, "rb"), p.oid, start, end)  # noqa: SIM115 - Tail closes it
+            return Tail(flight, open(flight.part, "rb"), p.oid, start, end, p.size)  # noqa: SIM115 - Tail closes it
         except (OSError, TypeError):
             pass  # published (renamed) before we got here
     return bk.blobs.iter_range(f"lfs/{p.oid}", start, end)
