@@ -25,6 +25,7 @@ from typing import Any
 
 from sqlalchemy import text
 
+from cove import lifespan
 from cove.db.tables import Repo, utcnow
 
 log = logging.getLogger(__name__)
@@ -156,11 +157,10 @@ def flush_for_read(bk: Any) -> None:  # noqa: ANN401
 
 def run_flusher_with(app: Any, bk: Any) -> None:  # noqa: ANN401
     """Flush the tally every `download_flush_interval` seconds for the app's lifetime, and at its shutdown."""
-    inner = app.router.lifespan_context
     interval = max(0.05, float(bk.settings.download_flush_interval))
 
     @contextlib.asynccontextmanager
-    async def lifespan(a: Any):  # noqa: ANN202, ANN401
+    async def flushing(_a: Any):  # noqa: ANN202, ANN401
         t = tally(bk)
         stop = threading.Event()
 
@@ -171,8 +171,7 @@ def run_flusher_with(app: Any, bk: Any) -> None:  # noqa: ANN401
         thread = threading.Thread(target=loop, name="cove-download-flush", daemon=True)
         thread.start()
         try:
-            async with inner(a) as state:
-                yield state
+            yield
         finally:
             stop.set()
             await asyncio.to_thread(thread.join, 10)
@@ -184,7 +183,7 @@ def run_flusher_with(app: Any, bk: Any) -> None:  # noqa: ANN401
                     log.warning("download counts not flushed at shutdown (%s); retrying", exc)
                     await asyncio.sleep(0.2)
 
-    app.router.lifespan_context = lifespan
+    lifespan.alongside(app, flushing)
 
 
 __all__ = ["Tally", "counted", "is_query_file", "maybe_count", "tally", "flush_for_read",

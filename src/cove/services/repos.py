@@ -16,6 +16,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from cove import lifespan
 from cove.backends import Backends
 from cove.db.tables import Repo, RepoRedirect, RepoTag, utcnow
 from cove.errors import BadRequest, Conflict, RepoNotFound
@@ -291,11 +292,10 @@ def heal_in_background(app, bk: Backends) -> None:  # noqa: ANN001
     """Start-up does no per-repo work: unless the last shutdown was graceful (`CLEAN_MARK`), `heal_stale` runs
     once in a daemon thread during the app's lifetime. (A row left stale otherwise, e.g. by a process of a
     scale-out group that crashed while another shut down cleanly, is healed on its next read, `ensure_fresh`.)"""
-    inner = app.router.lifespan_context
     mark = bk.settings.data / CLEAN_MARK
 
     @contextlib.asynccontextmanager
-    async def lifespan(a):  # noqa: ANN001, ANN202
+    async def healing(_a):  # noqa: ANN001, ANN202
         stop, done = threading.Event(), threading.Event()
         try:
             clean = mark.exists()
@@ -319,8 +319,7 @@ def heal_in_background(app, bk: Backends) -> None:  # noqa: ANN001
         thread = threading.Thread(target=run, name="cove-index-heal", daemon=True)
         thread.start()
         try:
-            async with inner(a) as state:
-                yield state
+            yield
         finally:
             stop.set()
             await asyncio.to_thread(thread.join, 10)
@@ -328,7 +327,7 @@ def heal_in_background(app, bk: Backends) -> None:  # noqa: ANN001
                 with contextlib.suppress(OSError):
                     mark.touch()
 
-    app.router.lifespan_context = lifespan
+    lifespan.alongside(app, healing)
 
 
 def now() -> datetime:

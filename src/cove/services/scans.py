@@ -7,8 +7,6 @@ until it gets there a file is reported `unscanned`.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import threading
 import time
@@ -19,6 +17,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from cove import lifespan
 from cove.backends import Backends
 from cove.db.tables import Repo, Scan, utcnow
 from cove.errors import EntryNotFound, Forbidden
@@ -349,16 +348,4 @@ def run_worker_with(app, bk: Backends) -> None:  # noqa: ANN001
     """Run a `ScanWorker` for the app's lifetime (inside its lifespan), unless `scan_interval` is 0."""
     if bk.settings.scan_interval <= 0:
         return
-    inner = app.router.lifespan_context
-
-    @contextlib.asynccontextmanager
-    async def lifespan(a):  # noqa: ANN001, ANN202
-        worker = ScanWorker(bk, bk.settings.scan_interval)
-        worker.start()
-        try:
-            async with inner(a) as state:
-                yield state
-        finally:
-            await asyncio.to_thread(worker.stop)
-
-    app.router.lifespan_context = lifespan
+    lifespan.run_worker(app, lambda: ScanWorker(bk, bk.settings.scan_interval))

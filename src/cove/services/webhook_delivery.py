@@ -8,8 +8,6 @@ after `webhook_max_attempts` tries. Each try is logged on the row (time, status 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import ipaddress
 import logging
 import socket
@@ -21,6 +19,7 @@ from urllib.parse import urlsplit
 import httpx
 from sqlalchemy import and_, delete, or_, select, update
 
+from cove import lifespan
 from cove.api.shapes import iso
 from cove.backends import Backends
 from cove.db.tables import Repo, Webhook, WebhookDelivery, utcnow
@@ -173,16 +172,4 @@ def run_worker_with(app, bk: Backends) -> None:  # noqa: ANN001
     """Run a `DeliveryWorker` for the app's lifetime (inside its lifespan), unless `webhook_poll_interval` is 0."""
     if bk.settings.webhook_poll_interval <= 0:
         return
-    inner = app.router.lifespan_context
-
-    @contextlib.asynccontextmanager
-    async def lifespan(a):  # noqa: ANN001, ANN202
-        worker = DeliveryWorker(bk)
-        worker.start()
-        try:
-            async with inner(a) as state:
-                yield state
-        finally:
-            await asyncio.to_thread(worker.stop)
-
-    app.router.lifespan_context = lifespan
+    lifespan.run_worker(app, lambda: DeliveryWorker(bk))

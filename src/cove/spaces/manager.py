@@ -26,6 +26,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from cove import lifespan
 from cove.backends import Backends
 from cove.db.tables import Repo, SpaceState, SpaceVar, utcnow
 from cove.spaces import config as cfg
@@ -427,19 +428,9 @@ def run_with(app, bk: Backends) -> None:  # noqa: ANN001
     """Run a `SpaceManager` for the app's lifetime (inside its lifespan), unless `spaces_run` is off."""
     if not bk.settings.spaces_run:
         return
-    inner = app.router.lifespan_context
 
-    @contextlib.asynccontextmanager
-    async def lifespan(a):  # noqa: ANN001, ANN202
-        import asyncio
+    def make() -> SpaceManager:
+        app.state.spaces = SpaceManager(bk)
+        return app.state.spaces
 
-        manager = SpaceManager(bk)
-        await asyncio.to_thread(manager.start)
-        a.state.spaces = manager
-        try:
-            async with inner(a) as state:
-                yield state
-        finally:
-            await asyncio.to_thread(manager.stop)
-
-    app.router.lifespan_context = lifespan
+    lifespan.run_worker(app, make)
