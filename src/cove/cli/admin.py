@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from cove.errors import HubError
+from cove.cli.exits import errors_exit
 
 user_app = typer.Typer(help="Manage users.", no_args_is_help=True)
 org_app = typer.Typer(help="Manage organizations.", no_args_is_help=True)
@@ -75,12 +75,8 @@ def _run(fn, *, db_only: bool = False):  # noqa: ANN001, ANN202
     """Run ``fn(db, bk)`` in one transaction; ``db_only``: accounts and tokens only, ``bk`` is None."""
     bk = None if db_only else _backends()
     database = _database() if db_only else bk.db
-    try:
-        with database.session() as db:
-            return fn(db, bk)
-    except HubError as exc:
-        typer.echo(f"Error: {exc.message}", err=True)
-        raise typer.Exit(1) from None
+    with errors_exit(), database.session() as db:
+        return fn(db, bk)
 
 
 @user_app.command("add")

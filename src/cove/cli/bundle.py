@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from cove.errors import HubError
+from cove.cli.exits import errors_exit
 
 bundle_app = typer.Typer(help="Carry repos to another hub in one signed file, with the same commit ids.",
                          no_args_is_help=True)
@@ -30,11 +30,8 @@ def keygen(
     """Make an Ed25519 key pair: the private key (mode 0600) signs exports, the public key verifies imports."""
     from cove.services.bundle_keys import keygen as make
 
-    try:
+    with errors_exit():
         private, public = make(out or _default_key(), force=force)
-    except HubError as exc:
-        typer.echo(f"Error: {exc.message}", err=True)
-        raise typer.Exit(1) from None
     typer.echo(f"Private key (keep it on this side, mode 0600): {private}", err=True)
     typer.echo(f"Public key (give it to the importing side): {public}", err=True)
     typer.echo(public.read_text().strip())
@@ -56,16 +53,10 @@ def export(
     from cove.services import bundle_keys, bundles
 
     start = time.monotonic()
-    try:
+    with errors_exit(OSError):
         private = bundle_keys.load_private(key or _default_key())
         report = bundles.export(_hub(), [bundles.parse_spec(r) for r in repos], out, private, since=since,
                                 echo=lambda line: typer.echo(line, err=True))
-    except HubError as exc:
-        typer.echo(f"Error: {exc.message}", err=True)
-        raise typer.Exit(1) from None
-    except OSError as exc:
-        typer.echo(f"Error: {exc}", err=True)
-        raise typer.Exit(1) from None
     for r in report.repos:
         typer.echo(f"{r['type']} {r['id']}: {r['commits']} commits, {r['lfs']} LFS files, refs "
                    + ", ".join(f"{ref}={sha[:12]}" for ref, sha in r["refs"].items()))
@@ -88,16 +79,10 @@ def import_(
     from cove.services import bundle_keys, bundles
 
     start = time.monotonic()
-    try:
+    with errors_exit(OSError):
         public = bundle_keys.load_public(key)
         lines = bundles.import_bundle(_hub(), file, public, admin_actor(),
                                       echo=lambda line: typer.echo(line, err=True))
-    except HubError as exc:
-        typer.echo(f"Error: {exc.message}", err=True)
-        raise typer.Exit(1) from None
-    except OSError as exc:
-        typer.echo(f"Error: {exc}", err=True)
-        raise typer.Exit(1) from None
     for line in lines:
         typer.echo(line)
     typer.echo(f"Imported {file} in {time.monotonic() - start:.1f}s", err=True)

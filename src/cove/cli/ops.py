@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from cove.errors import HubError
+from cove.cli.exits import errors_exit
 
 
 def _hub():  # noqa: ANN202 - Backends of the hub the admin commands find (never creates one)
@@ -45,11 +45,8 @@ def backup(dest: Annotated[Path, typer.Argument(help="A new or empty folder for 
     """Take a consistent snapshot (git repos, database, the blobs it names) while the server keeps serving."""
     from cove.services.backup import backup as run_backup
 
-    try:
+    with errors_exit():
         manifest = run_backup(_hub(), dest, echo=lambda line: typer.echo(line, err=True))
-    except HubError as exc:
-        typer.echo(f"Error: {exc.message}", err=True)
-        raise typer.Exit(1) from None
     typer.echo(f"Backed up {manifest['repos']} repos and {manifest['blobs']} blobs into {dest.resolve()}", err=True)
     if manifest["missing_blobs"]:
         typer.echo(f"Warning: {len(manifest['missing_blobs'])} blobs named by the database were missing "
@@ -74,11 +71,8 @@ def restore(
     if data.exists() and (not data.is_dir() or any(data.iterdir())):
         typer.echo(f"Error: {data} is not empty; restore into a new folder", err=True)
         raise typer.Exit(1)
-    try:
+    with errors_exit():
         run_restore(src, build_backends(s), echo=lambda line: typer.echo(line, err=True))
-    except HubError as exc:
-        typer.echo(f"Error: {exc.message}", err=True)
-        raise typer.Exit(1) from None
     typer.echo(f"Restored {src} into {data.resolve()}; start it with `cove serve --data {data}`", err=True)
 
 
