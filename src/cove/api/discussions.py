@@ -83,7 +83,7 @@ def create_discussion(plural: str, ns: str, name: str, body: Annotated[dict[str,
             access.require_contribute(db, actor, repo)
         else:  # a discussion is a write too: not with a read token
             access.require_write_token(actor, "open a discussion")
-        head = bk.repos.resolve(repo.storage_key, "main") if is_pr else None
+        head = bk.repos.head(repo.storage_key) if is_pr else None
         d = discussions.open_discussion(db, bk, repo, title=title.strip(), description=description,
                                         author=actor.name or "", pr_head=head)
         return {**_json(d, repo.repo_id, repo.type), "url": f"{bk.settings.public_endpoint}/{repo.repo_id}"}
@@ -108,7 +108,8 @@ def _details(bk: Backends, db: Session, repo: Repo, d: Discussion, *, with_diff:
     if d.is_pull_request:
         merged = next((ev.data.get("oid") for ev in stored
                        if ev.type == "status-change" and ev.data.get("status") == "merged"), None)
-        base = "main"  # once merged, the PR is what it brought onto main: main before its merge commit
+        default = bk.repos.default_branch(repo.storage_key)
+        base = default  # once merged, the PR is what it brought onto its base: the base before its merge commit
         if merged and (info := bk.repos.commit_info(repo.storage_key, merged)).parents:
             base = info.parents[0]
         events += discussions.pr_commits(bk, repo, d.num, base)
@@ -116,7 +117,7 @@ def _details(bk: Backends, db: Session, repo: Repo, d: Discussion, *, with_diff:
         patch, conflicts = discussions.pr_diff_and_conflicts(bk, repo, d.num, base)
         if merged:
             conflicts = []
-        out["changes"] = {"base": "refs/heads/main", "mergeCommitId": merged}
+        out["changes"] = {"base": f"refs/heads/{default}", "mergeCommitId": merged}
         out["filesWithConflicts"] = conflicts
         out["conflictingFiles"] = conflicts
         if with_diff:

@@ -105,9 +105,10 @@ def _info(plural: str, repo_id: str, revision: str | None, expand: list[str] | N
     downloads.flush_for_read(bk)  # this process's counts, shown at once
     with bk.db.session() as db:
         repo = access.readable_repo(db, actor, repo_type, repo_id)
-        mirror.refresh(bk, repo, revision or "main")  # a mirrored branch past its TTL: checked upstream first
+        default = bk.repos.default_branch(repo.storage_key)
+        mirror.refresh(bk, repo, revision or default)  # a mirrored branch past its TTL: checked upstream first
         head = repos.ensure_fresh(db, bk, repo)
-        sha = head if revision in (None, "main") else files.resolve_revision(bk, repo, revision)
+        sha = head if revision in (None, default) else files.resolve_revision(bk, repo, revision)
         siblings = entries = None
         if not expand or "siblings" in expand:
             entries = bk.repos.list_tree(repo.storage_key, sha, recursive=True) or []

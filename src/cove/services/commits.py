@@ -346,6 +346,8 @@ def create_commit(
     elif revision.startswith("refs/"):
         raise BadRequest(f"Cannot commit to {revision}")
     else:
+        if revision == "main" and not bk.repos.is_branch(key, revision):
+            revision = bk.repos.default_branch(key)  # the clients' "no revision", as `resolve` reads it
         if not bk.repos.is_branch(key, revision):
             raise RevisionNotFound(f"Invalid rev id: {revision}")
         ref = f"refs/heads/{revision}"
@@ -372,7 +374,7 @@ def create_commit(
     for oid, size, xet_hash in lfs_rows:
         if db.get(LfsObject, (repo.id, oid)) is None:
             db.add(LfsObject(repo_pk=repo.id, oid=oid, size=size, xet_hash=xet_hash))
-    if ref == "refs/heads/main":
+    if ref == f"refs/heads/{bk.repos.default_branch(key)}":
         repos.reindex(db, bk, repo, new)
     else:
         repo.last_modified = repos.now()

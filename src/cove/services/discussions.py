@@ -151,8 +151,10 @@ def stored_events(db: Session, d: Discussion) -> list[DiscussionEvent]:
                            .order_by(DiscussionEvent.id)).all())  # the ``opening`` one included
 
 
-def pr_commits(bk: Backends, repo: Repo, num: int, base: str = "main", limit: int = 250) -> list[dict]:
-    """The PR's commits (those of ``refs/pr/N`` not on its base), oldest first, as commit events."""
+def pr_commits(bk: Backends, repo: Repo, num: int, base: str | None = None, limit: int = 250) -> list[dict]:
+    """The PR's commits (those of ``refs/pr/N`` not on its base, the default branch unless named), oldest first,
+    as commit events."""
+    base = base or bk.repos.default_branch(repo.storage_key)
     git = bk.repos.repo(repo.storage_key)
     head, target = bk.repos.resolve(repo.storage_key, f"refs/pr/{num}"), bk.repos.resolve(repo.storage_key, base)
     if head is None:
@@ -170,9 +172,10 @@ def pr_commits(bk: Backends, repo: Repo, num: int, base: str = "main", limit: in
     return out[::-1]
 
 
-def pr_diff_and_conflicts(bk: Backends, repo: Repo, num: int, base: str = "main") -> tuple[str, list[str]]:
-    """The unified diff of ``refs/pr/N`` against its merge base with ``base``, and the files a merge would
-    conflict on."""
+def pr_diff_and_conflicts(bk: Backends, repo: Repo, num: int, base: str | None = None) -> tuple[str, list[str]]:
+    """The unified diff of ``refs/pr/N`` against its merge base with ``base`` (the default branch unless named),
+    and the files a merge would conflict on."""
+    base = base or bk.repos.default_branch(repo.storage_key)
     git = bk.repos.repo(repo.storage_key)
     head, target = bk.repos.resolve(repo.storage_key, f"refs/pr/{num}"), bk.repos.resolve(repo.storage_key, base)
     if head is None or target is None:
@@ -187,11 +190,13 @@ def pr_diff_and_conflicts(bk: Backends, repo: Repo, num: int, base: str = "main"
     return diff, conflicts
 
 
-def merge_pr(db: Session, bk: Backends, repo: Repo, d: Discussion, *, author: str, base: str = "main") -> str:
-    """Merge ``refs/pr/N`` into ``base`` as a merge commit; the branch moves by compare-and-swap (a branch moved
-    meanwhile is merged against again). Conflicting files are a 409 naming them, and nothing moves."""
+def merge_pr(db: Session, bk: Backends, repo: Repo, d: Discussion, *, author: str, base: str | None = None) -> str:
+    """Merge ``refs/pr/N`` into ``base`` (the default branch unless named) as a merge commit; the branch moves
+    by compare-and-swap (a branch moved meanwhile is merged against again). Conflicting files are a 409
+    naming them, and nothing moves."""
     from cove.services import repos  # repos → … → discussions: imported when used
 
+    base = base or bk.repos.default_branch(repo.storage_key)
     key, ref = repo.storage_key, f"refs/heads/{base}"
     git = bk.repos.repo(key)
     head = bk.repos.resolve(key, f"refs/pr/{d.num}")

@@ -111,7 +111,7 @@ def _check_repos(bk: Backends, report: Report, repair: bool) -> None:
                 report.add("git", _name(repo), (out.stdout + out.stderr).strip()[:2000] or "git fsck failed")
                 continue
             try:
-                head = bk.repos.resolve(repo.storage_key, "main")
+                head = bk.repos.head(repo.storage_key)
             except pygit2.GitError as exc:
                 report.add("git", _name(repo), f"main does not resolve: {exc}")
                 continue
@@ -120,12 +120,12 @@ def _check_repos(bk: Backends, report: Report, repair: bool) -> None:
                 time.sleep(_SETTLE)
                 db.commit()  # end the read transaction, so the refresh sees rows committed since
                 db.refresh(repo)
-                head = bk.repos.resolve(repo.storage_key, "main")
+                head = bk.repos.head(repo.storage_key)
             if head and head != repo.sha:
                 p = report.add("index-stale", _name(repo), f"index row names {repo.sha}, main is {head}")
                 if repair:
                     bk.repos.forget(repo.storage_key)
-                    p.repaired = reindex(db, bk, repo, head) and repo.sha == bk.repos.resolve(repo.storage_key, "main")
+                    p.repaired = reindex(db, bk, repo, head) and repo.sha == bk.repos.head(repo.storage_key)
                     db.flush()
     if bk.repos.root.is_dir():
         for path in sorted(bk.repos.root.glob("*/*.git")):

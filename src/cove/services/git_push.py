@@ -131,7 +131,7 @@ def receive_env(*, data: Path, db_url: str, repo_pk: int, repo_id: str, max_file
 
 
 def after_push(bk: Backends, repo_pk: int, refs_before: dict[str, str]) -> None:
-    """Bring the index up to date with what the push changed (main → full reindex)."""
+    """Bring the index up to date with what the push changed (the default branch → full reindex)."""
     from cove.db.tables import Repo
     from cove.services import repos, webhooks
 
@@ -142,7 +142,7 @@ def after_push(bk: Backends, repo_pk: int, refs_before: dict[str, str]) -> None:
         refs_after = bk.repos.refs(repo.storage_key)
         if refs_after == refs_before:
             return
-        head = refs_after.get("refs/heads/main")
+        head = refs_after.get(f"refs/heads/{bk.repos.default_branch(repo.storage_key)}")
         if head and head != repo.sha:
             repos.reindex(db, bk, repo, head)
         else:

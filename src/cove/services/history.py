@@ -22,7 +22,7 @@ def super_squash(db: Session, bk: Backends, actor: Actor, repo: Repo, *, branch:
     new = bk.repos.commit_with_tree(repo.storage_key, tree_of=head, parents=[], author=actor.name or "cove",  # type: ignore[arg-type]
                                     message=message)
     _move(bk, repo, ref, new, head)
-    if branch == "main":
+    if branch == bk.repos.default_branch(repo.storage_key):
         repos.reindex(db, bk, repo, new)
     return new
 
@@ -44,7 +44,7 @@ def revert(db: Session, bk: Backends, actor: Actor, repo: Repo, *, target: str, 
     new = bk.repos.commit_with_tree(key, tree_of=sha, parents=[head] if head else [],  # type: ignore[list-item]
                                     author=actor.name or "cove", message=message or f"Revert to {sha[:12]}")
     _move(bk, repo, ref, new, head)
-    if branch == "main":
+    if branch == bk.repos.default_branch(key):
         repos.reindex(db, bk, repo, new)
     return new
 

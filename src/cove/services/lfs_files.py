@@ -192,7 +192,7 @@ def rewrite_without(db: Session, bk: Backends, repo: Repo, oids: set[str]) -> No
             store.update_ref(key, ref, str(new), str(target))
         except RefConflict as exc:
             raise Conflict(f"{ref} moved while its history was rewritten; retry") from exc
-    head = store.resolve(key, "main")
+    head = store.head(key)
     if head and head != repo.sha:
         repos.reindex(db, bk, repo, head)
 

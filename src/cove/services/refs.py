@@ -53,7 +53,7 @@ def create_branch(db: Session, bk: Backends, actor: Actor, repo: Repo, branch: s
     key = repo.storage_key
     if bk.repos.is_branch(key, branch):
         raise Conflict(f"Reference refs/heads/{branch} already exists")
-    sha = bk.repos.resolve(key, start or "main")
+    sha = bk.repos.resolve(key, start) if start else bk.repos.head(key)
     if sha is None:
         raise RevisionNotFound(f"Invalid rev id: {start}")
     try:
@@ -65,8 +65,8 @@ def create_branch(db: Session, bk: Backends, actor: Actor, repo: Repo, branch: s
 
 def delete_branch(db: Session, bk: Backends, actor: Actor, repo: Repo, branch: str) -> None:
     access.require_write(db, actor, repo)
-    if branch == "main":
-        raise Forbidden("Cannot delete refs/heads/main")
+    if branch == bk.repos.default_branch(repo.storage_key):
+        raise Forbidden(f"Cannot delete refs/heads/{branch}")
     if not bk.repos.is_branch(repo.storage_key, branch):
         raise RevisionNotFound(f"Invalid rev id: {branch}")
     old = bk.repos.resolve(repo.storage_key, f"refs/heads/{branch}")

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from cove import lifespan
 from cove.backends import Backends
 from cove.db.tables import Repo, RepoRedirect, RepoTag, utcnow
-from cove.errors import BadRequest, Conflict, RepoNotFound
+from cove.errors import BadRequest, Conflict, RepoNotFound, RevisionNotFound
 from cove.services import access, webhooks
 from cove.services.accounts import NAME_RULE, Actor, get_namespace
 from cove.services.cards import IndexData, derive_index
@@ -152,6 +152,19 @@ def update_settings(db: Session, actor: Actor, repo: Repo, *, private: bool | No
             raise BadRequest("gated must be 'auto', 'manual' or false")
 
 
+def set_default_branch(db: Session, bk: Backends, actor: Actor, repo: Repo, branch: str) -> None:
+    """Make `branch` (an existing one) the default: git HEAD, reads without a revision, the index, the PR
+    base, the branch that cannot be deleted. The namespace's admins only."""
+    access.require_admin(db, actor, repo)
+    if not branch or not bk.repos.is_branch(repo.storage_key, branch):
+        raise RevisionNotFound(f"Invalid rev id: {branch}")
+    if branch == bk.repos.default_branch(repo.storage_key):
+        return
+    bk.repos.set_default_branch(repo.storage_key, branch)
+    reindex(db, bk, repo)
+    webhooks.repo_event(db, repo, "update", "repo.config")
+
+
 def _read_index(bk: Backends, repo: Repo, sha: str) -> tuple[IndexData, int, datetime]:
     """What the index row holds for commit `sha`, read from git; touches no row."""
     entries = bk.repos.list_tree(repo.storage_key, sha, recursive=True) or []
@@ -167,12 +180,12 @@ def _read_index(bk: Backends, repo: Repo, sha: str) -> tuple[IndexData, int, dat
 
 
 def reindex(db: Session, bk: Backends, repo: Repo, sha: str | None = None, *, _depth: int = 0) -> bool:
-    """Refresh the index row from the head of `main` (the card, the config files, the file list).
+    """Refresh the index row from the head of the default branch (the card, the config files, the file list).
 
     Never raises for what the repo holds: a commit that cannot be indexed (unreadable objects...) is logged
     and leaves the row as it was (False), so a commit or push that has landed is never failed by its index.
     """
-    sha = sha or bk.repos.resolve(repo.storage_key, "main")
+    sha = sha or bk.repos.head(repo.storage_key)
     if sha is None:
         return True
     try:
@@ -202,16 +215,16 @@ def reindex(db: Session, bk: Backends, repo: Repo, sha: str | None = None, *, _d
     db.execute(delete(RepoTag).where(RepoTag.repo_pk == repo.id))
     db.add_all(RepoTag(repo_pk=repo.id, tag=t) for t in idx.tags)
     db.flush()
-    # Another writer may have moved `main` while this ran: index its head instead of recording an older one.
-    latest = bk.repos.resolve(repo.storage_key, "main")
+    # Another writer may have moved the default branch while this ran: index its head instead of recording an older one.
+    latest = bk.repos.head(repo.storage_key)
     if latest and latest != sha and _depth < 5:
         return reindex(db, bk, repo, latest, _depth=_depth + 1)
     return True
 
 
 def ensure_fresh(db: Session, bk: Backends, repo: Repo) -> str:
-    """Current head of main; re-derives the index if a commit landed without it (e.g. a crash)."""
-    head = bk.repos.resolve(repo.storage_key, "main")
+    """Current head of the default branch; re-derives the index if a commit landed without it (e.g. a crash)."""
+    head = bk.repos.head(repo.storage_key)
     if head and head != repo.sha:
         reindex(db, bk, repo, head)
     return head or ""
@@ -228,7 +241,7 @@ def reindex_all(db: Session, bk: Backends) -> int:
     n = 0
     for repo in db.scalars(select(Repo)).all():
         try:
-            head = bk.repos.resolve(repo.storage_key, "main")
+            head = bk.repos.head(repo.storage_key)
         except pygit2.GitError:
             logging.getLogger("cove").error("repo %s/%s: git folder missing or unreadable", repo.type, repo.repo_id)
             continue
@@ -263,7 +276,7 @@ def heal_stale(bk: Backends, stop: threading.Event | None = None, *, batch: int 
             if stop.is_set():
                 break
             try:
-                head = bk.repos.resolve(key, "main")
+                head = bk.repos.branch_head(key)  # the ref files only: no repository opened
             except (pygit2.GitError, OSError, KeyError):
                 unreadable += 1
                 if unreadable <= 10:

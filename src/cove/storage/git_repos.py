@@ -344,7 +344,31 @@ class GitRepoStore:
                 return str(obj.peel(pygit2.Commit).id)
             except (KeyError, ValueError, pygit2.GitError):
                 return None
+        if rev == "main" and (default := self.default_branch(key)) != "main":
+            # The stock clients send `main` for "no revision" (hf_hub_download, list_repo_tree): with no
+            # branch of that name, it means the repo's default branch.
+            return self.resolve(key, default)
         return None
+
+    def default_branch(self, key: str) -> str:
+        """The branch HEAD names: what `git clone` checks out and what a read without a revision uses."""
+        try:
+            text = (self.path(key) / "HEAD").read_text().strip()
+        except (FileNotFoundError, NotADirectoryError):
+            return "main"
+        return text[16:] if text.startswith("ref: refs/heads/") and len(text) > 16 else "main"
+
+    def head(self, key: str) -> str | None:
+        """The default branch's commit id (None for an empty repo)."""
+        return self.resolve(key, self.default_branch(key))
+
+    def set_default_branch(self, key: str, branch: str) -> None:
+        """Point HEAD at `refs/heads/{branch}` (written aside and renamed, so readers never see half a file)."""
+        p = self.path(key)
+        tmp = p / f"HEAD.{os.getpid()}.{threading.get_ident()}.tmp"
+        tmp.write_text(f"ref: refs/heads/{branch}\n")
+        os.replace(tmp, p / "HEAD")
+        self.forget(key)
 
     def is_branch(self, key: str, name: str) -> bool:
         return lookup_ref(self.repo(key), f"refs/heads/{name}") is not None

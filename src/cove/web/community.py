@@ -108,10 +108,10 @@ def discussion_page(repo_type: str, request: Request, ns: str, name: str, num: i
 
 
 def _pr_diff(bk: Backends, view, num: int, merged: str | None) -> tuple[list, int]:  # noqa: ANN001
-    """The PR's files against the merge base with its target (main, or main before its merge commit)."""
+    """The PR's files against the merge base with its target (the default branch, or it before its merge commit)."""
     key = view.repo.storage_key
     head = bk.repos.resolve(key, f"refs/pr/{num}")
-    target = bk.repos.resolve(key, "main")
+    target = bk.repos.resolve(key, view.branch)
     if merged and (info := bk.repos.commit_info(key, merged)).parents:
         target = info.parents[0]
     if head is None or target is None:

@@ -26,8 +26,8 @@ COLLAPSE_ROWS = 400
 def compare_form(repo_type: str, request: Request, ns: str, name: str) -> Response:
     """`/{repo}/compare?base=A&head=B` (the pickers' form) → `/{repo}/compare/A...B`."""
     _, view = open_repo(request, repo_type, ns, name)
-    base = request.query_params.get("base") or (view.tags[0] if view.tags else "main")
-    head = request.query_params.get("head") or "main"
+    base = request.query_params.get("base") or (view.tags[0] if view.tags else view.branch)
+    head = request.query_params.get("head") or view.branch
     return RedirectResponse(f"{view.base}/compare/{q(base)}...{q(head)}", status_code=302)
 
 

@@ -42,6 +42,8 @@ class RepoView:
     tags: list[str] = field(default_factory=list)
     #: A pull-through mirror (`cove.services.mirror`): the upstream it was fetched from; read-only here.
     mirror: str | None = None
+    #: The default branch (git HEAD): the card, the Files tab and the PR base.
+    branch: str = "main"
 
     @property
     def repo_id(self) -> str:
@@ -68,7 +70,8 @@ def open_repo(request: Request, repo_type: str, ns: str, name: str) -> tuple[Vis
     view = RepoView(repo=repo, repo_type=repo_type, base=repo_path(repo_type, repo.repo_id),
                     can_write=can_write, liked=liked, has_files=has_files, can_admin=can_admin, access_request=asked,
                     branches=[b["name"] for b in refs["branches"]], tags=[t["name"] for t in refs["tags"]],
-                    mirror=mirrored.upstream if mirrored is not None else None)
+                    mirror=mirrored.upstream if mirrored is not None else None,
+                    branch=bk.repos.default_branch(repo.storage_key))
     return v, view
 
 
@@ -78,7 +81,7 @@ def repo_page(repo_type: str, request: Request, ns: str, name: str) -> Response:
     bk: Backends = request.app.state.backends
     repo = view.repo
     key = repo.storage_key
-    sha = bk.repos.resolve(key, "main")
+    sha = bk.repos.resolve(key, view.branch)
     card = None
     gallery: list[str] = []
     last = None
@@ -87,7 +90,7 @@ def repo_page(repo_type: str, request: Request, ns: str, name: str) -> Response:
         entry = bk.repos.entry(key, sha, "README.md")
         if entry is not None and entry.type == "file" and not entry.is_lfs and entry.size <= MAX_CARD:
             text = bk.repos.read_blob(key, entry.oid).decode("utf-8", "replace")
-            card = cards.load(text, repo_type=repo_type, base=view.base, rev="main")
+            card = cards.load(text, repo_type=repo_type, base=view.base, rev=view.branch)
         paths = _image_candidates(bk, key, sha)
         shown = set(card.images) if card else set()
         gallery = [p for p in paths if cards.is_image(p) and p not in shown][:12] if view.has_files else []
@@ -175,9 +178,10 @@ def settings_page(repo_type: str, request: Request, ns: str, name: str) -> Respo
 
 def settings_update(repo_type: str, request: Request, ns: str, name: str,
                     action: Annotated[str, Form()], csrf_token: Annotated[str, Form()] = "",
-                    visibility: Annotated[str, Form()] = "",
+                    visibility: Annotated[str, Form()] = "", branch: Annotated[str, Form()] = "",
                     confirm: Annotated[str, Form()] = "") -> Response:
-    """One form per action: `visibility` (public/private) or `delete` (type the repo id to confirm)."""
+    """One form per action: `visibility` (public/private), `default-branch` or `delete` (type the repo id to
+    confirm)."""
     v = check_csrf(request, csrf_token)
     bk: Backends = request.app.state.backends
     with bk.db.session() as db:
@@ -187,6 +191,9 @@ def settings_update(repo_type: str, request: Request, ns: str, name: str,
                 raise BadRequest("Visibility is 'public' or 'private'")
             repos.update_settings(db, v.actor, repo, private=visibility == "private", gated=None)
             target = f"{repo_path(repo_type, repo.repo_id)}/settings?saved=visibility"
+        elif action == "default-branch":
+            repos.set_default_branch(db, bk, v.actor, repo, branch)
+            target = f"{repo_path(repo_type, repo.repo_id)}/settings?saved=default-branch"
         elif action == "delete":
             if confirm.strip() != repo.repo_id:
                 raise BadRequest(f"Type {repo.repo_id} to confirm the deletion")
