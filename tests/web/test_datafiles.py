@@ -194,3 +194,56 @@ def test_csv_column_stats_over_the_first_records():
     a, b = stats.columns
     assert (a.type, a.nulls, a.min, a.max, a.exact) == ("int64", 1, 0, 999, True)
     assert b.top == [("yes", 750), ("no", 251)] and b.min is None
+
+
+def test_parquet_search_reads_text_columns_then_only_the_page_rows():
+    from cove.web import rowsearch
+
+    n = 20_000
+    t = pa.table({"i": list(range(n)), "blob": pa.array([b"y" * 300] * n, pa.binary()),
+                  "s": [f"needle {i}" if i % 1000 == 7 else f"hay {i}" for i in range(n)]})
+    buf = io.BytesIO()
+    pq.write_table(t, buf, row_group_size=1000, compression="none", use_dictionary=False)
+    f = Counting(buf.getvalue())
+    got = rowsearch.search("parquet", [f.open], "NEEDLE", offset=0, limit=3)
+    assert got.index == [7, 1007, 2007] and [r[0] for r in got.rows] == [7, 1007, 2007]
+    assert got.rows[0][2] == "needle 7" and got.more and not got.complete
+    # The text column of four row groups (the 4th holds the match past the page), whole rows of three:
+    # the binary "blob" column of the other 17 row groups is never read.
+    assert f.read < len(buf.getvalue()) / 5
+    # The second page, then past the last match: the whole split searched, every match counted.
+    page2 = rowsearch.search("parquet", [f.open], "needle", offset=3, limit=3)
+    assert page2.index == [3007, 4007, 5007]
+    last = rowsearch.search("parquet", [f.open], "needle", offset=18, limit=3)
+    assert last.index == [18007, 19007] and last.complete and last.total == 20 and not last.more
+    none = rowsearch.search("parquet", [f.open], "absent", offset=0, limit=3)
+    assert none.rows == [] and none.complete and none.total == 0 and none.scanned == n
+
+
+def test_csv_and_jsonl_search_by_record():
+    from cove.web import rowsearch
+
+    body = b'a,b\n1,"multi\nline needle"\n2,plain\n3,NEEDLE again\n'
+    got = rowsearch.search("csv", [lambda: io.BytesIO(body)], "needle", offset=0, limit=25)
+    assert got.error is None and got.index == [0, 2] and got.complete and got.total == 2
+    assert got.rows[0] == [1, "multi\nline needle"]
+    lines = b"".join(b'{"t": "%s", "n": %d}\n' % (b"x" if i % 2 else b"match", i) for i in range(10))
+    got = rowsearch.search("jsonl", [lambda: io.BytesIO(lines)], "match", offset=2, limit=2)
+    assert got.index == [4, 6] and got.more
+
+
+def test_numeric_histograms_over_the_sample():
+    from cove.web import colstats
+
+    n = 10_000
+    t = pa.table({"i": [i % 100 for i in range(n)], "f": [None if i % 4 == 0 else i / 10 for i in range(n)],
+                  "small": [i % 3 for i in range(n)]})
+    buf = io.BytesIO()
+    pq.write_table(t, buf, row_group_size=1000)
+    stats = colstats.split_stats("parquet", [lambda: io.BytesIO(buf.getvalue())], sample_rows=n)
+    by = {c.name: c for c in stats.columns}
+    assert len(by["i"].hist) == 10 and sum(c for _, _, c in by["i"].hist) == n
+    assert [c for _, _, c in by["i"].hist] == [1000] * 10 and by["i"].hist[0][:2] == (0, 10)
+    assert sum(c for _, _, c in by["f"].hist) == n - n // 4 and by["f"].hist_rows == n - n // 4
+    assert [(lo, c) for lo, _, c in by["small"].hist] == [(0, 3334), (1, 3333), (2, 3333)]  # one bin per value
+    assert by["i"].exact  # nulls and min/max from the footers; the histogram over the sample (here: all rows)

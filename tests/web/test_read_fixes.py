@@ -63,3 +63,23 @@ def test_viewer_column_statistics(anon_web, hub):
     assert "review 0" in text and "0 nulls" in text
     csv = anon_web.get(base, params={"split": "test", "stats": "1"}).text
     assert 'id="col-stats"' in csv and "nulls" in csv
+
+
+def test_viewer_search_within_a_split_and_histograms(anon_web, hub):
+    base = f"/datasets/{hub.dataset}/viewer"
+    html = anon_web.get(base, params={"split": "train", "q": "Review 42"}).text
+    assert 'id="search-form"' in html and 'value="Review 42"' in html
+    body = re.search(r"<tbody>(.*?)</tbody>", html, re.S).group(1)
+    numbers = [int(n) for n in re.findall(r'<td class="ln">(\d+)</td>', body)]
+    assert numbers == [42, *range(420, 430)]  # each match with its row number in the split
+    assert "11 rows match" in re.sub(r"\s+", " ", html)
+    csv = anon_web.get(base, params={"split": "test", "q": "review 29"}).text
+    assert [int(n) for n in re.findall(r'<td class="ln">(\d+)</td>', csv)] == [29, *range(290, 300)]
+    none = anon_web.get(base, params={"split": "train", "q": "<script>nothing"}).text
+    assert "0 rows match" in re.sub(r"\s+", " ", none) and "<script>nothing" not in none
+    stats = anon_web.get(base, params={"split": "train", "stats": "1"}).text
+    row = re.search(r'<tr id="col-stats"[^>]*>(.*?)</tr>', stats, re.S).group(1)
+    hists = re.findall(r'<svg class="hist".*?</svg>', row, re.S)
+    assert len(hists) == 2  # label and score, not the text column
+    assert hists[0].count("<rect") == 2 and "0 – 1: 500" in hists[0]  # label: 0 and 1, 500 each
+    assert hists[1].count("<rect") == 10

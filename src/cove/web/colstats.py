@@ -1,9 +1,11 @@
-"""Column statistics for the dataset viewer: type, nulls, min/max for numbers, top values for strings.
+"""Column statistics for the dataset viewer: type, nulls, min/max and a histogram for numbers, top values for
+strings.
 
 Parquet: null counts and min/max come from the row groups' statistics in the footers (the whole split, no data
 read) where every row group has them; what they lack (and top values) is computed with pyarrow compute over a
 sample: the first `sample_rows` rows, reading only the columns that need it. CSV/TSV/JSON Lines: the first
-`sample_rows` records (within the viewer's byte budget); exact when that is the whole split.
+`sample_rows` records (within the viewer's byte budget); exact when that is the whole split. Histograms (integers
+and floats, `BINS` equal-width bins between the sample's min and max, counted by numpy) are over the sample.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pajson
@@ -22,6 +25,7 @@ from cove.web import datafiles
 
 SAMPLE_ROWS = 100_000
 TOP = 5
+BINS = 10
 
 
 @dataclass
@@ -33,6 +37,12 @@ class ColumnStats:
     max: object = None
     top: list[tuple[object, int]] = field(default_factory=list)
     exact: bool = False  # over the whole split (else over the sample)
+    hist: list[tuple[object, object, int]] = field(default_factory=list)  # (low, high, count) per bin
+    hist_rows: int = 0  # the values the histogram counts (the sample's non-null ones)
+
+    @property
+    def hist_max(self) -> int:
+        return max((n for _, _, n in self.hist), default=0)
 
 
 @dataclass
@@ -52,6 +62,29 @@ def _topped(t: pa.DataType) -> bool:
         pa.types.is_dictionary(t)
 
 
+def _binned(t: pa.DataType) -> bool:
+    return pa.types.is_integer(t) or pa.types.is_floating(t)
+
+
+def _histogram(col: ColumnStats, arr: pa.ChunkedArray) -> None:
+    values = arr.drop_null().to_numpy() if arr.null_count else arr.to_numpy()
+    if values.dtype.kind == "f":
+        values = values[np.isfinite(values)]
+    if not len(values):
+        return
+    lo, hi = values.min(), values.max()
+    integral = values.dtype.kind in "iu"
+    bins = min(BINS, int(hi) - int(lo) + 1) if integral else BINS
+    counts, edges = np.histogram(values, bins=bins, range=(float(lo), float(hi) + (1 if integral else 0)))
+    edges = edges.tolist()
+    col.hist = [(_edge(edges[i], integral), _edge(edges[i + 1], integral), int(n)) for i, n in enumerate(counts)]
+    col.hist_rows = len(values)
+
+
+def _edge(v: float, integral: bool) -> object:
+    return int(np.ceil(v)) if integral else float(f"{v:.4g}")
+
+
 def _py(v: object) -> object:
     return v.as_py() if isinstance(v, pa.Scalar) else v
 
@@ -63,6 +96,8 @@ def _compute(col: ColumnStats, arr: pa.ChunkedArray, t: pa.DataType) -> None:
     if _ranged(t) and col.min is None and len(arr) > arr.null_count:
         mm = pc.min_max(arr)
         col.min, col.max = _py(mm["min"]), _py(mm["max"])
+    if _binned(t):
+        _histogram(col, arr)
     if _topped(t):
         counts = pc.value_counts(arr.drop_null() if arr.null_count else arr)
         pairs = sorted(((_py(v), int(_py(n))) for v, n in zip(counts.field("values"), counts.field("counts"),
@@ -119,9 +154,12 @@ def parquet_stats(handles: list[Callable[[], BinaryIO]], sample_rows: int = SAMP
         col.nulls = nulls.get(f.name)
         if _ranged(f.type) and lo.get(f.name) is not None and not pa.types.is_decimal(f.type):
             col.min, col.max = (v + 0.0 if isinstance(v, float) else v for v in (lo[f.name], hi[f.name]))  # not -0.0
-        if col.nulls is None or (_ranged(f.type) and col.min is None and col.nulls != total) or _topped(f.type):
+        if col.nulls is None or (_ranged(f.type) and col.min is None and col.nulls != total) or _topped(f.type) \
+                or _binned(f.type):
             need.append(f.name)
             col.exact = col.nulls is not None and not _topped(f.type) and not _ranged(f.type)
+            # numbers whose footers gave nulls and min/max: exact; only their histogram is over the sample
+            col.exact = col.exact or (_binned(f.type) and col.nulls is not None and col.min is not None)
         out.columns.append(col)
     if need:
         sample = _parquet_sample(handles, need, sample_rows)
@@ -130,7 +168,7 @@ def parquet_stats(handles: list[Callable[[], BinaryIO]], sample_rows: int = SAMP
         for col in out.columns:
             if col.name in need:
                 _compute(col, sample.column(col.name), schema.field(col.name).type)
-                col.exact = whole
+                col.exact = whole or col.exact
     return out
 
 

@@ -14,7 +14,7 @@ from cove.backends import Backends
 from cove.errors import HubError
 from cove.services.cards import parse_card
 from cove.storage.git_repos import Entry
-from cove.web import colstats, datafiles
+from cove.web import colstats, datafiles, rowsearch
 from cove.web.render import page
 from cove.web.repo import open_repo
 
@@ -104,6 +104,19 @@ def read_page(bk: Backends, repo, split: Split, offset: int, limit: int) -> data
         return datafiles.Rows(error=f"Could not read this split: {exc}")
 
 
+def search_split(bk: Backends, repo, split: Split, query: str, offset: int, limit: int) -> rowsearch.Matches:  # noqa: ANN001
+    """The rows of a split whose text columns contain `query` (`rowsearch`: text columns first, whole rows for
+    the page only)."""
+    formats = {datafiles.format_of(e.path) for e in split.files}
+    if len(formats) != 1:
+        return rowsearch.Matches(error="This split mixes file formats")
+    handles = [lambda e=e: datafiles.open_entry(bk, repo, e) for e in split.files]
+    try:
+        return rowsearch.search(formats.pop(), handles, query, offset, limit)
+    except HubError as exc:
+        return rowsearch.Matches(error=f"Could not search this split: {exc}")
+
+
 def split_stats(bk: Backends, repo, split: Split) -> colstats.SplitStats:  # noqa: ANN001
     """Column statistics of a split (`colstats`): footers and a sample, never the whole split unless small."""
     formats = {datafiles.format_of(e.path) for e in split.files}
@@ -122,7 +135,7 @@ def viewer_page(request: Request, ns: str, name: str) -> Response:
     bk: Backends = request.app.state.backends
     repo = view.repo
     key = repo.storage_key
-    sha = bk.repos.resolve(key, "main")
+    sha = bk.repos.resolve(key, view.branch)
     configs: list[Config] = []
     if sha:
         entries = bk.repos.list_tree(key, sha, recursive=True) or []
@@ -142,11 +155,18 @@ def viewer_page(request: Request, ns: str, name: str) -> Response:
         p = 0
     p = min(p, MAX_OFFSET // PAGE_ROWS)
     rows = stats = None
+    query = (qp.get("q") or "").strip()[:rowsearch.MAX_QUERY]
     if split is not None:
         gated = datafiles.Rows(error="This dataset is gated: ask for access on its card to see its rows.")
-        rows = read_page(bk, repo, split, p * PAGE_ROWS, PAGE_ROWS) if view.has_files else gated
+        if not view.has_files:
+            rows = gated
+        elif query:
+            rows = search_split(bk, repo, split, query, p * PAGE_ROWS, PAGE_ROWS)
+        else:
+            rows = read_page(bk, repo, split, p * PAGE_ROWS, PAGE_ROWS)
         if qp.get("stats") == "1" and view.has_files:
             stats = split_stats(bk, repo, split)
     return page(request, "viewer.html", title=f"Viewer · {view.repo_id}", view=view, tab="viewer",
                 configs=configs, config=config, split=split, rows=rows, p=p, page_rows=PAGE_ROWS, stats=stats,
+                query=query,
                 stats_by={c.name: c for c in stats.columns} if stats else {})
