@@ -265,4 +265,7 @@ def create_app(settings: Settings | None = None, backends: Backends | None = Non
     from cove.services.repos import heal_in_background
 
     heal_in_background(app, bk)
+    from cove.services import git_maintenance
+
+    git_maintenance.run_with(app, bk)  # repack/gc in one process of the fleet at a time, off the request path
     return app

@@ -36,5 +36,6 @@ def build_backends(settings: Settings) -> Backends:
         from cove.storage.blobs_local import LocalBlobStore
 
         blobs = LocalBlobStore(settings.blobs_dir)
-    repos = GitRepoStore(settings.repos_dir, stale_lock_s=settings.git_stale_lock_s)
+    repos = GitRepoStore(settings.repos_dir, stale_lock_s=settings.git_stale_lock_s,
+                         open_repos=settings.git_open_repos)
     return Backends(settings=settings, db=db, repos=repos, blobs=blobs)

@@ -67,6 +67,24 @@ class Settings(BaseSettings):
     #: A git `<ref>.lock` older than this many seconds is stale (left by a crash) and is cleared; one that Cove
     #: wrote from a process of this host that is gone is cleared at once.
     git_stale_lock_s: float = 30.0
+    #: Seconds between git maintenance passes over the repos (`git gc`: refs packed, objects repacked into one
+    #: pack, unreachable ones pruned past `git_prune_grace_s`), fleet-wide: one process at a time holds the job (a
+    #: lease row); never while a commit or push holds the repo. 0: no scheduled passes (`cove git maintain`).
+    git_maintenance_interval: float = 3600
+    #: A repo is maintained once it holds about this many loose objects (estimated as `git gc --auto` does) or
+    #: more than `git_max_packs` packs; 0: any loose object (an exact count per repo: small hubs, tests).
+    git_gc_loose_objects: int = 1000
+    git_max_packs: int = 16
+    #: Unreachable git objects younger than this many seconds survive maintenance (a commit in progress writes
+    #: its objects before its branch moves).
+    git_prune_grace_s: float = 3600
+    #: After maintaining a repo the pass rests this many times as long as the repo took (it yields to requests).
+    git_maintenance_duty: float = 1.0
+    #: Repository handles (open pack files, indexes) each thread keeps, least recently used closed first.
+    git_open_repos: int = 64
+    #: Longest wait, in seconds, at start-up for the schema migration lock another process holds. Past it, a
+    #: process whose schema is already current starts anyway; one that needs the migration exits with an error.
+    startup_lock_timeout_s: float = 60.0
     #: PostgreSQL connections each process keeps open (SQLAlchemy pool_size), and how many more it may open
     #: under load (max_overflow); a request waits at most db_pool_timeout seconds for one. Size them so that
     #: processes x (size + overflow) stays under PostgreSQL's max_connections (100 by default).

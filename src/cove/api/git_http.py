@@ -146,13 +146,25 @@ class GitCGIResponse(Response):
     its stdout back as the response. ``after`` (blocking) runs once git has exited, before the response
     ends — so when `git push` returns, the index already shows the push."""
 
-    def __init__(self, env: dict[str, str], *, after=None, finish_on_disconnect: bool = False) -> None:  # noqa: ANN001
+    def __init__(self, env: dict[str, str], *, after=None, finish_on_disconnect: bool = False,  # noqa: ANN001
+                 hold=None) -> None:  # noqa: ANN001
         super().__init__()
         self.env = env
         self.after = after
         self.finish_on_disconnect = finish_on_disconnect
+        self.hold = hold  # a context manager held (entered off the event loop) while git runs
 
     async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
+        if self.hold is None:
+            await self._run(scope, receive, send)
+            return
+        await run_in_threadpool(self.hold.__enter__)
+        try:
+            await self._run(scope, receive, send)
+        finally:
+            self.hold.__exit__(None, None, None)
+
+    async def _run(self, scope, receive, send) -> None:  # noqa: ANN001
         proc = await asyncio.create_subprocess_exec(
             "git",
             "http-backend",
@@ -293,8 +305,9 @@ def _add_routes(prefix: str, repo_type: str) -> None:
         def after() -> None:
             git_push.after_push(bk, target.repo_pk, target.refs_before)
 
-        return GitCGIResponse(
-            cgi_env(bk, target, request, "/git-receive-pack", write=True), after=after, finish_on_disconnect=True
+        return GitCGIResponse(  # git maintenance of this repo waits for the push (`GitRepoStore.writing`)
+            cgi_env(bk, target, request, "/git-receive-pack", write=True), after=after, finish_on_disconnect=True,
+            hold=bk.repos.writing(target.storage_key),
         )
 
     async def locks_verify(ns: str, name: str) -> Response:

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from cove.cli import admin, bundle, mirror, ops, xet
+from cove.cli import admin, bundle, git, mirror, ops, xet
 
 app = typer.Typer(help="Cove: a self-hosted Hugging Face Hub.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
@@ -19,6 +19,7 @@ xet.register(app)
 ops.register(app)
 mirror.register(app)
 bundle.register(app)
+git.register(app)
 
 
 @app.callback()
@@ -93,10 +94,12 @@ def serve(
         raise typer.Exit(1)
     s.data.mkdir(parents=True, exist_ok=True)
     from cove.backends import build_backends
-    from cove.db.migrate import upgrade
+    from cove.cli.exits import errors_exit
+    from cove.db.migrate import LockTimeout, upgrade
 
     bk = build_backends(s)
-    upgrade(bk)
+    with errors_exit(LockTimeout):  # another process's migration held the lock past COVE_STARTUP_LOCK_TIMEOUT_S
+        upgrade(bk)
     from cove.services.metric_spaces import ensure_metric_spaces
 
     ensure_metric_spaces(bk)  # evaluate.load(...) works on every hub; one cheap check when current

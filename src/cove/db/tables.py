@@ -402,3 +402,15 @@ class OrgInvitation(Base):
     role: Mapped[str] = mapped_column(String(16), default="write")
     invited_by: Mapped[str] = mapped_column(String(100), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Lease(Base):
+    """A job that runs in exactly one process of a fleet at a time (`cove.services.leases`): held by `holder`
+    until `expires_at`, due again at `next_due`; `report` is the last run's summary."""
+
+    __tablename__ = "leases"
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    next_due: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    report: Mapped[dict | None] = mapped_column(JSON, nullable=True)

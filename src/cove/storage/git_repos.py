@@ -17,6 +17,7 @@ import subprocess
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -164,27 +165,82 @@ class RefConflict(Exception):
 class GitRepoStore:
     """All bare repositories under one root, addressed by an opaque storage key."""
 
-    def __init__(self, root: str | Path, *, stale_lock_s: float = 30.0) -> None:
+    def __init__(self, root: str | Path, *, stale_lock_s: float = 30.0, open_repos: int = 64) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self.stale_lock_s = stale_lock_s
+        #: Repository handles each thread keeps open, least recently used evicted first (a handle holds
+        #: file descriptors: pack files, their indexes).
+        self.open_repos = max(1, open_repos)
 
     # -- repositories -------------------------------------------------------------------
     def path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.git"
 
     def repo(self, key: str) -> pygit2.Repository:
-        cache = getattr(self._local, "repos", None)
+        """This thread's handle on repo `key` (pygit2 handles are not shared between threads); at most
+        `open_repos` per thread stay open, the least recently used closed first."""
+        cache: OrderedDict[str, pygit2.Repository] | None = getattr(self._local, "repos", None)
         if cache is None:
-            cache = self._local.repos = {}
+            cache = self._local.repos = OrderedDict()
         repo = cache.get(key)
         if repo is None:
             repo = cache[key] = pygit2.Repository(str(self.path(key)))
+            while len(cache) > self.open_repos:
+                _, old = cache.popitem(last=False)
+                old.free()  # its pack files and indexes now; a caller still holding it reopens them lazily
+        else:
+            cache.move_to_end(key)
         return repo
+
+    def open_handles(self) -> int:
+        """Repository handles this thread holds."""
+        return len(getattr(self._local, "repos", ()))
 
     def forget(self, key: str) -> None:
         getattr(self._local, "repos", {}).pop(key, None)
+
+    def branch_head(self, key: str, branch: str | None = None) -> str | None:
+        """The commit id `refs/heads/<branch>` (default: the default branch) holds, read from the ref files
+        without opening the repository (no libgit2 handle, no pack file); None if absent or symbolic.
+        FileNotFoundError: no such repo."""
+        root = self.path(key)
+        if not root.is_dir():
+            raise FileNotFoundError(root)
+        return _read_ref(root, f"refs/heads/{branch or self.default_branch(key)}")
+
+    # -- maintenance exclusion ---------------------------------------------------------------
+    @contextmanager
+    def writing(self, key: str) -> Iterator[None]:
+        """Held (shared) by whoever writes refs of repo `key`, across processes: git maintenance
+        (`maintenance_lock`) never runs while a commit, ref update or push is in progress."""
+        fd = self._maintenance_fd(key)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            yield
+        finally:
+            os.close(fd)
+
+    @contextmanager
+    def maintenance_lock(self, key: str) -> Iterator[bool]:
+        """Exclusive hold on repo `key` for repack/gc, without waiting: yields False (and holds nothing) while
+        any writer holds `writing`; writers arriving meanwhile wait until the maintenance is done."""
+        fd = self._maintenance_fd(key)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            yield True
+        finally:
+            os.close(fd)
+
+    def _maintenance_fd(self, key: str) -> int:
+        folder = self.path(key) / "cove-locks"
+        folder.mkdir(exist_ok=True)
+        return os.open(folder / "maintenance", os.O_RDWR | os.O_CREAT, 0o644)
 
     def create(self, key: str, *, author: str, message: str = "initial commit",
                files: dict[str, bytes] | None = None) -> str:
@@ -219,9 +275,8 @@ class GitRepoStore:
         name = hashlib.sha1(f"{key}\0{ref}".encode(), usedforsecurity=False).hexdigest()
         with _ref_locks_guard:
             lock = _ref_locks.setdefault(name, threading.Lock())
-        with lock:
+        with lock, self.writing(key):
             folder = self.path(key) / "cove-locks"
-            folder.mkdir(exist_ok=True)
             fd = os.open(folder / name, os.O_RDWR | os.O_CREAT, 0o644)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
@@ -231,6 +286,10 @@ class GitRepoStore:
 
     def update_ref(self, key: str, ref: str, new: str, old: str | None) -> None:
         """Move ``ref`` from ``old`` to ``new`` atomically (``ZERO`` old: must not exist; new ZERO: delete)."""
+        with self.writing(key):
+            self._update_ref(key, ref, new, old)
+
+    def _update_ref(self, key: str, ref: str, new: str, old: str | None) -> None:
         self.clear_stale_lock(key, ref)
         if new != ZERO and old not in (None, ZERO) and pygit2.reference_is_valid_name(ref):
             self._move_ref(key, ref, new, old)
