@@ -145,3 +145,36 @@ def test_private_repo_in_a_public_collection_is_not_shown(alice_web, bob_web, ap
     assert page.status_code == 200 and hidden not in page.text
     assert [label for _, label in _ids(page.text)] == [shown]
     api.delete_collection(path.removeprefix("/collections/"))
+
+
+def test_edit_title_description_and_visibility(alice_web, bob_web, api):
+    title = f"Edit me {uuid.uuid4().hex[:6]}"
+    path = _create(alice_web, "alice", title)
+    slug = path.removeprefix("/collections/")
+    other = _create(alice_web, "alice", f"Taken {uuid.uuid4().hex[:6]}")
+    taken = api.get_collection(other.removeprefix("/collections/")).title
+    page = alice_web.get(path).text
+    assert 'id="collection-settings-form"' in page and 'id="collection-settings-form"' not in bob_web.get(path).text
+    token = csrf_of(page)
+    # No CSRF token, or not a writer of the namespace: refused, nothing changes.
+    assert alice_web.post(f"{path}/settings", data={"title": "x"}).status_code == 403
+    bob_token = csrf_of(bob_web.get(path).text)
+    assert bob_web.post(f"{path}/settings", data={"csrf_token": bob_token, "title": "x"}).status_code == 403
+    # A title another collection has: the form again with the Hub's message and what was typed; nothing changes.
+    r = alice_web.post(f"{path}/settings", data={"csrf_token": token, "title": taken, "description": "typed"})
+    assert r.status_code == 409 and 'id="collection-error"' in r.text and ">typed</textarea>" in r.text
+    assert api.get_collection(slug).title == title
+    # Title, description and private at once: the URL follows the title, the old one redirects.
+    new_title = f"Renamed {uuid.uuid4().hex[:6]}"
+    r = alice_web.post(f"{path}/settings", data={"csrf_token": token, "title": new_title,
+                                                 "description": "a better description", "private": "1"})
+    assert r.status_code == 303 and r.headers["location"].endswith("?saved=settings")
+    new_path = r.headers["location"].split("?")[0]
+    got = api.get_collection(new_path.removeprefix("/collections/"))
+    assert (got.title, got.description, got.private) == (new_title, "a better description", True)
+    assert alice_web.get(path, follow_redirects=False).headers["location"] == new_path
+    # Private now: bob sees it as a missing one.
+    assert bob_web.get(new_path).status_code == 404
+    r = alice_web.post(f"{new_path}/settings", data={"csrf_token": token, "title": new_title, "description": ""})
+    assert r.status_code == 303 and not api.get_collection(new_path.removeprefix("/collections/")).private
+    assert bob_web.get(new_path).status_code == 200

@@ -125,6 +125,31 @@ def collection_page(request: Request, namespace: str, slug: str) -> Response:
                 saved=request.query_params.get("saved"))
 
 
+def edit(request: Request, namespace: str, slug: str, csrf_token: Annotated[str, Form()] = "",
+         title: Annotated[str, Form()] = "", description: Annotated[str, Form()] = "",
+         private: Annotated[str, Form()] = "") -> Response:
+    """The collection's title (its URL follows; old links redirect), description and visibility."""
+    v = check_csrf(request, csrf_token)
+    bk: Backends = request.app.state.backends
+    try:
+        with bk.db.session() as db:
+            c = svc.find(db, v.actor, namespace, slug)
+            svc.update(db, v.actor, c, {"title": title, "description": description, "private": private == "1"})
+            target = _href(c)
+    except HubError as exc:
+        if exc.status in (401, 403, 404):
+            raise
+        with bk.db.session() as db:  # the page again, with the Hub's message and what was typed
+            c = svc.find(db, v.actor, namespace, slug)
+            items = [_item_view(e) for e in svc.entries(db, v.actor, c)]
+            ctx = {"title_": c.title, "description": c.description, "private": c.private,
+                   "owner": c.namespace.name, "href": _href(c), "can_edit": True}
+        return page(request, "collection.html", status=exc.status, title=f"{ctx['title_']} · {ctx['owner']}",
+                    c=ctx, items=items, saved=None, error=exc.message,
+                    values={"title": title, "description": description, "private": private == "1"})
+    return RedirectResponse(f"{target}?saved=settings", status_code=303)
+
+
 def _href_of(namespace: str, slug: str) -> str:
     return f"/collections/{namespace}/{slug}"
 

@@ -119,6 +119,7 @@ router.add_api_route(f"{_C}/{{slug}}", collection_pages.collection_page, methods
 router.add_api_route(f"{_C}/{{slug}}/items", collection_pages.add_item, methods=["POST"])
 router.add_api_route(f"{_C}/{{slug}}/items/{{item}}", collection_pages.item_action, methods=["POST"])
 router.add_api_route(f"{_C}/{{slug}}/delete", collection_pages.delete, methods=["POST"])
+router.add_api_route(f"{_C}/{{slug}}/settings", collection_pages.edit, methods=["POST"])
 for _type, _path in write.NEW_PAGES.items():
     router.add_api_route(_path, _bind(write.new_repo_form, _type), methods=READ)
     router.add_api_route(_path, _bind(write.new_repo, _type), methods=["POST"])
