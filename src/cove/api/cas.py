@@ -84,6 +84,32 @@ async def _drain(request: Request, limit: int, counter: str, repo: str) -> None:
             raise PayloadTooLarge(f"Body larger than {limit} bytes")
 
 
+def _streams_to_store(bk) -> bool:  # noqa: ANN001
+    """Whether xorb bodies go straight to the object store, verified on the way (no temp file, no staging)."""
+    return hasattr(bk.blobs, "writer")
+
+
+class _CountedBody:
+    """The request body as a synchronous reader for a worker thread (`cove.api.lfs._Body`), counted into
+    `counter` and cut off past `limit` bytes."""
+
+    def __init__(self, request: Request, limit: int, counter: str, repo: str) -> None:
+        import asyncio
+
+        from cove.api.lfs import _Body
+
+        self._body = _Body(request, asyncio.get_running_loop())
+        self._limit, self._counter, self._repo, self.total = limit, counter, repo, 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._body.read(n)
+        self.total += len(data)
+        xet.count(self._counter, len(data), repo=self._repo)
+        if self.total > self._limit:
+            raise PayloadTooLarge(f"Body larger than {self._limit} bytes")
+        return data
+
+
 @router.post(P + "/v1/xorbs/{prefix}/{xorb_hash}")
 async def upload_xorb(prefix: str, xorb_hash: str, request: Request, bk: Bk, authorization: Authorization = None):
     claims = await run_in_threadpool(_claims, bk, authorization, write=True)
@@ -94,6 +120,10 @@ async def upload_xorb(prefix: str, xorb_hash: str, request: Request, bk: Bk, aut
         await _drain(request, xorb_format.MAX_XORB_SERIALIZED, "xorb_bytes_received", xet.repo_key(claims))
         xet.count("xorbs_existing", repo=xet.repo_key(claims))
         return {"was_inserted": False}
+    if _streams_to_store(bk):
+        body = _CountedBody(request, xorb_format.MAX_XORB_SERIALIZED, "xorb_bytes_received", xet.repo_key(claims))
+        inserted = await run_in_threadpool(xet.store_xorb_streaming, bk, claims, xorb_hex=h, body=body)
+        return {"was_inserted": inserted}
     folder = _blob_tmp(bk)
     spool = await _spool_body(request, xorb_format.MAX_XORB_SERIALIZED, "xorb_bytes_received", xet.repo_key(claims),
                               folder)
@@ -137,6 +167,10 @@ async def grant_upload(
     length = await run_in_threadpool(
         xet_grants.check_upload, bk, xorb_hex=xorb_hash, grant_id=grant_id, n=n, repo=repo, exp=exp, sig=sig
     )
+    if _streams_to_store(bk):
+        await run_in_threadpool(xet_grants.store_direct, bk, xorb_hex=xorb_hash, grant_id=grant_id, length=length,
+                                body=_CountedBody(request, length, "xorb_bytes_received", repo), repo=repo)
+        return Response(status_code=200)
     folder = _blob_tmp(bk)
     spool = await _spool_body(request, length, "xorb_bytes_received", repo, folder)
     try:
@@ -251,6 +285,8 @@ def fetch(
     target = xet.fetch_target(bk, xorb_hex=xorb_hash, window=r, exp=exp, sig=sig)
     ranges = xet.parse_fetch_ranges(range, target)
     headers = {"Cache-Control": "private, max-age=3600"}
+    # Bytes this process sends for Xet downloads (what presigned store URLs take off the API tier).
+    xet.count("fetch_bytes_sent", sum(b + 1 - a for a, b in ranges))
     if range and target.local_path:
         # Starlette serves single and multipart ranges with sendfile-friendly file reads.
         return _XorbFileResponse(target.local_path, media_type="application/octet-stream", headers=headers)

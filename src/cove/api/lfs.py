@@ -79,7 +79,11 @@ def _batch(repo_type: str, ns: str, name: str, body: dict, bk, authorization: st
                 if uploads.already_stored(db, bk, actor, repo, oid, size):
                     out.append({"oid": oid, "size": size})
                     continue
-                token = sign.sign("lfs-up", {"r": repo.id, "o": oid, "s": size})
+                multipart = size > uploads.MULTIPART_THRESHOLD and "multipart" in transfers
+                # On an object store, parts go straight to it: its own presigned UploadPart URLs.
+                native = uploads.start_native(bk, oid, size) if multipart else None
+                extra = {"k": native.staging, "u": native.upload_id} if native else {}
+                token = sign.sign("lfs-up", {"r": repo.id, "o": oid, "s": size, **extra})
                 href = f"{e}/lfs/objects/{token}"
                 actions: dict[str, Any] = {
                     "upload": {"href": href, "expires_in": uploads.URL_TTL},
@@ -89,10 +93,10 @@ def _batch(repo_type: str, ns: str, name: str, body: dict, bk, authorization: st
                                # "authenticated" object: the verify call carries the batch caller's.
                                **({"header": {"Authorization": authorization}} if authorization else {})},
                 }
-                if size > uploads.MULTIPART_THRESHOLD and "multipart" in transfers:
+                if multipart:
                     header = {"chunk_size": str(uploads.part_size(size))}
                     for i in range(1, uploads.part_count(size) + 1):
-                        header[f"{i:05d}"] = f"{href}/parts/{i}"
+                        header[f"{i:05d}"] = native.part_urls[i - 1] if native else f"{href}/parts/{i}"
                     actions["upload"] = {"href": f"{href}/complete", "header": header,
                                          "expires_in": uploads.URL_TTL}
                 out.append({"oid": oid, "size": size, "authenticated": True, "actions": actions})
@@ -218,7 +222,7 @@ class _Body:
         return b"".join(parts)
 
 
-def _load_upload(bk, token: str) -> tuple[Any, str, int]:  # noqa: ANN001
+def _load_upload_data(bk, token: str) -> tuple[Any, dict]:  # noqa: ANN001
     from cove.db.tables import Repo
 
     data = _signer(bk).load("lfs-up", token, uploads.URL_TTL)
@@ -227,14 +231,17 @@ def _load_upload(bk, token: str) -> tuple[Any, str, int]:  # noqa: ANN001
         if repo is None:
             raise RepoNotFound()
         db.expunge(repo)
-    return repo, data["o"], data["s"]
+    return repo, data
 
 
 @router.put("/lfs/objects/{token}")
 async def put_object(token: str, request: Request, bk: Bk) -> Response:
     import asyncio
 
-    repo, oid, size = _load_upload(bk, token)
+    repo, data = _load_upload_data(bk, token)
+    if "u" in data:
+        raise BadRequest("This upload's parts go to the object store's part URLs")
+    oid, size = data["o"], data["s"]
     body = _Body(request, asyncio.get_running_loop())
 
     def run() -> None:
@@ -249,7 +256,10 @@ async def put_object(token: str, request: Request, bk: Bk) -> Response:
 async def put_part(token: str, n: int, request: Request, bk: Bk) -> Response:
     import asyncio
 
-    repo, oid, size = _load_upload(bk, token)
+    repo, data = _load_upload_data(bk, token)
+    if "u" in data:
+        raise BadRequest("This upload's parts go to the object store's part URLs")
+    oid, size = data["o"], data["s"]
     n_parts, chunk = uploads.part_count(size), uploads.part_size(size)
     if not 1 <= n <= n_parts:
         raise BadRequest(f"Part number must be between 1 and {n_parts}")
@@ -262,7 +272,8 @@ async def put_part(token: str, n: int, request: Request, bk: Bk) -> Response:
 
 @router.post("/lfs/objects/{token}/complete")
 async def complete(token: str, request: Request, bk: Bk) -> Response:
-    repo, oid, size = _load_upload(bk, token)
+    repo, data = _load_upload_data(bk, token)
+    oid, size = data["o"], data["s"]
     try:
         body = await request.json()
     except ValueError as exc:
@@ -271,6 +282,12 @@ async def complete(token: str, request: Request, bk: Bk) -> Response:
         raise BadRequest("Completion oid does not match the upload")
 
     def run() -> None:
+        if "u" in data:  # native: the store holds the parts
+            with bk.db.session() as db:
+                staging = uploads.complete_native(db, bk, db.merge(repo), oid, size, data["k"], data["u"], body)
+            if staging:  # only once the repo's record is committed: a retry elsewhere then finds it
+                bk.blobs.delete(staging)
+            return
         with bk.db.session() as db:
             uploads.MultipartUpload(bk, repo.id, oid).complete(db, bk, db.merge(repo), oid, size,
                                                                uploads.part_count(size))

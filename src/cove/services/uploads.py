@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 import shutil
 import threading
 from dataclasses import dataclass
@@ -269,6 +270,112 @@ def store_file(db: Session, bk: Backends, repo: Repo, oid: str, size: int, path:
     except BlobVerificationError as exc:
         raise BadRequest(f"Object {oid} rejected: {exc}") from exc
     adopt(db, repo, oid, size, verified=True)
+
+
+# --- native multipart on an object store (issue 17 item 1) ------------------------------------------
+#
+# The batch answer's part URLs are the store's own presigned ``UploadPart`` URLs: parts go from the client
+# to the store, never through Cove or its volume. The parts are assembled under a staging key that nothing
+# serves; completion hashes that object (one streaming read, at the store's speed, no disk), and only an
+# object whose sha256 and size match is copied server-side to ``lfs/<oid>``. A retried completion (another
+# process, the object stored already) finds the repo holding the object, or the upload completed and its
+# staging object still there, and answers the same.
+
+STAGING_NS = "lfs-staging"
+_VERIFY_BLOCK = 8 << 20
+
+
+@dataclass(frozen=True)
+class NativeUpload:
+    staging: str
+    upload_id: str
+    part_urls: list[str]
+
+
+def start_native(bk: Backends, oid: str, size: int) -> NativeUpload | None:
+    """A native multipart upload of a big object when the store takes parts directly, else None (parts
+    then go through Cove's own part routes)."""
+    start = getattr(bk.blobs, "start_multipart", None)
+    if start is None:
+        return None
+    staging = f"{STAGING_NS}/{oid}-{secrets.token_hex(8)}"
+    upload_id = start(staging)
+    if upload_id is None:
+        return None
+    urls = [bk.blobs.part_url(staging, upload_id, i, URL_TTL) for i in range(1, part_count(size) + 1)]
+    return NativeUpload(staging, upload_id, urls)
+
+
+def _client_parts(payload: object, n_parts: int) -> list[tuple[int, str]]:
+    """The completion body's ``parts`` as (number, ETag), numbers 1..n in order; 400 otherwise."""
+    parts = payload.get("parts") if isinstance(payload, dict) else None
+    if not isinstance(parts, list) or len(parts) != n_parts:
+        raise BadRequest(f"Completion needs the ETags of all {n_parts} parts")
+    out = []
+    for i, part in enumerate(parts, 1):
+        if not isinstance(part, dict) or part.get("partNumber") != i or not isinstance(part.get("etag"), str):
+            raise BadRequest(f"Completion part {i} needs 'partNumber': {i} and its 'etag'")
+        out.append((i, part["etag"]))
+    return out
+
+
+def _holds_verified(db: Session, bk: Backends, repo: Repo, oid: str, size: int) -> bool:
+    db.expire_all()  # another process may have completed it since this session read
+    row = held(db, repo, oid)
+    return row is not None and row.size == size and bool(row.sha256_verified) and bk.blobs.exists(f"lfs/{oid}")
+
+
+def complete_native(db: Session, bk: Backends, repo: Repo, oid: str, size: int, staging: str, upload_id: str,
+                    payload: object) -> str | None:
+    """Complete a native multipart upload: the store assembles the parts, Cove hashes the result and only
+    then copies it to ``lfs/<oid>`` and records it for the repo. Idempotent. Returns the staging key to
+    delete once the caller has committed `db` (None: nothing to delete)."""
+    from cove.services import xet as xet_service
+
+    if _holds_verified(db, bk, repo, oid, size):
+        return None
+    parts = _client_parts(payload, part_count(size))
+    blobs, key = bk.blobs, f"lfs/{oid}"
+    try:
+        try:
+            blobs.complete_multipart(staging, upload_id, parts)
+        except BlobVerificationError:
+            blobs.abort_multipart(staging, upload_id)  # parts it never got: the client starts again
+            raise
+        except KeyError:
+            if _holds_verified(db, bk, repo, oid, size):
+                return None
+            blobs.abort_multipart(staging, upload_id)  # some stores answer so for parts they never got
+            raise BadRequest("This upload is unknown or expired: start it again") from None
+        etag = blobs.etag(staging)
+        if etag is None:  # completed and cleaned up by a concurrent completion
+            if _holds_verified(db, bk, repo, oid, size):
+                return None
+            raise BadRequest("This upload is unknown or expired: start it again")
+        digest, total = hashlib.sha256(), 0
+        try:
+            for block in blobs.iter_range(staging, 0, size + 1, _VERIFY_BLOCK):
+                total += len(block)
+                if total > size:
+                    break
+                digest.update(block)
+        except KeyError:
+            if _holds_verified(db, bk, repo, oid, size):
+                return None
+            raise
+        xet_service.count("lfs_native_verify_bytes", total)
+        if total != size:
+            raise BlobVerificationError(f"body has {total}{'+' if total > size else ''} bytes, expected {size}")
+        if digest.hexdigest() != oid:
+            raise BlobVerificationError("sha256 of the body does not match the object id")
+        if not blobs.exists(key):
+            blobs.copy(staging, key, if_match=etag)  # the verified bytes, server-side
+    except BlobVerificationError as exc:
+        blobs.delete(staging)
+        raise BadRequest(f"Object {oid} rejected: {exc}") from exc
+    adopt(db, repo, oid, size, verified=True)
+    xet_service.count("lfs_native_completed")
+    return staging
 
 
 def verify(db: Session, bk: Backends, actor: Actor, repo: Repo, oid: str, size: int) -> None:

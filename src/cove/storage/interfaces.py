@@ -63,3 +63,28 @@ class BlobStore(Protocol):
 
 class BlobVerificationError(ValueError):
     """The uploaded bytes do not match the announced hash or size."""
+
+
+class DirectTransfers(Protocol):
+    """Optional: a store that clients read and write directly (S3), so file bytes skip the API process.
+
+    Services look these methods up with ``getattr`` (the local store has none); each URL method answers None
+    when the store is set not to redirect clients (``COVE_S3_REDIRECT=false``)."""
+
+    def range_url(self, key: str, start: int, end: int, expires: int = 3600) -> str | None:
+        """A self-authenticating GET of bytes ``[start, end]`` (inclusive) and of nothing else."""
+        ...
+
+    def start_multipart(self, key: str) -> str | None:
+        """Open a native multipart upload (its id)."""
+        ...
+
+    def part_url(self, key: str, upload_id: str, part: int, expires: int = 3600) -> str: ...
+
+    def complete_multipart(self, key: str, upload_id: str, parts: list[tuple[int, str]]) -> bool: ...
+
+    def abort_multipart(self, key: str, upload_id: str) -> None: ...
+
+    def etag(self, key: str) -> str | None: ...
+
+    def copy(self, src: str, dst: str, *, if_match: str | None = None) -> None: ...
