@@ -188,6 +188,9 @@ class Settings(BaseSettings):
     #: Where Space environments, working copies and the shared installer cache live. It must be outside the data
     #: folder, which the apps' uids may not enter; default: a sibling of the data folder, ``<data>-spaces``.
     spaces_root: Path | None = None
+    #: The installer's (uv's) wheel cache, shared by every build; default ``<spaces root>/cache``. Spaces roots
+    #: may share one (uv locks it), so a new hub or a test run starts warm.
+    spaces_cache: Path | None = None
     #: Most Spaces running at once; past it the least recently visited one sleeps (0: no cap).
     spaces_max_running: int = 8
     #: Seconds without a visit before a Space sleeps (a Space's own `set_space_sleep_time` wins); 0: never.
@@ -219,6 +222,11 @@ class Settings(BaseSettings):
     spaces_allow_packages: bool = False
     #: Seconds between the supervisor's looks for pushes to Spaces' main branch.
     spaces_poll_interval: float = 1.0
+    #: Serve each Space's app on an origin of its own, ``<ns>-<name>.<spaces_domain>`` (as the Hub's
+    #: ``*.hf.space``; ``spaces.localhost`` works in a browser on this machine, else wildcard DNS to Cove, and a
+    #: port may follow, ``spaces.example.com:8443``): private Spaces then work fully in a browser. Unset: apps are
+    #: served under ``/spaces/<ns>/<name>/app/`` on Cove's own origin, sandboxed (a private one's first page only).
+    spaces_domain: str | None = None
     #: Answer inference requests (`/models/{repo}`, `/v1/...`); needs the `inference` extra (torch, transformers).
     inference_enabled: bool = True
     #: Namespaces (comma-separated) whose models may be run; unset: every namespace.

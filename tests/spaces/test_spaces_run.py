@@ -28,6 +28,8 @@ pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="running Spaces needs root (each app runs under its own uid)"),
 ]
 
+#: uv's wheel cache, shared by the Spaces tests' hubs and kept between runs, so their builds start warm.
+WARM_CACHE = "/tmp/cove-spaces-uv-cache"
 #: The SDK versions the tests pin (README `sdk_version`), so a new release can't change what they run.
 GRADIO, STREAMLIT = "6.31.0", "1.67.0"
 
@@ -106,7 +108,8 @@ class Hub:
         self.port = free_port()
         # One app at a time: a second one running puts the least recently visited to sleep.
         self.env = {"COVE_SPACES_ROOT": str(self.spaces), "COVE_SPACES_POLL_INTERVAL": "0.5",
-                    "COVE_SPACES_START_TIMEOUT": "120", "COVE_SCAN_INTERVAL": "0", "COVE_SPACES_MAX_RUNNING": "1"}
+                    "COVE_SPACES_START_TIMEOUT": "120", "COVE_SCAN_INTERVAL": "0", "COVE_SPACES_MAX_RUNNING": "1",
+                    "COVE_SPACES_CACHE": WARM_CACHE}
         self.server = None
         try:
             self.start()
@@ -494,3 +497,78 @@ def test_shutdown_stops_every_app_and_start_brings_back_the_running_ones(hub, pr
     api = hub.api(hub.alice)
     wait_stage(api, probe_space, ("RUNNING",))
     assert hub.gradio(probe_space, token=hub.alice, text="secret") == {"ok": "s3cr3t-cove-value"}
+
+
+@needs_chromium
+def test_private_space_works_in_a_browser_on_its_own_origin(hub, probe_space, browser):
+    """COVE_SPACES_DOMAIN: the app on an origin of its own. Its owner uses the private app through the Space page
+    (its queue and event-stream requests carry the app's own cookie); outsiders, the anonymous, and the owner after
+    signing out are answered as if it were missing; the app's page sees none of Cove's cookies."""
+    import re
+
+    from selenium.webdriver.common.by import By
+
+    hub.stop()
+    hub.env["COVE_SPACES_DOMAIN"] = "spaces.localhost"
+    hub.start()
+    api = hub.api(hub.alice)
+    wait_stage(api, probe_space, ("RUNNING",))
+    app_host = f"{probe_space.replace('/', '-')}.spaces.localhost:{hub.port}"
+    assert api.space_info(probe_space).host == f"http://{app_host}/"
+    direct = f"http://127.0.0.1:{hub.port}"  # this machine's resolver doesn't know *.localhost; Chromium does
+
+    def on_app(path: str, **headers: str) -> httpx.Response:
+        return httpx.get(direct + path, headers={"host": app_host, **headers}, timeout=60)
+
+    # Tokens work on the app's host as on Cove's (gradio_client sends X-HF-Authorization); no sandbox needed there.
+    config = on_app("/config", **{"x-hf-authorization": f"Bearer {hub.alice}"})
+    assert config.status_code == 200 and "content-security-policy" not in config.headers
+    for headers in ({}, {"x-hf-authorization": f"Bearer {hub.bob}"}):
+        assert on_app("/config", **headers).status_code == 404
+    assert on_app("/api/whoami-v2", authorization=f"Bearer {hub.alice}").status_code != 200  # only the app there
+    # The owner's Space page embeds the app's origin with a short-lived token for this session.
+    web = httpx.Client(base_url=hub.endpoint, timeout=60)
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', web.get("/login").text).group(1)
+    assert web.post("/login", data={"csrf_token": csrf, "username": "sally", "password": "sally-password"}
+                    ).status_code == 303
+    page = web.get(f"/spaces/{probe_space}").text
+    src = re.search(r'id="space-frame" src="([^"]+)"', page).group(1).replace("&amp;", "&")
+    assert src.startswith(f"http://{app_host}/?__sign=")
+    exchanged = on_app(src.split(app_host, 1)[1])
+    assert exchanged.status_code == 303 and exchanged.headers["location"] == "/"
+    cookie = exchanged.headers["set-cookie"]
+    assert cookie.startswith("cove_space=") and "HttpOnly" in cookie and "Domain" not in cookie
+    app_cookie = cookie.split(";")[0]
+    assert on_app("/config", cookie=app_cookie).status_code == 200
+    forged = src.split("__sign=")[1][:-4] + "0000"
+    assert on_app(f"/?__sign={forged}").status_code == 404
+    # In Chromium, through the Space page: type text, get the prediction.
+    browser.get(hub.endpoint + "/login")
+    browser.add_cookie({"name": "cove_session", "value": web.cookies["cove_session"], "path": "/"})
+    browser.get(f"{hub.endpoint}/spaces/{probe_space}")
+    frame = browser.find_element(By.ID, "space-frame")
+    assert frame.get_attribute("src").startswith(f"http://{app_host}/?__sign=")
+    assert "allow-same-origin" in frame.get_attribute("sandbox")  # its own origin, not Cove's
+    browser.switch_to.frame(frame)
+    try:
+        box = until(lambda: browser.find_elements(By.CSS_SELECTOR, "textarea"))[0]
+        box.send_keys("secret")
+        submit = until(lambda: [b for b in browser.find_elements(By.TAG_NAME, "button") if b.text.strip() == "Submit"])
+        submit[0].click()
+        until(lambda: "s3cr3t-cove-value" in [t.get_attribute("value")
+                                              for t in browser.find_elements(By.CSS_SELECTOR, "textarea")])
+        assert browser.execute_script("return location.host") == app_host
+        assert browser.execute_script("return document.cookie") == ""  # not Cove's, and its own is HttpOnly
+    finally:
+        browser.switch_to.default_content()
+    # Signing out of Cove ends the app's cookie; anonymous visitors and other users find nothing.
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', web.get("/logout").text).group(1)
+    assert web.post("/logout", data={"csrf_token": csrf}).status_code == 303
+    assert on_app("/config", cookie=app_cookie).status_code == 404
+    browser.execute_cdp_cmd("Network.clearBrowserCookies", {})
+    browser.get(f"{hub.endpoint}/spaces/{probe_space}")
+    assert not browser.find_elements(By.ID, "space-frame")
+    browser.get(f"http://{app_host}/")
+    assert "Repository not found" in browser.page_source
+    assert httpx.get(f"{hub.endpoint}/spaces/{probe_space}", headers={"authorization": f"Bearer {hub.bob}"}
+                     ).status_code == 404

@@ -12,14 +12,16 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Request, WebSocket
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
+from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
+from starlette.routing import Host, Router
 
 from cove.db.tables import Repo, SpaceState
 from cove.deps import Bk, CurrentActor, client_host, resolve_actor
 from cove.errors import BadRequest, HubError, NotFound, Unauthorized
 from cove.services import access
 from cove.spaces import config as cfg
-from cove.spaces import proxy, service
+from cove.spaces import origin, proxy, service
 from cove.spaces.logs import SpaceLog
 from cove.spaces.manager import app_prefix
 
@@ -176,6 +178,11 @@ def _proxy_actor(bk, conn) -> Any:  # noqa: ANN001
 
 def _lookup(bk, conn, ns: str, name: str) -> tuple[Repo, SpaceState | None]:  # noqa: ANN001
     actor = _proxy_actor(bk, conn)
+    cookie = conn.cookies.get(origin.APP_COOKIE)
+    if actor.anonymous and cookie and conn.scope.get("cove_space_origin"):
+        with bk.db.session() as db:  # the app cookie of the Space's own host: its Cove session's user
+            pk = db.scalar(select(Repo.id).where(Repo.type == "space", Repo.namespace == ns, Repo.name == name))
+        actor = (origin.cookie_actor(bk, cookie, pk) if pk is not None else None) or actor
     with bk.db.session() as db:
         repo = access.readable_repo(db, actor, "space", f"{ns}/{name}")
         now = time.monotonic()
@@ -198,7 +205,8 @@ _anon: dict[tuple[str, str], tuple[float, Repo, str]] = {}
 
 def _credentials(conn) -> bool:  # noqa: ANN001
     h = conn.headers
-    return bool(h.get("authorization") or h.get("x-hf-authorization") or "cove_session" in conn.cookies)
+    return bool(h.get("authorization") or h.get("x-hf-authorization") or "cove_session" in conn.cookies
+                or origin.APP_COOKIE in conn.cookies)
 
 
 async def _upstream(bk, conn, ns: str, name: str, *, cached: bool = True) -> tuple[Repo, str]:  # noqa: ANN001
@@ -256,7 +264,8 @@ async def app_http(ns: str, name: str, path: str, request: Request, bk: Bk) -> R
         return Response(f"{exc}\n", status_code=502, media_type="text/plain")
 
 
-async def _app_http(ns: str, name: str, path: str, request: Request, bk, *, cached: bool) -> Response:  # noqa: ANN001
+async def _app_http(ns: str, name: str, path: str, request: Request, bk, *, cached: bool,  # noqa: ANN001
+                    sandboxed: bool = True) -> Response:
     repo, upstream = await _upstream(bk, request, ns, name, cached=cached)
     if upstream.startswith("static:"):
         sha = upstream.removeprefix("static:")
@@ -270,14 +279,14 @@ async def _app_http(ns: str, name: str, path: str, request: Request, bk, *, cach
                 return None
             return bk.repos.read_blob(repo.storage_key, entry.oid)
 
-        return proxy.static(await run_in_threadpool(read), file)
+        return proxy.static(await run_in_threadpool(read), file, sandboxed=sandboxed)
     origin = f"{request.url.scheme}://{request.headers.get('host', request.url.netloc)}"
     stripped = upstream.count("/") == 2  # http://127.0.0.1:PORT: the app is served at its root
     public = origin + app_prefix(repo.repo_id) if stripped else origin
     if not stripped:
         path = upstream.split("/", 3)[3] + "/" + path
         upstream = "/".join(upstream.split("/", 3)[:3])
-    return await proxy.http(request, upstream, path, public)
+    return await proxy.http(request, upstream, path, public, sandboxed=sandboxed)
 
 
 @router.websocket("/spaces/{ns}/{name}/app/{path:path}")
@@ -295,3 +304,91 @@ async def app_ws(websocket: WebSocket, ns: str, name: str, path: str) -> None:
         path = upstream.split("/", 3)[3] + "/" + path
         upstream = "/".join(upstream.split("/", 3)[:3])
     await proxy.websocket(websocket, upstream, path)
+
+
+# -- the app on an origin of its own (COVE_SPACES_DOMAIN) ----------------------------------------------------
+def _own_path(repo_id: str, path: str) -> str:
+    """The app's path on its own host: the app also builds URLs under its Cove path (its root path), which this
+    host takes as the same."""
+    prefix = app_prefix(repo_id).lstrip("/")
+    if path == prefix:
+        return ""
+    return path[len(prefix) + 1:] if path.startswith(prefix + "/") else path
+
+
+def _origin_space(bk, conn) -> tuple[str, str]:  # noqa: ANN001
+    repo_id = origin.repo_for_host(bk, conn.headers.get("host", ""))
+    if repo_id is None:
+        from cove.errors import RepoNotFound
+
+        raise RepoNotFound()
+    conn.scope["cove_space_origin"] = True
+    ns, _, name = repo_id.partition("/")
+    return ns, name
+
+
+async def origin_http(request: Request) -> Response:
+    bk = request.app.state.backends
+    ns, name = await run_in_threadpool(_origin_space, bk, request)
+    token = request.query_params.get(origin.SIGN_PARAM)
+    if token is not None:
+        return await run_in_threadpool(_exchange, bk, request, ns, name, token)
+    path = _own_path(f"{ns}/{name}", request.path_params.get("path", ""))
+    try:
+        return await _app_http(ns, name, path, request, bk, cached=True, sandboxed=False)
+    except proxy.Unreachable as exc:
+        if _anon.pop((ns, name), None) is None or request.method not in ("GET", "HEAD"):
+            return Response(f"{exc}\n", status_code=502, media_type="text/plain")
+    try:
+        return await _app_http(ns, name, path, request, bk, cached=False, sandboxed=False)
+    except proxy.Unreachable as exc:
+        return Response(f"{exc}\n", status_code=502, media_type="text/plain")
+
+
+def _exchange(bk, request: Request, ns: str, name: str, token: str) -> Response:  # noqa: ANN001
+    """A Space page's ``__sign`` token for this host's cookie (its session, this Space), then the same URL without
+    the token. A token that is not valid for a reader of this Space: the Space is missing."""
+    from cove.errors import RepoNotFound
+
+    with bk.db.session() as db:
+        pk = db.scalar(select(Repo.id).where(Repo.type == "space", Repo.namespace == ns, Repo.name == name))
+    cookie = origin.cookie_from_sign(bk.settings, token, pk) if pk is not None else None
+    actor = origin.cookie_actor(bk, cookie, pk) if cookie else None
+    if actor is None:
+        raise RepoNotFound()
+    with bk.db.session() as db:
+        access.readable_repo(db, actor, "space", f"{ns}/{name}")
+    query = "&".join(p for p in request.url.query.split("&") if not p.startswith(origin.SIGN_PARAM + "="))
+    target = request.url.path + (f"?{query}" if query else "")
+    secure = origin.secure_context(request.url.scheme, request.headers.get("host", ""))
+    return Response(status_code=303, headers={"location": target, "cache-control": "no-store",
+                                              "set-cookie": origin.cookie_header(bk.settings, cookie, secure)})
+
+
+async def origin_ws(websocket: WebSocket) -> None:
+    bk = websocket.app.state.backends
+    try:
+        ns, name = await run_in_threadpool(_origin_space, bk, websocket)
+    except HubError:
+        await websocket.close(code=1008)
+        return
+    await app_ws(websocket, ns, name, _own_path(f"{ns}/{name}", websocket.path_params.get("path", "")))
+
+
+def install_origin(app, settings) -> None:  # noqa: ANN001
+    """Route every request whose Host is ``<label>.<COVE_SPACES_DOMAIN>`` to that Space's app, ahead of Cove's
+    own routes (nothing else of Cove answers on those hosts)."""
+    import logging
+
+    if not settings.spaces_domain:
+        return
+    d = origin.domain(settings)
+    if d is None:
+        logging.getLogger("cove.spaces").error(
+            "COVE_SPACES_DOMAIN=%s is not used: Cove's own host (%s) is under it", settings.spaces_domain,
+            settings.public_endpoint)
+        return
+    hosts = Router()
+    hosts.add_route("/{path:path}", origin_http, methods=ALL, include_in_schema=False)
+    hosts.add_websocket_route("/{path:path}", origin_ws)
+    app.router.routes.insert(0, Host("{label}." + d[0], app=hosts, name="space-origin"))

@@ -132,7 +132,7 @@ def ensure_env(settings: Settings, config: SpaceConfig, log, *, fresh: bool = Fa
         return env
     uv = uv_binary(root)
     uid = settings.spaces_uid_base
-    cache = root / "cache"
+    cache = Path(settings.spaces_cache).resolve() if settings.spaces_cache else root / "cache"
     cache.mkdir(parents=True, exist_ok=True)
     os.chown(cache, uid, uid)
     cache.chmod(0o700)

@@ -293,6 +293,11 @@ class SpaceManager:
         env = {"HF_ENDPOINT": self.settings.public_endpoint, "SPACE_ID": repo_id, "SPACE_AUTHOR_NAME": ns,
                "SPACE_REPO_NAME": name, "HF_HUB_DISABLE_TELEMETRY": "1",
                "SPACE_HOST": self.settings.public_endpoint.split("://", 1)[-1] + app_prefix(repo_id)}
+        from cove.spaces.origin import app_origin
+
+        own = app_origin(self.settings, repo_id)
+        if own:  # as on the Hub: the app's own host
+            env["SPACE_HOST"] = own.split("://", 1)[-1]
         with self.bk.db.session() as db:
             for v in db.scalars(select(SpaceVar).where(SpaceVar.repo_pk == repo_pk)):
                 if v.kind == "secret":
@@ -425,9 +430,13 @@ class SpaceManager:
 
 
 def run_with(app, bk: Backends) -> None:  # noqa: ANN001
-    """Run a `SpaceManager` for the app's lifetime (inside its lifespan), unless `spaces_run` is off."""
+    """Run a `SpaceManager` for the app's lifetime (inside its lifespan), and route the Spaces domain's hosts to
+    the apps (`install_origin`), unless `spaces_run` is off."""
     if not bk.settings.spaces_run:
         return
+    from cove.api.spaces import install_origin
+
+    install_origin(app, bk.settings)
 
     def make() -> SpaceManager:
         app.state.spaces = SpaceManager(bk)

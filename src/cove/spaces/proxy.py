@@ -6,6 +6,9 @@ app's pages run in an opaque origin, so a Space's scripts can't act on Cove with
 they are served under Cove's host. Their own requests are then cross-origin, hence ``Access-Control-Allow-Origin:
 *`` (never with credentials). The visitor's Cove credentials (Authorization, ``X-HF-Authorization``, Cove's
 cookies) are checked here and never forwarded to the app.
+
+On a Space's own origin (``COVE_SPACES_DOMAIN``, `cove.spaces.origin`) none of that sandboxing is needed: the app's
+headers pass as they are (``sandboxed=False``), and only Cove's credentials are kept from it.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ _WS_DROP = _HOP | {"sec-websocket-key", "sec-websocket-version", "sec-websocket-
 #: Response headers of the app that Cove sets itself.
 _REPLACED = {"date", "server", "content-security-policy", "x-frame-options", "access-control-allow-origin",
              "access-control-allow-credentials"}
-_COVE_COOKIES = ("cove_session", "cove_csrf")
+_COVE_COOKIES = ("cove_session", "cove_csrf", "cove_space")
 _client: httpx.AsyncClient | None = None
 
 
@@ -69,21 +72,23 @@ def forwarded(headers, scheme: str, client_ip: str | None, drop: set[str]) -> li
     return out
 
 
-def _response_headers(upstream: httpx.Response, public: str, base: str) -> list[tuple[str, str]]:
+def _response_headers(upstream: httpx.Response, public: str, base: str,
+                      sandboxed: bool = True) -> list[tuple[str, str]]:
     out = []
     for k, v in upstream.headers.multi_items():
         lk = k.lower()
-        if lk in _HOP or lk in _REPLACED:
+        if lk in _HOP or (lk in _REPLACED if sandboxed else lk in ("date", "server")):
             continue
         if lk == "location" and v.startswith(base):
             v = public + v[len(base):]
         out.append((k, v))
-    out += [("content-security-policy", SANDBOX), ("access-control-allow-origin", "*"),
-            ("x-frame-options", "SAMEORIGIN")]
+    if sandboxed:
+        out += [("content-security-policy", SANDBOX), ("access-control-allow-origin", "*"),
+                ("x-frame-options", "SAMEORIGIN")]
     return out
 
 
-async def http(request: Request, upstream: str, path: str, public: str) -> Response:
+async def http(request: Request, upstream: str, path: str, public: str, *, sandboxed: bool = True) -> Response:
     """Forward `request` to ``upstream + "/" + path`` and stream the answer back; a redirect to the app's own
     origin is rewritten to `public` (the public URL of that origin)."""
     url = f"{upstream}/{path}"
@@ -112,7 +117,7 @@ async def http(request: Request, upstream: str, path: str, public: str) -> Respo
         finally:
             await resp.aclose()
 
-    return _streaming(body_iter(), resp.status_code, _response_headers(resp, public, origin))
+    return _streaming(body_iter(), resp.status_code, _response_headers(resp, public, origin, sandboxed))
 
 
 def _streaming(body: AsyncIterator[bytes], status: int, headers: list[tuple[str, str]]) -> StreamingResponse:
@@ -121,14 +126,13 @@ def _streaming(body: AsyncIterator[bytes], status: int, headers: list[tuple[str,
     return out
 
 
-def static(data: bytes | None, path: str) -> Response:
+def static(data: bytes | None, path: str, *, sandboxed: bool = True) -> Response:
+    sandbox = {"content-security-policy": SANDBOX} if sandboxed else {}
     if data is None:
-        return Response("Not found\n", status_code=404, media_type="text/plain",
-                        headers={"content-security-policy": SANDBOX})
+        return Response("Not found\n", status_code=404, media_type="text/plain", headers=sandbox)
     kind = mimetypes.guess_type(path)[0] or "application/octet-stream"
-    return Response(data, media_type=kind, headers={"content-security-policy": SANDBOX,
-                                                    "access-control-allow-origin": "*",
-                                                    "cache-control": "no-cache"})
+    extra = {"access-control-allow-origin": "*"} if sandboxed else {}
+    return Response(data, media_type=kind, headers={**sandbox, **extra, "cache-control": "no-cache"})
 
 
 async def websocket(ws: WebSocket, upstream: str, path: str) -> None:

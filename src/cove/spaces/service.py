@@ -23,8 +23,12 @@ _RESERVED = ("HF_ENDPOINT", "SPACE_ID", "SPACE_AUTHOR_NAME", "SPACE_REPO_NAME", 
 
 
 def host(bk: Backends, repo: Repo) -> str:
-    """Where the app answers (``space_info().host``): gradio_client joins paths to it, so it ends with /."""
-    return f"{bk.settings.public_endpoint}{app_prefix(repo.repo_id)}/"
+    """Where the app answers (``space_info().host``): its own origin with ``COVE_SPACES_DOMAIN``, else its path on
+    Cove's; gradio_client joins paths to it, so it ends with /."""
+    from cove.spaces.origin import app_origin
+
+    own = app_origin(bk.settings, repo.repo_id)
+    return f"{own}/" if own else f"{bk.settings.public_endpoint}{app_prefix(repo.repo_id)}/"
 
 
 def state(db: Session, repo: Repo) -> SpaceState:

@@ -98,23 +98,29 @@ def repo_page(repo_type: str, request: Request, ns: str, name: str) -> Response:
     chips = card.chips if card else cards.chips(meta, repo_type)
     snippets = cards.snippets(repo_type, repo.repo_id, request.app.state.settings.public_endpoint,
                               pipeline_tag=repo.pipeline_tag, library=repo.library_name)
-    space = _space_view(bk, repo) if repo_type == "space" else None
-    return page(request, "repo.html", title=repo.repo_id, view=view, tab="card", card=card, chips=chips,
+    space = _space_view(bk, repo, request.cookies.get("cove_session")) if repo_type == "space" else None
+    resp = page(request, "repo.html", title=repo.repo_id, view=view, tab="card", card=card, chips=chips,
                 results=card.results if card else cards.results(meta), snippets=snippets, gallery=gallery,
                 last=last, sha=sha, space=space, collections=writable_collections(request))
+    if space and space["own_origin"]:  # the app's own origin may be framed (only here)
+        resp.headers["Content-Security-Policy"] += f"; frame-src {space['url'].split('/?', 1)[0].rstrip('/')}"
+    return resp
 
 
-def _space_view(bk: Backends, repo) -> dict:  # noqa: ANN001 - Repo
-    """The Space's stage, why it is not running, and the app's URL (embedded in the page while it serves)."""
+def _space_view(bk: Backends, repo, session_cookie: str | None = None) -> dict:  # noqa: ANN001 - Repo
+    """The Space's stage, why it is not running, and the app's URL (embedded in the page while it serves): on the
+    Space's own origin with ``COVE_SPACES_DOMAIN`` (a private one's with a token for this session), else its path."""
     from cove.db.tables import SpaceState
     from cove.spaces import service
+    from cove.spaces.origin import frame_url
 
     with bk.db.session() as db:
         rt = service.runtime_json(db, bk, repo)
         st = db.get(SpaceState, repo.id)
         serving = st is not None and st.upstream is not None
-    return {"stage": rt["stage"], "message": rt.get("errorMessage"), "serving": serving,
-            "url": service.host(bk, repo).removeprefix(bk.settings.public_endpoint)}
+    own = frame_url(bk.settings, repo, session_cookie) if serving else None
+    return {"stage": rt["stage"], "message": rt.get("errorMessage"), "serving": serving, "own_origin": own is not None,
+            "url": own or service.host(bk, repo).removeprefix(bk.settings.public_endpoint)}
 
 
 def _image_candidates(bk: Backends, key: str, sha: str) -> list[str]:
