@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -246,3 +247,23 @@ def test_tampered_xorb_is_refused_and_nothing_is_stored(hub: Hub, repo: str) -> 
     assert hub.keys(f"xorbs/{h}") == [f"hub/xorbs/{h}"] and hub.keys("xorb-staging/") == []
     after = hub.stats()
     assert after.get("xorb_bytes_to_store_direct", 0) - before.get("xorb_bytes_to_store_direct", 0) == len(body)
+
+
+def test_abandoned_store_uploads_are_swept(hub: Hub) -> None:
+    """What a client or a killed process leaves in the store (an open multipart upload, a staging object) is
+    invisible, and `cove xet gc`'s sweep removes it once older than the grace: nothing younger."""
+    from cove.storage.blobs_s3 import S3BlobStore
+
+    bucket = hub.s3.new_bucket()
+    store = S3BlobStore(bucket=bucket, prefix="hub", client=hub.s3.client())
+    assert store.start_multipart("lfs-staging/abc-1")
+    half = store.writer("xorbs/" + "ab" * 32, part_size=5 * MiB)
+    half.write(os.urandom(6 * MiB))  # one part sent, never committed: a process killed mid-xorb
+    store.put_bytes("lfs-staging/def-2", b"left by a killed completion")
+    assert store.stat("xorbs/" + "ab" * 32) is None
+    assert store.abort_stale_multipart("lfs-staging", 3600) == 0 and store.delete_stale("lfs-staging", 3600) == (0, 0)
+    time.sleep(1.1)  # the store's timestamps have whole seconds
+    assert store.abort_stale_multipart("lfs-staging", 0) == 1 and store.abort_stale_multipart("xorbs", 0) == 1
+    assert store.delete_stale("lfs-staging", 0) == (1, len(b"left by a killed completion"))
+    assert hub.s3.keys(bucket) == []
+    assert hub.s3.client().list_multipart_uploads(Bucket=bucket).get("Uploads") in (None, [])

@@ -69,7 +69,24 @@ def collect_garbage(bk: Backends, *, grace_seconds: int = 24 * 3600, dry_run: bo
     for h, _ in doomed_xorbs:
         bk.blobs.delete(f"xorbs/{h}")
     _collect_staged(bk, cutoff, report)
+    _collect_store_uploads(bk, grace_seconds, report)
     return report
+
+
+def _collect_store_uploads(bk: Backends, grace_seconds: int, report: GcReport) -> None:
+    """On an object store: native multipart uploads never completed (LFS parts sent straight to the store,
+    xorbs of a killed process) and LFS staging objects a killed completion left. An LFS upload may take as
+    long as its part URLs live (`uploads.URL_TTL`), so those wait at least that long."""
+    abort = getattr(bk.blobs, "abort_stale_multipart", None)
+    if abort is None:
+        return
+    from cove.services import uploads
+
+    lfs_grace = max(grace_seconds, uploads.URL_TTL)
+    report.staged_removed += abort(uploads.STAGING_NS, lfs_grace) + abort("xorbs", grace_seconds)
+    n, freed = bk.blobs.delete_stale(uploads.STAGING_NS, lfs_grace)  # type: ignore[attr-defined]
+    report.staged_removed += n
+    report.bytes_freed += freed
 
 
 def _collect_staged(bk: Backends, cutoff: datetime, report: GcReport) -> None:

@@ -280,7 +280,7 @@ class S3BlobStore:
 
     def abort_stale_multipart(self, namespace: str, older_than: float) -> int:
         """Abort the open multipart uploads under ``<namespace>/`` started more than ``older_than`` seconds ago
-        (clients that never completed); how many were aborted."""
+        (clients that never completed, a process killed mid-xorb); how many were aborted."""
         import time
 
         paginator = self.client.get_paginator("list_multipart_uploads")
@@ -291,6 +291,20 @@ class S3BlobStore:
                     self.client.abort_multipart_upload(Bucket=self.bucket, Key=up["Key"], UploadId=up["UploadId"])
                     n += 1
         return n
+
+    def delete_stale(self, namespace: str, older_than: float) -> tuple[int, int]:
+        """Delete the objects under ``<namespace>/`` last written more than ``older_than`` seconds ago (staging
+        objects a killed completion left); (objects, bytes)."""
+        import time
+
+        cutoff, n, freed = time.time() - older_than, 0, 0
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=f"{self.prefix}{namespace}/"):
+            for obj in page.get("Contents") or []:
+                if obj["LastModified"].timestamp() < cutoff:
+                    self.client.delete_object(Bucket=self.bucket, Key=obj["Key"])
+                    n, freed = n + 1, freed + int(obj["Size"])
+        return n, freed
 
     def etag(self, key: str) -> str | None:
         from botocore.exceptions import ClientError
