@@ -8,7 +8,11 @@
 Files are random bytes uploaded as classic LFS; the client streams each GET and discards the body. Runs
 interleave (which goes first alternates) and report medians. Writes benchmarks/results/mirror.json.
 
-    python benchmarks/mirror.py [--size-mib 256] [--reps 3]
+    python benchmarks/mirror.py [--size-mib 256] [--reps 3] [--fetchers curl,httpx]
+
+Each fetcher (COVE_MIRROR_FETCHER: curl, httpx) gets a mirror of its own, interleaved in the same run, with the
+mirror process's CPU seconds per GiB of first read (its curl children included): on a CPU-starved host the
+ratio measures the CPU left, the CPU cost does not depend on the load.
 """
 
 from __future__ import annotations
@@ -60,14 +64,25 @@ def get_mbps(url: str) -> float:
     return n / MIB / (time.perf_counter() - t0)
 
 
+def cpu_s(pid: int) -> float:
+    """CPU seconds of a process so far, with its ended children's (the mirror's curl)."""
+    import psutil
+
+    t = psutil.Process(pid).cpu_times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--size-mib", type=int, default=256)
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--fetchers", default="curl,httpx", help="COVE_MIRROR_FETCHER of each mirror, compared in "
+                    "the same run; the first one is the headline")
     ap.add_argument("--json", default=str(HERE / "results" / "mirror.json"))
     a = ap.parse_args()
+    fetchers = a.fetchers.split(",")
     root = Path(tempfile.mkdtemp(prefix="cove-bench-mirror-"))
-    up = mir = None
+    up, mirrors = None, {}
     try:
         up, up_url = serve(root / "up")
         cli(root / "up", "user", "add", "bench")
@@ -78,8 +93,8 @@ def main() -> int:
         api = HfApi(endpoint=up_url, token=token)
         repo = "bench/files"
         api.create_repo(repo)
-        names = [f"f{i}.bin" for i in range(2 * a.reps)]
-        for name in names:
+        names = {(i, f): f"f{i}-{f}.bin" for i in range(a.reps) for f in fetchers}
+        for name in names.values():
             src = root / name
             with open(src, "wb") as fh:
                 for _ in range(a.size_mib):
@@ -87,45 +102,62 @@ def main() -> int:
             api.upload_file(path_or_fileobj=str(src), path_in_repo=name, repo_id=repo)
             src.unlink()
         log(f"uploaded {len(names)} x {a.size_mib} MiB")
-        mir, mir_url = serve(root / "mirror", COVE_MIRROR_UPSTREAM=up_url, COVE_MIRROR_TOKEN=token)
-        httpx.get(f"{mir_url}/api/models/{repo}", timeout=60).raise_for_status()  # mirror the history
-        first, direct, cached, plain = [], [], [], []
+        for f in fetchers:
+            mirrors[f] = serve(root / f"mirror-{f}", COVE_MIRROR_UPSTREAM=up_url, COVE_MIRROR_TOKEN=token,
+                               COVE_MIRROR_FETCHER=f)
+            httpx.get(f"{mirrors[f][1]}/api/models/{repo}", timeout=60).raise_for_status()  # mirror the history
+        s = {f: {"first": [], "direct": [], "cached": [], "plain": [], "cpu_s_per_gib": []} for f in fetchers}
+        loads = []
         for i in range(a.reps):
-            for j, name in enumerate(names[2 * i: 2 * i + 2]):
+            for k in range(len(fetchers)):
+                f = fetchers[(i + k) % len(fetchers)]  # which mirror goes first rotates
+                name, (proc, mir_url), x = names[i, f], mirrors[f], s[f]
                 up_file, mir_file = f"{up_url}/{repo}/resolve/main/{name}", f"{mir_url}/{repo}/resolve/main/{name}"
                 get_mbps(up_file)  # the upstream's page cache warm for both: disks are not what is compared
-                if (i + j) % 2:
-                    direct.append(get_mbps(up_file))
-                    first.append(get_mbps(mir_file))
+                if (i + k) % 2:
+                    x["direct"].append(get_mbps(up_file))
+                c0 = cpu_s(proc.pid)
+                x["first"].append(get_mbps(mir_file))
+                x["cpu_s_per_gib"].append((cpu_s(proc.pid) - c0) * 1024 / a.size_mib)
+                if not (i + k) % 2:
+                    x["direct"].append(get_mbps(up_file))
+                if (i + k) % 2:
+                    x["plain"].append(get_mbps(up_file))
+                    x["cached"].append(get_mbps(mir_file))
                 else:
-                    first.append(get_mbps(mir_file))
-                    direct.append(get_mbps(up_file))
-                if (i + j) % 2:
-                    plain.append(get_mbps(up_file))
-                    cached.append(get_mbps(mir_file))
-                else:
-                    cached.append(get_mbps(mir_file))
-                    plain.append(get_mbps(up_file))
-                log(f"{name}: first {first[-1]:.0f} vs direct {direct[-1]:.0f} MiB/s; "
-                    f"cached {cached[-1]:.0f} vs plain {plain[-1]:.0f} MiB/s")
+                    x["cached"].append(get_mbps(mir_file))
+                    x["plain"].append(get_mbps(up_file))
+                loads.append(os.getloadavg()[0])
+                log(f"{f} {name}: first {x['first'][-1]:.0f} vs direct {x['direct'][-1]:.0f} MiB/s "
+                    f"(mirror process {x['cpu_s_per_gib'][-1]:.2f} CPU-s/GiB); cached {x['cached'][-1]:.0f} "
+                    f"vs plain {x['plain'][-1]:.0f} MiB/s; load {loads[-1]:.1f}")
         med = statistics.median
+        per = {f: {
+            "first_read_mibps": med(x["first"]), "direct_upstream_mibps": med(x["direct"]),
+            "first_read_ratio": med(x["first"]) / med(x["direct"]),
+            "first_read_ratio_per_pair": med(a_ / b for a_, b in zip(x["first"], x["direct"], strict=True)),
+            "mirror_cpu_s_per_gib": med(x["cpu_s_per_gib"]),
+            "cached_read_mibps": med(x["cached"]), "plain_cove_mibps": med(x["plain"]),
+            "cached_read_ratio": med(x["cached"]) / med(x["plain"]), "samples": x} for f, x in s.items()}
+        head = per[fetchers[0]]
         res = {
             "size_mib": a.size_mib, "reps": a.reps, "cpus": os.cpu_count(), "loadavg": list(os.getloadavg()),
-            "first_read_mibps": med(first), "direct_upstream_mibps": med(direct),
-            "first_read_ratio": med(first) / med(direct),
-            "cached_read_mibps": med(cached), "plain_cove_mibps": med(plain),
-            "cached_read_ratio": med(cached) / med(plain),
-            "samples": {"first": first, "direct": direct, "cached": cached, "plain": plain},
+            "load1_during": loads, "fetcher": fetchers[0],
+            **{k: v for k, v in head.items() if k != "samples"}, "fetchers": per,
         }
         Path(a.json).parent.mkdir(parents=True, exist_ok=True)
         Path(a.json).write_text(json.dumps(res, indent=2) + "\n")
-        print(f"first read through the mirror: {res['first_read_mibps']:.0f} MiB/s vs direct "
-              f"{res['direct_upstream_mibps']:.0f} MiB/s = {res['first_read_ratio']:.2f}x (target >= 0.9)")
-        print(f"cached read through the mirror: {res['cached_read_mibps']:.0f} MiB/s vs plain Cove "
-              f"{res['plain_cove_mibps']:.0f} MiB/s = {res['cached_read_ratio']:.2f}x (target >= 0.9)")
+        for f, r in per.items():
+            print(f"[{f}] first read through the mirror: {r['first_read_mibps']:.0f} MiB/s vs direct "
+                  f"{r['direct_upstream_mibps']:.0f} MiB/s = {r['first_read_ratio']:.2f}x (target >= 0.9); "
+                  f"mirror process {r['mirror_cpu_s_per_gib']:.2f} CPU-s/GiB")
+            print(f"[{f}] cached read through the mirror: {r['cached_read_mibps']:.0f} MiB/s vs plain Cove "
+                  f"{r['plain_cove_mibps']:.0f} MiB/s = {r['cached_read_ratio']:.2f}x (target >= 0.9)")
+        print(f"load average (1 min) during the run: {min(loads):.1f}-{max(loads):.1f} on {os.cpu_count()} CPUs")
         return 0
     finally:
-        stop(mir)
+        for proc, _ in mirrors.values():
+            stop(proc)
         stop(up)
         import shutil
 

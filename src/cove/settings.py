@@ -267,6 +267,9 @@ class Settings(BaseSettings):
     mirror_connect_timeout: float = 3.0
     #: Seconds between syncs of the repos `cove mirror add` patterns name (0: no schedule).
     mirror_sync_interval: float = 600.0
+    #: How a mirrored file's bytes are fetched from the upstream: ``curl`` (a curl subprocess writes them to the
+    #: temp file; this process only hashes), ``httpx`` (received in Python), ``auto``: curl when on PATH.
+    mirror_fetcher: str = "auto"
 
     @cached_property
     def public_endpoint(self) -> str:

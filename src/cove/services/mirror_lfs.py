@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import queue
 import tempfile
 import threading
@@ -25,7 +26,7 @@ from sqlalchemy.orm import Session
 from cove.backends import Backends
 from cove.db.tables import Repo
 from cove.errors import EntryNotFound
-from cove.services import mirror
+from cove.services import mirror, mirror_fetch
 from cove.services.files import BlobLocation
 from cove.storage.interfaces import BlobVerificationError
 
@@ -187,7 +188,6 @@ def _tmp_dir(bk: Backends) -> Path:
 
 def _fetch(bk: Backends, p: Pending, sha: str | None, path: str | None, flight: _Flight) -> None:
     """The leader: fetch once (across processes too), publish, record; readers follow `flight`."""
-    global upstream_fetches
     key = f"lfs/{p.oid}"
     part: Path | None = None
     try:
@@ -198,36 +198,21 @@ def _fetch(bk: Backends, p: Pending, sha: str | None, path: str | None, flight: 
                     flight.stored = flight.started = True
                     flight.cond.notify_all()
                 return
-            client = mirror.client(bk)
             try:
                 url, headers = _source(bk, p, sha, path)
-                # identity: the bytes as stored (hashed and published as they come; no decoding on the way)
-                with client.stream("GET", url, headers={"Accept-Encoding": "identity", **headers}) as r:
-                    upstream_fetches += 1
-                    if r.status_code >= 500:
-                        mirror.trip(bk)
-                    if r.status_code != 200:
-                        raise mirror.Unreachable(f"the upstream answered {r.status_code} for {path}")
-                    fd, name = tempfile.mkstemp(dir=_tmp_dir(bk), prefix=f"mirror-{p.oid[:16]}-")
-                    part = Path(name)
-                    with open(fd, "wb", buffering=0) as out:  # unbuffered: readers tail what each write put
-                        with flight.cond:
-                            flight.part, flight.started = part, True
-                            flight.cond.notify_all()
-                        behind = _WriteBehind(out, flight)
-                        try:
-                            received = 0
-                            for block in r.iter_raw(_FETCH_CHUNK):
-                                received += len(block)
-                                if received > p.size:
-                                    raise BlobVerificationError(f"the upstream sent more than {p.size} bytes")
-                                behind.put(block)
-                        finally:
-                            behind.join()
-                        digest = behind.result()
-            except httpx.TransportError as exc:  # refused, timed out, or cut mid-way
+            except httpx.TransportError as exc:
                 mirror.trip(bk)
                 raise mirror.Unreachable(str(exc)) from exc
+            # identity: the bytes as stored (hashed and published as they come; no decoding on the way)
+            headers = {"Accept-Encoding": "identity", **headers}
+            fd, name = tempfile.mkstemp(dir=_tmp_dir(bk), prefix=f"mirror-{p.oid[:16]}-")
+            part = Path(name)
+            curl = mirror_fetch.curl_path(bk.settings.mirror_fetcher)
+            if curl is not None:
+                os.close(fd)
+                digest = _receive_curl(bk, curl, url, headers, part, p, path, flight)
+            else:
+                digest = _receive_httpx(bk, url, headers, fd, part, p, path, flight)
             if flight.written != p.size or digest.hexdigest() != p.oid:
                 raise BlobVerificationError(f"the upstream's bytes for {path} do not hash to {p.oid}")
             publish = getattr(bk.blobs, "publish_file", None)
@@ -249,6 +234,80 @@ def _fetch(bk: Backends, p: Pending, sha: str | None, path: str | None, flight: 
         with flight.cond:
             flight.done = flight.started = True
             flight.advance()
+
+
+def _upstream_origin(bk: Backends, url: str) -> bool:
+    """Whether `url` is on the upstream's origin (the only one the upstream token is sent to)."""
+    a, b = httpx.URL(url), httpx.URL(mirror.upstream(bk))
+    return (a.scheme, a.host, a.port) == (b.scheme, b.host, b.port)
+
+
+def _receive_curl(bk: Backends, curl: str, url: str, headers: dict[str, str], part: Path, p: Pending,
+                  path: str | None, flight: _Flight) -> hashlib._Hash:
+    """The bytes into `part` by curl (`mirror_fetch`): readers see each block once it is written and hashed."""
+    global upstream_fetches
+    sent = {"User-Agent": "cove-mirror", **headers}
+    if bk.settings.mirror_token and _upstream_origin(bk, url):
+        sent["Authorization"] = f"Bearer {bk.settings.mirror_token}"
+    with flight.cond:
+        flight.part = part
+
+    def on_bytes(n: int) -> None:
+        with flight.cond:
+            flight.started = True
+            flight.advance(n)
+
+    upstream_fetches += 1
+    try:
+        return mirror_fetch.fetch_into(curl, url, sent, part, p.size, on_bytes=on_bytes,
+                                       connect_timeout=bk.settings.mirror_connect_timeout)
+    except mirror_fetch.HttpStatus as exc:
+        if exc.status >= 500:
+            mirror.trip(bk)
+        raise mirror.Unreachable(f"the upstream answered {exc.status} for {path}") from exc
+    except mirror_fetch.TransportFailed as exc:  # refused, timed out, or cut mid-way
+        mirror.trip(bk)
+        raise mirror.Unreachable(str(exc)) from exc
+    except mirror_fetch.TooLarge as exc:
+        raise BlobVerificationError(str(exc)) from exc
+
+
+def _receive_httpx(bk: Backends, url: str, headers: dict[str, str], fd: int, part: Path, p: Pending,
+                   path: str | None, flight: _Flight) -> hashlib._Hash:
+    """The bytes into `part` through httpx (no curl): received here, written and hashed by `_WriteBehind`."""
+    global upstream_fetches
+    client = mirror.client(bk)
+    request = client.build_request("GET", url, headers=headers)
+    if not _upstream_origin(bk, url):
+        request.headers.pop("authorization", None)  # e.g. an LFS href to a CDN: the token is not for it
+    with open(fd, "wb", buffering=0) as out:  # unbuffered: readers tail what each write put
+        try:
+            r = client.send(request, stream=True)
+            try:
+                upstream_fetches += 1
+                if r.status_code >= 500:
+                    mirror.trip(bk)
+                if r.status_code != 200:
+                    raise mirror.Unreachable(f"the upstream answered {r.status_code} for {path}")
+                with flight.cond:
+                    flight.part, flight.started = part, True
+                    flight.cond.notify_all()
+                behind = _WriteBehind(out, flight)
+                try:
+                    received = 0
+                    for block in r.iter_raw(_FETCH_CHUNK):
+                        received += len(block)
+                        if received > p.size:
+                            raise BlobVerificationError(f"the upstream sent more than {p.size} bytes")
+                        behind.put(block)
+                finally:
+                    behind.join()
+                return behind.result()
+            finally:
+                r.close()
+        except httpx.TransportError as exc:  # refused, timed out, or cut mid-way
+            mirror.trip(bk)
+            raise mirror.Unreachable(str(exc)) from exc
 
 
 class _WriteBehind:
