@@ -81,12 +81,19 @@ class RequestIdMiddleware:
         await self.app(scope, receive, send_with_id)
 
 
+#: The route template `InfoCache`'s answers are recorded under.
+INFO_ROUTE = "/api/{plural}/{ns}/{name}"
+
+
 class CoveApp(FastAPI):
-    """FastAPI, with `HeadCache` in front: a repeated HEAD /resolve is answered before the framework's own
-    layers (error and telemetry middleware, routing, dependencies), with the `X-Request-Id` that
-    `RequestIdMiddleware` adds. Only while that is the one middleware: any other could change the answer."""
+    """FastAPI, with `HeadCache` and `InfoCache` in front: a repeated HEAD /resolve or repo-info GET is answered
+    before the framework's own layers (error and telemetry middleware, routing, dependencies), with the
+    `X-Request-Id` that `RequestIdMiddleware` adds. Only while that is the one middleware: any other could
+    change the answer."""
 
     head_cache = None
+    #: `cove.api.info_cache.InfoCache`: a repeated repo-info GET, answered the same way.
+    info_cache = None
     #: `cove.observability.Telemetry`: metrics and the access log, around everything (HeadCache included).
     telemetry = None
     _front: bool | None = None
@@ -99,13 +106,22 @@ class CoveApp(FastAPI):
         rid = request_id(scope)
         if telemetry is not None:
             scope.setdefault("state", {})["request_id"] = rid.decode("latin-1")
-        if scope["method"] == "HEAD" and self.head_cache is not None:
+        method = scope["method"]
+        if method == "HEAD" and self.head_cache is not None:
             if self._front is None:  # middleware can't be added once the app has started
                 self._front = [m.cls for m in self.user_middleware] == [RequestIdMiddleware]
             start = time.perf_counter()
             if self._front and await self.head_cache.serve(scope, send, rid):
                 if telemetry is not None:  # the hot path: counted without wrapping `send` (always 200, no body)
                     telemetry.cached_head(scope, time.perf_counter() - start)
+                return
+        elif method == "GET" and self.info_cache is not None:
+            if self._front is None:
+                self._front = [m.cls for m in self.user_middleware] == [RequestIdMiddleware]
+            start = time.perf_counter()
+            if self._front and (sent := await self.info_cache.serve(scope, send, rid)) is not None:
+                if telemetry is not None:
+                    telemetry.cached(scope, "GET", INFO_ROUTE, sent, time.perf_counter() - start)
                 return
         if telemetry is None:
             await super().__call__(scope, receive, send)
@@ -244,6 +260,9 @@ def create_app(settings: Settings | None = None, backends: Backends | None = Non
     from cove.api.files import HeadCache
 
     app.head_cache = HeadCache(bk)
+    from cove.api.info_cache import InfoCache
+
+    app.info_cache = InfoCache(app.head_cache)
     from cove.observability import Telemetry
 
     app.telemetry = Telemetry(settings.access_log)

@@ -267,13 +267,16 @@ class Telemetry:
 
     def cached_head(self, scope: dict, seconds: float) -> None:
         """Record a `HEAD /resolve` that `HeadCache` answered (200, no body) under the resolve route."""
-        route = cached_head_route(scope["path"])
-        self.record("HEAD", route, 200, 0, 0, seconds)
+        self.cached(scope, "HEAD", cached_head_route(scope["path"]), 0, seconds)
+
+    def cached(self, scope: dict, method: str, route: str, sent: int, seconds: float) -> None:
+        """Record a 200 that a cache in front of the router answered (`HeadCache`, `InfoCache`)."""
+        self.record(method, route, 200, 0, sent, seconds)
         if self.access is not None:
             client = scope.get("client")
             self.access.write(rid=_log_safe(scope["state"]["request_id"]), user=_user(scope),
-                              client=client[0] if client else "-", method="HEAD", route=route, status=200,
-                              bytes_in=0, bytes_out=0, seconds=seconds)
+                              client=client[0] if client else "-", method=method, route=route, status=200,
+                              bytes_in=0, bytes_out=sent, seconds=seconds)
 
     async def observe(self, scope: dict, receive: Callable, send: Callable,
                       call: Callable[[Callable, Callable], Awaitable[None]]) -> None:

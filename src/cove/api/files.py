@@ -6,6 +6,7 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Annotated
 from urllib.parse import quote
@@ -16,6 +17,7 @@ from prometheus_client import Counter
 
 from cove.api.ranges import BlobFileResponse, SpanStreamingResponse, parse_range
 from cove.api.shapes import PLURAL, PREFIX, entry_json
+from cove.db.changes import changes_for
 from cove.deps import Bk, CurrentActor, repo_type_of, token_from_header
 from cove.errors import BadRequest
 from cove.services import access, downloads, files, gating, mirror, mirror_lfs, scans
@@ -261,11 +263,33 @@ def _media_type(path: str) -> str:
 # -- HEAD /resolve, answered again without the framework or the database --------------------------------
 
 
+def token_deadline(db, authorization: bytes | None) -> tuple[bool, float | None]:  # noqa: ANN001
+    """May an answer for this Authorization be kept, and until when (`time.time()`; None: no limit)?
+    `actor_for_token` refreshes a token's `last_used_at` once it is more than 60 s old: the full way then
+    (and at the token's expiry, when it is refused)."""
+    token = token_from_header(authorization.decode("latin-1")) if authorization is not None else None
+    if token is None:
+        return True, None
+    from sqlalchemy import select
+
+    from cove.db.tables import Token, utcnow
+    from cove.services.accounts import hash_token
+
+    row = db.execute(select(Token.last_used_at, Token.expires_at)
+                     .where(Token.token_hash == hash_token(token))).first()
+    if row is None or row.last_used_at is None:
+        return False, None
+    left = 60 - (utcnow() - row.last_used_at).total_seconds()
+    if row.expires_at is not None:
+        left = min(left, (row.expires_at - utcnow()).total_seconds())
+    return True, time.time() + left
+
+
 @dataclass(frozen=True)
 class _Known:
     """What a HEAD /resolve took from the database (and its parsed URL), valid while `gen` is current."""
 
-    gen: tuple[int, int]
+    gen: Hashable
     deadline: float | None  # time.time() after which the caller's token needs `last_used_at` refreshed
     repo_type: str
     ns: str
@@ -281,7 +305,7 @@ class _Known:
 class _Ticket:
     cache: HeadCache
     key: tuple
-    gen: tuple[int, int]
+    gen: Hashable
     deadline: float | None
 
     def remember(self, repo_type: str, ns: str, name: str, rev: str, path: str, storage_key: str,
@@ -304,7 +328,9 @@ class HeadCache:
     once. Anything else — a cookie, a `%`-encoded path, an Xet or object-store file, any error — goes the
     full way. A query file's answer counts a download in memory (`downloads.Tally`) as the full route does;
     the tally's flushes run on this cache's own connection (`execute`), which moves no data_version here, so
-    a counted download invalidates nothing. Off (never filled) unless the database is SQLite.
+    a counted download invalidates nothing. On PostgreSQL the generation is `cove.db.changes.Changes`'s:
+    every Cove process's write commits NOTIFY, this cache's listener sees them (this process's own at once, other
+    processes' within the notification's delivery, milliseconds), and the tally's flushes are marked quiet.
     """
 
     MAX_ENTRIES = 10_000
@@ -323,6 +349,9 @@ class HeadCache:
         self.tally = downloads.tally(bk)
         if self._db_path is not None:
             self.tally.sink = self.execute
+        engine = getattr(bk.db, "engine", None)
+        #: PostgreSQL: commits seen through LISTEN/NOTIFY (`cove.db.changes`), across processes.
+        self.changes = changes_for(engine) if self._db_path is None and engine is not None else None
 
     def _connect(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -348,11 +377,33 @@ class HeadCache:
             finally:
                 conn.execute("PRAGMA busy_timeout=0")
 
-    def generation(self) -> tuple[int, int] | None:
+    def generation(self, downloads: bool = False) -> Hashable | None:
         """(connection number, SQLite's data_version) on a connection of our own that never writes; None:
-        don't cache. data_version only compares within one connection, hence the number of each new one."""
+        don't cache. data_version only compares within one connection, hence the number of each new one.
+        On PostgreSQL `cove.db.changes.Changes.generation`. With `downloads`, also moved by download-count
+        flushes (for answers that show the counts)."""
         if self._db_path is None:
+            return self._pg_generation(downloads)
+        gen = self._sqlite_generation()
+        return gen if gen is None or not downloads else (*gen, self.tally.flushes)
+
+    def _pg_generation(self, downloads: bool) -> Hashable | None:
+        if self.changes is None:
             return None
+        gen = self.changes.generation()
+        if gen is None:
+            return None
+        if gen != self._gen:
+            with self._lock:
+                if gen != self._gen:
+                    if self._gen is not None and (self._known or self._answers):
+                        HEAD_CACHE_CLEARS.inc()
+                    self._gen = gen
+                    self._known.clear()
+                    self._answers.clear()
+        return self.changes.generation(downloads=True) if downloads else gen
+
+    def _sqlite_generation(self) -> tuple[int, int] | None:
         if not self._lock.acquire(blocking=False):  # a flush is writing on the connection: the full route
             return None
         try:
@@ -425,25 +476,8 @@ class HeadCache:
         if found is None:
             return None
         cache, key, gen = found
-        deadline = None
-        token = token_from_header(key[2].decode("latin-1")) if key[2] is not None else None
-        if token is not None:
-            from sqlalchemy import select
-
-            from cove.db.tables import Token, utcnow
-            from cove.services.accounts import hash_token
-
-            row = db.execute(select(Token.last_used_at, Token.expires_at)
-                             .where(Token.token_hash == hash_token(token))).first()
-            if row is None or row.last_used_at is None:
-                return None
-            # actor_for_token refreshes last_used_at once it is more than 60 s old: go the full way then
-            # (and at the token's expiry, when it is refused).
-            left = 60 - (utcnow() - row.last_used_at).total_seconds()
-            if row.expires_at is not None:
-                left = min(left, (row.expires_at - utcnow()).total_seconds())
-            deadline = time.time() + left
-        return _Ticket(cache, key, gen, deadline)
+        ok, deadline = token_deadline(db, key[2])
+        return _Ticket(cache, key, gen, deadline) if ok else None
 
     def _answer(self, key: tuple, k: _Known) -> list[tuple[bytes, bytes]] | None:
         """`_resolve`'s HEAD answer (its raw headers) from the remembered facts and live git; None: take the

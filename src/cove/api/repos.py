@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import JSONResponse
 
+from cove.api.info_cache import InfoCache
 from cove.api.shapes import iso, repo_info_json, repo_url
 from cove.deps import Bk, CurrentActor, repo_type_of
 from cove.errors import BadRequest, RepoNotFound
@@ -100,7 +101,7 @@ def update_settings(plural: str, ns: str, name: str, body: JsonBody, bk: Bk, act
 
 
 def _info(plural: str, repo_id: str, revision: str | None, expand: list[str] | None, blobs: bool,
-          bk, actor) -> dict:  # noqa: ANN001
+          bk, actor, request: Request | None = None) -> dict | JSONResponse:  # noqa: ANN001
     repo_type = repo_type_of(plural)
     downloads.flush_for_read(bk)  # this process's counts, shown at once
     with bk.db.session() as db:
@@ -138,6 +139,11 @@ def _info(plural: str, repo_id: str, revision: str | None, expand: list[str] | N
                 entries = bk.repos.list_tree(repo.storage_key, sha, recursive=True) or []
             found = dict(zip(("safetensors", "gguf"), scans.model_meta(db, entries), strict=True))
             info.update({k: v for k, v in found.items() if k in wanted and v is not None})
+        if request is not None:  # the default revision: rendered once, and kept by `InfoCache` when it may be
+            response = JSONResponse(info)
+            if mirrored is None and repo.type != "space":
+                InfoCache.remember(request, db, repo, sha, response)
+            return response
         return info
 
 
@@ -153,9 +159,9 @@ def user_likes(user: str, bk: Bk, actor: CurrentActor) -> list[dict]:
 
 
 @router.get("/api/{plural}/{ns}/{name}")
-def repo_info(plural: str, ns: str, name: str, bk: Bk, actor: CurrentActor,
-              expand: Annotated[list[str] | None, Query()] = None, blobs: bool = False) -> dict:
-    return _info(plural, f"{ns}/{name}", None, expand, blobs, bk, actor)
+def repo_info(plural: str, ns: str, name: str, request: Request, bk: Bk, actor: CurrentActor,
+              expand: Annotated[list[str] | None, Query()] = None, blobs: bool = False) -> JSONResponse:
+    return _info(plural, f"{ns}/{name}", None, expand, blobs, bk, actor, request)
 
 
 @router.get("/api/{plural}/{ns}/{name}/revision/{revision:path}")

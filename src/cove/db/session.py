@@ -35,9 +35,14 @@ def make_engine(url: str, *, pool_size: int = 5, max_overflow: int = 10, pool_ti
         return engine
     if pgbouncer:
         args = {"prepare_threshold": None} if make_url(url).get_driver_name() == "psycopg" else {}
-        return create_engine(url, poolclass=NullPool, connect_args=args)
-    return create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=max_overflow,
-                         pool_timeout=pool_timeout)
+        engine = create_engine(url, poolclass=NullPool, connect_args=args)
+    else:
+        engine = create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=max_overflow,
+                               pool_timeout=pool_timeout)
+    from cove.db.changes import changes_for
+
+    changes_for(engine)  # PostgreSQL: each write commit notifies the other processes' answer caches
+    return engine
 
 
 def engine_options(settings: Settings) -> dict:

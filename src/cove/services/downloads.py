@@ -26,6 +26,7 @@ from typing import Any
 from sqlalchemy import text
 
 from cove import lifespan
+from cove.db.changes import quiet
 from cove.db.tables import Repo, utcnow
 
 log = logging.getLogger(__name__)
@@ -127,6 +128,7 @@ class Tally:
             self.sink(run)
             return
         with self.bk.db.engine.begin() as conn:
+            quiet(conn)  # PostgreSQL: answer caches other than download counts stay valid (cove.db.changes)
             conn.execute(text(_DAYS), days)
             conn.execute(text(_ALL_TIME), totals)
             conn.execute(text(_LAST_30), last30)
