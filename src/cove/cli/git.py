@@ -26,7 +26,7 @@ def maintain(
     report (loose objects, packs and dangling commits before and after) as JSON."""
     from cove.services import git_maintenance
 
-    report = git_maintenance.run_once(_hub(), due=False, force=force)
+    report = git_maintenance.run_once(_hub(), due=False, force=force, duty=0)  # no requests to yield to
     if report is None:
         typer.echo("Error: another process is running a git maintenance pass; try again later.", err=True)
         raise typer.Exit(1)

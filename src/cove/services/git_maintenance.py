@@ -170,8 +170,8 @@ def run_pass(bk: Backends, *, stop: threading.Event | None = None, force: bool =
     return report
 
 
-def run_once(bk: Backends, *, stop: threading.Event | None = None, due: bool = True,
-             force: bool = False) -> PassReport | None:
+def run_once(bk: Backends, *, stop: threading.Event | None = None, due: bool = True, force: bool = False,
+             duty: float | None = None) -> PassReport | None:
     """One pass if this process wins the job (None: another process holds it, or it is not due yet)."""
     holder = leases.holder_name()
     if not leases.claim(bk.db, JOB, holder, ttl=LEASE_TTL, due=due):
@@ -185,7 +185,7 @@ def run_once(bk: Backends, *, stop: threading.Event | None = None, due: bool = T
 
     report = None
     try:
-        report = run_pass(bk, stop=stop, force=force, on_progress=keep)
+        report = run_pass(bk, stop=stop, force=force, on_progress=keep, duty=duty)
         return report
     finally:
         leases.release(bk.db, JOB, holder, next_in=bk.settings.git_maintenance_interval,
