@@ -204,6 +204,15 @@ def test_gate_request_and_accept(alice_web, bob_web, api, repo_factory):
     assert r.status_code == 303
     assert 'data-user="bob"' in alice_web.get(f"/{repo_id}/settings/access-requests?status=accepted").text
     assert bob_web.get(f"/{repo_id}/resolve/main/data.txt").text == "secret"
+    # The requester sees "accepted" on the card (the owner, who never asked, sees no status).
+    assert 'data-status="accepted"' in bob_web.get(f"/{repo_id}").text
+    assert 'id="access-status"' not in alice_web.get(f"/{repo_id}").text
+    # Rejected later: the requester sees that, and the files are closed again.
+    review = alice_web.get(f"/{repo_id}/settings/access-requests?status=accepted")
+    assert alice_web.post(f"/{repo_id}/settings/access-requests", data={
+        "csrf_token": csrf_of(review.text), "user": "bob", "status": "rejected"}).status_code == 303
+    assert 'data-status="rejected"' in bob_web.get(f"/{repo_id}").text
+    assert bob_web.get(f"/{repo_id}/resolve/main/data.txt").status_code == 403
 
 
 def test_rename_from_settings(alice_web, api, repo_factory):

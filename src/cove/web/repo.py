@@ -36,7 +36,7 @@ class RepoView:
     has_files: bool = True
     #: May change visibility or delete (the namespace's admins): the settings tab.
     can_admin: bool = False
-    #: On a gated repo the visitor may not read yet: their access request's status (pending, rejected) or None.
+    #: On a gated repo: the visitor's access request's status (pending, accepted, rejected) or None.
     access_request: str | None = None
     branches: list[str] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
@@ -63,7 +63,7 @@ def open_repo(request: Request, repo_type: str, ns: str, name: str) -> tuple[Vis
         can_admin = access.can_admin(db, v.actor, repo)
         liked = not v.actor.anonymous and db.get(Like, (v.actor.user_id, repo.id)) is not None
         has_files = gating.has_access(db, v.actor, repo)
-        asked = None if has_files else gating.request_status(db, v.actor, repo)
+        asked = gating.request_status(db, v.actor, repo) if repo.gated else None  # accepted ones too
         mirrored = mirror.mirrored(db, repo)
         db.expunge(repo)
     refs = refs_service.list_refs(bk, repo, include_prs=False)
