@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import threading
 import time
 from pathlib import Path
 from typing import IO
@@ -72,8 +73,26 @@ def startup_sweep(settings: Settings) -> IO | None:
     # Alone: whatever is in the temp folders was left by a process that is gone. Files made after
     # `started` can only be this process's own (none yet) or a server that started after us.
     sweep(settings, started if alone else started - settings.tmp_max_age)
-    fcntl.flock(lock, fcntl.LOCK_SH)  # from now on, others starting up know we are here
+    _share(lock, settings.startup_lock_timeout_s)  # from now on, others starting up know we are here
     return lock
+
+
+def _share(lock: IO, timeout: float) -> None:
+    """Take the shared lock, waiting at most `timeout` seconds for a process doing its start-up sweep (which holds
+    it exclusively); past that, start anyway and take it in the background as soon as the sweep ends (files
+    made from now on are newer than that sweep's cutoff, so it leaves them alone)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.05)
+    log.warning("%s is held by another process's start-up sweep for more than %g s: starting anyway",
+                lock.name, timeout)
+    threading.Thread(target=fcntl.flock, args=(lock, fcntl.LOCK_SH), name="cove-serve-lock", daemon=True).start()
 
 
 async def sweep_forever(settings: Settings) -> None:
