@@ -136,6 +136,8 @@ def test_multipart_complete_is_idempotent_across_processes_and_refuses_tampering
     # Tampered: the last part (1 byte) flipped. The store assembles it; Cove's hash refuses it.
     action = _batch(hub, repo, oid, BIG)
     assert all(action["header"][k].startswith(hub.s3.endpoint + "/") for k in action["header"] if k.isdigit())
+    # Each part URL takes exactly its part's length (Content-Length is signed): nothing more can be parked.
+    assert httpx.put(action["header"]["00003"], content=b"ab").status_code == 403
     bad = bytearray(data)
     bad[-1] ^= 1
     parts = _put_parts(action, bytes(bad))

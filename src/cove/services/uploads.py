@@ -302,7 +302,9 @@ def start_native(bk: Backends, oid: str, size: int) -> NativeUpload | None:
     upload_id = start(staging)
     if upload_id is None:
         return None
-    urls = [bk.blobs.part_url(staging, upload_id, i, URL_TTL) for i in range(1, part_count(size) + 1)]
+    chunk = part_size(size)
+    urls = [bk.blobs.part_url(staging, upload_id, i, URL_TTL, length=min(chunk, size - (i - 1) * chunk))
+            for i in range(1, part_count(size) + 1)]
     return NativeUpload(staging, upload_id, urls)
 
 

@@ -243,9 +243,15 @@ class S3BlobStore:
                                                    ContentType="application/octet-stream")
         return str(resp["UploadId"])
 
-    def part_url(self, key: str, upload_id: str, part: int, expires: int = URL_TTL) -> str:
-        """A presigned ``UploadPart`` URL: the client PUTs part ``part`` to the store, ETag in the answer."""
-        params = {"Bucket": self.bucket, "Key": self._obj(key), "UploadId": upload_id, "PartNumber": part}
+    def part_url(self, key: str, upload_id: str, part: int, expires: int = URL_TTL, *,
+                 length: int | None = None) -> str:
+        """A presigned ``UploadPart`` URL: the client PUTs part ``part`` to the store, ETag in the answer.
+        ``length``: ``Content-Length`` is a signed header, so the part must have exactly that many bytes (a
+        client cannot park more in the bucket than it announced)."""
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": self._obj(key), "UploadId": upload_id,
+                                  "PartNumber": part}
+        if length is not None:
+            params["ContentLength"] = length
         return self._signer.generate_presigned_url("upload_part", Params=params, ExpiresIn=expires)
 
     def complete_multipart(self, key: str, upload_id: str, parts: list[tuple[int, str]]) -> bool:
