@@ -1,28 +1,47 @@
-"""Likes: one per user per repo; the repo row keeps the count for sorting."""
+"""Likes: one per user per repo; the repo row keeps the count for sorting.
+
+Concurrent likes (one user's double click, many users, several processes) neither fail nor lose counts: the
+row is inserted with ON CONFLICT DO NOTHING and the count moves by an in-database increment only when a row
+was really inserted (or deleted).
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from cove.db.tables import Like, Namespace, Repo
+from cove.db.tables import Like, Namespace, Repo, utcnow
 from cove.services import access
 from cove.services.accounts import Actor
 
 
+def _count(db: Session, repo: Repo, delta: int) -> None:
+    """likes = max(0, likes + delta), in the database (row-locked there), never from a value read before."""
+    larger = func.max if db.get_bind().dialect.name == "sqlite" else func.greatest
+    new = larger(0, func.coalesce(Repo.likes, 0) + delta)
+    db.execute(update(Repo).where(Repo.id == repo.id).values(likes=new).execution_options(synchronize_session=False))
+    db.expire(repo, ["likes"])
+
+
 def like(db: Session, actor: Actor, repo: Repo) -> None:
     access.require_write_token(actor, "like a repo")
-    if db.get(Like, (actor.user_id, repo.id)) is None:
-        db.add(Like(user_id=actor.user_id, repo_pk=repo.id))
-        repo.likes = (repo.likes or 0) + 1
+    dialect = db.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    row = {"user_id": actor.user_id, "repo_pk": repo.id, "created_at": utcnow()}
+    # RETURNING, not rowcount: psycopg reports -1 for an INSERT's rowcount through SQLAlchemy.
+    if db.execute(insert(Like).values(**row).on_conflict_do_nothing().returning(Like.user_id)).first() is not None:
+        _count(db, repo, +1)
 
 
 def unlike(db: Session, actor: Actor, repo: Repo) -> None:
     access.require_write_token(actor, "unlike a repo")
-    row = db.get(Like, (actor.user_id, repo.id))
-    if row is not None:
-        db.delete(row)
-        repo.likes = max(0, (repo.likes or 0) - 1)
+    gone = db.execute(delete(Like).where(Like.user_id == actor.user_id, Like.repo_pk == repo.id)
+                      .returning(Like.user_id).execution_options(synchronize_session=False)).first()
+    if gone is not None:
+        _count(db, repo, -1)
 
 
 def likers(db: Session, repo: Repo) -> list[tuple[str, str]]:
