@@ -106,6 +106,8 @@ def chips(meta: dict, repo_type: str) -> list[Chip]:
         out.append(Chip("license", lic, f"/{plural}?license={quote(lic)}"))
     for lang in _as_list(meta.get("language")):
         out.append(Chip("language", lang, f"/{plural}?language={quote(lang)}"))
+    for m in _as_list(meta.get("models")) if repo_type == "space" else []:  # the models a Space uses
+        out.append(Chip("model", m, f"/{m}" if "/" in m else None))
     for d in _as_list(meta.get("datasets")):
         out.append(Chip("dataset", d, f"/datasets/{d}" if "/" in d else None))
     for b in _as_list(meta.get("base_model")):
