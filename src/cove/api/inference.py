@@ -19,6 +19,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from cove.api.inference_front import InferenceFront
 from cove.deps import Bk, CurrentActor, client_host
 from cove.errors import BadRequest, HubError, PayloadTooLarge
 from cove.inference import GENERATIVE
@@ -29,11 +30,16 @@ from cove.services.accounts import Actor
 router = APIRouter()
 
 
-def _engine(request: Request) -> Engine:
-    engine = getattr(request.app.state, "inference", None)
+def engine_of(app) -> Engine:  # noqa: ANN001
+    """The app's inference engine (made on first use)."""
+    engine = getattr(app.state, "inference", None)
     if engine is None:
-        engine = request.app.state.inference = Engine(request.app.state.backends.settings)
+        engine = app.state.inference = Engine(app.state.backends.settings)
     return engine
+
+
+def _engine(request: Request) -> Engine:
+    return engine_of(request.app)
 
 
 async def _body(request: Request, bk) -> dict:  # noqa: ANN001
@@ -105,10 +111,13 @@ async def _infer(ns: str, name: str, task: str | None, request: Request, bk, act
     headers = {"X-Repo-Commit": target.sha, "X-Compute-Type": "cpu"}
     if chosen not in GENERATIVE:
         info: dict = {}
-        with engine.user_slot(_who(actor, request)):
+        who = _who(actor, request)
+        with engine.user_slot(who):
             result = await engine.run(target.key, target.path, "batch",
                                       {"task": chosen, "item": {"inputs": inputs, "parameters": params}},
                                       wait=_wait(request), info=info)
+        if "cove.inference_ticket" in request.scope.get("state", {}) and actor.user_id is not None:
+            await run_in_threadpool(InferenceFront.remember, request, bk, target, task is not None, who)
         return JSONResponse(result, headers={**headers, "X-Inference-Batch": str(info.get("batch", 1))})
     if not isinstance(inputs, str):
         raise BadRequest("`inputs` must be a string")

@@ -3,8 +3,8 @@
 A model is loaded on its first request (`Slot`: a worker started, its load awaited), kept while used, and stopped
 after `inference_idle_unload` seconds without requests or when the loaded models' resident memory passes
 `inference_memory` (least recently used first). Requests for one model wait in its queue (bounded:
-`inference_max_queue`, 429 past it); its batcher sends those that arrive within `inference_max_wait` of the
-first, up to `inference_max_batch`, as one batch, while the worker runs the previous one. A worker that dies
+`inference_max_queue`, 429 past it); as soon as the worker is free, its batcher sends all that queued meanwhile
+(up to `inference_max_batch`; `inference_max_wait` may hold a batch a little longer) as one batch. A worker that dies
 (crash, out of memory, killed) fails the requests it held with a 5xx, and the next request starts a new one.
 """
 
@@ -283,6 +283,8 @@ class Engine:
                     await asyncio.shield(done)
                 continue
             batch = [first]
+            # What queued while the worker was busy goes at once; `inference_max_wait` (0: none) holds a batch
+            # that is not full a little longer for what may still come.
             deadline = loop.time() + s.inference_max_wait
             while len(batch) < s.inference_max_batch:
                 try:

@@ -151,14 +151,41 @@ class Loaded:
         return texts, spans
 
     def _text_classification(self, items: list[dict]) -> list[Any]:
+        """The text-classification pipeline's answer (all labels, best first, `top_k`, `function_to_apply`), with
+        the whole batch tokenized at once and one forward pass: the pipeline tokenizes item by item."""
         params = items[0].get("parameters") or {}
         texts, spans = self._flat(items)
-        kw: dict[str, Any] = {"top_k": params.get("top_k")}
-        if params.get("function_to_apply"):
-            kw["function_to_apply"] = params["function_to_apply"]
-        res = self._pipe("text-classification")(texts, batch_size=len(texts), truncation=True, **kw)
-        res = [r if isinstance(r, list) else [r] for r in res]
+        top_k = params.get("top_k")
+        if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
+            raise InputError("`top_k` must be a positive integer")
+        fn = str(params.get("function_to_apply") or self._default_function()).lower()
+        if fn not in ("softmax", "sigmoid", "none"):
+            raise InputError("`function_to_apply` must be softmax, sigmoid or none")
+        torch = self.torch
+        with torch.inference_mode():
+            if self.tokenizer.pad_token is None and len(texts) > 1:  # nothing to pad with: one by one
+                logits = torch.cat([self.model(**self.tokenizer(t, truncation=True, return_tensors="pt")).logits
+                                    for t in texts])
+            else:
+                enc = self.tokenizer(texts, padding=True, truncation=True, return_tensors="pt")
+                logits = self.model(**enc).logits
+            logits = logits.float()
+            scores = logits.softmax(-1) if fn == "softmax" else logits.sigmoid() if fn == "sigmoid" else logits
+        labels = self.model.config.id2label
+        res = []
+        for row in scores.tolist():
+            ranked = sorted(({"label": labels[i], "score": v} for i, v in enumerate(row)), key=lambda d: -d["score"])
+            res.append(ranked[:top_k] if top_k is not None else ranked)
         return [res[a:b] for a, b, _ in spans]  # a string's answer is a list of one list, as on the Hub
+
+    def _default_function(self) -> str:
+        """What the pipeline applies to the logits when not told (its `postprocess`)."""
+        cfg = self.model.config
+        if cfg.problem_type == "regression":
+            return "none"
+        if cfg.problem_type == "multi_label_classification" or cfg.num_labels == 1:
+            return "sigmoid"
+        return "softmax"
 
     def _token_classification(self, items: list[dict]) -> list[Any]:
         params = items[0].get("parameters") or {}

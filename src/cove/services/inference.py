@@ -28,6 +28,8 @@ class Target:
     task: str
     repo_id: str
     sha: str
+    storage_key: str = ""  # the git repo, and the revision asked (`cove.api.inference_front` checks it again)
+    rev: str = "main"
 
 
 class NotInstalled(HubError):
@@ -68,7 +70,7 @@ def target(bk: Backends, actor: Actor, repo_id: str, revision: str | None, task:
         sha = files.resolve_revision(bk, repo, revision or "main")
         path = snap.materialize(bk, db, repo, sha)
         task = task or repo.pipeline_tag or snap.guess_task(path)
-        pk, full_id = repo.id, repo.repo_id
+        pk, full_id, storage_key = repo.id, repo.repo_id, repo.storage_key
     if not (path / "config.json").is_file() and not any(path.rglob("*.gguf")):
         raise BadRequest(f"{full_id} holds no model to run at this revision (no config.json, no .gguf file)")
     if not task:
@@ -76,7 +78,7 @@ def target(bk: Backends, actor: Actor, repo_id: str, revision: str | None, task:
     if task not in LOAD_KIND:
         raise BadRequest(f"Task {task} is not supported by this hub's inference (supported: "
                          f"{', '.join(TASKS)})")
-    return Target((pk, sha, LOAD_KIND[task]), path, task, full_id, sha)
+    return Target((pk, sha, LOAD_KIND[task]), path, task, full_id, sha, storage_key, revision or "main")
 
 
 def listed_models(bk: Backends, actor: Actor, limit: int = 1000) -> list[tuple[str, str, int]]:
