@@ -91,3 +91,34 @@ def test_search_is_a_case_insensitive_substring_match_on_the_id(named, term):
         assert search.count(db, admin, q) == len(got)
     want = [f"sam/{n}" for n in NAMES if term.lower() in f"sam/{n}".lower()]
     assert sorted(got) == sorted(want)
+
+
+def test_a_repeated_search_reads_its_page_by_id_and_sees_changes_at_once(tmp_path):
+    settings = Settings(data=tmp_path, secret="s", scan_interval=0)
+    bk = build_backends(settings)
+    upgrade(bk)
+    with bk.db.session() as db:
+        user = accounts.add_user(db, "sam")
+        actor = Actor(user_id=user.id, name="sam", role="write")
+        for name in ("bert-one", "bert-two", "gpt-three"):
+            repos.create(db, bk, actor, repo_type="model", namespace="sam", name=name)
+    seen: list[str] = []
+
+    def listener(_conn, _cursor, statement, *_args) -> None:  # noqa: ANN001, ANN002
+        seen.append(statement)
+
+    with TestClient(create_app(settings, bk)) as client:
+        url = "/api/models?search=bert&sort=downloads"
+        first = client.get(url)
+        assert sorted(m["id"] for m in first.json()) == ["sam/bert-one", "sam/bert-two"]
+        event.listen(bk.db.engine, "before_cursor_execute", listener)
+        try:
+            again = client.get(url)
+        finally:
+            event.remove(bk.db.engine, "before_cursor_execute", listener)
+        assert again.json() == first.json()
+        assert seen and not any("LIKE" in s or "MATCH" in s for s in seen)  # rows by primary key only
+        with bk.db.session() as db:
+            repos.create(db, bk, actor, repo_type="model", namespace="sam", name="bert-four")
+            db.execute(update(Repo).where(Repo.name == "bert-one").values(private=True))
+        assert sorted(m["id"] for m in client.get(url).json()) == ["sam/bert-four", "sam/bert-two"]

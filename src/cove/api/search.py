@@ -63,7 +63,9 @@ def _listing(
     )
     downloads.flush_for_read(bk)  # this process's counts, shown at once
     with bk.db.session() as db:
-        rows = search.page(db, actor, q, offset=cursor, limit=page_size + 1)
+        rows = search.page(db, actor, q, offset=cursor, limit=page_size + 1,
+                           cache=search.cache_of(request.app, pages=True),
+                           generation=search.generation_of(request.app, downloads=True))
         gen = search.generation_of(request.app)
         count = search.cache_of(request.app).get(gen, ("count", repr(q), search.actor_key(actor)),
                                                  lambda: search.count(db, actor, q))

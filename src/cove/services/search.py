@@ -138,8 +138,25 @@ def build(db: Session, actor: Actor, query: Query, *, all_hits: bool = False) ->
     return q
 
 
-def page(db: Session, actor: Actor, query: Query, *, offset: int, limit: int) -> list[Repo]:
-    return list(db.scalars(build(db, actor, query).offset(offset).limit(limit)))
+def page(db: Session, actor: Actor, query: Query, *, offset: int, limit: int,
+         cache: GenerationCache | None = None, generation: Hashable | None = None) -> list[Repo]:
+    """A page of matches. With a `cache` and a `generation` (`generation_of(app, downloads=True)`: the order
+    may follow download counts), the page's repo ids are kept while the database is unchanged, so a repeated
+    listing or search reads its rows by primary key instead of matching again."""
+    fresh: list[list[Repo]] = []
+
+    def run() -> list[int]:
+        fresh.append(list(db.scalars(build(db, actor, query).offset(offset).limit(limit))))
+        return [r.id for r in fresh[0]]
+
+    if cache is None:
+        run()
+        return fresh[0]
+    ids = cache.get(generation, ("page", repr(query), actor_key(actor), offset, limit), run)
+    if fresh:
+        return fresh[0]
+    rows = {r.id: r for r in db.scalars(select(Repo).where(Repo.id.in_(ids)))} if ids else {}
+    return [rows[i] for i in ids if i in rows]
 
 
 def count(db: Session, actor: Actor, query: Query, *, cap: int = COUNT_CAP) -> int:
@@ -186,11 +203,12 @@ class GenerationCache:
         return value
 
 
-def generation_of(app) -> Hashable | None:  # noqa: ANN001 - the FastAPI app
-    """What the cached counts and facets are valid for: SQLite's data_version (`HeadCache.generation`); on
-    PostgreSQL the WAL insert position, which every commit moves (a privacy change included); else None."""
+def generation_of(app, downloads: bool = False) -> Hashable | None:  # noqa: ANN001 - the FastAPI app
+    """What the cached counts and facets are valid for: `HeadCache.generation` (SQLite's data_version, or
+    PostgreSQL commits seen through `cove.db.changes`; with `downloads`, download-count flushes too); failing
+    that, on PostgreSQL the WAL insert position, which every commit moves (a privacy change included); else None."""
     cache = getattr(app, "head_cache", None)
-    gen = cache.generation() if cache is not None else None
+    gen = cache.generation(downloads=downloads) if cache is not None else None
     if gen is not None:
         return gen
     engine = app.state.backends.db.engine
@@ -203,8 +221,12 @@ def generation_of(app) -> Hashable | None:  # noqa: ANN001 - the FastAPI app
         return None
 
 
-def cache_of(app) -> GenerationCache:  # noqa: ANN001
-    found = getattr(app.state, "search_cache", None)
+def cache_of(app, pages: bool = False) -> GenerationCache:  # noqa: ANN001
+    """The app's cache of counts and facets; with `pages`, of pages' repo ids (valid for another generation:
+    `generation_of(app, downloads=True)`)."""
+    name = "search_page_cache" if pages else "search_cache"
+    found = getattr(app.state, name, None)
     if found is None:
-        found = app.state.search_cache = GenerationCache()
+        found = GenerationCache()
+        setattr(app.state, name, found)
     return found

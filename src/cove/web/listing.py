@@ -166,7 +166,9 @@ def listing(repo_type: str, request: Request) -> Response:
     downloads.flush_for_read(bk)
     cache, gen, who = search.cache_of(request.app), search.generation_of(request.app), search.actor_key(v.actor)
     with bk.db.session() as db:
-        rows = search.page(db, v.actor, q, offset=p * PAGE_SIZE, limit=PAGE_SIZE)
+        rows = search.page(db, v.actor, q, offset=p * PAGE_SIZE, limit=PAGE_SIZE,
+                           cache=search.cache_of(request.app, pages=True),
+                           generation=search.generation_of(request.app, downloads=True))
         total = cache.get(gen, ("count", repr(q), who), lambda: search.count(db, v.actor, q))
         key = ("facets", repo_type, who, repr(replace(f, sort="")))
         side = cache.get(gen, key, lambda: facets(db, v.actor, repo_type, f))
