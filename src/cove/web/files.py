@@ -178,7 +178,7 @@ def commits_page(repo_type: str, request: Request, ns: str, name: str, rev: str)
         items, cursor = gitviews.path_log(bk, view.repo.storage_key, start or sha, path, skip=p * COMMITS_PAGE,
                                           limit=COMMITS_PAGE + 1)
     else:
-        items = bk.repos.log(view.repo.storage_key, sha, skip=p * COMMITS_PAGE, limit=COMMITS_PAGE + 1)
+        items = gitviews.history(bk, view.repo.storage_key, sha, skip=p * COMMITS_PAGE, limit=COMMITS_PAGE + 1)
     suffix = f"/{qpath(path)}" if path else ""
     return render_page(
         request, "commits.html", title=f"Commits · {view.repo_id}", view=view, tab="files", rev=rev, sha=sha,

@@ -105,6 +105,16 @@ def path_log(bk: Backends, key: str, sha: str, path: str, *, skip: int, limit: i
     return [bk.repos.commit_info(key, i) for i in ids], cursor
 
 
+def history(bk: Backends, key: str, sha: str, *, skip: int, limit: int) -> list:
+    """A page of the commits reachable from `sha`, newest first, streamed (`_ordered`): the first page of a
+    10,000-commit history reads 31 commits, not the whole graph a topological sort needs."""
+    def compute() -> list[str]:
+        walk = _ordered(bk.repos.repo(key), sha)
+        return [str(c.id) for c in itertools.islice(walk, skip, skip + limit)]
+
+    return [bk.repos.commit_info(key, i) for i in cached(("history", key, sha, skip, limit), compute)]
+
+
 def commits_between(bk: Backends, key: str, base: str, head: str, limit: int = 100) -> list:
     """The commits of `head` that `base` does not have, newest first (at most `limit`)."""
     def compute() -> list[str]:
