@@ -191,6 +191,11 @@ class Settings(BaseSettings):
     #: The installer's (uv's) wheel cache, shared by every build; default ``<spaces root>/cache``. Spaces roots
     #: may share one (uv locks it), so a new hub or a test run starts warm.
     spaces_cache: Path | None = None
+    #: Seconds an environment no Space uses is kept before it is removed (rebuilt from the cache when needed);
+    #: 0: kept forever.
+    spaces_env_ttl: int = 7 * 86400
+    #: Most bytes of a Space's build or run log; past it the log keeps its newest quarter.
+    spaces_log_bytes: int = 4 << 20
     #: Most Spaces running at once; past it the least recently visited one sleeps (0: no cap).
     spaces_max_running: int = 8
     #: Seconds without a visit before a Space sleeps (a Space's own `set_space_sleep_time` wins); 0: never.
@@ -212,6 +217,9 @@ class Settings(BaseSettings):
     spaces_index_url: str | None = None
     spaces_extra_index_urls: str | None = None
     spaces_find_links: str | None = None
+    #: A constraints file (pip's format) applied to every Space build, e.g. ``torch==2.13.0+cpu`` to keep a
+    #: CUDA torch out; unset: none.
+    spaces_constraints: Path | None = None
     #: Python for Space environments when the README's ``python_version`` names none on this machine; it must
     #: be readable by the apps' uids (not under /root). Default: /usr/bin/python3.
     spaces_python: str | None = None

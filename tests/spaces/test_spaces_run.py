@@ -8,6 +8,7 @@ Spaces they build, since every gradio start costs seconds on a small machine.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -375,10 +376,22 @@ def test_streamlit_space_runs_over_the_proxied_websocket(hub, browser, gradio_sp
     browser.get(f"{hub.endpoint}/spaces/{repo_id}/app/")
     until(lambda: browser.find_elements(By.CSS_SELECTOR, "input[type=text]"))[0].send_keys("cove", Keys.ENTER)
     until(lambda: "hello COVE" in browser.page_source)  # each rerun travels over Streamlit's WebSocket
-    # Deleting the Space stops its app.
+    # Deleting the Space stops its app, and its logs and working copies go.
     assert streamlit_processes(hub)
+    pk = repo_pk(hub, repo_id)
+    assert (hub.data / "space-logs" / pk / "run.log").exists() and (hub.spaces / "apps" / pk).exists()
     api.delete_repo(repo_id, repo_type="space")
     until(lambda: not streamlit_processes(hub), timeout=30)
+    until(lambda: not (hub.data / "space-logs" / pk).exists() and not (hub.spaces / "apps" / pk).exists(),
+          timeout=30)
+
+
+def repo_pk(hub, repo_id: str) -> str:  # noqa: ANN001
+    import sqlite3
+
+    ns, name = repo_id.split("/")
+    with contextlib.closing(sqlite3.connect(hub.data / "cove.db")) as db:
+        return str(db.execute("select id from repos where namespace = ? and name = ?", (ns, name)).fetchone()[0])
 
 
 def streamlit_processes(hub) -> list[str]:  # noqa: ANN001
@@ -493,9 +506,15 @@ def test_shutdown_stops_every_app_and_start_brings_back_the_running_ones(hub, pr
         return out
 
     assert space_processes() == []
+    # An environment no Space has used for longer than COVE_SPACES_ENV_TTL goes when the supervisor starts.
+    stale = hub.spaces / "envs" / ("f" * 32)
+    (stale / "bin").mkdir(parents=True)
+    (stale / ".cove-ok").write_text("old\n")
+    os.utime(stale, (time.time() - 30 * 86400, time.time() - 30 * 86400))
     hub.start()
     api = hub.api(hub.alice)
     wait_stage(api, probe_space, ("RUNNING",))
+    assert not stale.exists() and list((hub.spaces / "envs").iterdir())
     assert hub.gradio(probe_space, token=hub.alice, text="secret") == {"ok": "s3cr3t-cove-value"}
 
 
@@ -572,3 +591,11 @@ def test_private_space_works_in_a_browser_on_its_own_origin(hub, probe_space, br
     assert "Repository not found" in browser.page_source
     assert httpx.get(f"{hub.endpoint}/spaces/{probe_space}", headers={"authorization": f"Bearer {hub.bob}"}
                      ).status_code == 404
+
+
+def test_deleting_a_private_space_revokes_the_token_its_app_was_given(hub, probe_space):
+    assert f"space {probe_space}" in hub.cove("token", "list", "sally")
+    pk = repo_pk(hub, probe_space)
+    hub.api(hub.alice).delete_repo(probe_space, repo_type="space")
+    until(lambda: f"space {probe_space}" not in hub.cove("token", "list", "sally"), timeout=30)
+    assert not (hub.data / "space-logs" / pk).exists() and not (hub.spaces / "apps" / pk).exists()

@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -22,6 +23,11 @@ from pathlib import Path
 from cove.settings import Settings
 from cove.spaces.config import SpaceConfig
 from cove.spaces.sandbox import Limits, chown_tree, limiter, scrubbed_env
+
+#: Held while an environment is picked for reuse or collected, so a reused one is never removed under a deploy.
+_envs_lock = threading.Lock()
+#: The file in an environment whose mtime says when a Space last used it.
+USED = ".cove-used"
 
 
 class BuildFailed(Exception):
@@ -103,6 +109,38 @@ def sweep(root: Path) -> None:
         shutil.rmtree(p, ignore_errors=True)
 
 
+def touch(env: Path) -> None:
+    """Note that a Space uses `env` now (built, reused, or running from it)."""
+    with contextlib.suppress(OSError):
+        (env / USED).touch()
+
+
+def collect(root: Path, in_use: set[str], ttl: float) -> list[str]:
+    """Remove the environments no Space has used for `ttl` seconds (by their `USED` mark, else their age), except
+    those named in `in_use`; answers the keys removed. They are rebuilt on demand (from the wheel cache)."""
+    removed = []
+    now = time.time()
+    envs = root / "envs"
+    for env in sorted(envs.iterdir()) if envs.is_dir() else []:
+        if env.name.startswith(".") or env.name in in_use:
+            continue
+        with _envs_lock:
+            try:
+                used = max((env / USED).stat().st_mtime if (env / USED).exists() else 0, env.stat().st_mtime)
+            except OSError:
+                continue
+            if now - used < ttl:
+                continue
+            aside = env.with_name(f".gc-{env.name}-{uuid.uuid4().hex[:8]}")
+            try:
+                env.rename(aside)  # gone for any later reuse at once; removed outside the lock
+            except OSError:
+                continue
+        shutil.rmtree(aside, ignore_errors=True)
+        removed.append(env.name)
+    return removed
+
+
 def uv_binary(root: Path) -> Path:
     """A copy of the ``uv`` binary the build uid may run (the one in Cove's venv may be under /root)."""
     from uv import find_uv_bin
@@ -125,9 +163,14 @@ def ensure_env(settings: Settings, config: SpaceConfig, log, *, fresh: bool = Fa
     python = python_for(settings, config.python_version)
     reqs = requirements_for(config)
     index = index_env(settings)
-    key = env_key(python, reqs, index)
+    constraints = Path(settings.spaces_constraints).read_text() if settings.spaces_constraints else ""
+    key = env_key(python, reqs + ("\0" + constraints if constraints else ""), index)
     env = root / "envs" / key
-    if (env / ".cove-ok").exists() and not fresh:
+    with _envs_lock:
+        reuse = (env / ".cove-ok").exists() and not fresh
+        if reuse:
+            touch(env)
+    if reuse:
         log(f"Reusing the environment {key} (requirements unchanged).\n")
         return env
     uv = uv_binary(root)
@@ -139,13 +182,18 @@ def ensure_env(settings: Settings, config: SpaceConfig, log, *, fresh: bool = Fa
     work = root / "envs" / f".build-{key}-{uuid.uuid4().hex[:8]}"
     work.mkdir(parents=True)
     (work / "requirements.txt").write_text(reqs)
+    if constraints:  # the administrator's pins (e.g. a CPU torch), applied to every build
+        (work / "constraints.txt").write_text(constraints)
+        venv_extra = {"UV_CONSTRAINT": str(work / "constraints.txt")}
+    else:
+        venv_extra = {}
     chown_tree(work, uid)
     target = work / "venv"
     venv_env = {**scrubbed_env(home=str(work)), "UV_CACHE_DIR": str(cache), "UV_PYTHON_DOWNLOADS": "never",
-                "UV_NO_CONFIG": "1", "UV_LINK_MODE": "copy", "VIRTUAL_ENV": str(target), **index}
+                "UV_NO_CONFIG": "1", "UV_LINK_MODE": "copy", "VIRTUAL_ENV": str(target), **index, **venv_extra}
     if fresh:
         venv_env["UV_NO_CACHE"] = "1"
-    log(f"Python: {python}\nRequirements:\n{reqs}")
+    log(f"Python: {python}\nRequirements:\n{reqs}" + (f"Constraints:\n{constraints}" if constraints else ""))
     limits = Limits(memory=settings.spaces_memory, nproc=settings.spaces_nproc, cpu_seconds=0, nice=10)
     deadline = time.monotonic() + settings.spaces_build_timeout
     for cmd in ([str(uv), "venv", "--quiet", "--relocatable", "--python", python, str(target)],
@@ -175,5 +223,6 @@ def ensure_env(settings: Settings, config: SpaceConfig, log, *, fresh: bool = Fa
         target.rename(env)
     shutil.rmtree(work, ignore_errors=True)
     env.chmod(0o755)
+    touch(env)
     log("Environment ready.\n")
     return env

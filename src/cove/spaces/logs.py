@@ -6,16 +6,16 @@ import os
 import threading
 from pathlib import Path
 
-#: A run log past this many bytes keeps only its last `KEEP` bytes.
+#: A log past this many bytes (default; `spaces_log_bytes`) keeps only its last quarter, from a line start.
 MAX_BYTES = 4 << 20
-KEEP = 1 << 20
 
 
 class SpaceLog:
     _locks: dict[str, threading.Lock] = {}
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, max_bytes: int = MAX_BYTES) -> None:
         self.path = path
+        self.max_bytes = max(1024, max_bytes)
         self.lock = self._locks.setdefault(str(path), threading.Lock())
 
     def reset(self) -> None:
@@ -31,9 +31,9 @@ class SpaceLog:
             with open(self.path, "ab") as fh:
                 fh.write(text.encode("utf-8", "replace"))
                 size = fh.tell()
-            if size > MAX_BYTES:
+            if size > self.max_bytes:
                 with open(self.path, "rb") as fh:
-                    fh.seek(size - KEEP)
+                    fh.seek(size - self.max_bytes // 4)
                     rest = fh.read()
                 tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}")
                 tmp.write_bytes(rest[rest.find(b"\n") + 1:])

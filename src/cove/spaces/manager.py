@@ -44,6 +44,8 @@ MAX_CRASHES = 3
 CRASH_WINDOW = 300.0
 START_TRIES = 3
 FAILED = (cfg.BUILD_ERROR, cfg.CONFIG_ERROR, cfg.RUNTIME_ERROR, cfg.NO_APP_FILE)
+#: Seconds between clean-ups (`collect`): files of deleted Spaces, environments unused for `spaces_env_ttl`.
+GC_INTERVAL = 600.0
 
 
 def app_prefix(repo_id: str) -> str:
@@ -81,6 +83,7 @@ class SpaceManager:
         self.thread: threading.Thread | None = None
         self._lockfile = None
         self.problem: str | None = None
+        self._collected = 0.0
 
     # -- lifecycle ------------------------------------------------------------------------------------------
     def start(self) -> bool:
@@ -137,10 +140,48 @@ class SpaceManager:
     def _loop(self) -> None:
         while not self.stopping.is_set():
             try:
+                if time.monotonic() - self._collected > GC_INTERVAL or not self._collected:
+                    self._collected = time.monotonic()
+                    self.collect()
                 self.tick()
             except Exception:  # noqa: BLE001 - the supervisor must outlive any one Space's trouble
                 log.exception("Spaces supervisor tick failed")
             self.stopping.wait(self.settings.spaces_poll_interval)
+
+    def collect(self) -> None:
+        """Remove the logs and working copies of Spaces that no longer exist, and the environments no Space has
+        used for `spaces_env_ttl` seconds (those of running or built Spaces are marked used now)."""
+        from cove.spaces import build
+
+        with self.bk.db.session() as db:
+            spaces = {str(pk) for pk in db.scalars(select(Repo.id).where(Repo.type == "space"))}
+        for base in (self.settings.data / "space-logs", self.settings.spaces_dir / "apps"):
+            for d in sorted(base.iterdir()) if base.is_dir() else []:
+                if d.name not in spaces:
+                    shutil.rmtree(d, ignore_errors=True)
+        with self.lock:
+            in_use = {Path(str(s.built)) for s in self.slots.values() if s.built is not None}
+        for env in in_use:
+            build.touch(env)
+        ttl = self.settings.spaces_env_ttl
+        if ttl > 0:
+            removed = build.collect(self.settings.spaces_dir, {e.name for e in in_use}, ttl)
+            if removed:
+                log.info("Spaces: removed %d environments unused for %d s", len(removed), ttl)
+
+    def _forget(self, slot: Slot) -> None:
+        """A deleted Space: its logs and working copies go, and the read token its app was given (`_owner_token`)
+        is revoked."""
+        from sqlalchemy import delete
+
+        from cove.db.tables import Namespace, Token
+
+        shutil.rmtree(self.settings.data / "space-logs" / str(slot.repo_pk), ignore_errors=True)
+        shutil.rmtree(self.settings.spaces_dir / "apps" / str(slot.repo_pk), ignore_errors=True)
+        with self.bk.db.session() as db:
+            owner = db.scalar(select(Namespace.id).where(Namespace.name == slot.repo_id.split("/")[0]))
+            if owner is not None:
+                db.execute(delete(Token).where(Token.user_id == owner, Token.name == f"space {slot.repo_id}"[:100]))
 
     # -- state ----------------------------------------------------------------------------------------------
     def _set(self, repo_pk: int, **fields) -> None:  # noqa: ANN003
@@ -155,7 +196,8 @@ class SpaceManager:
 
     def _logs(self, repo_pk: int) -> tuple[SpaceLog, SpaceLog]:
         base = self.settings.data / "space-logs" / str(repo_pk)
-        return SpaceLog(base / "build.log"), SpaceLog(base / "run.log")
+        cap = self.settings.spaces_log_bytes
+        return SpaceLog(base / "build.log", cap), SpaceLog(base / "run.log", cap)
 
     # -- the tick -------------------------------------------------------------------------------------------
     def tick(self) -> None:
@@ -173,6 +215,7 @@ class SpaceManager:
         for s in gone:  # the Space was deleted
             if s.app is not None:
                 s.app.stop()
+            self._forget(s)
         for pk, ns, name, key, sdk, st in rows:
             repo_id = f"{ns}/{name}"
             with self.lock:
