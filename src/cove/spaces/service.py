@@ -152,3 +152,35 @@ def vars_changed(db: Session, repo: Repo) -> None:
     st = db.get(SpaceState, repo.id)
     if st is not None and st.wanted == "running" and st.stage not in (cfg.NO_APP_FILE, cfg.CONFIG_ERROR):
         st.restart = st.restart or "restart"
+
+
+def duplicate_settings(body: dict) -> tuple[list[dict], list[dict], object]:
+    """A Space duplication's own `secrets`, `variables` (lists of ``{key, value, description?}``) and
+    `sleepTimeSeconds`, checked before anything is copied (the source's secrets are never copied)."""
+    out = []
+    for field in ("secrets", "variables"):
+        items = body.get(field) or []
+        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+            raise BadRequest(f"'{field}' must be a list of {{key, value, description}} objects")
+        for i in items:
+            _key(i.get("key"))
+            _text(i.get("value", ""), "value")
+            if i.get("description") is not None:
+                _text(i["description"], "description", 2000)
+        out.append(items)
+    sleep = body.get("sleepTimeSeconds")
+    if sleep is not None and (not isinstance(sleep, int) or isinstance(sleep, bool) or sleep < -1
+                              or sleep > MAX_SLEEP):
+        raise BadRequest(f"'sleepTimeSeconds' must be a number of seconds up to {MAX_SLEEP} (or -1: never sleep)")
+    return out[0], out[1], sleep
+
+
+def apply_duplicate_settings(db: Session, bk: Backends, repo: Repo, settings: tuple[list[dict], list[dict], object]
+                             ) -> None:
+    """Give the new Space the secrets, variables and sleep time the duplicating request named."""
+    secrets_, variables, sleep = settings
+    for kind, items in (("secret", secrets_), ("variable", variables)):
+        for item in items:
+            put_var(db, bk, repo, kind, item)
+    if sleep is not None:
+        set_sleep_time(db, repo, sleep)
