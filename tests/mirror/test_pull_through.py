@@ -38,6 +38,8 @@ class _Proxy(http.server.ThreadingHTTPServer):
         self.target = target
         self.counts: Counter[str] = Counter()
         self.tamper: set[str] = set()  # paths whose body gets its first byte flipped
+        self.offsite: str | None = None  # set: /resolve redirects there, LFS batch hrefs point there (a "CDN")
+        self.auth: list[tuple[str, str | None]] = []  # (path, Authorization) of every request
         self.lock = threading.Lock()
         self.client = httpx.Client(timeout=120)
         super().__init__(("127.0.0.1", port), _Forward)
@@ -51,16 +53,26 @@ class _Forward(http.server.BaseHTTPRequestHandler):
 
     def _go(self) -> None:
         srv: _Proxy = self.server  # type: ignore[assignment]
-        if self.command == "GET":
-            with srv.lock:
-                srv.counts[self.path.split("?")[0]] += 1
+        path = self.path.split("?")[0]
+        with srv.lock:
+            srv.auth.append((path, self.headers.get("authorization")))
+            if self.command == "GET":
+                srv.counts[path] += 1
+        if srv.offsite and self.command == "GET" and "/resolve/" in path:
+            self.send_response(302)
+            self.send_header("location", srv.offsite + self.path)
+            self.send_header("content-length", "0")
+            self.end_headers()
+            return
         body = self.rfile.read(int(self.headers.get("content-length") or 0)) if self.command == "POST" else None
         headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection",
                                                                               "content-length")}
         with srv.client.stream(self.command, srv.target + self.path, headers=headers, content=body) as r:
             data = b"".join(r.iter_raw())
-        if data and self.path.split("?")[0] in srv.tamper:
+        if data and path in srv.tamper:
             data = bytes([data[0] ^ 1]) + data[1:]
+        if srv.offsite and path.endswith("/info/lfs/objects/batch"):
+            data = data.replace(srv.target.encode(), srv.offsite.encode())
         self.send_response(r.status_code)
         for k, v in r.headers.multi_items():
             if k.lower() not in ("content-length", "transfer-encoding", "connection"):
@@ -87,17 +99,21 @@ def hubs():
     proxy = _Proxy(free_port(), up.endpoint)
     threading.Thread(target=proxy.serve_forever, daemon=True).start()
     proxy_url = f"http://127.0.0.1:{proxy.server_address[1]}"
+    cdn = _Proxy(free_port(), up.endpoint)  # another origin serving the upstream's bytes
+    threading.Thread(target=cdn.serve_forever, daemon=True).start()
     env = {"COVE_MIRROR_UPSTREAM": proxy_url, "COVE_MIRROR_TTL": str(TTL), "COVE_MIRROR_RETRY_AFTER": "30",
            "COVE_MIRROR_CONNECT_TIMEOUT": "2", "COVE_MIRROR_TOKEN": token,
            "COVE_MIRROR_ALLOW": f"{NAME}/*,datasets/{NAME}/*"}
     mir = start_server(root / "mirror", free_port(), **env)
-    state = {"up": up, "mirror": mir, "proxy": proxy, "token": token, "root": root, "env": env}
+    state = {"up": up, "mirror": mir, "proxy": proxy, "token": token, "root": root, "env": env, "cdn": cdn,
+             "cdn_url": f"http://127.0.0.1:{cdn.server_address[1]}"}
     try:
         yield state
     finally:
         stop_server(mir.proc)
         stop_server(up.proc)
         proxy.shutdown()
+        cdn.shutdown()
 
 
 @pytest.fixture(scope="module")
@@ -296,6 +312,10 @@ def test_gated_upstream_repo_is_gated_here_too(hubs, tmp_path):
     assert r.status_code == 200, r.text
     got = hf_hub_download(gated, "w.bin", endpoint=end, cache_dir=tmp_path / "mine", token=token)
     assert Path(got).read_bytes() == secret
+    HfApi(endpoint=end, token=token).update_repo_settings(gated, gated=False)  # gating here is a local setting
+    got = hf_hub_download(gated, "w.bin", endpoint=end, cache_dir=tmp_path / "anon2", token=False)
+    assert Path(got).read_bytes() == secret
+    assert api.model_info(gated).gated == "auto"  # the upstream's is its own
 
 
 def test_policy_and_local_repos_win(hubs):
@@ -387,6 +407,76 @@ def test_first_readers_never_get_a_whole_body_that_fails_the_hash(hubs):
     assert hubs["proxy"].counts[key] == 2
 
 
+def test_the_token_never_goes_to_another_origin(hubs, tmp_path):
+    """The upstream serves bytes from another origin (as the Hub's CDN): a /resolve redirect and LFS batch
+    hrefs there. The mirror fetches them without the upstream token."""
+    api = HfApi(endpoint=hubs["up"].endpoint, token=hubs["token"])
+    repo_id = f"{NAME}/cdn-{uuid.uuid4().hex[:6]}"
+    api.create_repo(repo_id)
+    a, b = os.urandom(120_000), os.urandom(130_000)
+    with pytest.MonkeyPatch.context() as mp:
+        from huggingface_hub import constants
+
+        mp.setattr(constants, "HF_HUB_DISABLE_XET", True)
+        api.upload_file(path_or_fileobj=a, path_in_repo="a.bin", repo_id=repo_id)
+        api.upload_file(path_or_fileobj=b, path_in_repo="b.bin", repo_id=repo_id)
+    end = hubs["mirror"].endpoint
+    env = {**os.environ, "GIT_LFS_SKIP_SMUDGE": "1", "GIT_TERMINAL_PROMPT": "0"}
+    hubs["proxy"].offsite = hubs["cdn_url"]
+    try:
+        assert httpx.get(f"{end}/{repo_id}/resolve/main/a.bin", timeout=60).content == a  # redirected upstream
+        dest = tmp_path / "clone"
+        subprocess.run(["git", "clone", "-q", f"{end}/{repo_id}", str(dest)], env=env, check=True)
+        subprocess.run(["git", "-C", str(dest), "lfs", "pull", "--include", "b.bin"], env=env, check=True,
+                       capture_output=True)  # the mirror asks the upstream's LFS batch: an href to the CDN
+        assert (dest / "b.bin").read_bytes() == b
+    finally:
+        hubs["proxy"].offsite = None
+    seen = [(p, auth) for p, auth in hubs["cdn"].auth if p.endswith(("/a.bin", "/b.bin")) or "/lfs/" in p]
+    assert any(p.endswith("/a.bin") for p, _ in seen) and len(seen) >= 2, seen
+    assert all(hubs["token"] not in (auth or "") for _, auth in seen), seen
+
+
+def test_discussions_and_pr_refs_are_mirrored(hubs, tmp_path):
+    """The upstream's discussions and pull requests (refs/pr/N with the same commits) read through the mirror,
+    followed after the TTL; writing to them here is refused (read-only)."""
+    from huggingface_hub import CommitOperationAdd
+    from huggingface_hub.errors import HfHubHTTPError
+
+    api = HfApi(endpoint=hubs["up"].endpoint, token=hubs["token"])
+    repo_id = f"{NAME}/talk-{uuid.uuid4().hex[:6]}"
+    api.create_repo(repo_id)
+    api.upload_file(path_or_fileobj=b"v1\n", path_in_repo="a.txt", repo_id=repo_id)
+    talk = api.create_discussion(repo_id, title="Is this right?", description="First words")
+    api.comment_discussion(repo_id, talk.num, "A reply")
+    pr = api.create_commit(repo_id, [CommitOperationAdd("a.txt", b"v2\n")], commit_message="fix",
+                           create_pr=True)
+    end = hubs["mirror"].endpoint
+    mir = HfApi(endpoint=end, token=False)
+    listed = {d.num: (d.title, d.is_pull_request, d.status) for d in mir.get_repo_discussions(repo_id)}
+    assert listed == {talk.num: ("Is this right?", False, "open"), pr.pr_num: ("fix", True, "open")}
+    details = mir.get_discussion_details(repo_id, talk.num)
+    assert [c.content for c in details.events if c.type == "comment"] == ["First words", "A reply"]
+    assert details.author == NAME
+    up_refs = api.list_repo_refs(repo_id, include_pull_requests=True).pull_requests
+    mir_refs = mir.list_repo_refs(repo_id, include_pull_requests=True).pull_requests
+    assert [(r.ref, r.target_commit) for r in mir_refs] == [(r.ref, r.target_commit) for r in up_refs]
+    got = hf_hub_download(repo_id, "a.txt", revision=f"refs/pr/{pr.pr_num}", endpoint=end, cache_dir=tmp_path / "c",
+                          token=False)
+    assert Path(got).read_bytes() == b"v2\n"
+    with pytest.raises(HfHubHTTPError) as err:  # a local write would be overwritten by the next sync
+        HfApi(endpoint=end, token=hubs["mirror_token"]).comment_discussion(repo_id, talk.num, "mine")
+    assert err.value.response.status_code == 403 and "read-only mirror" in str(err.value)
+    api.comment_discussion(repo_id, talk.num, "Later")
+    api.change_discussion_status(repo_id, talk.num, "closed")
+    time.sleep(TTL + 0.5)
+    mir.model_info(repo_id)  # a read by branch past the TTL: refs and discussions checked
+    details = mir.get_discussion_details(repo_id, talk.num)
+    assert details.status == "closed"
+    assert [c.content for c in details.events if c.type == "comment"] == ["First words", "A reply", "Later"]
+    hubs["discussed"] = (repo_id, talk.num)
+
+
 def test_offline_serves_what_was_fetched(hubs, model, tmp_path):
     never = f"{NAME}/never-{uuid.uuid4().hex[:6]}"
     model["api"].create_repo(never)
@@ -401,6 +491,8 @@ def test_offline_serves_what_was_fetched(hubs, model, tmp_path):
     for _ in range(5):  # the breaker is open: no per-request wait for the upstream
         assert mir.model_info(model["id"]).sha == model["main"]
     assert (time.monotonic() - t0) / 5 < 0.5
+    talk_repo, talk_num = hubs["discussed"]  # the copied discussions are served offline too
+    assert mir.get_discussion_details(talk_repo, talk_num).status == "closed"
     cache = tmp_path / "off"
     assert _down(end, model["id"], "weights.bin", cache) == model["files"]["weights.bin"]
     assert _down(end, model["id"], "dev.bin", cache, revision=model["dev"]) == model["files"]["dev.bin"]

@@ -13,7 +13,7 @@ from cove.backends import Backends
 from cove.db.tables import Discussion, DiscussionEvent, Repo
 from cove.deps import Bk, CurrentActor, repo_type_of
 from cove.errors import BadRequest, Forbidden, NotFound
-from cove.services import access, discussions
+from cove.services import access, discussions, mirror
 from cove.services.accounts import Actor
 
 router = APIRouter()
@@ -79,6 +79,7 @@ def create_discussion(plural: str, ns: str, name: str, body: Annotated[dict[str,
     is_pr = bool(body.get("pullRequest"))
     with bk.db.session() as db:
         repo = access.readable_repo(db, actor, repo_type_of(plural), f"{ns}/{name}")
+        mirror.refuse_write(db, repo, "open discussions")  # its discussions are the upstream's, copied
         if is_pr:
             access.require_contribute(db, actor, repo)
         else:  # a discussion is a write too: not with a read token
@@ -147,6 +148,7 @@ def _text(body: dict, key: str, limit: int) -> str:
 
 def _may_moderate(db: Session, actor: Actor, repo: Repo, d: Discussion, what: str) -> None:
     """Change status or title: the discussion's author or a writer of the repo, with a write token."""
+    mirror.refuse_write(db, repo, what)
     access.require_write_token(actor, what)
     if actor.name != d.author and not access.can_write(db, actor, repo):
         raise Forbidden(f"Only the author or a writer of {repo.repo_id} can {what}")
@@ -159,6 +161,7 @@ def comment(plural: str, ns: str, name: str, num: int, body: Annotated[dict[str,
     with bk.db.session() as db:
         repo = access.readable_repo(db, actor, repo_type_of(plural), f"{ns}/{name}")
         d = _discussion(db, repo, num)
+        mirror.refuse_write(db, repo, "comment")
         access.require_write_token(actor, "comment")  # as on the Hub: anyone who can read the repo
         ev = discussions.add_event(db, d, "comment", actor.name or "", {"raw": text})
         return {"newMessage": discussions.event_json(ev)}
@@ -219,6 +222,7 @@ def edit_comment(plural: str, ns: str, name: str, num: int, comment_id: str,
     with bk.db.session() as db:
         repo = access.readable_repo(db, actor, repo_type_of(plural), f"{ns}/{name}")
         d = _discussion(db, repo, num)
+        mirror.refuse_write(db, repo, "edit comments")
         access.require_write_token(actor, "edit a comment")
         ev, opening = _comment(db, d, comment_id)
         if actor.name != ev.author:

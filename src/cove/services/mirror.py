@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 
 from cove.backends import Backends
 from cove.db.tables import MirroredRepo, MirrorPattern, Repo, utcnow
-from cove.errors import BadRequest, RepoNotFound
+from cove.errors import BadRequest, Forbidden, RepoNotFound
 
 log = logging.getLogger("cove.mirror")
 PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/"}
@@ -42,6 +42,8 @@ PLURAL = {"model": "models", "dataset": "datasets", "space": "spaces"}
 MARKER = "cove-mirror"  # in the bare repo: JSON {type, id, upstream}; its presence makes a storage key a mirror
 STAMP = "cove-mirror-checked"  # in the bare repo: its mtime is when the branch heads were last checked
 _SHA = re.compile(r"[0-9a-f]{40}")
+#: The upstream refs a mirror copies: branches, tags and pull requests' refs/pr/N (same commit ids).
+MIRRORED_REFS = ("refs/heads/", "refs/tags/", "refs/pr/")
 
 _bk: Backends | None = None
 _down_until = 0.0  # the circuit breaker: time.monotonic() before which the upstream is not tried
@@ -251,12 +253,13 @@ def mirror_repo(db: Session, bk: Backends, repo_type: str, repo_id: str) -> Repo
     db.flush()
     db.add(MirroredRepo(repo_pk=repo.id, upstream=shown_upstream(bk), synced_at=utcnow()))
     repos.reindex(db, bk, repo, bk.repos.resolve(key, "main"))
+    _copy_discussions(db, bk, repo)
     log.info("mirror: %s %s fetched from %s", repo_type, canonical, shown_upstream(bk))
     return repo
 
 
 def fetch(bk: Backends, key: str, repo_type: str, repo_id: str) -> None:
-    """``git fetch`` the upstream's branches and tags into the bare repo `key` (branches pruned)."""
+    """``git fetch`` the upstream's branches, tags and pull requests' refs into the bare repo `key` (pruned)."""
     url = f"{upstream(bk)}/{PREFIX[repo_type]}{repo_id}.git"
     env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_LFS_SKIP_SMUDGE": "1",
            "GIT_HTTP_LOW_SPEED_LIMIT": "1", "GIT_HTTP_LOW_SPEED_TIME": "30"}
@@ -266,7 +269,7 @@ def fetch(bk: Backends, key: str, repo_type: str, repo_id: str) -> None:
     if not available():
         raise Unreachable(url)
     cmd = ["git", "--git-dir", str(bk.repos.path(key)), "fetch", "--quiet", "--prune", "--no-tags", url,
-           "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"]
+           "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*", "+refs/pr/*:refs/pr/*"]
     try:
         r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=3600)
     except subprocess.TimeoutExpired as exc:
@@ -330,7 +333,7 @@ def refresh(bk: Backends, repo: Repo, rev: str) -> None:
 
 
 def _advertised(bk: Backends, repo_type: str, repo_id: str) -> dict[str, str]:
-    """The upstream's branches and tags (tags peeled) from its smart-HTTP ref advertisement."""
+    """The upstream's branches, tags (peeled) and refs/pr/N from its smart-HTTP ref advertisement."""
     url = f"{upstream(bk)}/{PREFIX[repo_type]}{repo_id}.git/info/refs"
     r = get(bk, url, params={"service": "git-upload-pack"})
     if r.status_code != 200:
@@ -344,14 +347,14 @@ def _advertised(bk: Backends, repo_type: str, repo_id: str) -> dict[str, str]:
         line = data[i + 4:i + n].split(b"\0", 1)[0].strip().decode()
         i += n
         sha, _, name = line.partition(" ")
-        if name.startswith(("refs/heads/", "refs/tags/")):
+        if name.startswith(MIRRORED_REFS):
             refs[name.removesuffix("^{}")] = sha
     return refs
 
 
 def sync_repo(bk: Backends, repo_pk: int, key: str, *, force: bool, min_age: float | None = None) -> bool:
-    """Bring a mirror's branches and tags up to the upstream's (a ref advertisement first: ``git fetch`` only
-    when something moved). True when refs changed; the index follows main."""
+    """Bring a mirror's branches, tags and refs/pr/N up to the upstream's (a ref advertisement first: ``git
+    fetch`` only when something moved), and its discussions. True when refs changed; the index follows main."""
     m = marker(bk, key)
     if m is None:
         return False
@@ -360,13 +363,19 @@ def sync_repo(bk: Backends, repo_pk: int, key: str, *, force: bool, min_age: flo
             return False  # checked recently (maybe by another reader while this one waited)
         try:
             theirs = _advertised(bk, m["type"], m["id"])
-            ours = {k: v for k, v in bk.repos.refs(key).items() if k.startswith(("refs/heads/", "refs/tags/"))}
+            ours = {k: v for k, v in bk.repos.refs(key).items() if k.startswith(MIRRORED_REFS)}
             if theirs == ours:
                 (bk.repos.path(key) / STAMP).touch()
-                return False
-            fetch(bk, key, m["type"], m["id"])
+            else:
+                fetch(bk, key, m["type"], m["id"])
         except (Unreachable, Refused):
             return False
+    # past the lock: readers waiting on it may hold database connections, this needs one
+    with bk.db.session() as db:
+        if (repo := db.get(Repo, repo_pk)) is not None:
+            _copy_discussions(db, bk, repo)
+    if theirs == ours:
+        return False
     from cove.services import repos
 
     with bk.db.session() as db:
@@ -379,11 +388,30 @@ def sync_repo(bk: Backends, repo_pk: int, key: str, *, force: bool, min_age: flo
     return True
 
 
+def _copy_discussions(db: Session, bk: Backends, repo: Repo) -> None:
+    """The upstream's discussions of a mirror, copied (`mirror_discussions`); a failure leaves the last copy."""
+    from cove.services import mirror_discussions
+
+    try:
+        with db.begin_nested():  # a failure rolls back this copy only
+            mirror_discussions.sync(db, bk, repo)
+    except Unreachable:
+        pass
+    except Exception:  # noqa: BLE001 - the git history is what a mirror must have; discussions follow later
+        log.exception("mirror: copying the discussions of %s %s failed", repo.type, repo.repo_id)
+
+
 # -- marks, read-only, listing, the schedule ----------------------------------------------------------------
 
 
 def mirrored(db: Session, repo: Repo) -> MirroredRepo | None:
     return db.get(MirroredRepo, repo.id)
+
+
+def refuse_write(db: Session, repo: Repo, what: str) -> None:
+    """403 for a local write to what a mirror copies from the upstream (its discussions)."""
+    if (row := mirrored(db, repo)) is not None:
+        raise Forbidden(f"{repo.repo_id} is a read-only mirror of {row.upstream}: {what} on the upstream hub")
 
 
 def info_json(db: Session, repo: Repo) -> dict | None:
