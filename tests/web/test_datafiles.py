@@ -205,19 +205,29 @@ def test_parquet_search_reads_text_columns_then_only_the_page_rows():
     buf = io.BytesIO()
     pq.write_table(t, buf, row_group_size=1000, compression="none", use_dictionary=False)
     f = Counting(buf.getvalue())
-    got = rowsearch.search("parquet", [f.open], "NEEDLE", offset=0, limit=3)
+    got = rowsearch.search("parquet", [f.open], "NEEDLE", offset=0, limit=3, budget_s=60)
     assert got.index == [7, 1007, 2007] and [r[0] for r in got.rows] == [7, 1007, 2007]
     assert got.rows[0][2] == "needle 7" and got.more and not got.complete
     # The text column of four row groups (the 4th holds the match past the page), whole rows of three:
     # the binary "blob" column of the other 17 row groups is never read.
     assert f.read < len(buf.getvalue()) / 5
     # The second page, then past the last match: the whole split searched, every match counted.
-    page2 = rowsearch.search("parquet", [f.open], "needle", offset=3, limit=3)
+    page2 = rowsearch.search("parquet", [f.open], "needle", offset=3, limit=3, budget_s=60)
     assert page2.index == [3007, 4007, 5007]
-    last = rowsearch.search("parquet", [f.open], "needle", offset=18, limit=3)
+    last = rowsearch.search("parquet", [f.open], "needle", offset=18, limit=3, budget_s=60)
     assert last.index == [18007, 19007] and last.complete and last.total == 20 and not last.more
-    none = rowsearch.search("parquet", [f.open], "absent", offset=0, limit=3)
+    none = rowsearch.search("parquet", [f.open], "absent", offset=0, limit=3, budget_s=60)
     assert none.rows == [] and none.complete and none.total == 0 and none.scanned == n
+    # Out of time (here: at once), the scan stops at a row group's end and says where; it goes on from there,
+    # reading nothing before that row (nor before `start` within its row group).
+    cut = rowsearch.search("parquet", [f.open], "needle", offset=0, limit=3, budget_s=0)
+    assert cut.stopped_at == 1000 and cut.index == [7] and not cut.complete and cut.scanned == 1000
+    f.read = 0
+    on = rowsearch.search("parquet", [f.open], "needle", offset=0, limit=3, budget_s=0, start=cut.stopped_at)
+    assert on.index == [1007] and on.stopped_at == 2000 and on.start == 1000
+    assert f.read < len(buf.getvalue()) / 10
+    mid = rowsearch.search("parquet", [f.open], "needle", offset=0, limit=2, budget_s=60, start=1008)
+    assert mid.index == [2007, 3007]
 
 
 def test_csv_and_jsonl_search_by_record():
@@ -247,3 +257,4 @@ def test_numeric_histograms_over_the_sample():
     assert sum(c for _, _, c in by["f"].hist) == n - n // 4 and by["f"].hist_rows == n - n // 4
     assert [(lo, c) for lo, _, c in by["small"].hist] == [(0, 3334), (1, 3333), (2, 3333)]  # one bin per value
     assert by["i"].exact  # nulls and min/max from the footers; the histogram over the sample (here: all rows)
+

@@ -3,12 +3,15 @@
 Parquet is searched row group by row group, reading only the text columns; the full rows are then read only for
 the row groups that hold the page's matches, and the scan stops once the page (and one more match, so a next page
 is known to exist) is found. CSV/TSV and JSON Lines are read record by record within the viewer's byte budget.
-A scan reads at most `MAX_SCANNED` rows; past that the page says how far it looked.
+A parquet scan also stops after `BUDGET_S` seconds (at a row group's end, after at least one): the page says
+which rows were searched and offers to search further from there (`start`), so a page never waits on a whole
+large split for a rare string.
 """
 
 from __future__ import annotations
 
 import io
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
@@ -21,6 +24,7 @@ import pyarrow.parquet as pq
 from cove.web import datafiles
 
 MAX_SCANNED = 5_000_000  # rows looked at by one search
+BUDGET_S = 0.15  # a parquet search stops at the first row group's end past this (then "search further")
 MAX_QUERY = 200
 
 
@@ -33,6 +37,9 @@ class Matches:
     scanned: int = 0  # rows looked at
     complete: bool = False  # the whole split was searched (so `total` is every match)
     total: int | None = None
+    start: int = 0  # the first row searched
+    stopped_at: int | None = None  # the scan stopped here (time or row budget) before the page was full
+    rows_in_split: int | None = None
     error: str | None = None
 
 
@@ -55,22 +62,24 @@ def _mask(table: pa.Table, names: list[str], query: str) -> pa.Array:
 
 
 def search(fmt: str, handles: list[Callable[[], BinaryIO]], query: str, offset: int, limit: int,
-           max_scanned: int = MAX_SCANNED) -> Matches:
-    """Matches `[offset, offset+limit)` of `query` in the split's text columns."""
+           max_scanned: int = MAX_SCANNED, *, start: int = 0, budget_s: float = BUDGET_S) -> Matches:
+    """Matches `[offset, offset+limit)` of `query` in the split's text columns, from row `start` (parquet)."""
     query = query[:MAX_QUERY]
     try:
         if fmt == "parquet":
-            return _parquet(handles, query, offset, limit, max_scanned)
+            return _parquet(handles, query, offset, limit, max_scanned, start, budget_s)
         return _text(fmt, handles, query, offset, limit, max_scanned)
     except (pa.ArrowException, OSError, ValueError, KeyError, TypeError) as exc:
         return Matches(error=f"Could not search this split: {exc}")
 
 
-def _parquet(handles: list[Callable[[], BinaryIO]], query: str, offset: int, limit: int, max_scanned: int) -> Matches:
-    out = Matches()
+def _parquet(handles: list[Callable[[], BinaryIO]], query: str, offset: int, limit: int, max_scanned: int,
+             start: int = 0, budget_s: float = BUDGET_S) -> Matches:
+    out = Matches(start=max(0, start))
     want = offset + limit + 1  # one past the page: is there a next page
     found = 0
     base = 0
+    began = time.monotonic()
     for open_file in handles:
         with open_file() as fh:
             pf = pq.ParquetFile(fh)
@@ -82,11 +91,17 @@ def _parquet(handles: list[Callable[[], BinaryIO]], query: str, offset: int, lim
                 n = pf.metadata.row_group(g).num_rows
                 if found >= want:
                     return out
-                if out.scanned >= max_scanned:
+                if base + n <= out.start:  # before where this search starts: not read
+                    base += n
+                    continue
+                if out.scanned >= max_scanned or (out.scanned and time.monotonic() - began > budget_s):
+                    out.stopped_at = max(base, out.start)
                     return out
                 hits = pc.indices_nonzero(_mask(pf.read_row_group(g, columns=names), names, query)).to_pylist() \
                     if names else []
-                out.scanned += n
+                if base < out.start:
+                    hits = [i for i in hits if base + i >= out.start]
+                out.scanned += n - max(0, out.start - base)
                 page = [i for k, i in enumerate(hits, start=found) if offset <= k < offset + limit]
                 found += len(hits)
                 out.total = found

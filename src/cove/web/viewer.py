@@ -104,7 +104,8 @@ def read_page(bk: Backends, repo, split: Split, offset: int, limit: int) -> data
         return datafiles.Rows(error=f"Could not read this split: {exc}")
 
 
-def search_split(bk: Backends, repo, split: Split, query: str, offset: int, limit: int) -> rowsearch.Matches:  # noqa: ANN001
+def search_split(bk: Backends, repo, split: Split, query: str, offset: int, limit: int,  # noqa: ANN001
+                 start: int = 0) -> rowsearch.Matches:
     """The rows of a split whose text columns contain `query` (`rowsearch`: text columns first, whole rows for
     the page only)."""
     formats = {datafiles.format_of(e.path) for e in split.files}
@@ -112,7 +113,7 @@ def search_split(bk: Backends, repo, split: Split, query: str, offset: int, limi
         return rowsearch.Matches(error="This split mixes file formats")
     handles = [lambda e=e: datafiles.open_entry(bk, repo, e) for e in split.files]
     try:
-        return rowsearch.search(formats.pop(), handles, query, offset, limit)
+        return rowsearch.search(formats.pop(), handles, query, offset, limit, start=start)
     except HubError as exc:
         return rowsearch.Matches(error=f"Could not search this split: {exc}")
 
@@ -161,7 +162,11 @@ def viewer_page(request: Request, ns: str, name: str) -> Response:
         if not view.has_files:
             rows = gated
         elif query:
-            rows = search_split(bk, repo, split, query, p * PAGE_ROWS, PAGE_ROWS)
+            try:
+                start = max(0, int(qp.get("from", "0")))
+            except ValueError:
+                start = 0
+            rows = search_split(bk, repo, split, query, p * PAGE_ROWS, PAGE_ROWS, start)
         else:
             rows = read_page(bk, repo, split, p * PAGE_ROWS, PAGE_ROWS)
         if qp.get("stats") == "1" and view.has_files:
