@@ -1,8 +1,10 @@
 """Xorb upload grants: the client asks for a grant, PUTs the body to its URL, then commits the grant.
 
-On local storage the grant URL is a signed Cove route that stages the body under
+The grant URL is a signed Cove route. On local storage it stages the body under
 ``xorb-staging/<xorb>-<grant>``; the commit validates it exactly like a direct upload and publishes it
-under ``xorbs/<xorb>``. (An object store could hand out a presigned PUT instead.)
+under ``xorbs/<xorb>`` by a rename. On an object store the body is validated while it streams to
+``xorbs/<xorb>`` itself (`store_direct`: no staging object, no read back) and the commit only adds the
+xorb to the caller's scope.
 """
 
 from __future__ import annotations

@@ -10,6 +10,12 @@ Reads are ranged ``GetObject`` calls. :meth:`S3BlobStore.open` returns a seekabl
 keeps one streaming response open while reading forward and re-issues a ranged GET after a seek.
 :meth:`S3BlobStore.url` hands out presigned GET URLs so ``/resolve`` can redirect LFS downloads.
 
+Direct transfers (issue 17): :meth:`S3BlobStore.range_url` (presigned GETs of one signed byte range, for
+Xet reconstructions), :meth:`S3BlobStore.start_multipart` / :meth:`S3BlobStore.part_url` /
+:meth:`S3BlobStore.complete_multipart` (native multipart uploads whose parts clients PUT to the store),
+:meth:`S3BlobStore.copy` (server-side, ``If-Match``) and :meth:`S3BlobStore.writer` (a sink streamed to a
+multipart upload that appears only on ``commit()``: xorbs verified on the way).
+
 Credentials and region come from boto3's usual chain (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``,
 ``AWS_DEFAULT_REGION``, ``~/.aws``, instance roles).
 """
