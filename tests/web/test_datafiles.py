@@ -218,12 +218,13 @@ def test_parquet_search_reads_text_columns_then_only_the_page_rows():
     assert last.index == [18007, 19007] and last.complete and last.total == 20 and not last.more
     none = rowsearch.search("parquet", [f.open], "absent", offset=0, limit=3, budget_s=60)
     assert none.rows == [] and none.complete and none.total == 0 and none.scanned == n
-    # Out of time (here: at once), the scan stops at a row group's end and says where; it goes on from there,
-    # reading nothing before that row (nor before `start` within its row group).
-    cut = rowsearch.search("parquet", [f.open], "needle", offset=0, limit=3, budget_s=0)
+    # Out of time (here: at once, after one row), the scan stops at a row group's end and says where; it goes on
+    # from there, reading nothing before that row (nor before `start` within its row group).
+    cut = rowsearch.search("parquet", [f.open], "needle", offset=0, limit=3, budget_s=0, min_scanned=1)
     assert cut.stopped_at == 1000 and cut.index == [7] and not cut.complete and cut.scanned == 1000
     f.read = 0
-    on = rowsearch.search("parquet", [f.open], "needle", offset=0, limit=3, budget_s=0, start=cut.stopped_at)
+    on = rowsearch.search("parquet", [f.open], "needle", offset=0, limit=3, budget_s=0, min_scanned=1,
+                          start=cut.stopped_at)
     assert on.index == [1007] and on.stopped_at == 2000 and on.start == 1000
     assert f.read < len(buf.getvalue()) / 10
     mid = rowsearch.search("parquet", [f.open], "needle", offset=0, limit=2, budget_s=60, start=1008)

@@ -3,7 +3,8 @@
 Parquet is searched row group by row group, reading only the text columns; the full rows are then read only for
 the row groups that hold the page's matches, and the scan stops once the page (and one more match, so a next page
 is known to exist) is found. CSV/TSV and JSON Lines are read record by record within the viewer's byte budget.
-A parquet scan also stops after `BUDGET_S` seconds (at a row group's end, after at least one): the page says
+A parquet scan also stops after `BUDGET_S` seconds (at a row group's end, once `MIN_SCANNED` rows were looked
+at): the page says
 which rows were searched and offers to search further from there (`start`), so a page never waits on a whole
 large split for a rare string.
 """
@@ -25,6 +26,7 @@ from cove.web import datafiles
 
 MAX_SCANNED = 5_000_000  # rows looked at by one search
 BUDGET_S = 0.15  # a parquet search stops at the first row group's end past this (then "search further")
+MIN_SCANNED = 200_000  # ... once it has looked at this many rows (a small split is always searched whole)
 MAX_QUERY = 200
 
 
@@ -62,19 +64,20 @@ def _mask(table: pa.Table, names: list[str], query: str) -> pa.Array:
 
 
 def search(fmt: str, handles: list[Callable[[], BinaryIO]], query: str, offset: int, limit: int,
-           max_scanned: int = MAX_SCANNED, *, start: int = 0, budget_s: float = BUDGET_S) -> Matches:
+           max_scanned: int = MAX_SCANNED, *, start: int = 0, budget_s: float = BUDGET_S,
+           min_scanned: int = MIN_SCANNED) -> Matches:
     """Matches `[offset, offset+limit)` of `query` in the split's text columns, from row `start` (parquet)."""
     query = query[:MAX_QUERY]
     try:
         if fmt == "parquet":
-            return _parquet(handles, query, offset, limit, max_scanned, start, budget_s)
+            return _parquet(handles, query, offset, limit, max_scanned, start, budget_s, min_scanned)
         return _text(fmt, handles, query, offset, limit, max_scanned)
     except (pa.ArrowException, OSError, ValueError, KeyError, TypeError) as exc:
         return Matches(error=f"Could not search this split: {exc}")
 
 
 def _parquet(handles: list[Callable[[], BinaryIO]], query: str, offset: int, limit: int, max_scanned: int,
-             start: int = 0, budget_s: float = BUDGET_S) -> Matches:
+             start: int = 0, budget_s: float = BUDGET_S, min_scanned: int = MIN_SCANNED) -> Matches:
     out = Matches(start=max(0, start))
     want = offset + limit + 1  # one past the page: is there a next page
     found = 0
@@ -94,7 +97,8 @@ def _parquet(handles: list[Callable[[], BinaryIO]], query: str, offset: int, lim
                 if base + n <= out.start:  # before where this search starts: not read
                     base += n
                     continue
-                if out.scanned >= max_scanned or (out.scanned and time.monotonic() - began > budget_s):
+                late = out.scanned >= min_scanned and time.monotonic() - began > budget_s
+                if out.scanned >= max_scanned or late:
                     out.stopped_at = max(base, out.start)
                     return out
                 hits = pc.indices_nonzero(_mask(pf.read_row_group(g, columns=names), names, query)).to_pylist() \
