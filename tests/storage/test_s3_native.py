@@ -164,7 +164,7 @@ def test_multipart_complete_is_idempotent_across_processes_and_refuses_tampering
         stop_server(other.proc)
     assert httpx.post(action["href"], json={"oid": oid, "parts": parts}).status_code == 200
     assert hub.keys(f"lfs/{oid}") == [f"hub/lfs/{oid}"]
-    assert hub.keys("lfs-staging/") == []
+    assert hub.keys("lfs-staging/") == [] and hub.open_uploads("lfs-staging/") == []
     assert _no_multipart_files(hub)
 
 

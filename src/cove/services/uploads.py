@@ -328,14 +328,15 @@ def _holds_verified(db: Session, bk: Backends, repo: Repo, oid: str, size: int) 
 
 
 def complete_native(db: Session, bk: Backends, repo: Repo, oid: str, size: int, staging: str, upload_id: str,
-                    payload: object) -> str | None:
+                    payload: object) -> str:
     """Complete a native multipart upload: the store assembles the parts, Cove hashes the result and only
     then copies it to ``lfs/<oid>`` and records it for the repo. Idempotent. Returns the staging key to
-    delete once the caller has committed `db` (None: nothing to delete)."""
+    delete (idempotent) once the caller has committed `db`."""
     from cove.services import xet as xet_service
 
-    if _holds_verified(db, bk, repo, oid, size):
-        return None
+    if _holds_verified(db, bk, repo, oid, size):  # a retry, or the repo got the object meanwhile
+        bk.blobs.abort_multipart(staging, upload_id)  # (no-op once completed): a retry leaves nothing behind
+        return staging
     parts = _client_parts(payload, part_count(size))
     blobs, key = bk.blobs, f"lfs/{oid}"
     try:
@@ -346,13 +347,13 @@ def complete_native(db: Session, bk: Backends, repo: Repo, oid: str, size: int, 
             raise
         except KeyError:
             if _holds_verified(db, bk, repo, oid, size):
-                return None
+                return staging
             blobs.abort_multipart(staging, upload_id)  # some stores answer so for parts they never got
             raise BadRequest("This upload is unknown or expired: start it again") from None
         etag = blobs.etag(staging)
         if etag is None:  # completed and cleaned up by a concurrent completion
             if _holds_verified(db, bk, repo, oid, size):
-                return None
+                return staging
             raise BadRequest("This upload is unknown or expired: start it again")
         digest, total = hashlib.sha256(), 0
         try:
@@ -363,7 +364,7 @@ def complete_native(db: Session, bk: Backends, repo: Repo, oid: str, size: int, 
                 digest.update(block)
         except KeyError:
             if _holds_verified(db, bk, repo, oid, size):
-                return None
+                return staging
             raise
         xet_service.count("lfs_native_verify_bytes", total)
         if total != size:
