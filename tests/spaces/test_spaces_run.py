@@ -52,6 +52,10 @@ def probe(what):
         return os.environ.get("MY_SECRET", "<unset>")
     if what == "env":
         return " ".join(sorted(os.environ))
+    if what == "crash":  # answer, then die as a crashing app would
+        import threading
+        threading.Timer(0.5, os._exit, (3,)).start()
+        return "bye"
     if what == "whoami":  # the owner's read token the hub gave this private Space
         from huggingface_hub import HfApi
         api = HfApi()
@@ -473,6 +477,15 @@ def test_app_cannot_connect_to_other_apps_or_local_services(hub, probe_space):
         out = hub.gradio(probe_space, token=hub.alice, text=f"connect:{port}")
     assert out == {"ok": "refused: ConnectionRefusedError"}, out
     assert hub.gradio(probe_space, token=hub.alice, text="whoami")["ok"].startswith("sally (read only: ")
+
+
+def test_a_crashed_app_is_restarted(hub, probe_space):
+    api = hub.api(hub.alice)
+    assert hub.gradio(probe_space, token=hub.alice, text="crash") == {"ok": "bye"}
+    until(lambda: "The app exited with code 3; restarting in 1 s." in "".join(api.fetch_space_logs(probe_space)),
+          timeout=30)
+    wait_stage(api, probe_space, ("RUNNING",), timeout=120)
+    assert hub.gradio(probe_space, token=hub.alice, text="secret") == {"ok": "s3cr3t-cove-value"}
 
 
 def test_idle_space_sleeps_and_a_visit_wakes_it(hub, probe_space):

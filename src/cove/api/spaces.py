@@ -359,7 +359,7 @@ def _exchange(bk, request: Request, ns: str, name: str, token: str) -> Response:
     with bk.db.session() as db:
         access.readable_repo(db, actor, "space", f"{ns}/{name}")
     query = "&".join(p for p in request.url.query.split("&") if not p.startswith(origin.SIGN_PARAM + "="))
-    target = request.url.path + (f"?{query}" if query else "")
+    target = "/" + request.url.path.lstrip("/") + (f"?{query}" if query else "")  # never //other-host
     secure = origin.secure_context(request.url.scheme, request.headers.get("host", ""))
     return Response(status_code=303, headers={"location": target, "cache-control": "no-store",
                                               "set-cookie": origin.cookie_header(bk.settings, cookie, secure)})

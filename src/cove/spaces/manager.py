@@ -20,7 +20,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -451,19 +451,29 @@ class SpaceManager:
         raise AppFailed(f"The app exited with code {code} on start, {START_TRIES} times:\n" + run_log.tail(20))
 
     def _restart(self, slot: Slot, delay: float) -> None:
+        """Start a crashed app again, from a fresh checkout of the commit it ran (the deploy's is gone)."""
         _, run_log = self._logs(slot.repo_pk)
+        checkout = self.settings.spaces_dir / "checkouts" / f"{slot.repo_pk}-{uuid.uuid4().hex[:8]}"
         try:
             time.sleep(delay)
             assert slot.spec is not None
-            app = self._start_healthy(slot.spec, slot.built, run_log)
-            self._switch(slot, app, slot.spec, slot.built, slot.spec.sha,
-                         app.upstream + ("" if app.strip_prefix else slot.spec.prefix))
+            with self.bk.db.session() as db:
+                key = db.scalar(select(Repo.storage_key).where(Repo.id == slot.repo_pk))
+            if key is None:
+                raise AppFailed("The Space is gone")
+            checkout.mkdir(parents=True)
+            self._files(key, slot.spec.sha, checkout, 2 << 30)
+            spec = replace(slot.spec, files=checkout)
+            app = self._start_healthy(spec, slot.built, run_log)
+            upstream = app.upstream + ("" if app.strip_prefix else spec.prefix)
+            self._switch(slot, app, spec, slot.built, spec.sha, upstream)
         except AppFailed as exc:
             self._set(slot.repo_pk, stage=cfg.RUNTIME_ERROR, message=str(exc))
         except Exception as exc:  # noqa: BLE001
             log.exception("Spaces: restarting %s failed", slot.repo_id)
             self._set(slot.repo_pk, stage=cfg.RUNTIME_ERROR, message=f"Internal error while restarting: {exc}")
         finally:
+            shutil.rmtree(checkout, ignore_errors=True)
             slot.busy = False
 
     def memory(self) -> dict[str, int | None]:
