@@ -20,3 +20,23 @@ def test_serve_starts_while_another_process_sweeps(tmp_path: Path) -> None:
             assert "start-up sweep for more than 1 s: starting anyway" in srv.log.read_text()
         finally:
             stop_server(srv.proc)
+
+
+def test_temp_sweeps_run_in_one_process_at_a_time(tmp_path: Path) -> None:
+    import os
+    import time
+
+    from cove.services import tempfiles
+    from cove.settings import Settings
+
+    settings = Settings(data=tmp_path, tmp_max_age=60)
+    old = tmp_path / "tmp" / "left-by-a-killed-upload"
+    old.parent.mkdir(parents=True)
+    old.write_bytes(b"x" * 10)
+    os.utime(old, (time.time() - 3600, time.time() - 3600))
+    with open(tmp_path / "tmp-sweep.lock", "a+b") as other:
+        fcntl.flock(other, fcntl.LOCK_EX)  # another process is sweeping
+        assert tempfiles.sweep_alone(settings) is None
+        assert old.exists()
+    assert tempfiles.sweep_alone(settings) == (1, 10)
+    assert not old.exists()

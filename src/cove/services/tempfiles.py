@@ -4,7 +4,7 @@ Uploads are written to temp files first (`blobs/.tmp`, `tmp/` and its `tmp/multi
 renamed into place once verified; a process killed mid-upload leaves them behind. Each serving process
 holds a shared lock on `data/serve.lock`. At start-up, a process that can take that lock exclusively
 knows no other server uses the data folder, and removes every temp file; otherwise, and then every
-`tmp_sweep_interval` seconds, only those untouched for `tmp_max_age` seconds go.
+`tmp_sweep_interval` seconds, only those untouched for `tmp_max_age` seconds go, swept by one process at a time.
 """
 
 from __future__ import annotations
@@ -95,11 +95,24 @@ def _share(lock: IO, timeout: float) -> None:
     threading.Thread(target=fcntl.flock, args=(lock, fcntl.LOCK_SH), name="cove-serve-lock", daemon=True).start()
 
 
+def sweep_alone(settings: Settings) -> tuple[int, int] | None:
+    """`sweep` of files older than `tmp_max_age`, by one process of those sharing the data folder at a time
+    (`flock` of `tmp-sweep.lock`, not waited for); None: another process is sweeping."""
+    if fcntl is None:
+        return sweep(settings, time.time() - settings.tmp_max_age)
+    with open(settings.data / "tmp-sweep.lock", "a+b") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return None
+        return sweep(settings, time.time() - settings.tmp_max_age)
+
+
 async def sweep_forever(settings: Settings) -> None:
-    """Every `tmp_sweep_interval` seconds, remove temp files older than `tmp_max_age`."""
+    """Every `tmp_sweep_interval` seconds, remove temp files older than `tmp_max_age` (`sweep_alone`)."""
     while True:
         await asyncio.sleep(settings.tmp_sweep_interval)
         try:
-            await asyncio.to_thread(sweep, settings, time.time() - settings.tmp_max_age)
+            await asyncio.to_thread(sweep_alone, settings)
         except Exception:  # noqa: BLE001 - a failed sweep must not stop the next one
             log.exception("temp file sweep failed")
