@@ -11,10 +11,12 @@ meets an empty `uv` cache), creates a user with the CLI and pushes a Gradio Spac
 - **warm cache, new requirements**: a second Space whose `requirements.txt` differs by a comment (a new
   environment, every wheel from the cache);
 - **proxy overhead**: requests/s of the app's `GET /config` (Gradio's JSON config, ~10 KB) through Cove's proxy
-  vs straight to the app's port, in the same run, 16 keep-alive connections, alternating 3 s rounds, best of 3;
+  (at its path on Cove's host, and on its own origin, ``COVE_SPACES_DOMAIN``, by Host header) vs straight to the
+  app's port, in the same run, 16 keep-alive connections, interleaved 3 s rounds, median of 5 (`--rounds`);
 - **memory**: resident memory (sum of VmRSS) of each idle running app's processes.
 
-Prints a table and writes `benchmarks/results/spaces.json` (`--json PATH` elsewhere). Not part of the suite.
+Prints a table and writes `benchmarks/results/spaces.json` (`--json PATH` elsewhere), with the load average
+before and after (other work on the machine moves every number). Not part of the suite.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import platform
 import shutil
 import socket
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -69,10 +72,10 @@ def build_seconds(data: Path, repo_pk: int) -> float | None:
     return float(done[-1].split()[3]) if done else None
 
 
-async def rate(url: str, seconds: float, conns: int = 16) -> float:
+async def rate(url: str, seconds: float, conns: int = 16, headers: dict[str, str] | None = None) -> float:
     done = 0
     deadline = time.perf_counter() + seconds
-    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=conns), timeout=30) as client:
+    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=conns), timeout=30, headers=headers) as client:
         async def worker() -> None:
             nonlocal done
             while time.perf_counter() < deadline:
@@ -105,6 +108,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--json", default=str(Path(__file__).parent / "results" / "spaces.json"))
     ap.add_argument("--round", type=float, default=3.0)
+    ap.add_argument("--rounds", type=int, default=5)
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("run as root: each app runs under its own uid", file=sys.stderr)
@@ -115,7 +119,8 @@ def main() -> int:
     port = free_port()
     env = {**os.environ, "COVE_DATA": str(data), "COVE_PORT": str(port), "COVE_HOST": "127.0.0.1",
            "COVE_SPACES_ROOT": str(spaces), "COVE_SPACES_POLL_INTERVAL": "0.2", "COVE_SCAN_INTERVAL": "0",
-           "COVE_ACCESS_LOG": "off", "XDG_CONFIG_HOME": str(tmp / "config")}
+           "COVE_ACCESS_LOG": "off", "XDG_CONFIG_HOME": str(tmp / "config"), "COVE_SPACES_DOMAIN": "spaces.localhost"}
+    load_start = os.getloadavg()
     log = open(tmp / "server.log", "wb")  # noqa: SIM115
     server = subprocess.Popen([sys.executable, "-m", "cove", "serve", "--log-level", "warning"], env=env,
                               stdout=log, stderr=subprocess.STDOUT)
@@ -158,23 +163,32 @@ def main() -> int:
             "select r.id, r.namespace, r.name, s.upstream from space_states s join repos r on r.id = s.repo_pk")}
         direct = rows[a][1] + "/config"
         proxied = f"{endpoint}/spaces/{a}/app/config"
-        assert httpx.get(proxied).json()["dependencies"] == httpx.get(direct).json()["dependencies"]
-        best = {"cove": 0.0, "direct": 0.0}
-        for _ in range(3):
-            for name, url in (("direct", direct), ("cove", proxied)):
-                best[name] = max(best[name], asyncio.run(rate(url, args.round)))
+        own = {"host": f"{a.replace('/', '-')}.spaces.localhost:{port}"}
+        expected = httpx.get(direct).json()["dependencies"]
+        assert httpx.get(proxied).json()["dependencies"] == expected
+        assert httpx.get(f"{endpoint}/config", headers=own).json()["dependencies"] == expected
+        runs: dict[str, list[float]] = {"cove": [], "cove_own_origin": [], "direct": []}
+        for _ in range(args.rounds):
+            for name, url, headers in (("direct", direct, None), ("cove", proxied, None),
+                                       ("cove_own_origin", f"{endpoint}/config", own)):
+                runs[name].append(asyncio.run(rate(url, args.round, headers=headers)))
+        best = {k: statistics.median(v) for k, v in runs.items()}
         time.sleep(3)  # idle
         base = 200_000
         memory = {r: rss_of_uid(base + 1 + rows[r][0]) for r in (a, b)}
         result = {
-            "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+            "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                        "load_avg_start": [round(x, 2) for x in load_start],
+                        "load_avg_end": [round(x, 2) for x in os.getloadavg()]},
             "cold": {"timeline_s": cold, "build_s": cold_build, "push_to_running_s": cold["RUNNING"]},
             "warm_unchanged_requirements": {"timeline_s": warm, "build_s": warm_build,
                                             "push_to_running_s": warm["RUNNING"]},
             "warm_cache_new_environment": {"timeline_s": new_env, "build_s": new_build,
                                            "push_to_running_s": new_env["RUNNING"]},
             "proxy_req_per_s": {k: round(v, 1) for k, v in best.items()},
+            "proxy_req_per_s_rounds": {k: [round(x, 1) for x in v] for k, v in runs.items()},
             "proxy_ratio": round(best["cove"] / best["direct"], 3),
+            "proxy_ratio_own_origin": round(best["cove_own_origin"] / best["direct"], 3),
             "idle_app_rss_mib": {k: round(v / 2**20, 1) for k, v in memory.items()},
         }
     finally:
@@ -187,8 +201,10 @@ def main() -> int:
     print(f"{'':38} {'build s':>8} {'push→RUNNING s':>15}")
     for k in ("cold", "warm_unchanged_requirements", "warm_cache_new_environment"):
         print(f"{k:38} {result[k]['build_s']!s:>8} {result[k]['push_to_running_s']:>15}")
-    print(f"proxy req/s: Cove {result['proxy_req_per_s']['cove']}, direct {result['proxy_req_per_s']['direct']}, "
-          f"ratio {result['proxy_ratio']}")
+    print(f"proxy req/s (median of {args.rounds}): Cove {result['proxy_req_per_s']['cove']}, on its own origin "
+          f"{result['proxy_req_per_s']['cove_own_origin']}, direct {result['proxy_req_per_s']['direct']}; ratios "
+          f"{result['proxy_ratio']}, {result['proxy_ratio_own_origin']}")
+    print(f"load average: {result['machine']['load_avg_start']} -> {result['machine']['load_avg_end']}")
     print(f"idle app RSS (MiB): {result['idle_app_rss_mib']}")
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
