@@ -477,6 +477,31 @@ def test_discussions_and_pr_refs_are_mirrored(hubs, tmp_path):
     hubs["discussed"] = (repo_id, talk.num)
 
 
+def test_a_duplicate_of_a_mirror_is_writable_and_has_every_file(hubs, tmp_path):
+    """`duplicate_repo` of a mirror: an ordinary writable repo with the same commits, whose LFS files that
+    nobody read through the mirror yet are fetched from the upstream (by oid) on first read."""
+    api = HfApi(endpoint=hubs["up"].endpoint, token=hubs["token"])
+    repo_id = f"{NAME}/src-{uuid.uuid4().hex[:6]}"
+    api.create_repo(repo_id)
+    data = os.urandom(150_000)
+    with pytest.MonkeyPatch.context() as mp:
+        from huggingface_hub import constants
+
+        mp.setattr(constants, "HF_HUB_DISABLE_XET", True)
+        head = api.upload_file(path_or_fileobj=data, path_in_repo="w.bin", repo_id=repo_id).oid
+    end = hubs["mirror"].endpoint
+    mine = HfApi(endpoint=end, token=hubs["mirror_token"])
+    assert mine.model_info(repo_id).sha == head  # mirrored now; w.bin's bytes not fetched
+    copy = f"{NAME}/fork-{uuid.uuid4().hex[:6]}"
+    mine.duplicate_repo(repo_id, copy)
+    info = mine.model_info(copy)
+    assert info.sha == head and getattr(info, "mirror", None) is None
+    new = mine.upload_file(path_or_fileobj=b"mine\n", path_in_repo="mine.txt", repo_id=copy).oid  # writable
+    got = hf_hub_download(copy, "w.bin", endpoint=end, cache_dir=tmp_path / "c", token=hubs["mirror_token"])
+    assert Path(got).read_bytes() == data  # at the copy's own commit, which the upstream never saw
+    assert mine.model_info(copy).sha == new
+
+
 def test_offline_serves_what_was_fetched(hubs, model, tmp_path):
     never = f"{NAME}/never-{uuid.uuid4().hex[:6]}"
     model["api"].create_repo(never)

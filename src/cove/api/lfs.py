@@ -103,7 +103,7 @@ def _batch(repo_type: str, ns: str, name: str, body: dict, bk, authorization: st
             else:
                 known = uploads.held(db, repo, oid)
                 # A mirror's object not fetched yet: the URL carries the size, checked with the hash on arrival.
-                lazy = {"s": size} if known is None and mirror.mirrored(db, repo) is not None else {}
+                lazy = {"s": size} if known is None and mirror.lfs_source(bk, repo.storage_key) is not None else {}
                 if not lazy and (known is None or known.size != size):
                     out.append({"oid": oid, "size": size, "error": {"code": 404, "message": "Object does not exist"}})
                     continue
@@ -307,7 +307,8 @@ def get_object(token: str, request: Request, bk: Bk) -> Response:
         row = db.get(LfsObject, (data["r"], oid))
         # A URL whose holder has lost access (removed from the org, repo made private or gated) answers
         # exactly as a missing object. URLs from before "u" existed stand for no one: public repos only.
-        mirrored = row is None and repo is not None and "s" in data and mirror.mirrored(db, repo) is not None
+        mirrored = (row is None and repo is not None and "s" in data
+                    and mirror.lfs_source(bk, repo.storage_key) is not None)
         if repo is None or (row is None and not mirrored) or not access.may_still_read(
                 db, access.holder(db, user_id=data.get("u")), repo):
             raise RepoNotFound()

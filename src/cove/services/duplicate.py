@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from cove.backends import Backends
 from cove.db.tables import LfsObject, Repo
 from cove.errors import BadRequest, Conflict
-from cove.services import access, gating, repos
+from cove.services import access, gating, mirror, repos
 from cove.services.accounts import Actor, get_namespace
 
 
@@ -42,6 +42,7 @@ def duplicate(db: Session, bk: Backends, actor: Actor, src: Repo, to_id: str, *,
     db.flush()
     _copy_git(bk, src.storage_key, repo.storage_key)
     try:
+        mirror.inherit(bk, src.storage_key, repo.storage_key)  # a mirror's copy fetches what it never read
         rows = db.scalars(select(LfsObject).where(LfsObject.repo_pk == src.id)).all()
         # Each record keeps its state: a Xet sha256 that only a client claimed stays confined to the copies of
         # the repo it was made in, as it is to that repo.

@@ -69,8 +69,8 @@ def lfs_location(db: Session, bk: Backends, repo: Repo, oid: str) -> BlobLocatio
     `LfsObject` row for (text that only looks like one, written as a plain file) opens nothing: not found."""
     key = f"lfs/{oid}"
     row = db.get(LfsObject, (repo.id, oid))
-    if row is None and mirror.mirrored(db, repo) is not None:
-        return BlobLocation("lfs", key)  # a mirror's object: fetched on first read (`mirror_lfs`), then a row
+    if row is None and mirror.lfs_source(bk, repo.storage_key) is not None:
+        return BlobLocation("lfs", key)  # a mirror's (or its copy's) object: fetched on first read (`mirror_lfs`)
     if row is None:
         raise EntryNotFound(f"The LFS object {oid} of this file is not stored in this repo")
     xh = row.xet_hash

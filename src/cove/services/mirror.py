@@ -41,6 +41,8 @@ PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/"}
 PLURAL = {"model": "models", "dataset": "datasets", "space": "spaces"}
 MARKER = "cove-mirror"  # in the bare repo: JSON {type, id, upstream}; its presence makes a storage key a mirror
 STAMP = "cove-mirror-checked"  # in the bare repo: its mtime is when the branch heads were last checked
+#: In a duplicate of a mirror: JSON {type, id, upstream}, the upstream repo its LFS objects not stored yet come from.
+LFS_SOURCE = "cove-mirror-lfs"
 _SHA = re.compile(r"[0-9a-f]{40}")
 #: The upstream refs a mirror copies: branches, tags and pull requests' refs/pr/N (same commit ids).
 MIRRORED_REFS = ("refs/heads/", "refs/tags/", "refs/pr/")
@@ -49,6 +51,7 @@ _bk: Backends | None = None
 _down_until = 0.0  # the circuit breaker: time.monotonic() before which the upstream is not tried
 _client: httpx.Client | None = None
 _markers: dict[str, dict | None] = {}  # storage key -> marker (a key never changes between mirror and not)
+_sources: dict[str, dict | None] = {}  # storage key -> its LFS source (`lfs_source`)
 _locks: dict[str, threading.Lock] = {}
 _locks_guard = threading.Lock()
 _misses: dict[tuple[str, str], float] = {}  # (type, lower id) -> time.monotonic() until which it is a known miss
@@ -301,6 +304,29 @@ def marker(bk: Backends, key: str) -> dict | None:
     if found is None and len(_markers) > 100_000:
         _markers.clear()
     return found
+
+
+def lfs_source(bk: Backends, key: str) -> dict | None:
+    """The upstream repo whose LFS objects storage key `key` fetches on first read ({type, id, upstream}): a
+    mirror's own, or, for a duplicate of a mirror (writable, never synced), its source's. None: an ordinary repo."""
+    if (found := marker(bk, key)) is not None:
+        return found
+    if key not in _sources:
+        if len(_sources) > 100_000:
+            _sources.clear()
+        try:
+            _sources[key] = json.loads((bk.repos.path(key) / LFS_SOURCE).read_text())
+        except (OSError, ValueError):
+            _sources[key] = None
+    return _sources[key]
+
+
+def inherit(bk: Backends, src_key: str, dst_key: str) -> None:
+    """A duplicate `dst_key` of `src_key`: when the source fetches its LFS objects from an upstream, so does the
+    copy (the bytes it references but nobody read yet), by oid through the upstream's LFS batch API."""
+    if (source := lfs_source(bk, src_key)) is not None:
+        (bk.repos.path(dst_key) / LFS_SOURCE).write_text(json.dumps(source))
+        _sources.pop(dst_key, None)
 
 
 def _checked_age(bk: Backends, key: str) -> float:

@@ -48,6 +48,9 @@ class Pending:
     repo_id: str
     oid: str
     size: int
+    #: Fetched by oid (the upstream's LFS batch API), never by this repo's commit and path: a duplicate of a
+    #: mirror, whose own commits the upstream does not have.
+    by_oid: bool = False
 
 
 @dataclass
@@ -145,13 +148,16 @@ upstream_fetches = 0
 
 
 def pending(db: Session, bk: Backends, repo: Repo, loc: BlobLocation, size: int) -> Pending | None:
-    """When `loc` is a mirrored repo's LFS object not stored yet: what to fetch. `EntryNotFound` saying the
-    upstream is unreachable while the breaker is open (never-fetched bytes answer as a miss)."""
-    if loc.kind != "lfs" or mirror.marker(bk, repo.storage_key) is None or bk.blobs.exists(loc.key):
+    """When `loc` is a mirrored repo's (or a duplicate of one's) LFS object not stored yet: what to fetch.
+    `EntryNotFound` saying the upstream is unreachable while the breaker is open (never-fetched bytes answer as
+    a miss)."""
+    if loc.kind != "lfs" or (source := mirror.lfs_source(bk, repo.storage_key)) is None or bk.blobs.exists(loc.key):
         return None  # the marker first: an ordinary repo's read costs no extra blob-store call (S3: a HEAD)
     if not mirror.enabled(bk) or not mirror.available():
         raise EntryNotFound(mirror.unreachable_message(bk, "File not found"))
-    return Pending(repo.id, repo.type, repo.repo_id, loc.key.removeprefix("lfs/"), size)
+    own = mirror.marker(bk, repo.storage_key) is not None
+    return Pending(repo.id, str(source.get("type") or repo.type), str(source.get("id") or repo.repo_id),
+                   loc.key.removeprefix("lfs/"), size, by_oid=not own)
 
 
 def read(bk: Backends, p: Pending, sha: str | None, path: str | None, start: int, end: int) -> Iterator[bytes]:
@@ -356,7 +362,7 @@ def _source(bk: Backends, p: Pending, sha: str | None, path: str | None) -> tupl
     base = f"{mirror.upstream(bk)}/{mirror.PREFIX[p.repo_type]}{p.repo_id}"
     if not mirror.available():
         raise mirror.Unreachable(base)
-    if sha is not None and path is not None:
+    if sha is not None and path is not None and not p.by_oid:
         return f"{base}/resolve/{sha}/{quote(path)}", {}
     lfs = {"Accept": "application/vnd.git-lfs+json", "Content-Type": "application/vnd.git-lfs+json"}
     r = mirror.client(bk).post(f"{base}.git/info/lfs/objects/batch", headers=lfs, json={
