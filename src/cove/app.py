@@ -27,7 +27,7 @@ from cove.allocator import limit_arenas
 from cove.api.moved import redirect as redirect_moved
 from cove.backends import Backends, build_backends
 from cove.errors import HubError, InsufficientStorage, RepoMoved, RepoNotFound
-from cove.observability import route_of
+from cove.observability import cached_head_route, route_of
 from cove.settings import Settings
 
 log = logging.getLogger("cove")
@@ -124,6 +124,10 @@ class CoveApp(FastAPI):
             if self._front and (sent := await self.info_cache.serve(scope, send, rid)) is not None:
                 if telemetry is not None:
                     telemetry.cached(scope, "GET", INFO_ROUTE, sent, time.perf_counter() - start)
+                return
+            if self._front and (sent := await self.head_cache.serve_get(scope, receive, send, rid)) is not None:
+                if telemetry is not None:  # a local LFS file sent again (`HeadCache.serve_get`)
+                    telemetry.cached(scope, "GET", cached_head_route(scope["path"]), sent, time.perf_counter() - start)
                 return
         call = partial(FastAPI.__call__, self, scope)
         if method == "POST" and self.inference_front is not None and self.inference_front.claims(scope):

@@ -166,7 +166,7 @@ def _resolve(repo_type: str, ns: str, name: str, rev: str, path: str, request: R
         count_pk = (repo.id, repo.storage_key) if downloads.maybe_count(
             bk, repo, path, head=head, counter_header=request.headers.get("x-hf-download-counter")) else None
         private = repo.private
-        ticket = HeadCache.ticket(request, db, repo, path) if head else None
+        ticket = HeadCache.ticket(request, db, repo, path)  # HEAD, or a GET that `HeadCache.serve_get` missed
     headers = _file_headers(bk, repo_type, ns, name, path, sha, entry, loc, private)
     if refusal is not None:  # HEAD: no Xet, no redirect, so the client's download is this route's GET, refused
         headers.pop("X-Xet-Hash", None)
@@ -197,6 +197,8 @@ def _resolve(repo_type: str, ns: str, name: str, rev: str, path: str, request: R
     if loc.kind == "lfs":
         local = bk.blobs.local_path(loc.key)
         if local is not None:
+            if ticket is not None and count_pk is None and refusal is None and lazy is None:
+                ticket.remember_get(ns, rev, sha, repo.storage_key, local, headers, _media_type(path))
             return BlobFileResponse(local, headers=headers, media_type=_media_type(path))
         start, end = rng or (0, size)
         return _stream(bk.blobs.iter_range(loc.key, start, end), start, end, size, rng is not None, headers, path)
@@ -313,6 +315,30 @@ class _Ticket:
         self.cache.put(self.key, _Known(self.gen, self.deadline, repo_type, ns, name, rev, path, storage_key,
                                         private, count_pk))
 
+    def remember_get(self, ns: str, rev: str, sha: str, storage_key: str, local: str, headers: dict[str, str],
+                     media_type: str) -> None:
+        """A GET of a local LFS file answered 200 (not counted, not refused): `serve_get` may send it again."""
+        cache = self.cache
+        with cache._lock:
+            if len(cache._gets) >= cache.MAX_ENTRIES:
+                cache._gets.clear()
+            cache._gets[self.key] = _KnownGet(self.gen, self.deadline, storage_key, rev, sha, local, dict(headers),
+                                              media_type)
+
+
+@dataclass(frozen=True)
+class _KnownGet:
+    """A GET /resolve of a local LFS file: sent again while `gen` is current and `rev` still points at `sha`."""
+
+    gen: Hashable
+    deadline: float | None
+    storage_key: str
+    rev: str
+    sha: str
+    local: str
+    headers: dict[str, str]
+    media_type: str
+
 
 class HeadCache:
     """Answers a repeated `HEAD /resolve` (what `hf_hub_download` sends for every file, cached or not)
@@ -342,6 +368,7 @@ class HeadCache:
         self._db_path = db if db and db != ":memory:" and not db.startswith("file:") else None
         self._known: dict[tuple, _Known] = {}
         self._answers: dict[tuple, tuple] = {}  # key → (commit, gen, local blob path or None, raw headers)
+        self._gets: dict[tuple, _KnownGet] = {}  # GET /resolve of local LFS files (`serve_get`)
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self._gen: tuple[int, int] | None = None
@@ -401,6 +428,7 @@ class HeadCache:
                     self._gen = gen
                     self._known.clear()
                     self._answers.clear()
+                    self._gets.clear()
         return self.changes.generation(downloads=True) if downloads else gen
 
     def _sqlite_generation(self) -> tuple[int, int] | None:
@@ -421,6 +449,7 @@ class HeadCache:
                 self._gen = gen
                 self._known.clear()
                 self._answers.clear()
+                self._gets.clear()
             return gen
         finally:
             self._lock.release()
@@ -463,6 +492,43 @@ class HeadCache:
                     "headers": [*headers, (b"x-request-id", request_id)]})
         await send({"type": "http.response.body", "body": b""})
         return True
+
+    async def serve_get(self, scope, receive, send, request_id: bytes) -> int | None:  # noqa: ANN001
+        """Send a local LFS file again, as `_resolve` did for the same (path, query, Authorization), from its
+        remembered facts and live git (the revision must still point at the same commit); the Content-Length
+        sent, or None (and a ticket) when it did not. Ranges and zero-copy as in the full route
+        (`BlobFileResponse`). A request that may count a download (`X-HF-Download-Counter`) takes the full route."""
+        if "/resolve/" not in scope["path"]:
+            return None
+        key = self._key(scope)
+        if key is None or any(k == b"x-hf-download-counter" for k, _ in scope["headers"]):
+            return None
+        gen = self.generation()
+        if gen is None:
+            return None
+        k = self._gets.get(key)
+        if (k is None or k.gen != gen or (k.deadline is not None and time.time() >= k.deadline)
+                or mirror.needs_check(self.bk, k.storage_key, k.rev)
+                or self.bk.repos.resolve(k.storage_key, k.rev) != k.sha):
+            scope.setdefault("state", {})["cove.head_ticket"] = (self, key, gen)
+            return None
+        try:
+            response = BlobFileResponse(k.local, headers=k.headers, media_type=k.media_type)
+        except OSError:  # the blob is gone: the full route says what happened
+            scope.setdefault("state", {})["cove.head_ticket"] = (self, key, gen)
+            return None
+
+        sent = 0
+
+        async def send_with_id(message) -> None:  # noqa: ANN001 - what RequestIdMiddleware adds
+            nonlocal sent
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id)]
+                sent = next((int(v) for h, v in message["headers"] if h == b"content-length"), 0)
+            await send(message)
+
+        await response(scope, receive, send_with_id)
+        return sent
 
     def put(self, key: tuple, known: _Known) -> None:
         if len(self._known) >= self.MAX_ENTRIES:

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from huggingface_hub import CommitOperationAdd, HfApi
+if TYPE_CHECKING:  # huggingface_hub only where the client writes (`cove serve` reads the sources at start-up)
+    from huggingface_hub import HfApi
 
 METRICS: dict[str, str] = {
     "accuracy": "scikit-learn",
@@ -91,6 +93,8 @@ def seed_metric_spaces(
     Returns:
         One :class:`SeededSpace` per metric, with the commit it made (None if nothing changed).
     """
+    from huggingface_hub import CommitOperationAdd
+
     seeded = []
     for name in names or list(METRICS):
         repo_id = f"{namespace}/{name}"
