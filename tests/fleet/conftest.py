@@ -1,8 +1,18 @@
-"""Session-scoped PostgreSQL and SeaweedFS; a fleet of two `cove serve` behind nginx per test module."""
+"""Session-scoped PostgreSQL and SeaweedFS; a fleet of two `cove serve` behind nginx per test module.
+
+`COVE_FLEET_CODE=<git revision>` runs the fleets' processes on that revision's `src/` (git archive), e.g. to
+show which of these tests fail on the code before a fix.
+"""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import tarfile
+import tempfile
 from collections.abc import Iterator
+from io import BytesIO
+from pathlib import Path
 
 import pytest
 
@@ -36,9 +46,24 @@ def seaweed() -> Iterator[SeaweedS3]:
         yield s3
 
 
+@pytest.fixture(scope="session")
+def fleet_code() -> dict[str, str]:
+    """Extra environment that puts another revision's code first on the processes' path (or nothing)."""
+    rev = os.environ.get("COVE_FLEET_CODE")
+    if not rev:
+        return {}
+    root = Path(__file__).resolve().parents[2]
+    blob = subprocess.run(["git", "archive", "--format=tar", rev, "src"], cwd=root, capture_output=True,
+                          check=True).stdout
+    dest = Path(tempfile.mkdtemp(prefix="cove-fleet-code-"))
+    with tarfile.open(fileobj=BytesIO(blob)) as tar:
+        tar.extractall(dest, filter="data")
+    return {"PYTHONPATH": str(dest / "src")}
+
+
 @pytest.fixture(scope="module")
-def fleet_stack(fleet_pg: pgmod.PgCluster, seaweed: SeaweedS3) -> Iterator[Fleet]:
-    f = start_fleet(fleet_pg, seaweed, 2)
+def fleet_stack(fleet_pg: pgmod.PgCluster, seaweed: SeaweedS3, fleet_code: dict[str, str]) -> Iterator[Fleet]:
+    f = start_fleet(fleet_pg, seaweed, 2, COVE_DOWNLOAD_FLUSH_INTERVAL="1", **fleet_code)
     try:
         yield f
     finally:
