@@ -75,3 +75,22 @@ def test_a_commit_in_one_process_empties_the_other_ones_caches(pg) -> None:  # n
     finally:
         for proc in procs:
             _stop(proc)
+
+
+def test_behind_pgbouncer_nothing_is_cached_but_writes_still_notify(pg_url: str) -> None:
+    from sqlalchemy import text
+
+    from cove.db.changes import changes_for
+    from cove.db.session import make_engine
+
+    direct, pooled = make_engine(pg_url), make_engine(pg_url, pgbouncer=True)
+    try:
+        assert changes_for(pooled).generation() is None  # LISTEN is not kept by PgBouncer's transaction mode
+        assert _until(lambda: changes_for(direct).generation() is not None)
+        before = changes_for(direct).generation()
+        with pooled.begin() as conn:
+            conn.execute(text("CREATE TABLE IF NOT EXISTS t_notify (x int)"))
+        assert _until(lambda: changes_for(direct).generation() != before)
+    finally:
+        direct.dispose()
+        pooled.dispose()

@@ -5,7 +5,8 @@ notification is delivered only if, and once, the commit is), and each process li
 its own (`Changes`). A cache keeps an answer while `Changes.generation()` is unchanged: it moves on every
 notification from any process, at once for this process's own commits (before the connection goes back
 to the pool, so before the request that wrote answers), and it is None (cache nothing) until the listener
-is connected, or after its connection broke, until it is back.
+is connected, or after its connection broke, until it is back, and always behind PgBouncer in transaction
+mode (`COVE_DB_PGBOUNCER`: a LISTEN is not kept there; the writes still notify the other processes).
 
 A transaction marked `quiet` (the download tally's flush) notifies with payload `d`: it moves
 `generation(downloads=True)` (answers that show download counts) but not `generation()`, so a counted
@@ -37,8 +38,10 @@ def quiet(conn: Connection) -> None:
 class Changes:
     """This process's view of PostgreSQL commits (see the module doc); one per engine."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, listen: bool = True) -> None:
         self.engine = engine
+        #: False behind PgBouncer in transaction mode, where LISTEN is not kept: writers notify, nothing is cached.
+        self.listen = listen
         self._lock = threading.Lock()
         self._epoch = 0  # listener connections made: a notification lost between two is never missed
         self._connected = False
@@ -88,6 +91,8 @@ class Changes:
 
     def generation(self, downloads: bool = False) -> Hashable | None:
         """What cached answers are valid for; None: cache nothing. Starts the listener on first use."""
+        if not self.listen:
+            return None
         if self._thread is None:
             self.start()
         with self._lock:
@@ -132,8 +137,8 @@ class Changes:
             self._stop.wait(1.0)
 
 
-def changes_for(engine: Engine) -> Changes | None:
-    """The engine's `Changes` on PostgreSQL (made on first use); None on any other database."""
+def changes_for(engine: Engine, listen: bool = True) -> Changes | None:
+    """The engine's `Changes` on PostgreSQL (made on first use, by `make_engine`); None on any other database."""
     if engine.dialect.name != "postgresql":
         return None
     found = engine.__dict__.get("_cove_changes")
@@ -141,7 +146,7 @@ def changes_for(engine: Engine) -> Changes | None:
         with _made_lock:
             found = engine.__dict__.get("_cove_changes")
             if found is None:
-                found = engine.__dict__["_cove_changes"] = Changes(engine)
+                found = engine.__dict__["_cove_changes"] = Changes(engine, listen)
     return found
 
 

@@ -41,7 +41,7 @@ def make_engine(url: str, *, pool_size: int = 5, max_overflow: int = 10, pool_ti
                                pool_timeout=pool_timeout)
     from cove.db.changes import changes_for
 
-    changes_for(engine)  # PostgreSQL: each write commit notifies the other processes' answer caches
+    changes_for(engine, listen=not pgbouncer)  # PostgreSQL: each write commit notifies the answer caches
     return engine
 
 
