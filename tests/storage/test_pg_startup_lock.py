@@ -94,3 +94,32 @@ def test_migration_waits_at_most_the_bound_and_names_the_holder(pg_url: str, tmp
         bk.db.engine.dispose()
     assert _upgrade_within(bk, 60) is None  # the holder is gone: the migration runs
     bk.db.engine.dispose()
+
+
+def test_git_maintenance_lease_on_postgres(pg_url: str, tmp_path: Path) -> None:
+    """The maintenance job's lease on PostgreSQL: of processes racing for a due pass exactly one runs it, and
+    it is not due again before the interval (the fleet runs one pass per interval, not one per process)."""
+    from cove.backends import build_backends
+    from cove.db.migrate import upgrade
+    from cove.services import git_maintenance
+    from cove.settings import Settings
+
+    bk = build_backends(Settings(data=tmp_path, database_url=pg_url, git_maintenance_interval=3600))
+    upgrade(bk)
+    reports: list[object] = []
+    barrier = threading.Barrier(6)
+
+    def contend() -> None:
+        barrier.wait()
+        reports.append(git_maintenance.run_once(bk))
+
+    threads = [threading.Thread(target=contend) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    ran = [r for r in reports if r is not None]
+    assert len(reports) == 6 and len(ran) == 1
+    assert git_maintenance.run_once(bk) is None  # not due for an hour
+    assert git_maintenance.run_once(bk, due=False) is not None  # `cove git maintain`
+    bk.db.engine.dispose()
