@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     git_maintenance_duty: float = 1.0
     #: Repository handles (open pack files, indexes) each thread keeps, least recently used closed first.
     git_open_repos: int = 64
+    #: Git pack files the whole process keeps open (libgit2 closes the least recently used past it): with
+    #: `git_open_repos` per thread, what bounds the file descriptors git reads hold.
+    git_open_pack_files: int = 256
     #: Longest wait, in seconds, at start-up for the schema migration lock another process holds. Past it, a
     #: process whose schema is already current starts anyway; one that needs the migration exits with an error.
     startup_lock_timeout_s: float = 60.0

@@ -188,6 +188,29 @@ def test_open_repository_handles_are_bounded(tmp_path: Path) -> None:
     assert store.read_blob(keys[0], store.entry(keys[0], first, "a.txt").oid) == b"x" * 50
 
 
+def test_open_pack_files_are_bounded_process_wide(tmp_path: Path) -> None:
+    """Handles of many threads together: libgit2 keeps at most `open_pack_files` pack files open."""
+    import pygit2
+
+    from cove.storage.git_repos import GitRepoStore
+
+    before = pygit2.settings.mwindow_file_limit
+    try:
+        store = GitRepoStore(tmp_path, open_repos=1000, open_pack_files=8)
+        keys = [f"{i:03d}packs" for i in range(40)]
+        for k in keys:
+            store.create(k, author="a", files={"a.txt": b"y" * 50})
+            subprocess.run(["git", "repack", "-adq"], cwd=store.path(k), check=True)
+        fds = len(os.listdir("/proc/self/fd"))
+        for k in keys + keys[:3]:
+            head = store.resolve(k, "main")
+            assert store.read_blob(k, store.entry(k, head, "a.txt").oid) == b"y" * 50
+        assert store.open_handles() == 40
+        assert len(os.listdir("/proc/self/fd")) - fds <= 8 + 4
+    finally:
+        pygit2.settings.mwindow_file_limit = before
+
+
 def test_healing_opens_no_repository(tmp_path: Path) -> None:
     """The index healing after an unclean stop reads each repo's head from its ref files: no libgit2 handle (no
     pack file) is opened for a repo whose index row is current."""

@@ -165,7 +165,8 @@ class RefConflict(Exception):
 class GitRepoStore:
     """All bare repositories under one root, addressed by an opaque storage key."""
 
-    def __init__(self, root: str | Path, *, stale_lock_s: float = 30.0, open_repos: int = 64) -> None:
+    def __init__(self, root: str | Path, *, stale_lock_s: float = 30.0, open_repos: int = 64,
+                 open_pack_files: int | None = None) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
@@ -173,6 +174,8 @@ class GitRepoStore:
         #: Repository handles each thread keeps open, least recently used evicted first (a handle holds
         #: file descriptors: pack files, their indexes).
         self.open_repos = max(1, open_repos)
+        if open_pack_files is not None:  # process-wide: libgit2 closes the least recently used pack past it
+            pygit2.settings.mwindow_file_limit = max(1, open_pack_files)
 
     # -- repositories -------------------------------------------------------------------
     def path(self, key: str) -> Path:
