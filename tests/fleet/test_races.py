@@ -198,3 +198,32 @@ def test_a_real_cove_process_sigkilled_mid_commits_leaves_no_wedged_branch(fleet
     history = [c.commit_id for c in api.list_repo_commits(repo_id)]
     assert history[:2] == [again, after]
     assert set(acked) <= set(history)
+
+
+def test_cached_head_answers_follow_writes_made_elsewhere(fleet: Fleet, erin) -> None:  # noqa: ANN001
+    """Each process caches the database part of a `HEAD /resolve` answer (issue 17 item 9: on PostgreSQL too).
+    A repo made private through the other process, and a token revoked by the admin CLI (a third process),
+    take effect on a process that has the answer cached: at once, or within the notification's delivery."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    api = fleet.api(erin.token)
+    repo_id = _repo(fleet, erin, "cache")
+    api.upload_file(path_or_fileobj=b'{"model_type": "bert"}', path_in_repo="config.json", repo_id=repo_id)
+    url = hf_hub_url(repo_id, "config.json", endpoint=fleet.direct(0))
+    token = fleet.cli("token", "create", "erin", "--role", "read", "--name", "to-revoke")
+
+    def status(tok: str | None) -> int:
+        try:
+            get_hf_file_metadata(url, token=tok or False, endpoint=fleet.direct(0))
+            return 200
+        except HfHubHTTPError as exc:
+            return exc.response.status_code
+
+    for _ in range(3):  # cached on process 0
+        assert status(None) == 200 and status(token) == 200
+    fleet.api(erin.token, endpoint=fleet.direct(1)).update_repo_settings(repo_id, private=True)
+    assert _until(lambda: status(None) in (401, 404), timeout=2), "process 0 still serves a now-private repo"
+    assert status(token) == 200
+    fleet.cli("token", "revoke", "erin", "to-revoke")
+    assert _until(lambda: status(token) == 401, timeout=2), "process 0 still accepts a revoked token"
+    assert status(erin.read_token) == 200

@@ -150,6 +150,10 @@ def test_big_multipart_upload_survives_killing_the_process_completing_it(fleet: 
         for block in body.iter_bytes(1 << 20):
             got.update(block)
     assert got.hexdigest() == digest.hexdigest()
+    # Nothing of the upload is left staged: not in the bucket, not on the shared volume.
+    assert not [k for k in fleet.s3.keys(fleet.bucket) if "staging" in k]
+    tmp = fleet.data / "tmp"
+    assert sum(p.stat().st_size for p in tmp.rglob("*") if p.is_file()) < 1_000_000 if tmp.exists() else True
 
 
 # -- git ------------------------------------------------------------------------------------------
