@@ -88,3 +88,16 @@ def test_past_the_queue_bound_429(limited, tmp_path) -> None:
     assert set(codes) == {200, 429} and codes.count(429) >= 4, codes  # at most 2 sent to the worker, 2 waiting
     refused = next(r for r in answers if r.status_code == 429)
     assert refused.headers["retry-after"] == "1" and "queue is full" in refused.json()["error"]
+
+
+def test_inference_turned_off(tmp_path) -> None:
+    """`COVE_INFERENCE_ENABLED=false`: the routes answer 404 (the hub itself goes on)."""
+    srv = start_server(tmp_path / "data", free_port(), COVE_INFERENCE_ENABLED="false")
+    try:
+        for path in ("/models/someone/model", "/models/someone/model/pipeline/fill-mask", "/v1/embeddings"):
+            r = httpx.post(f"{srv.endpoint}{path}", json={"inputs": "x", "model": "someone/model"})
+            assert r.status_code == 404 and "turned off" in r.json()["error"], path
+        assert httpx.get(f"{srv.endpoint}/v1/models").status_code == 404
+        assert httpx.get(f"{srv.endpoint}/api/models").status_code == 200
+    finally:
+        stop_server(srv.proc)

@@ -29,6 +29,10 @@ from cove.settings import Settings
 log = logging.getLogger("cove.inference")
 #: Seconds a failed load is answered from memory before the next request tries again.
 FAILED_LOAD_TTL = 10.0
+#: Under load, a batch waits for as many requests as the last one had, at most this share of the last one's run
+#: time and at most REFILL_CAP seconds.
+REFILL_SHARE = 0.25
+REFILL_CAP = 0.05
 
 
 class ModelLoading(HubError):
@@ -90,6 +94,9 @@ class Slot:
     tasks: list[asyncio.Task] = field(default_factory=list)
     dead: bool = False
     load_seconds: float = 30.0
+    last_size: int = 0  # the last batch: how many requests, when it ended, how long it ran (loop time, seconds)
+    last_end: float = 0.0
+    last_run: float = 0.0
 
 
 class Engine:
@@ -283,15 +290,22 @@ class Engine:
                     await asyncio.shield(done)
                 continue
             batch = [first]
-            # What queued while the worker was busy goes at once; `inference_max_wait` (0: none) holds a batch
-            # that is not full a little longer for what may still come.
-            deadline = loop.time() + s.inference_max_wait
+            # What queued while the worker was busy goes at once. Under load (the last batch had several
+            # requests and just ended), the callers it answered are sending their next requests: wait for as
+            # many as it had, at most a quarter of its run time, else the batches alternate between one request
+            # and the rest. An idle model waits for nothing; `inference_max_wait` (default 0) adds a fixed wait.
+            now = loop.time()
+            want, wait = s.inference_max_batch, s.inference_max_wait
+            if slot.last_size > 1 and now - slot.last_end < 0.1:
+                want = min(want, slot.last_size)
+                wait = max(wait, min(REFILL_CAP, REFILL_SHARE * slot.last_run))
+            deadline = now + wait
             while len(batch) < s.inference_max_batch:
                 try:
                     nxt = slot.queue.get_nowait()
                 except asyncio.QueueEmpty:
                     left = deadline - loop.time()
-                    if left <= 0:
+                    if left <= 0 or len(batch) >= want:
                         break
                     try:
                         nxt = await asyncio.wait_for(slot.queue.get(), left)
@@ -305,10 +319,13 @@ class Engine:
                 b.batch = len(batch)
             group = loop.create_future()
             slot.pending[rid] = Item("batch", {"items": batch}, future=group)
+            started = loop.time()
             await self._send(slot, {"op": "batch", "id": rid, "task": first.payload["task"],
                                     "items": [b.payload["item"] for b in batch]})
             with contextlib.suppress(BaseException):
                 await asyncio.shield(group)
+            slot.last_end = loop.time()
+            slot.last_size, slot.last_run = len(batch), slot.last_end - started
 
     async def _read(self, slot: Slot) -> None:
         """Answers from the worker, to their requests; at EOF the worker is gone."""
