@@ -134,8 +134,12 @@ def test_maintenance_lock_excludes_writers(tmp_path: Path) -> None:
         assert not moved.wait(0.5)
     t.join(10)
     assert moved.is_set() and store.resolve("k1", "refs/heads/main") == new
+    stale = store.path("k1") / "packed-refs.lock"  # left by a gc killed earlier: it would fail this one
+    stale.write_text("")
+    os.utime(stale, (time.time() - 3600, time.time() - 3600))
     r = maintain_repo(store.path("k1"), store, "k1", prune_grace_s=3600)
     assert r["before"]["loose_objects"] > 0 and r["after"]["loose_objects"] == 0 and r["after"]["packs"] == 1
+    assert not stale.exists() and (store.path("k1") / "packed-refs").exists()
 
 
 def test_one_pass_at_a_time(tmp_path: Path) -> None:

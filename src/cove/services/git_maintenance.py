@@ -95,6 +95,7 @@ def maintain_repo(path: Path, store: Any, key: str, *, prune_grace_s: float,  # 
     with store.maintenance_lock(key) as held:
         if not held:
             return {"busy": True}
+        _clear_stale_packed_refs_lock(path, getattr(store, "stale_lock_s", 30.0))
         before = repo_stats(path, dangling=count)
         began = time.monotonic()
         prune = "now" if prune_grace_s <= 0 else f"{int(prune_grace_s)}.seconds.ago"
@@ -103,6 +104,17 @@ def maintain_repo(path: Path, store: Any, key: str, *, prune_grace_s: float,  # 
         seconds = time.monotonic() - began
         after = repo_stats(path, dangling=count)
     return {"busy": False, "seconds": round(seconds, 3), "before": asdict(before), "after": asdict(after)}
+
+
+def _clear_stale_packed_refs_lock(path: Path, max_age: float) -> None:
+    """A `packed-refs.lock` left by a killed gc or ref deletion would fail every later one; under the exclusive
+    maintenance lock no Cove writer is running, so one older than `max_age` is left by a crash."""
+    lock = path / "packed-refs.lock"
+    with contextlib.suppress(FileNotFoundError):
+        age = time.time() - lock.stat().st_mtime
+        if age > max_age:
+            lock.unlink()
+            log.warning("cleared stale git lock %s (%.0f s old)", lock, age)
 
 
 @dataclass
