@@ -502,6 +502,37 @@ def test_a_duplicate_of_a_mirror_is_writable_and_has_every_file(hubs, tmp_path):
     assert mine.model_info(copy).sha == new
 
 
+def test_a_bundle_of_a_mirror_carries_files_nobody_read(hubs, tmp_path):
+    """Connected side: mirror a repo, export it as a bundle without reading its LFS file first (the export fetches
+    it from the upstream); a third, empty Cove imports it with the same commit and bytes."""
+    api = HfApi(endpoint=hubs["up"].endpoint, token=hubs["token"])
+    repo_id = f"{NAME}/carry-{uuid.uuid4().hex[:6]}"
+    api.create_repo(repo_id)
+    data = os.urandom(170_000)
+    with pytest.MonkeyPatch.context() as mp:
+        from huggingface_hub import constants
+
+        mp.setattr(constants, "HF_HUB_DISABLE_XET", True)
+        head = api.upload_file(path_or_fileobj=data, path_in_repo="w.bin", repo_id=repo_id).oid
+    end = hubs["mirror"].endpoint
+    assert HfApi(endpoint=end, token=False).model_info(repo_id).sha == head  # mirrored; w.bin not fetched
+    key, out = tmp_path / "k" / "signing.key", tmp_path / "carry.cove"
+    _cove(hubs["mirror"].data, "bundle", "keygen", "-o", str(key))
+    _cove(hubs["mirror"].data, "bundle", "export", repo_id, "-o", str(out), "--key", str(key), **hubs["env"])
+    third = tmp_path / "third"
+    _cove(third, "init")
+    _cove(third, "user", "add", NAME)
+    _cove(third, "bundle", "import", str(out), "--key", f"{key}.pub")
+    srv = start_server(third, free_port())
+    try:
+        other = HfApi(endpoint=srv.endpoint, token=False)
+        assert other.model_info(repo_id).sha == head
+        got = hf_hub_download(repo_id, "w.bin", endpoint=srv.endpoint, cache_dir=tmp_path / "c", token=False)
+        assert Path(got).read_bytes() == data
+    finally:
+        stop_server(srv.proc)
+
+
 def test_offline_serves_what_was_fetched(hubs, model, tmp_path):
     never = f"{NAME}/never-{uuid.uuid4().hex[:6]}"
     model["api"].create_repo(never)

@@ -212,7 +212,7 @@ class ExportReport:
 def export(bk: Backends, specs: list[RepoSpec], out: Path, key: Ed25519PrivateKey, *, since: str | None = None,
            echo: Echo = lambda line: None) -> ExportReport:
     """Write one signed bundle of `specs` to `out` (replaced only once complete)."""
-    from cove.services import access, files
+    from cove.services import access, files, mirror, mirror_lfs
 
     if not specs:
         raise BadRequest("Name at least one repo to export")
@@ -253,7 +253,14 @@ def export(bk: Backends, specs: list[RepoSpec], out: Path, key: Ed25519PrivateKe
                 for oid, size in sorted(pointers.items()):
                     try:
                         loc = files.lfs_location(db, bk, repo, oid)
-                    except EntryNotFound:
+                        # a mirror's object nobody read yet: fetched from the upstream now, then carried
+                        mirror_lfs.fetch_now(db, bk, repo, oid, size)
+                    except EntryNotFound as exc:
+                        if mirror.lfs_source(bk, repo.storage_key) is not None:
+                            raise BadRequest(f"{repo.repo_id}: LFS object {oid} is not stored here and could not "
+                                             f"be fetched from the upstream ({exc.message}); export with the "
+                                             "server's COVE_MIRROR_* settings while the upstream is reachable"
+                                             ) from exc
                         echo(f"{repo.repo_id}: {oid} looks like an LFS pointer but the repo holds no such object; "
                              "skipped")
                         continue

@@ -185,6 +185,20 @@ def read(bk: Backends, p: Pending, sha: str | None, path: str | None, start: int
     return bk.blobs.iter_range(f"lfs/{p.oid}", start, end)
 
 
+def fetch_now(db: Session, bk: Backends, repo: Repo, oid: str, size: int) -> bool:
+    """Store a mirror's (or its duplicate's) LFS object that nobody read yet, waiting until it is published
+    (`cove bundle export` of a mirror). False: nothing to fetch (stored already, or an ordinary repo).
+    `EntryNotFound` when the upstream cannot give it (unreachable, no upstream configured, wrong bytes)."""
+    p = pending(db, bk, repo, BlobLocation("lfs", f"lfs/{oid}"), size)
+    if p is None:
+        return False
+    for _ in read(bk, p, None, None, 0, size):  # the last byte comes only once the whole object hashed right
+        pass
+    if not bk.blobs.exists(f"lfs/{oid}"):
+        raise EntryNotFound(f"File not found: fetching LFS object {oid} from the upstream hub failed")
+    return True
+
+
 def _tmp_dir(bk: Backends) -> Path:
     folder = getattr(bk.blobs, "tmp", None)
     path = Path(folder) if folder is not None else bk.settings.data / "tmp"
