@@ -142,6 +142,20 @@ def test_maintenance_lock_excludes_writers(tmp_path: Path) -> None:
     assert not stale.exists() and (store.path("k1") / "packed-refs").exists()
 
 
+def test_stale_packed_refs_lock_does_not_wedge_ref_deletion(tmp_path: Path) -> None:
+    from cove.storage.git_repos import ZERO, GitRepoStore
+
+    store = GitRepoStore(tmp_path, stale_lock_s=30)
+    head = store.create("k2", author="a")
+    store.update_ref("k2", "refs/heads/b", head, ZERO)
+    subprocess.run(["git", "pack-refs", "--all"], cwd=store.path("k2"), check=True)  # as maintenance leaves it
+    stale = store.path("k2") / "packed-refs.lock"
+    stale.write_text("")
+    os.utime(stale, (time.time() - 3600, time.time() - 3600))
+    store.update_ref("k2", "refs/heads/b", ZERO, None)  # before: "Unable to create packed-refs.lock" forever
+    assert store.resolve("k2", "b") is None and store.resolve("k2", "main") == head and not stale.exists()
+
+
 def test_one_pass_at_a_time(tmp_path: Path) -> None:
     from cove.backends import build_backends
     from cove.db.migrate import upgrade

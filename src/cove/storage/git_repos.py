@@ -294,6 +294,8 @@ class GitRepoStore:
 
     def _update_ref(self, key: str, ref: str, new: str, old: str | None) -> None:
         self.clear_stale_lock(key, ref)
+        if new == ZERO:  # git rewrites packed-refs to delete a ref: a crash's packed-refs.lock would wedge it
+            self.clear_stale_lock(key, "packed-refs")
         if new != ZERO and old not in (None, ZERO) and pygit2.reference_is_valid_name(ref):
             self._move_ref(key, ref, new, old)
             return
