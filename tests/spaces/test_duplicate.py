@@ -27,5 +27,8 @@ def test_duplicated_space_gets_the_requests_secrets_not_the_sources(api, bob_api
         variables = bob_api.get_space_variables(copy)
         assert set(variables) == {"MY_VAR"} and variables["MY_VAR"].value == "1"
         assert bob_api.get_space_runtime(copy).sleep_time == 3600
+        bob_api.delete_space_secret(copy, "MY_KEY")
+        bob_api.delete_space_variable(copy, "MY_VAR")
+        assert bob_api.get_space_secrets(copy) == {} and bob_api.get_space_variables(copy) == {}
     finally:
         bob_api.delete_repo(copy, repo_type="space", missing_ok=True)
