@@ -153,6 +153,14 @@ class Fleet:
                 proc.kill()
                 proc.wait()
 
+    def set_read_timeout(self, seconds: int) -> None:
+        """Reload nginx with another `proxy_read_timeout` (how long it waits for an answer before 504)."""
+        folder = self.root / "nginx"
+        port = int(self.endpoint.rsplit(":", 1)[1])
+        (folder / "nginx.conf").write_text(nginx_conf(folder, port, self.ports, seconds))
+        self.nginx.send_signal(signal.SIGHUP)
+        time.sleep(1.0)  # new workers up; old ones finish what they have
+
     def pids(self) -> list[int]:
         return [p.pid for p in self.procs if p is not None and p.poll() is None]
 

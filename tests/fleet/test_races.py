@@ -183,7 +183,7 @@ def test_a_real_cove_process_sigkilled_mid_commits_leaves_no_wedged_branch(fleet
             return None
 
     with ThreadPoolExecutor(8) as pool:
-        futures = [pool.submit(commit, k) for k in range(40)]
+        futures = [pool.submit(commit, k) for k in range(24)]
         time.sleep(0.5)
         fleet.kill(0)
         oids = [f.result() for f in futures]
