@@ -72,6 +72,27 @@ def cpu_s(pid: int) -> float:
     return t.user + t.system + t.children_user + t.children_system
 
 
+def stages(url: str, folder: Path, size_mib: int) -> dict[str, float]:
+    """What each stage of a first read manages alone, MiB/s: curl from the upstream into a file (the mirror's
+    receive + store), hashing that file back (its check), and the benchmark's client alone (its read)."""
+    import hashlib
+    import shutil
+
+    out: dict[str, float] = {"client_alone": get_mbps(url)}
+    if shutil.which("curl"):
+        dest = folder / "stage.bin"
+        t0 = time.perf_counter()
+        subprocess.run(["curl", "-sS", "-o", str(dest), url], check=True)
+        out["curl_to_file"] = size_mib / (time.perf_counter() - t0)
+        t0, digest, buf = time.perf_counter(), hashlib.sha256(), memoryview(bytearray(8 * MIB))
+        with open(dest, "rb", buffering=0) as fh:
+            while n := fh.readinto(buf):
+                digest.update(buf[:n])
+        out["hash_file"] = size_mib / (time.perf_counter() - t0)
+        dest.unlink()
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--size-mib", type=int, default=256)
@@ -131,6 +152,8 @@ def main() -> int:
                 log(f"{f} {name}: first {x['first'][-1]:.0f} vs direct {x['direct'][-1]:.0f} MiB/s "
                     f"(mirror process {x['cpu_s_per_gib'][-1]:.2f} CPU-s/GiB); cached {x['cached'][-1]:.0f} "
                     f"vs plain {x['plain'][-1]:.0f} MiB/s; load {loads[-1]:.1f}")
+        alone = [stages(f"{up_url}/{repo}/resolve/main/{names[0, fetchers[0]]}", root, a.size_mib) for _ in range(3)]
+        log(f"stages alone (MiB/s): {alone}")
         med = statistics.median
         per = {f: {
             "first_read_mibps": med(x["first"]), "direct_upstream_mibps": med(x["direct"]),
@@ -143,6 +166,7 @@ def main() -> int:
         res = {
             "size_mib": a.size_mib, "reps": a.reps, "cpus": os.cpu_count(), "loadavg": list(os.getloadavg()),
             "load1_during": loads, "fetcher": fetchers[0],
+            "stages_alone_mibps": {k: med(x[k] for x in alone) for k in alone[0]},
             **{k: v for k, v in head.items() if k != "samples"}, "fetchers": per,
         }
         Path(a.json).parent.mkdir(parents=True, exist_ok=True)
@@ -153,6 +177,7 @@ def main() -> int:
                   f"mirror process {r['mirror_cpu_s_per_gib']:.2f} CPU-s/GiB")
             print(f"[{f}] cached read through the mirror: {r['cached_read_mibps']:.0f} MiB/s vs plain Cove "
                   f"{r['plain_cove_mibps']:.0f} MiB/s = {r['cached_read_ratio']:.2f}x (target >= 0.9)")
+        print(f"each stage alone: {res['stages_alone_mibps']}")
         print(f"load average (1 min) during the run: {min(loads):.1f}-{max(loads):.1f} on {os.cpu_count()} CPUs")
         return 0
     finally:
