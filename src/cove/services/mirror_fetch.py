@@ -21,8 +21,10 @@ from pathlib import Path
 
 #: Bytes hashed per read of the temp file, at most.
 _BLOCK = 8 << 20
-#: Seconds to wait before looking again when curl has written nothing new.
+#: Seconds to wait before looking again when curl has written nothing new: doubled while nothing comes (a slow
+#: or stalled upstream costs no busy loop), back to the first once bytes do.
 _POLL = 0.002
+_POLL_MAX = 0.05
 #: curl exit codes that say something about this side, not the upstream's reachability.
 _LOCAL = {23: "could not write the temp file", 27: "out of memory", 63: "the upstream sent more than the size"}
 
@@ -78,7 +80,7 @@ def fetch_into(curl: str, url: str, headers: dict[str, str], part: Path, size: i
         proc.stdin.write(("\n".join(config) + "\n").encode())
         proc.stdin.close()
         digest, total = hashlib.sha256(), 0
-        buf = memoryview(bytearray(_BLOCK))
+        buf, pause = memoryview(bytearray(_BLOCK)), _POLL
         with open(part, "rb", buffering=0) as src:
             while True:
                 ended = proc.poll() is not None  # before the read: once it ended, one read sees all it wrote
@@ -89,10 +91,12 @@ def fetch_into(curl: str, url: str, headers: dict[str, str], part: Path, size: i
                         raise TooLarge(f"the upstream sent more than {size} bytes")
                     digest.update(buf[:n])
                     on_bytes(n)
+                    pause = _POLL
                 elif ended:
                     break
                 else:
-                    time.sleep(_POLL)
+                    time.sleep(pause)
+                    pause = min(pause * 2, _POLL_MAX)
         assert proc.stdout is not None and proc.stderr is not None
         out, err = proc.stdout.read(), proc.stderr.read()  # it has ended: no pipe can fill
         status = int(out.decode(errors="replace").strip() or 0)
