@@ -69,7 +69,8 @@ def test_demo_seeds_a_gradio_space_that_runs_and_classifies_text(tmp_path: Path)
                     break
                 time.sleep(0.5)
             assert stage == "RUNNING", api.get_space_runtime(SPACE).raw
-            print(f"cove demo's Space: RUNNING {time.monotonic() - started:.1f} s after the server started")
+            build = [line for line in api.fetch_space_logs(SPACE, build=True) if "Build done" in line]
+            print(f"cove demo's Space: RUNNING {time.monotonic() - started:.1f} s after the server started; {build}")
             call = subprocess.run([sys.executable, "-c", GRADIO_CALL, SPACE, "Profits rose sharply this quarter", ""],
                                   env={**os.environ, "HF_ENDPOINT": srv.endpoint}, capture_output=True, text=True,
                                   timeout=180)
