@@ -274,7 +274,8 @@ def fetch(bk: Backends, key: str, repo_type: str, repo_id: str) -> None:
     cmd = ["git", "--git-dir", str(bk.repos.path(key)), "fetch", "--quiet", "--prune", "--no-tags", url,
            "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*", "+refs/pr/*:refs/pr/*"]
     try:
-        r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=3600)
+        with bk.repos.writing(key):  # a writer, as commits and pushes: git maintenance waits (services.git_maintenance)
+            r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=3600)
     except subprocess.TimeoutExpired as exc:
         trip(bk)
         raise Unreachable(url) from exc
