@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import http.server
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -500,6 +501,27 @@ def test_a_duplicate_of_a_mirror_is_writable_and_has_every_file(hubs, tmp_path):
     got = hf_hub_download(copy, "w.bin", endpoint=end, cache_dir=tmp_path / "c", token=hubs["mirror_token"])
     assert Path(got).read_bytes() == data  # at the copy's own commit, which the upstream never saw
     assert mine.model_info(copy).sha == new
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="no curl: first reads use httpx")
+def test_curl_gets_the_token_on_stdin_never_in_argv(hubs, model, tmp_path):
+    """First reads run curl (COVE_MIRROR_FETCHER=auto); a wrapper in front of the real curl records its argv
+    (what `ps` shows every user) and its stdin: the token and the URL are only in the latter."""
+    wrap = tmp_path / "bin"
+    wrap.mkdir()
+    log = tmp_path / "curl"
+    (wrap / "curl").write_text(f"#!/bin/sh\nprintf '%s\\n' \"$@\" >> {log}.argv\n"
+                               f"tee -a {log}.stdin | {shutil.which('curl')} \"$@\"\n")
+    (wrap / "curl").chmod(0o755)
+    srv = start_server(tmp_path / "m", free_port(), PATH=f"{wrap}:{os.environ['PATH']}", **hubs["env"])
+    try:
+        r = httpx.get(f"{srv.endpoint}/{model['id']}/resolve/{model['main']}/weights.bin", timeout=60)
+        assert r.status_code == 200 and r.content == model["files"]["weights.bin"]
+    finally:
+        stop_server(srv.proc)
+    argv, stdin = Path(f"{log}.argv").read_text(), Path(f"{log}.stdin").read_text()
+    assert hubs["token"] not in argv and "weights.bin" not in argv
+    assert f"Authorization: Bearer {hubs['token']}" in stdin and "weights.bin" in stdin
 
 
 def test_a_bundle_of_a_mirror_carries_files_nobody_read(hubs, tmp_path):
