@@ -42,6 +42,26 @@ QUERIES = {
 }
 
 
+WORDS = ["bert", "gpt2", "llama", "t5", "roberta", "whisper", "vit", "clip", "mistral", "phi"]  # as seed_repos
+#: Distinct ~1 % terms (`w1-w2`): each asked once, so no answer cache can help (a first search's cost).
+COLD_TERMS = [f"{a}-{b}" for a in WORDS for b in WORDS if a != b and f"{a}-{b}" != "llama-bert"]
+
+
+def cold_p50(base: str, terms: list[str]) -> dict:
+    """p50/max of sequential first-time searches, one term each (one keep-alive connection)."""
+    import httpx
+
+    lat = []
+    with httpx.Client() as c:
+        for t in terms:
+            t0 = time.perf_counter()
+            r = c.get(f"{base}/api/models", params={"limit": 20, "search": t})
+            lat.append((time.perf_counter() - t0) * 1000)
+            assert r.status_code == 200, r.text
+    lat.sort()
+    return {"rps": len(lat) / (sum(lat) / 1000), "p50_ms": round(lat[len(lat) // 2], 3), "max_ms": round(lat[-1], 3)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 100_000])
@@ -94,12 +114,14 @@ def main() -> None:
         for n in a.sizes:  # warm-up
             for q in QUERIES.values():
                 load_get_raw(urls[n] + q, 1, 0.3)
-        for _ in range(a.repeats):  # interleaved
+        per = len(COLD_TERMS) // a.repeats
+        for i in range(a.repeats):  # interleaved
             run: dict = {"hello": load_get_raw(hello, 16, a.seconds)}
             for n in a.sizes:
                 run[f"info_{n}"] = load_get_raw(urls[n] + "/api/models/seed/real", 16, a.seconds)
                 for name, q in QUERIES.items():
                     run[f"{name}_{n}"] = load_get_raw(urls[n] + q, 1, a.seconds)
+                run[f"search_common_cold_{n}"] = cold_p50(urls[n], COLD_TERMS[i * per:(i + 1) * per])
             run["loadavg"] = loadavg()
             res["runs"].append(run)
             print({k: (round(v["rps"]), v["p50_ms"]) for k, v in run.items() if isinstance(v, dict)}, flush=True)
@@ -113,7 +135,8 @@ def main() -> None:
     lo, hi = min(a.sizes), max(a.sizes)
     res["info_vs_hello"] = {n: res["median"][f"info_{n}"]["rps"] / res["median"]["hello"]["rps"] for n in a.sizes}
     p50 = {k: v["p50_ms"] for k, v in res["median"].items()}
-    res["p50_ratio_big_vs_small"] = {name: p50[f"{name}_{hi}"] / p50[f"{name}_{lo}"] for name in QUERIES}
+    res["p50_ratio_big_vs_small"] = {name: p50[f"{name}_{hi}"] / p50[f"{name}_{lo}"]
+                                     for name in [*QUERIES, "search_common_cold"]}
     out = write_json(f"search-scale-{res['db']}{'-' + a.label if a.label else ''}.json", res)
     print(f"repo info / FastAPI hello: {res['info_vs_hello']} (target >= 0.5)")
     print(f"p50 at {hi} / p50 at {lo}: {res['p50_ratio_big_vs_small']} (target <= 2)")
