@@ -1,4 +1,5 @@
-"""Session-scoped PostgreSQL and SeaweedFS; a fleet of two `cove serve` behind nginx per test module.
+"""Session-scoped PostgreSQL, SeaweedFS and a fleet of two `cove serve` behind nginx (one per xdist worker;
+tests use repos of their own, and `fleet` restarts any process a test before killed).
 
 `COVE_FLEET_CODE=<git revision>` runs the fleets' processes on that revision's `src/` (git archive), e.g. to
 show which of these tests fail on the code before a fix.
@@ -20,8 +21,6 @@ from tests.conftest import User, free_port
 from tests.fleet.seaweed import SeaweedS3, start_seaweed
 from tests.fleet.stack import Fleet, start_fleet, unavailable
 from tests.storage import pg as pgmod
-
-pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture(scope="session")
@@ -61,7 +60,7 @@ def fleet_code() -> dict[str, str]:
     return {"PYTHONPATH": str(dest / "src")}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def fleet_stack(fleet_pg: pgmod.PgCluster, seaweed: SeaweedS3, fleet_code: dict[str, str]) -> Iterator[Fleet]:
     f = start_fleet(fleet_pg, seaweed, 2, COVE_DOWNLOAD_FLUSH_INTERVAL="1", **fleet_code)
     try:
