@@ -227,3 +227,22 @@ def test_cached_head_answers_follow_writes_made_elsewhere(fleet: Fleet, erin) ->
     fleet.cli("token", "revoke", "erin", "to-revoke")
     assert _until(lambda: status(token) == 401, timeout=2), "process 0 still accepts a revoked token"
     assert status(erin.read_token) == 200
+
+
+def test_restarting_process_sweeps_only_stale_temp_files_of_the_shared_volume(fleet: Fleet) -> None:
+    """Crash leftovers on the shared `COVE_DATA/tmp` (issue 17 item 5): a process restarting while another
+    serves is not alone, so it removes only temp files older than `COVE_TMP_MAX_AGE`, never one that a live
+    process may still be writing."""
+    tmp = fleet.data / "tmp"
+    stale = tmp / "multipart" / f"1-{uuid.uuid4().hex}" / "00001"
+    fresh = tmp / f"upload-{uuid.uuid4().hex}"
+    for path in (stale, fresh):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(os.urandom(1000))
+    old = time.time() - 26 * 3600
+    os.utime(stale, (old, old))
+    fleet.kill(0)  # as a crash: the restart is the sweep's moment
+    fleet.start(0)
+    assert not stale.exists() and not stale.parent.exists()
+    assert fresh.exists()
+    fresh.unlink()
