@@ -197,7 +197,8 @@ class Fleet:
             lines = fh.read().decode().splitlines()
         out = []
         for line in lines:
-            up, method, uri, status, sent, received = line.split("\t")
+            up, method, rest = line.split("\t", 2)
+            uri, status, sent, received = rest.rsplit("\t", 3)  # a decoded $uri may hold a tab
             out.append(Hit(up, method, uri, int(status), int(sent), int(received)))
         return out
 
