@@ -9,7 +9,8 @@ machine's load alike. Per fleet and repeat, `--clients` concurrent clients throu
 
 - Xet download: each `hf_hub_download`s one `--xet-mb` file (hf_xet) into a fresh cache; MB/s over all;
 - classic LFS upload: each uploads its own `--lfs-mb` file (HF_HUB_DISABLE_XET=1: bytes through Cove to S3);
-- commits: each makes `--commits` small commits to its own repo; commits/s over all.
+- commits: each makes `--commits` small commits to its own repo; commits/s over all, and the CPU time all
+  Cove processes used per commit.
 
 Reported: medians and ranges, scaling ratios against 1 process; the bytes nginx sent to clients per GiB of Xet
 file downloaded (the API tier's share: ~0 when clients fetch xorbs from the store by presigned URLs, ~1 when
@@ -149,6 +150,15 @@ def _pg_connections(t: Target, pg_port: int, stop: threading.Event, out: dict) -
     out.update(peak_total=peak_total, peak_per_process=sorted(peak_per.values()))
 
 
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds the processes have used (their /proc stat)."""
+    total = 0.0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def _commits(t: Target, clients: int, each: int, pg_port: int) -> dict:
     repos = [f"bench/c-{uuid.uuid4().hex[:6]}-{i}" for i in range(clients)]
     for r in repos:
@@ -162,6 +172,8 @@ def _commits(t: Target, clients: int, each: int, pg_port: int) -> dict:
     stop, conns = threading.Event(), {}
     watcher = threading.Thread(target=_pg_connections, args=(t, pg_port, stop, conns))
     watcher.start()
+    pids = t.fleet.pids()
+    cpu = _cpu_seconds(pids)
     start = time.perf_counter()
     try:
         with ThreadPoolExecutor(clients) as pool:
@@ -170,7 +182,8 @@ def _commits(t: Target, clients: int, each: int, pg_port: int) -> dict:
         wall = time.perf_counter() - start
         stop.set()
         watcher.join()
-    return {"per_s": done / wall, "seconds": wall, "pg": conns}
+    cpu_ms = (_cpu_seconds(pids) - cpu) / done * 1000
+    return {"per_s": done / wall, "seconds": wall, "cove_cpu_ms_per_commit": cpu_ms, "pg": conns}
 
 
 def _code_of(rev: str, dest: Path) -> str:
@@ -239,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
             s = {"xet_download_MBps": _med(r["xet_download"], "MBps"),
                  "lfs_upload_MBps": _med(r["lfs_upload"], "MBps"),
                  "commits_per_s": _med(r["commits"], "per_s"),
+                 "cove_cpu_ms_per_commit": _med(r["commits"], "cove_cpu_ms_per_commit"),
                  "xet_api_bytes_per_GiB": _med(r["xet_download"], "api_bytes_per_GiB"),
                  "lfs_api_bytes_per_GiB": _med(r["lfs_download"], "api_bytes_per_GiB"),
                  "pg_peak_connections_per_process": max(max(c["pg"]["peak_per_process"] or [0])
