@@ -54,9 +54,24 @@ class Hit:
 _LOG_FORMAT = "'$upstream_addr\\t$request_method\\t$uri\\t$status\\t$body_bytes_sent\\t$request_length'"
 
 
-def nginx_conf(folder: Path, port: int, upstreams: list[int], read_timeout_s: int) -> str:
+def nginx_conf(folder: Path, port: int, upstreams: list[int], read_timeout_s: int,
+               complete_timeout_ms: int | None = None) -> str:
+    """nginx in front of `upstreams`, round robin; `complete_timeout_ms`: LFS multipart completions (only
+    them) get that long to answer before nginx gives up with 504, as a balancer's timeout would."""
     servers = "\n".join(f"        server 127.0.0.1:{p} max_fails=1 fail_timeout=2s;" for p in upstreams)
     temps = "\n".join(f"    {k}_temp_path {folder}/{k};" for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    proxy = """            proxy_pass http://cove;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $http_host;
+            proxy_request_buffering off;
+            proxy_buffering off;
+            proxy_send_timeout {t};
+            proxy_read_timeout {t};"""
+    complete = "" if complete_timeout_ms is None else f"""
+        location ~ ^/lfs/objects/[^/]+/complete$ {{
+{proxy.format(t=f"{complete_timeout_ms}ms")}
+        }}"""
     return f"""{"user root;" if os.geteuid() == 0 else ""}
 daemon off;
 worker_processes 2;
@@ -75,15 +90,8 @@ http {{
         listen 127.0.0.1:{port};
         client_max_body_size 0;
         location / {{
-            proxy_pass http://cove;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Host $http_host;
-            proxy_request_buffering off;
-            proxy_buffering off;
-            proxy_read_timeout {read_timeout_s}s;
-            proxy_send_timeout {read_timeout_s}s;
-        }}
+{proxy.format(t=f"{read_timeout_s}s")}
+        }}{complete}
     }}
 }}
 """
@@ -153,11 +161,11 @@ class Fleet:
                 proc.kill()
                 proc.wait()
 
-    def set_read_timeout(self, seconds: int) -> None:
-        """Reload nginx with another `proxy_read_timeout` (how long it waits for an answer before 504)."""
+    def set_complete_timeout(self, ms: int | None) -> None:
+        """Reload nginx so that it gives LFS multipart completions `ms` milliseconds (None: the usual timeout)."""
         folder = self.root / "nginx"
         port = int(self.endpoint.rsplit(":", 1)[1])
-        (folder / "nginx.conf").write_text(nginx_conf(folder, port, self.ports, seconds))
+        (folder / "nginx.conf").write_text(nginx_conf(folder, port, self.ports, 300, ms))
         self.nginx.send_signal(signal.SIGHUP)
         time.sleep(1.0)  # new workers up; old ones finish what they have
 

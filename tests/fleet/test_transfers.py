@@ -159,18 +159,19 @@ def test_big_multipart_upload_survives_killing_the_process_completing_it(fleet: 
 @pytest.mark.no_xet
 @pytest.mark.slow
 def test_multipart_complete_timed_out_by_the_balancer_is_retried(fleet: Fleet, erin, no_xet, tmp_path) -> None:  # noqa: ANN001
-    """Issue 17 item 1: the balancer gives up on a long `complete` (504) while the process keeps working; the
-    client's retry reaches the other process and must succeed (it got 400 "Missing parts" before)."""
+    """Issue 17 item 1: the balancer gives up on a long `complete` (504 after 200 ms here, for a 100 MB object)
+    while the process keeps working; the client's retry reaches the other process and must succeed (it got 400
+    "Missing parts" before)."""
     api = fleet.api(erin.token)
     repo_id = _repo(fleet, erin.token, "timeout")
     size = BIG // 3
     data = os.urandom(size)
-    fleet.set_read_timeout(1)
+    fleet.set_complete_timeout(200)
     try:
         mark = fleet.mark()
         api.upload_file(path_or_fileobj=data, path_in_repo="big.bin", repo_id=repo_id)
     finally:
-        fleet.set_read_timeout(300)
+        fleet.set_complete_timeout(None)
     posts = [h for h in fleet.hits(mark) if h.method == "POST" and h.uri.endswith("/complete")]
     assert posts[-1].status == 200 and any(h.status == 504 for h in posts), posts
     info = api.get_paths_info(repo_id, ["big.bin"])[0]
