@@ -222,6 +222,7 @@ class Fleet:
         if self.nginx is not None and self.nginx.poll() is None:
             self.nginx.terminate()
             self.nginx.wait(10)
+        shutil.rmtree(self.root, ignore_errors=True)  # the shared volume, logs, nginx's folder
 
 
 def start_nginx(folder: Path, port: int, upstreams: list[int], read_timeout_s: int = 300) -> subprocess.Popen:
