@@ -115,6 +115,7 @@ class Changes:
 
         url = self.engine.url.set(drivername="postgresql")
         dsn = url.render_as_string(hide_password=False)
+        warned = False
         while not self._stop.is_set():
             try:
                 with psycopg.connect(dsn, autocommit=True) as conn:
@@ -122,6 +123,7 @@ class Changes:
                     with self._lock:
                         self._epoch += 1
                         self._connected = True
+                    warned = False
                     while not self._stop.is_set():
                         for note in conn.notifies(timeout=1.0):
                             with self._lock:
@@ -130,7 +132,9 @@ class Changes:
                                 else:
                                     self._writes += 1
             except Exception as exc:  # noqa: BLE001 - no caching until the listener is back
-                log.warning("database change listener: %s; answer caches off until it reconnects", exc)
+                if not warned:  # once per outage
+                    log.warning("database change listener: %s; answer caches off until it reconnects", exc)
+                    warned = True
             finally:
                 with self._lock:
                     self._connected = False
