@@ -26,7 +26,7 @@ EXTRA_OWNERS = {
     "train": ("train/", "metrics/", "cli/train.py"),
     "s3": ("storage/blobs_s3.py",),
     "inference": ("inference/tasks.py", "inference/worker.py"),  # the model workers' own processes
-    "postgres": (),
+    "postgres": ("db/changes.py",),  # the LISTEN connection, opened only on a PostgreSQL database
 }
 
 

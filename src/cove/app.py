@@ -21,7 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.requests import HTTPConnection
+from starlette.requests import ClientDisconnect, HTTPConnection
 
 from cove.allocator import limit_arenas
 from cove.api.moved import redirect as redirect_moved
@@ -231,6 +231,12 @@ def create_app(settings: Settings | None = None, backends: Backends | None = Non
             loc = ".".join(str(x) for x in err.get("loc", ()) if x != "body")
             parts.append(f"{loc}: {err.get('msg')}" if loc else str(err.get("msg")))
         return error_response(request, 400, "Invalid request: " + "; ".join(parts), "BadRequest")
+
+    @app.exception_handler(ClientDisconnect)
+    async def _hung_up(request: Request, exc: ClientDisconnect) -> Response:
+        # The client left mid-body (a killed upload, a timed-out balancer): nothing was stored; its fault, not ours.
+        return error_response(request, 400, "The client disconnected before the request body was complete",
+                              "BadRequest")
 
     @app.exception_handler(RecursionError)
     async def _too_deep(request: Request, exc: RecursionError) -> Response:
