@@ -393,16 +393,6 @@ class MirrorPattern(Base):
     pattern: Mapped[str] = mapped_column(String(300), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
-class OrgInvitation(Base):
-    """An invitation to join an organization (`cove.services.org_admin`): the invitee accepts or declines it."""
-
-    __tablename__ = "org_invitations"
-    org_id: Mapped[int] = mapped_column(ForeignKey("namespaces.id", ondelete="CASCADE"), primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("namespaces.id", ondelete="CASCADE"), primary_key=True)
-    role: Mapped[str] = mapped_column(String(16), default="write")
-    invited_by: Mapped[str] = mapped_column(String(100), default="")
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-
 
 class Lease(Base):
     """A job that runs in exactly one process of a fleet at a time (`cove.services.leases`): held by `holder`
@@ -414,3 +404,14 @@ class Lease(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     next_due: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     report: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+
+
+class OrgInvitation(Base):
+    """An invitation to join an organization (`cove.services.org_admin`): the invitee accepts or declines it."""
+
+    __tablename__ = "org_invitations"
+    org_id: Mapped[int] = mapped_column(ForeignKey("namespaces.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("namespaces.id", ondelete="CASCADE"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16), default="write")
+    invited_by: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
