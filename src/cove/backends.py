@@ -38,4 +38,5 @@ def build_backends(settings: Settings) -> Backends:
         blobs = LocalBlobStore(settings.blobs_dir)
     repos = GitRepoStore(settings.repos_dir, stale_lock_s=settings.git_stale_lock_s,
                          open_repos=settings.git_open_repos, open_pack_files=settings.git_open_pack_files)
+    db.factory.configure(info={"repos": repos})  # each session's `info` names the git store (see webhooks)
     return Backends(settings=settings, db=db, repos=repos, blobs=blobs)

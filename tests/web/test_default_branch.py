@@ -105,3 +105,26 @@ def test_pull_requests_target_the_default_branch(alice_web, api, repo_factory):
     files = set(api.list_repo_files(repo_id, revision="stable"))
     assert {"stable.txt", "proposed.txt"} <= files
     assert "proposed.txt" not in api.list_repo_files(repo_id, revision="main")
+
+
+def test_pull_request_webhooks_name_the_default_branch_as_base(alice_web, api, repo_factory, tmp_path):
+    from huggingface_hub import WebhookPayload
+
+    from tests.conftest import free_port
+    from tests.parity.webhook_receiver import Receiver
+
+    repo_id = repo_factory("defbranch-hook")
+    api.create_branch(repo_id, branch="stable")
+    page = alice_web.get(f"/{repo_id}/settings")
+    r = alice_web.post(f"/{repo_id}/settings", data={"csrf_token": csrf_of(page.text), "action": "default-branch",
+                                                     "branch": "stable"})
+    assert r.status_code == 303
+    receiver = Receiver(free_port(), tmp_path / "got.jsonl").start()
+    try:
+        api.create_webhook(url=receiver.url, watched=[{"type": "model", "name": repo_id}], domains=["discussion"])
+        api.upload_file(path_or_fileobj=b"proposed\n", path_in_repo="proposed.txt", repo_id=repo_id, create_pr=True)
+        got = receiver.wait_for(lambda ev: len(ev) >= 1)
+    finally:
+        receiver.stop()
+    payload = WebhookPayload.model_validate(got[0]["body"])
+    assert payload.discussion.isPullRequest and payload.discussion.changes.base == "refs/heads/stable"

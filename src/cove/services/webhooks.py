@@ -210,7 +210,9 @@ def discussion_json(db: Session, repo: Repo, d: Discussion) -> dict:
             merged = db.scalar(select(DiscussionEvent.data).where(
                 DiscussionEvent.discussion_pk == d.id, DiscussionEvent.type == "status-change")
                 .order_by(DiscussionEvent.id.desc()).limit(1))
-        out["changes"] = {"base": "refs/heads/main", "mergeCommitId": (merged or {}).get("oid")}
+        store = db.info.get("repos")  # set by `build_backends`; the PR's base is the repo's default branch now
+        base = store.default_branch(repo.storage_key) if store is not None else "main"
+        out["changes"] = {"base": f"refs/heads/{base}", "mergeCommitId": (merged or {}).get("oid")}
     return out
 
 
