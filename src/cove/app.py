@@ -26,9 +26,10 @@ from starlette.requests import ClientDisconnect, HTTPConnection
 from cove.allocator import limit_arenas
 from cove.api.moved import redirect as redirect_moved
 from cove.backends import Backends, build_backends
-from cove.errors import HubError, InsufficientStorage, RepoMoved, RepoNotFound
+from cove.errors import HubError, InsufficientStorage, RepoMoved, RepoNotFound, RepoStorageDamaged
 from cove.observability import cached_head_route, route_of
 from cove.settings import Settings
+from cove.storage.git_repos import GitObjectMissing
 
 log = logging.getLogger("cove")
 
@@ -254,6 +255,21 @@ def create_app(settings: Settings | None = None, backends: Backends | None = Non
 
     for cls in (OSError, pygit2.GitError, OperationalError):
         app.add_exception_handler(cls, _storage)
+
+    damaged_logged: set[str] = set()  # storage keys: each damaged repo is logged once per process, not per request
+
+    @app.exception_handler(GitObjectMissing)
+    async def _damaged(request: Request, exc: GitObjectMissing) -> Response:
+        params = request.path_params
+        repo_id = f"{params['ns']}/{params['name']}" if "ns" in params and "name" in params else None
+        if exc.key not in damaged_logged:
+            damaged_logged.add(exc.key)
+            log.error("repo storage damaged (run `cove fsck`): %s %s (%s): %s", request.method,
+                      route_of(request.scope), repo_id or "?", exc)
+        what = f"repository {repo_id}" if repo_id else "this repository"
+        err = RepoStorageDamaged(f"The storage of {what} is damaged (a git object is missing or unreadable): "
+                                 "ask the administrator to run `cove fsck`.")
+        return error_response(request, err.status, err.message, err.code)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:

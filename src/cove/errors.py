@@ -105,3 +105,11 @@ class InsufficientStorage(HubError):
 
     status = 507
     code = "InsufficientStorage"
+
+
+class RepoStorageDamaged(HubError):
+    """A git object the repo's refs reach is missing or unreadable: not the client's fault, and retrying won't help
+    until an administrator repairs it (`cove fsck` reports what is damaged)."""
+
+    status = 500
+    code = "RepoStorageDamaged"

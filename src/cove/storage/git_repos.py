@@ -18,12 +18,13 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import lru_cache
+from functools import lru_cache, wraps
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 import pygit2
 
@@ -160,6 +161,31 @@ def _alive(pid: int) -> bool:
 
 class RefConflict(Exception):
     """The ref moved between read and update (compare-and-swap failed)."""
+
+
+class GitObjectMissing(Exception):
+    """An object a ref reaches is missing or unreadable: the repo's storage is damaged (`cove fsck` says what)."""
+
+    def __init__(self, key: str, detail: str) -> None:
+        super().__init__(f"git repo {key}: {detail}")
+        self.key = key
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _intact(method: Callable[_P, _R]) -> Callable[_P, _R]:
+    """A read by (store, key, …): pygit2's KeyError for an object that should be there is `GitObjectMissing`."""
+
+    @wraps(method)
+    def read(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return method(*args, **kwargs)
+        except KeyError as err:  # pygit2's NotFoundError is one too
+            raise GitObjectMissing(str(args[1]), str(err).strip("'\"")) from None
+
+    return read
 
 
 class GitRepoStore:
@@ -438,6 +464,7 @@ class GitRepoStore:
         return lookup_ref(self.repo(key), f"refs/heads/{name}") is not None
 
     # -- trees ----------------------------------------------------------------------------
+    @_intact
     def entry(self, key: str, commit: str, path: str) -> Entry | None:
         return _cached_entry(self, key, commit, path.strip("/"))
 
@@ -459,6 +486,7 @@ class GitRepoStore:
             return Entry(path, "directory", str(obj.id), 0)
         return _blob_entry(self, repo, path, str(obj.id))
 
+    @_intact
     def list_tree(self, key: str, commit: str, path: str = "", *, recursive: bool = False) -> list[Entry] | None:
         """Entries under ``path`` (None if ``path`` is not a folder)."""
         repo = self.repo(key)
@@ -486,14 +514,17 @@ class GitRepoStore:
             elif obj.type == pygit2.GIT_OBJECT_BLOB:
                 out.append(_blob_entry(self, repo, p, str(obj.id)))
 
+    @_intact
     def read_blob(self, key: str, oid: str) -> bytes:
         return self.repo(key)[oid].data
 
     # -- history --------------------------------------------------------------------------
+    @_intact
     def commit_info(self, key: str, sha: str) -> CommitInfo:
         c = self.repo(key)[sha].peel(pygit2.Commit)
         return _commit_info(c)
 
+    @_intact
     def log(self, key: str, sha: str, *, skip: int = 0, limit: int = 50, path: str | None = None) -> list[CommitInfo]:
         repo = self.repo(key)
         out: list[CommitInfo] = []
@@ -508,9 +539,11 @@ class GitRepoStore:
             n += 1
         return out
 
+    @_intact
     def count_commits(self, key: str, sha: str) -> int:
         return sum(1 for _ in self.repo(key).walk(sha))
 
+    @_intact
     def last_commit_for(self, key: str, sha: str, path: str, max_walk: int = 2000) -> CommitInfo | None:
         repo = self.repo(key)
         for i, c in enumerate(repo.walk(sha, pygit2.enums.SortMode.TOPOLOGICAL | pygit2.enums.SortMode.TIME)):
@@ -561,6 +594,7 @@ class GitRepoStore:
         """Store one blob (reachable only once a commit that names it is on a ref)."""
         return str(self.repo(key).create_blob(data))
 
+    @_intact
     def tree_id(self, key: str, sha: str) -> str:
         return str(self.repo(key)[sha].peel(pygit2.Tree).id)
 
@@ -570,6 +604,7 @@ class GitRepoStore:
         tree = repo[tree_of].peel(pygit2.Tree).id
         return str(repo.create_commit(None, sig, sig, message, tree, parents))
 
+    @_intact
     def path_exists_as_file(self, key: str, commit: str, path: str) -> bool:
         e = self.entry(key, commit, path)
         return e is not None and e.type == "file"
@@ -579,6 +614,7 @@ class GitRepoStore:
             if e.lfs_oid:
                 yield e.lfs_oid, e.size
 
+    @_intact
     def diff_paths(self, key: str, a: str, b: str) -> list[tuple[str, str]]:
         """(status, path) for every file that differs between commits ``a`` and ``b``."""
         repo = self.repo(key)
