@@ -100,6 +100,9 @@ class CoveApp(FastAPI):
     #: `cove.api.inference_front.InferenceFront`: a repeated batched inference POST, past routing and the database.
     inference_front = None
     _front: bool | None = None
+    #: ``.<COVE_SPACES_DOMAIN host>`` once `cove.api.spaces.install_origin` routed those hosts to the Spaces' apps:
+    #: a request for such a host is the app's alone, never answered by the caches above.
+    app_hosts: str | None = None
 
     async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
         if scope["type"] != "http":
@@ -109,7 +112,8 @@ class CoveApp(FastAPI):
         rid = request_id(scope)
         if telemetry is not None:
             scope.setdefault("state", {})["request_id"] = rid.decode("latin-1")
-        method = scope["method"]
+        # On a Space app's host none of the fast paths below answers: only the app does (through routing).
+        method = "" if self.app_hosts is not None and self._for_app(scope) else scope["method"]
         if method == "HEAD" and self.head_cache is not None:
             if self._front is None:  # middleware can't be added once the app has started
                 self._front = [m.cls for m in self.user_middleware] == [RequestIdMiddleware]
@@ -140,6 +144,13 @@ class CoveApp(FastAPI):
             await call(receive, send)
         else:
             await telemetry.observe(scope, receive, send, call)
+
+    def _for_app(self, scope) -> bool:  # noqa: ANN001
+        """Whether the request's Host is a Space app's (``<label>.<domain>``, as the `Host` route matches it)."""
+        for key, value in scope["headers"]:
+            if key == b"host":
+                return value.split(b":", 1)[0].lower().decode("latin-1").endswith(self.app_hosts)
+        return False
 
 
 async def decode_slashes(request: HTTPConnection) -> None:

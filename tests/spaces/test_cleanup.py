@@ -5,11 +5,17 @@ test_spaces_run.py, against a real `cove serve`."""
 from __future__ import annotations
 
 import os
+import shutil
 import time
+import uuid
 from pathlib import Path
 
-from cove.spaces.build import USED, collect, touch
+import pytest
+
+from cove.settings import Settings
+from cove.spaces.build import USED, cache_dir, collect, prune_cache, touch
 from cove.spaces.logs import SpaceLog
+from cove.spaces.sandbox import chown_tree
 
 
 def test_a_log_keeps_its_newest_lines_under_its_cap(tmp_path: Path) -> None:
@@ -51,3 +57,24 @@ def test_environments_unused_for_their_ttl_are_removed(tmp_path: Path) -> None:
     assert not [p for p in (tmp_path / "envs").iterdir() if p.name.startswith(".gc-")]
     touch(running)  # marked used: kept by the next collection even when no longer named in use
     assert collect(tmp_path, set(), ttl=7 * day) == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the build uid runs uv")
+def test_the_wheel_cache_is_pruned_as_the_build_uid() -> None:
+    """`uv cache prune` (the clean-up's) removes what nothing in the cache refers to; the cache stays the build
+    uid's."""
+    root = Path(f"/tmp/cove-spaces-test-{uuid.uuid4().hex[:8]}")  # reachable by the build uid (not pytest's 0700)
+    root.mkdir(mode=0o755)
+    try:
+        settings = Settings(data=root / "data", spaces_root=root)
+        cache = cache_dir(settings)
+        dangling = cache / "archive-v0" / "0123456789abcdef"
+        dangling.mkdir(parents=True)
+        (dangling / "f.py").write_text("x = 1\n")
+        chown_tree(cache, settings.spaces_uid_base)
+        summary = prune_cache(settings)
+        assert summary is not None and summary.startswith("Removed"), summary
+        assert not dangling.exists() and cache.is_dir()
+        assert cache.stat().st_uid == settings.spaces_uid_base
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

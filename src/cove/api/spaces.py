@@ -392,3 +392,4 @@ def install_origin(app, settings) -> None:  # noqa: ANN001
     hosts.add_route("/{path:path}", origin_http, methods=ALL, include_in_schema=False)
     hosts.add_websocket_route("/{path:path}", origin_ws)
     app.router.routes.insert(0, Host("{label}." + d[0], app=hosts, name="space-origin"))
+    app.app_hosts = "." + d[0]  # `CoveApp`'s caches step aside for these hosts

@@ -27,8 +27,8 @@ def _system() -> Actor:
 
 
 def _stale(bk: Backends, repo, files: dict[str, bytes]) -> dict[str, bytes]:  # noqa: ANN001 - Repo
-    """The files whose content at ``main`` differs from ``files`` (all of them on an empty Space)."""
-    head = bk.repos.resolve(repo.storage_key, "refs/heads/main")
+    """The files whose content at the default branch differs from ``files`` (all of them on an empty Space)."""
+    head = bk.repos.head(repo.storage_key)
     if head is None:
         return files
     changed = {}
@@ -81,6 +81,6 @@ def _ensure_one(db: Session, bk: Backends, actor: Actor, namespace: str, name: s
         return False
     with ContentSpool(bk.settings) as spool:
         ops = [{"key": "file", "path": path, "content": spool.add(data)} for path, data in changed.items()]
-        commits.create_commit(db, bk, actor, repo, revision="main", ops=ops,
+        commits.create_commit(db, bk, actor, repo, revision=bk.repos.default_branch(repo.storage_key), ops=ops,
                               header={"summary": f"Cove's built-in {name} metric"})
     return True

@@ -26,6 +26,8 @@ from cove.spaces.sandbox import Limits, chown_tree, limiter, scrubbed_env
 
 #: Held while an environment is picked for reuse or collected, so a reused one is never removed under a deploy.
 _envs_lock = threading.Lock()
+#: Seconds `prune_cache` may take (waiting for builds that hold uv's cache lock included).
+PRUNE_TIMEOUT = 1800
 #: The file in an environment whose mtime says when a Space last used it.
 USED = ".cove-used"
 
@@ -141,6 +143,32 @@ def collect(root: Path, in_use: set[str], ttl: float) -> list[str]:
     return removed
 
 
+def cache_dir(settings: Settings) -> Path:
+    """uv's wheel cache, shared by every build (`spaces_cache`, else ``<spaces root>/cache``)."""
+    return Path(settings.spaces_cache).resolve() if settings.spaces_cache else settings.spaces_dir / "cache"
+
+
+def prune_cache(settings: Settings) -> str | None:
+    """``uv cache prune`` on the wheel cache, as the build uid (it owns the cache): removes what nothing in the
+    cache refers to any more (unpacked archives no wheel entry names, buckets of older uv versions, stale
+    source-build entries). Wheels still indexed stay, so later builds stay warm; environments are copies
+    (``UV_LINK_MODE=copy``) and lose nothing. uv's cache lock makes it wait for builds using the cache. Answers
+    uv's summary (``Removed N files (...)``), or None when there is no cache or uv failed."""
+    cache = cache_dir(settings)
+    if not cache.is_dir():
+        return None
+    uid = settings.spaces_uid_base
+    env = {**scrubbed_env(home=str(cache)), "UV_CACHE_DIR": str(cache), "UV_NO_CONFIG": "1"}
+    try:
+        proc = subprocess.run([str(uv_binary(settings.spaces_dir)), "cache", "prune"], cwd="/", env=env,
+                              user=uid, group=uid, extra_groups=[], stdin=subprocess.DEVNULL, capture_output=True,
+                              timeout=PRUNE_TIMEOUT, process_group=0)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    lines = (proc.stdout + proc.stderr).decode("utf-8", "replace").strip().splitlines()
+    return (lines[-1] if lines else "") if proc.returncode == 0 else None
+
+
 def uv_binary(root: Path) -> Path:
     """A copy of the ``uv`` binary the build uid may run (the one in Cove's venv may be under /root)."""
     from uv import find_uv_bin
@@ -175,7 +203,7 @@ def ensure_env(settings: Settings, config: SpaceConfig, log, *, fresh: bool = Fa
         return env
     uv = uv_binary(root)
     uid = settings.spaces_uid_base
-    cache = Path(settings.spaces_cache).resolve() if settings.spaces_cache else root / "cache"
+    cache = cache_dir(settings)
     cache.mkdir(parents=True, exist_ok=True)
     os.chown(cache, uid, uid)
     cache.chmod(0o700)

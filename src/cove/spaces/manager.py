@@ -44,7 +44,8 @@ MAX_CRASHES = 3
 CRASH_WINDOW = 300.0
 START_TRIES = 3
 FAILED = (cfg.BUILD_ERROR, cfg.CONFIG_ERROR, cfg.RUNTIME_ERROR, cfg.NO_APP_FILE)
-#: Seconds between clean-ups (`collect`): files of deleted Spaces, environments unused for `spaces_env_ttl`.
+#: Seconds between clean-ups (`collect`): files of deleted Spaces, environments unused for `spaces_env_ttl`, the
+#: wheel cache pruned.
 GC_INTERVAL = 600.0
 
 
@@ -84,6 +85,7 @@ class SpaceManager:
         self._lockfile = None
         self.problem: str | None = None
         self._collected = 0.0
+        self._pruning: threading.Thread | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------------------
     def start(self) -> bool:
@@ -150,7 +152,8 @@ class SpaceManager:
 
     def collect(self) -> None:
         """Remove the logs and working copies of Spaces that no longer exist, and the environments no Space has
-        used for `spaces_env_ttl` seconds (those of running or built Spaces are marked used now)."""
+        used for `spaces_env_ttl` seconds (those of running or built Spaces are marked used now); prune the wheel
+        cache (`build.prune_cache`, in a thread of its own)."""
         from cove.spaces import build
 
         with self.bk.db.session() as db:
@@ -168,6 +171,16 @@ class SpaceManager:
             removed = build.collect(self.settings.spaces_dir, {e.name for e in in_use}, ttl)
             if removed:
                 log.info("Spaces: removed %d environments unused for %d s", len(removed), ttl)
+        if self._pruning is None or not self._pruning.is_alive():  # the wheel cache: in the background
+            self._pruning = threading.Thread(target=self._prune, name="space-uv-prune", daemon=True)
+            self._pruning.start()
+
+    def _prune(self) -> None:
+        from cove.spaces import build
+
+        summary = build.prune_cache(self.settings)
+        if summary:
+            log.info("Spaces: uv cache prune: %s", summary)
 
     def _forget(self, slot: Slot) -> None:
         """A deleted Space: its logs and working copies go, and the read token its app was given (`_owner_token`)
@@ -226,7 +239,7 @@ class SpaceManager:
             if wanted in ("paused", "sleeping"):
                 self._halt(slot, cfg.PAUSED if wanted == "paused" else cfg.SLEEPING, st)
                 continue
-            head = self.bk.repos.resolve(key, "refs/heads/main")
+            head = self.bk.repos.head(key)  # the default branch (set_default_branch), not always main
             restart = st.restart if st is not None else None
             if head is None:
                 if st is None or st.stage != cfg.NO_APP_FILE:
