@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
@@ -40,3 +41,16 @@ def run_worker(app: Any, make: Callable[[], Worker]) -> None:  # noqa: ANN401
             await asyncio.to_thread(worker.stop)
 
     alongside(app, during)
+
+
+@contextlib.asynccontextmanager
+async def thread_running(name: str, target: Callable[[], None], stop: threading.Event) -> AsyncIterator[None]:
+    """Run ``target`` in a daemon thread while the block runs; leaving it sets ``stop`` and waits (10 s at most,
+    off the event loop) for the thread to end."""
+    thread = threading.Thread(target=target, name=name, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.to_thread(thread.join, 10)

@@ -170,13 +170,10 @@ def run_flusher_with(app: Any, bk: Any) -> None:  # noqa: ANN401
             while not stop.wait(interval):
                 t.flush_quietly()
 
-        thread = threading.Thread(target=loop, name="cove-download-flush", daemon=True)
-        thread.start()
         try:
-            yield
+            async with lifespan.thread_running("cove-download-flush", loop, stop):
+                yield
         finally:
-            stop.set()
-            await asyncio.to_thread(thread.join, 10)
             for _ in range(5):  # a busy database at shutdown: a few tries before the counts are lost
                 try:
                     await asyncio.to_thread(t.flush)

@@ -214,8 +214,6 @@ def run_with(app: Any, bk: Backends) -> None:  # noqa: ANN401
 
     @contextlib.asynccontextmanager
     async def maintaining(_a: Any):  # noqa: ANN202, ANN401
-        import asyncio
-
         stop = threading.Event()
 
         def loop() -> None:
@@ -231,13 +229,8 @@ def run_with(app: Any, bk: Backends) -> None:  # noqa: ANN401
                              report.failed, report.before.get("loose_objects", 0),
                              report.after.get("loose_objects", 0), report.seconds)
 
-        thread = threading.Thread(target=loop, name="cove-git-maintenance", daemon=True)
-        thread.start()
-        try:
+        async with lifespan.thread_running("cove-git-maintenance", loop, stop):
             yield
-        finally:
-            stop.set()
-            await asyncio.to_thread(thread.join, 10)
 
     lifespan.alongside(app, maintaining)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import re
@@ -329,13 +328,10 @@ def heal_in_background(app, bk: Backends) -> None:  # noqa: ANN001
                     return
             done.set()
 
-        thread = threading.Thread(target=run, name="cove-index-heal", daemon=True)
-        thread.start()
         try:
-            yield
+            async with lifespan.thread_running("cove-index-heal", run, stop):
+                yield
         finally:
-            stop.set()
-            await asyncio.to_thread(thread.join, 10)
             if done.is_set():
                 with contextlib.suppress(OSError):
                     mark.touch()
