@@ -423,12 +423,7 @@ class HeadCache:
         if gen != self._gen:
             with self._lock:
                 if gen != self._gen:
-                    if self._gen is not None and (self._known or self._answers):
-                        HEAD_CACHE_CLEARS.inc()
-                    self._gen = gen
-                    self._known.clear()
-                    self._answers.clear()
-                    self._gets.clear()
+                    self._forget_all(gen)
         return self.changes.generation(downloads=True) if downloads else gen
 
     def _sqlite_generation(self) -> tuple[int, int] | None:
@@ -444,15 +439,19 @@ class HeadCache:
                 self._conn = None
                 return None
             if gen != self._gen:
-                if self._gen is not None and (self._known or self._answers):
-                    HEAD_CACHE_CLEARS.inc()
-                self._gen = gen
-                self._known.clear()
-                self._answers.clear()
-                self._gets.clear()
+                self._forget_all(gen)
             return gen
         finally:
             self._lock.release()
+
+    def _forget_all(self, gen: Hashable) -> None:
+        """The database moved to generation ``gen``: every cached answer goes (the caller holds the lock)."""
+        if self._gen is not None and (self._known or self._answers):
+            HEAD_CACHE_CLEARS.inc()
+        self._gen = gen
+        self._known.clear()
+        self._answers.clear()
+        self._gets.clear()
 
     @staticmethod
     def _key(scope) -> tuple | None:  # noqa: ANN001

@@ -115,14 +115,19 @@ def collection_page(request: Request, namespace: str, slug: str) -> Response:
     v = visitor(request)
     bk: Backends = request.app.state.backends
     with bk.db.session() as db:
-        c = svc.find(db, v.actor, namespace, slug)
-        items = [_item_view(e) for e in svc.entries(db, v.actor, c)]
-        ctx = {"title_": c.title, "description": c.description, "private": c.private, "owner": c.namespace.name,
-               "href": _href(c), "can_edit": _may_write(db, v.actor, c.namespace.name)}
+        ctx, items = _collection_view(db, v.actor, svc.find(db, v.actor, namespace, slug))
     if _href_of(namespace, slug) != ctx["href"]:  # an old slug (renamed) or another case: the current URL
         return RedirectResponse(ctx["href"], status_code=301)
     return page(request, "collection.html", title=f"{ctx['title_']} · {ctx['owner']}", c=ctx, items=items,
                 saved=request.query_params.get("saved"))
+
+
+def _collection_view(db, actor: Actor, c: Collection) -> tuple[dict, list[dict]]:  # noqa: ANN001 - Session
+    """The collection page's context and its items, as ``actor`` sees them."""
+    items = [_item_view(e) for e in svc.entries(db, actor, c)]
+    ctx = {"title_": c.title, "description": c.description, "private": c.private, "owner": c.namespace.name,
+           "href": _href(c), "can_edit": _may_write(db, actor, c.namespace.name)}
+    return ctx, items
 
 
 def edit(request: Request, namespace: str, slug: str, csrf_token: Annotated[str, Form()] = "",
@@ -140,10 +145,7 @@ def edit(request: Request, namespace: str, slug: str, csrf_token: Annotated[str,
         if exc.status in (401, 403, 404):
             raise
         with bk.db.session() as db:  # the page again, with the Hub's message and what was typed
-            c = svc.find(db, v.actor, namespace, slug)
-            items = [_item_view(e) for e in svc.entries(db, v.actor, c)]
-            ctx = {"title_": c.title, "description": c.description, "private": c.private,
-                   "owner": c.namespace.name, "href": _href(c), "can_edit": True}
+            ctx, items = _collection_view(db, v.actor, svc.find(db, v.actor, namespace, slug))
         return page(request, "collection.html", status=exc.status, title=f"{ctx['title_']} · {ctx['owner']}",
                     c=ctx, items=items, saved=None, error=exc.message,
                     values={"title": title, "description": description, "private": private == "1"})
