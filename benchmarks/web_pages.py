@@ -139,12 +139,8 @@ def main() -> int:
     ap.add_argument("--parquet", default=str(PARQUET), help="where the parquet file is built (and kept)")
     ap.add_argument("--json", default=str(Path(__file__).parent / "results" / "web_pages.json"))
     args = ap.parse_args()
-    from fastapi.testclient import TestClient
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from tests.web.conftest import csrf_of
-    from web_writes import seed
+    from web_writes import seed, signed_in
 
     t0 = time.perf_counter()
     parquet = Path(args.parquet)
@@ -155,11 +151,7 @@ def main() -> int:
         app = seed(Path(tmp), args.commits, args.repos)
         extra = seed_more(app, parquet, oid, size)
         seeded = time.perf_counter() - t0
-        client = TestClient(app, base_url="http://hub.test")
-        login = client.get("/login")
-        r = client.post("/login", data={"csrf_token": csrf_of(login.text), "username": "owner",
-                                         "password": "owner-password"}, follow_redirects=False)
-        assert r.status_code == 303, r.text
+        client = signed_in(app)
         todo = pages(extra, rows)
         load_before = os.getloadavg()
         first: dict[str, tuple[float, int, int, float]] = {}

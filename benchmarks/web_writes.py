@@ -74,26 +74,32 @@ def seed(data: Path, commits: int, repos: int):  # noqa: ANN201
     return create_app(settings, bk)
 
 
+def signed_in(app):  # noqa: ANN001, ANN201
+    """A TestClient of ``app`` signed in (web session) as the seeded hub's ``owner``."""
+    from fastapi.testclient import TestClient
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.web.conftest import csrf_of
+
+    client = TestClient(app, base_url="http://hub.test")
+    login = client.get("/login")
+    r = client.post("/login", data={"csrf_token": csrf_of(login.text), "username": "owner",
+                                     "password": "owner-password"}, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    return client
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--commits", type=int, default=10_000)
     ap.add_argument("--repos", type=int, default=1000)
     ap.add_argument("--json", default=str(Path(__file__).parent / "results" / "web_writes.json"))
     args = ap.parse_args()
-    from fastapi.testclient import TestClient
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from tests.web.conftest import csrf_of
-
     with tempfile.TemporaryDirectory(prefix="cove-web-bench-") as tmp:
         t0 = time.perf_counter()
         app = seed(Path(tmp), args.commits, args.repos)
         seeded = time.perf_counter() - t0
-        client = TestClient(app, base_url="http://hub.test")
-        login = client.get("/login")
-        r = client.post("/login", data={"csrf_token": csrf_of(login.text), "username": "owner",
-                                         "password": "owner-password"}, follow_redirects=False)
-        assert r.status_code == 303, r.text
+        client = signed_in(app)
         pages = ["/new", "/new-space", "/owner/big/upload/main", "/owner/big/new/main",
                  "/owner/big/edit/main/README.md", "/owner/big/delete/main/rare.txt",
                  "/owner/big/discussions", "/owner/big/discussions?status=all&type=discussion",
