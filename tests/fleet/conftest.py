@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import User, free_port
+from tests.conftest import User
 from tests.fleet.seaweed import SeaweedS3, start_seaweed
 from tests.fleet.stack import Fleet, start_fleet, unavailable
 from tests.storage import pg as pgmod
@@ -28,12 +28,8 @@ def fleet_pg() -> Iterator[pgmod.PgCluster]:
     why = unavailable()
     if why:
         pytest.skip(why)
-    cluster = pgmod.PgCluster(free_port())
-    cluster.start()
-    try:
+    with pgmod.running() as cluster:
         yield cluster
-    finally:
-        cluster.stop()
 
 
 @pytest.fixture(scope="session")

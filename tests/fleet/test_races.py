@@ -5,10 +5,7 @@ acknowledged commit lands), and a git ref lock left by a SIGKILLed process."""
 from __future__ import annotations
 
 import os
-import signal
 import socket
-import subprocess
-import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +17,7 @@ from huggingface_hub import CommitOperationAdd, get_hf_file_metadata, hf_hub_url
 
 from tests.conftest import User
 from tests.fleet.stack import Fleet
+from tests.storage.locks import lock_of_a_killed_process
 
 pytestmark = pytest.mark.postgres
 
@@ -153,13 +151,7 @@ def test_ref_lock_of_a_sigkilled_process_does_not_wedge_the_branch(fleet: Fleet,
     repo_id = _repo(fleet, erin, "stale")
     api.upload_file(path_or_fileobj=b"0", path_in_repo="a.txt", repo_id=repo_id)
     lock = _ref_lock(fleet, repo_id)
-    code = ("import os, socket, sys, time; fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_EXCL);"
-            "os.write(fd, f'cove pid={os.getpid()} host={socket.gethostname()}\\n'.encode()); print(1, flush=True);"
-            "time.sleep(60)")
-    proc = subprocess.Popen([sys.executable, "-c", code, str(lock)], stdout=subprocess.PIPE)
-    assert proc.stdout.readline().strip() == b"1"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    lock_of_a_killed_process(lock)
     assert lock.exists() and socket.gethostname() in lock.read_text()
     started = time.time()
     oids = [api.create_commit(repo_id, operations=[CommitOperationAdd(f"b{i}.txt", b"1")],

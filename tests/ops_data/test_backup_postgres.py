@@ -27,12 +27,8 @@ if _why:
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[pgmod.PgCluster]:
-    c = pgmod.PgCluster(free_port())
-    c.start()
-    try:
+    with pgmod.running() as c:
         yield c
-    finally:
-        c.stop()
 
 
 @pytest.fixture(scope="module")

@@ -237,9 +237,7 @@ def pg_server(tmp_path_factory):
     why = pgmod.unavailable()
     if why:
         pytest.skip(why)
-    cluster = pgmod.PgCluster(free_port())
-    cluster.start()
-    try:
+    with pgmod.running() as cluster:
         url = cluster.create_database(f"cove_{uuid.uuid4().hex[:10]}")
         data = tmp_path_factory.mktemp("commit-pg") / "data"
         srv = start_server(data, free_port(), COVE_DATABASE_URL=url, COVE_SECRET="commits-pg-test-secret")
@@ -250,8 +248,6 @@ def pg_server(tmp_path_factory):
             yield srv, token
         finally:
             stop_server(srv.proc)
-    finally:
-        cluster.stop()
 
 
 @pytest.mark.postgres

@@ -184,12 +184,8 @@ def pg():  # noqa: ANN201
     why = pgmod.unavailable()
     if why:
         pytest.skip(why)
-    cluster = pgmod.PgCluster(free_port())
-    cluster.start()
-    try:
+    with pgmod.running() as cluster:
         yield cluster
-    finally:
-        cluster.stop()
 
 
 @pytest.fixture

@@ -11,6 +11,8 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -77,3 +79,16 @@ class PgCluster:
         with psycopg.connect(self.url("postgres", "postgresql"), autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
+
+
+@contextmanager
+def running() -> Iterator[PgCluster]:
+    """A PostgreSQL cluster on a free port for the block's duration; stopped and removed after it."""
+    from tests.conftest import free_port
+
+    cluster = PgCluster(free_port())
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()

@@ -5,15 +5,14 @@ of a live or unknown owner is still respected."""
 from __future__ import annotations
 
 import os
-import signal
 import sqlite3
-import subprocess
-import sys
 import time
 
 import pytest
 from huggingface_hub import CommitOperationAdd
 from huggingface_hub.errors import HfHubHTTPError
+
+from tests.storage.locks import lock_of_a_killed_process
 
 
 def _lock(server, repo_id: str):  # noqa: ANN001, ANN202
@@ -30,14 +29,7 @@ def _commit(api, repo_id: str, name: str) -> str:  # noqa: ANN001
 def test_lock_of_a_killed_cove_process_is_cleared_at_once(api, repo_factory, server):
     repo_id = repo_factory("stale-kill")
     lock = _lock(server, repo_id)
-    # A process that takes the ref lock as Cove does (exclusive create, owner written) and is SIGKILLed holding it.
-    code = ("import os, socket, sys, time; fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_EXCL);"
-            "os.write(fd, f'cove pid={os.getpid()} host={socket.gethostname()}\\n'.encode()); print(1, flush=True);"
-            "time.sleep(60)")
-    proc = subprocess.Popen([sys.executable, "-c", code, str(lock)], stdout=subprocess.PIPE)
-    assert proc.stdout.readline().strip() == b"1"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    lock_of_a_killed_process(lock)
     assert lock.exists()
     oid = _commit(api, repo_id, "after-kill.txt")
     assert api.list_repo_commits(repo_id)[0].commit_id == oid
