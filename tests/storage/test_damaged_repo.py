@@ -53,7 +53,11 @@ def test_a_missing_git_object_is_a_clear_error_not_a_traceback(tmp_path: Path):
             assert r.status_code == 500 and r.headers["X-Error-Code"] == "RepoStorageDamaged"
             message = r.headers["X-Error-Message"]
             assert "damaged" in message and "cove fsck" in message and "dora/broken" in message
-        assert [f.path for f in api_fine.list_repo_tree("dora/fine", recursive=True)] == [".gitattributes", "sub", "sub/f.txt"]
+        for page in ("/dora/broken", "/dora/broken/tree/main"):  # the web pages too
+            r = httpx.get(f"{srv.endpoint}{page}", headers={"Authorization": f"Bearer {token}"})
+            assert r.status_code == 500 and r.headers["X-Error-Code"] == "RepoStorageDamaged"
+        intact = [f.path for f in api_fine.list_repo_tree("dora/fine", recursive=True)]
+        assert intact == [".gitattributes", "sub", "sub/f.txt"]  # other repos read as before
         logged = srv.log.read_bytes()[log_before:].decode(errors="replace")
     finally:
         stop_server(srv.proc)
