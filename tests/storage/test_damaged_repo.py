@@ -30,8 +30,8 @@ def test_a_missing_git_object_is_a_clear_error_not_a_traceback(tmp_path: Path):
             api.upload_file(path_or_fileobj=f"{name}\n".encode(), path_in_repo="sub/f.txt", repo_id=name)
     finally:
         stop_server(srv.proc)
-    # The broken repo's root tree goes missing (found by the one commit naming it) while no server runs: pygit2
-    # would otherwise still hold it in its object cache.
+    # The broken repo's root tree (a loose object) goes missing while no server runs: pygit2 would otherwise still
+    # hold it in its object cache.
     heads = {p.read_text().strip(): p.parents[2] for p in data.glob("repos/*/*.git/refs/heads/main")}
     for head, git_dir in heads.items():
         files = subprocess.run(["git", f"--git-dir={git_dir}", "show", f"{head}:sub/f.txt"], capture_output=True,
@@ -42,10 +42,10 @@ def test_a_missing_git_object_is_a_clear_error_not_a_traceback(tmp_path: Path):
             (git_dir / "objects" / tree[:2] / tree[2:]).unlink()
     srv = start_server(data, port)
     try:
-        api_fine = HfApi(endpoint=srv.endpoint, token=token)
+        api = HfApi(endpoint=srv.endpoint, token=token)
         log_before = srv.log.stat().st_size
         with pytest.raises(HfHubHTTPError) as err:
-            api_fine.model_info("dora/broken", files_metadata=True)
+            api.model_info("dora/broken", files_metadata=True)
         # The tree over raw HTTP: `list_repo_tree` retries a 500 for 15 s first, then raises the same error.
         tree = httpx.get(f"{srv.endpoint}/api/models/dora/broken/tree/main",
                          headers={"Authorization": f"Bearer {token}"})
@@ -56,10 +56,12 @@ def test_a_missing_git_object_is_a_clear_error_not_a_traceback(tmp_path: Path):
         for page in ("/dora/broken", "/dora/broken/tree/main"):  # the web pages too
             r = httpx.get(f"{srv.endpoint}{page}", headers={"Authorization": f"Bearer {token}"})
             assert r.status_code == 500 and r.headers["X-Error-Code"] == "RepoStorageDamaged"
-        intact = [f.path for f in api_fine.list_repo_tree("dora/fine", recursive=True)]
+        intact = [f.path for f in api.list_repo_tree("dora/fine", recursive=True)]
         assert intact == [".gitattributes", "sub", "sub/f.txt"]  # other repos read as before
         logged = srv.log.read_bytes()[log_before:].decode(errors="replace")
     finally:
         stop_server(srv.proc)
     assert "Traceback" not in logged and "KeyError" not in logged
     assert logged.count("repo storage damaged") == 1 and "dora/broken" in logged  # once, for two requests
+    fsck = subprocess.run([sys.executable, "-m", "cove", "fsck"], env=env, capture_output=True, text=True, check=False)
+    assert fsck.returncode == 1 and "dora/broken" in fsck.stdout + fsck.stderr  # the command the message names
