@@ -49,3 +49,40 @@ def test_old_lock_of_unknown_owner_is_cleared_fresh_one_respected(api, repo_fact
     assert api.list_repo_commits(repo_id)[0].commit_id == oid
     assert not lock.exists()
     assert not [p for p in lock.parent.parent.parent.joinpath("cove-locks").glob("stale-*")]
+
+
+# A real GitRepoStore moving a branch, stopped inside its fsync (the slow step, where a kill most likely lands).
+_MOVER = """
+import os, sys, time
+from cove.storage.git_repos import GitRepoStore
+store = GitRepoStore(sys.argv[1])
+head = store.resolve("k1", "main")
+def stuck(fd):
+    print(1, flush=True)
+    time.sleep(60)
+os.fsync = stuck
+store.update_ref("k1", "refs/heads/main", "1" * 40, head)
+"""
+
+
+def test_a_cove_process_killed_while_moving_a_branch_leaves_a_lock_cleared_at_once(tmp_path):
+    """Killed at its slowest step (the fsync of the new value), the lock it leaves still names it, so the branch is
+    free at once, not after COVE_GIT_STALE_LOCK_S (before: the lock then held the new id and looked anonymous)."""
+    import signal
+    import subprocess
+    import sys
+
+    from cove.storage.git_repos import GitRepoStore
+
+    store = GitRepoStore(tmp_path, stale_lock_s=3600)
+    head = store.create("k1", author="tester")
+    proc = subprocess.Popen([sys.executable, "-c", _MOVER, str(tmp_path)], stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == b"1"
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    lock = store.path("k1") / "refs" / "heads" / "main.lock"
+    assert lock.exists()
+    assert store.clear_stale_lock("k1", "refs/heads/main") and not lock.exists()
+    assert store.resolve("k1", "main") == head

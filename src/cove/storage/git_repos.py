@@ -336,32 +336,40 @@ class GitRepoStore:
 
     def _move_ref(self, key: str, ref: str, new: str, old: str) -> None:
         """`git update-ref ref new old` for a ref that exists, without a fork: git's own protocol (the
-        `<ref>.lock` file created exclusively, the current value compared, written, fsynced, renamed)."""
+        `<ref>.lock` file created exclusively, the current value compared, the new value fsynced and renamed
+        into place). The lock holds its owner from the moment it exists to the moment it goes (it is linked
+        into place already written, and the new value is staged in a file of its own), so a process killed at
+        any step leaves a lock `clear_stale_lock` recognises at once as its own, never an anonymous one."""
         root = self.path(key)
         target = root / ref
         lock = root / f"{ref}.lock"
+        folder = root / "cove-locks"  # outside refs/: nothing here is ever read as a ref
+        folder.mkdir(exist_ok=True)
+        owner = folder / f"owner-{uuid.uuid4().hex}"
+        owner.write_text(_OWNER)
         try:
             if not lock.parent.is_dir():  # a ref only in packed-refs may have no folder of its own yet
                 lock.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            os.link(owner, lock)
         except (FileExistsError, FileNotFoundError, NotADirectoryError) as exc:
             raise RefConflict(f"cannot lock ref '{ref}': {exc}") from None
+        finally:
+            owner.unlink(missing_ok=True)
+        staged = folder / f"ref-{uuid.uuid4().hex}"
         try:
-            os.write(fd, _OWNER.encode())  # git never reads another's lock: the owner, for stale-lock detection
             current = _read_ref(root, ref)
             if current != old:
                 raise RefConflict(f"cannot lock ref '{ref}': is at {current} but expected {old}")
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{new}\n".encode(), 0)
-            os.fsync(fd)
-            os.close(fd)
-            fd = -1
-            os.replace(lock, target)
-        except BaseException:
-            if fd >= 0:
+            fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            try:
+                os.write(fd, f"{new}\n".encode())
+                os.fsync(fd)
+            finally:
                 os.close(fd)
+            os.replace(staged, target)
+        finally:
+            staged.unlink(missing_ok=True)
             lock.unlink(missing_ok=True)
-            raise
 
     def clear_stale_lock(self, key: str, ref: str) -> bool:
         """Remove `<ref>.lock` left by a crash, so the branch is not wedged: stale when Cove wrote it from a
