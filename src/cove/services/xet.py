@@ -274,18 +274,7 @@ def store_xorb(bk: Backends, claims: tokens.XetClaims, *, xorb_hex: str, body: B
             publish(f"xorbs/{h}", path)
         else:
             bk.blobs.put_verified(f"xorbs/{h}", body, size=info.total_len)
-        row = XetXorb(
-            hash=h,
-            stored_size=info.total_len,
-            unpacked_size=info.uncompressed_len,
-            num_chunks=len(info.chunks),
-            chunk_table=xorb.pack_chunk_table(info.chunks),
-        )
-        try:
-            with bk.db.session() as db:
-                db.add(row)
-        except IntegrityError:
-            pass  # a concurrent upload of the same bytes won; they are identical
+        _record_xorb(bk, h, info)
     add_scope(bk, [h], namespace)  # the body was verified: the caller holds these bytes
     count("xorbs_inserted", repo=repo_key(claims))
     return True
