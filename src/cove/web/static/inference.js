@@ -91,25 +91,29 @@
     }
   }
 
-  async function stream(resp) {  // TGI's server-sent events, one token each
-    const p = el("p", "widget-generated");
-    out.replaceChildren(p);
+  async function* events(resp) {  // the JSON of each server-sent `data:` event, until the body ends or [DONE]
     const reader = resp.body.getReader();
     const dec = new TextDecoder();
     let buf = "";
     for (;;) {
       const { value, done } = await reader.read();
-      if (done) break;
+      if (done) return;
       buf += dec.decode(value, { stream: true });
       let cut;
       while ((cut = buf.indexOf("\n\n")) >= 0) {
         const line = buf.slice(0, cut).trim();
         buf = buf.slice(cut + 2);
-        if (!line.startsWith("data:")) continue;
-        const ev = JSON.parse(line.slice(5));
-        if (ev.error) { out.append(el("p", "error-message", ev.error)); return; }
-        if (ev.token && !ev.token.special) p.textContent += ev.token.text;
+        if (line.startsWith("data:") && line !== "data: [DONE]") yield JSON.parse(line.slice(5));
       }
+    }
+  }
+
+  async function stream(resp) {  // TGI's server-sent events, one token each
+    const p = el("p", "widget-generated");
+    out.replaceChildren(p);
+    for await (const ev of events(resp)) {
+      if (ev.error) { out.append(el("p", "error-message", ev.error)); return; }
+      if (ev.token && !ev.token.special) p.textContent += ev.token.text;
     }
     box.dataset.done = "1";
   }
@@ -139,23 +143,10 @@
       out.replaceChildren(el("p", "error-message", `${resp.status}: ${msg}`));
       return;
     }
-    const reader = resp.body.getReader();
-    const dec = new TextDecoder();
-    let buf = "";
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      buf += dec.decode(value, { stream: true });
-      let cut;
-      while ((cut = buf.indexOf("\n\n")) >= 0) {
-        const line = buf.slice(0, cut).trim();
-        buf = buf.slice(cut + 2);
-        if (!line.startsWith("data:") || line === "data: [DONE]") continue;
-        const ev = JSON.parse(line.slice(5));
-        if (ev.error) { out.append(el("p", "error-message", ev.error)); continue; }
-        const delta = ev.choices && ev.choices[0] && ev.choices[0].delta;
-        if (delta && delta.content) answer.textContent += delta.content;
-      }
+    for await (const ev of events(resp)) {
+      if (ev.error) { out.append(el("p", "error-message", ev.error)); continue; }
+      const delta = ev.choices && ev.choices[0] && ev.choices[0].delta;
+      if (delta && delta.content) answer.textContent += delta.content;
     }
     history.push({ role: "assistant", content: answer.textContent });
   }
