@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import fnmatch
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 import pyarrow as pa
 from fastapi import Request
@@ -90,12 +92,17 @@ def discover(meta: dict, entries: list[Entry]) -> list[Config]:
     return [Config("default", splits)] if splits else []
 
 
-def read_page(bk: Backends, repo, split: Split, offset: int, limit: int) -> datafiles.Rows:  # noqa: ANN001
+def _opened(bk: Backends, repo, split: Split) -> tuple[str | None, list[Callable[[], BinaryIO]]]:  # noqa: ANN001
+    """The split's one file format (None when it mixes formats) and an opener per file."""
     formats = {datafiles.format_of(e.path) for e in split.files}
     fmt = formats.pop() if len(formats) == 1 else None
+    return fmt, [lambda e=e: datafiles.open_entry(bk, repo, e) for e in split.files]
+
+
+def read_page(bk: Backends, repo, split: Split, offset: int, limit: int) -> datafiles.Rows:  # noqa: ANN001
+    fmt, handles = _opened(bk, repo, split)
     if fmt is None:
         return datafiles.Rows(error="This split mixes file formats; the viewer shows one format per split")
-    handles = [lambda e=e: datafiles.open_entry(bk, repo, e) for e in split.files]
     try:
         if fmt == "parquet":
             return datafiles.parquet_rows(handles, offset, limit)
@@ -108,24 +115,22 @@ def search_split(bk: Backends, repo, split: Split, query: str, offset: int, limi
                  start: int = 0) -> rowsearch.Matches:
     """The rows of a split whose text columns contain `query` (`rowsearch`: text columns first, whole rows for
     the page only)."""
-    formats = {datafiles.format_of(e.path) for e in split.files}
-    if len(formats) != 1:
+    fmt, handles = _opened(bk, repo, split)
+    if fmt is None:
         return rowsearch.Matches(error="This split mixes file formats")
-    handles = [lambda e=e: datafiles.open_entry(bk, repo, e) for e in split.files]
     try:
-        return rowsearch.search(formats.pop(), handles, query, offset, limit, start=start)
+        return rowsearch.search(fmt, handles, query, offset, limit, start=start)
     except HubError as exc:
         return rowsearch.Matches(error=f"Could not search this split: {exc}")
 
 
 def split_stats(bk: Backends, repo, split: Split) -> colstats.SplitStats:  # noqa: ANN001
     """Column statistics of a split (`colstats`): footers and a sample, never the whole split unless small."""
-    formats = {datafiles.format_of(e.path) for e in split.files}
-    if len(formats) != 1:
+    fmt, handles = _opened(bk, repo, split)
+    if fmt is None:
         return colstats.SplitStats(error="This split mixes file formats")
-    handles = [lambda e=e: datafiles.open_entry(bk, repo, e) for e in split.files]
     try:
-        return colstats.split_stats(formats.pop(), handles)
+        return colstats.split_stats(fmt, handles)
     except HubError as exc:
         return colstats.SplitStats(error=f"Could not compute statistics: {exc}")
 
