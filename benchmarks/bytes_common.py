@@ -19,7 +19,7 @@ sys.path.insert(0, str(HERE))
 from hub_core import MIB, Bench, free_port, log, stop, tree_cpu, wait_http  # noqa: E402
 
 __all__ = ["MIB", "Bench", "bench_args", "free_port", "log", "stop", "tree_cpu", "wait_http", "cpu_around",
-           "median_of", "load_get", "write_json", "loadavg"]
+           "median_of", "load_get", "write_json", "loadavg", "finish"]
 
 
 def bench_args(**kw) -> argparse.Namespace:  # noqa: ANN003
@@ -150,3 +150,11 @@ def write_json(res: dict, path: str) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=2, default=str) + "\n")
     log(f"results written to {out}")
+
+
+def finish(res: dict, path: str, width: int) -> int:
+    """Print the run's ratios, write its JSON to `path`; the exit status."""
+    for k, v in res["ratios"].items():
+        print(f"{k:{width}} {v:.2f}")
+    write_json(res, path)
+    return 0

@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bytes_common import Bench, bench_args, cpu_around, loadavg, log, summary, write_json  # noqa: E402
+from bytes_common import Bench, bench_args, cpu_around, finish, loadavg, log, summary  # noqa: E402
 
 REPO = "bench/commits"
 
@@ -112,10 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{k:16} {v['median_commits_per_s']:6.1f} commits/s{extra}")
     print(f"retries (concurrent): {[r['retries'] for r in res['runs']['cove_concurrent']['runs']]}; "
           f"all landed: {res['concurrent_all_landed']}")
-    for k, v in res["ratios"].items():
-        print(f"{k:26} {v:.2f}")
-    write_json(res, a.json)
-    return 0
+    return finish(res, a.json, 26)
 
 
 if __name__ == "__main__":

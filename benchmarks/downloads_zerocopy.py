@@ -26,13 +26,13 @@ from bytes_common import (  # noqa: E402
     Bench,
     bench_args,
     cpu_around,
+    finish,
     free_port,
     load_get,
     loadavg,
     log,
     summary,
     wait_http,
-    write_json,
 )
 
 REPO = "bench/core"
@@ -138,10 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{k:10} 1 stream: {s['median_MBps']:7.0f} MB/s  {s['median_cpu_s_per_GiB']:.3f} CPU s/GiB   "
               f"4 MiB c={a.connections}: {m['median_rps']:6.0f} req/s  p99 {m['median_p99_ms']} ms  "
               f"{m['median_cpu_ms_per_request']:.2f} CPU ms/req")
-    for k, v in res["ratios"].items():
-        print(f"{k:32} {v:.2f}")
-    write_json(res, a.json)
-    return 0
+    return finish(res, a.json, 32)
 
 
 if __name__ == "__main__":

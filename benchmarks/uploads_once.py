@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bytes_common import MIB, Bench, bench_args, cpu_around, loadavg, log, summary, write_json  # noqa: E402
+from bytes_common import MIB, Bench, bench_args, cpu_around, finish, loadavg, log, summary  # noqa: E402
 
 REPO = "bench/up"
 
@@ -153,10 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         extra = "" if k == "dd" else (f"  {v['median_cpu_s_per_GiB']:.2f} CPU s/GiB  "
                                       f"written {v['median_written_per_byte']:.2f}x")
         print(f"{k:14} {v['median_MBps']:7.0f} MB/s{extra}")
-    for k, v in res["ratios"].items():
-        print(f"{k:28} {v:.2f}")
-    write_json(res, a.json)
-    return 0
+    return finish(res, a.json, 28)
 
 
 if __name__ == "__main__":
