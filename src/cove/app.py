@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect, HTTPConnection
 
 from cove.allocator import limit_arenas
+from cove.api.info_cache import ROUTE as INFO_ROUTE  # the route template its answers are recorded under
 from cove.api.moved import redirect as redirect_moved
 from cove.backends import Backends, build_backends
 from cove.errors import HubError, InsufficientStorage, RepoMoved, RepoNotFound, RepoStorageDamaged
@@ -82,10 +83,6 @@ class RequestIdMiddleware:
         await self.app(scope, receive, send_with_id)
 
 
-#: The route template `InfoCache`'s answers are recorded under.
-INFO_ROUTE = "/api/{plural}/{ns}/{name}"
-
-
 class CoveApp(FastAPI):
     """FastAPI, with `HeadCache` and `InfoCache` in front: a repeated HEAD /resolve or repo-info GET is answered
     before the framework's own layers (error and telemetry middleware, routing, dependencies), with the
@@ -115,35 +112,36 @@ class CoveApp(FastAPI):
         # On a Space app's host none of the fast paths below answers: only the app does (through routing).
         method = "" if self.app_hosts is not None and self._for_app(scope) else scope["method"]
         if method == "HEAD" and self.head_cache is not None:
-            if self._front is None:  # middleware can't be added once the app has started
-                self._front = [m.cls for m in self.user_middleware] == [RequestIdMiddleware]
             start = time.perf_counter()
-            if self._front and await self.head_cache.serve(scope, send, rid):
+            if self._fronted() and await self.head_cache.serve(scope, send, rid):
                 if telemetry is not None:  # the hot path: counted without wrapping `send` (always 200, no body)
                     telemetry.cached_head(scope, time.perf_counter() - start)
                 return
         elif method == "GET" and self.info_cache is not None:
-            if self._front is None:
-                self._front = [m.cls for m in self.user_middleware] == [RequestIdMiddleware]
             start = time.perf_counter()
-            if self._front and (sent := await self.info_cache.serve(scope, send, rid)) is not None:
+            if self._fronted() and (sent := await self.info_cache.serve(scope, send, rid)) is not None:
                 if telemetry is not None:
                     telemetry.cached(scope, "GET", INFO_ROUTE, sent, time.perf_counter() - start)
                 return
-            if self._front and (sent := await self.head_cache.serve_get(scope, receive, send, rid)) is not None:
+            if self._fronted() and (sent := await self.head_cache.serve_get(scope, receive, send, rid)) is not None:
                 if telemetry is not None:  # a local LFS file sent again (`HeadCache.serve_get`)
                     telemetry.cached(scope, "GET", cached_head_route(scope["path"]), sent, time.perf_counter() - start)
                 return
         call = partial(FastAPI.__call__, self, scope)
-        if method == "POST" and self.inference_front is not None and self.inference_front.claims(scope):
-            if self._front is None:
-                self._front = [m.cls for m in self.user_middleware] == [RequestIdMiddleware]
-            if self._front:
-                call = partial(self.inference_front.serve, scope, call, rid)
+        if (method == "POST" and self.inference_front is not None and self.inference_front.claims(scope)
+                and self._fronted()):
+            call = partial(self.inference_front.serve, scope, call, rid)
         if telemetry is None:
             await call(receive, send)
         else:
             await telemetry.observe(scope, receive, send, call)
+
+    def _fronted(self) -> bool:
+        """Whether `RequestIdMiddleware` is the one middleware, so the fast paths may answer (computed once:
+        middleware can't be added once the app has started)."""
+        if self._front is None:
+            self._front = [m.cls for m in self.user_middleware] == [RequestIdMiddleware]
+        return self._front
 
     def _for_app(self, scope) -> bool:  # noqa: ANN001
         """Whether the request's Host is a Space app's (``<label>.<domain>``, as the `Host` route matches it)."""
