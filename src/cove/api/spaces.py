@@ -253,13 +253,19 @@ def app_root(ns: str, name: str, request: Request) -> Response:
 
 @router.api_route("/spaces/{ns}/{name}/app/{path:path}", methods=ALL, include_in_schema=False)
 async def app_http(ns: str, name: str, path: str, request: Request, bk: Bk) -> Response:
+    return await _proxied(ns, name, path, request, bk)
+
+
+async def _proxied(ns: str, name: str, path: str, request: Request, bk, *,  # noqa: ANN001
+                   sandboxed: bool = True) -> Response:
+    """`_app_http`, looked up again once when a remembered anonymous lookup's address no longer answers."""
     try:
-        return await _app_http(ns, name, path, request, bk, cached=True)
+        return await _app_http(ns, name, path, request, bk, cached=True, sandboxed=sandboxed)
     except proxy.Unreachable as exc:
         if _anon.pop((ns, name), None) is None or request.method not in ("GET", "HEAD"):
             return Response(f"{exc}\n", status_code=502, media_type="text/plain")
     try:  # the address was remembered from before the app moved (a restart, a wake): look again
-        return await _app_http(ns, name, path, request, bk, cached=False)
+        return await _app_http(ns, name, path, request, bk, cached=False, sandboxed=sandboxed)
     except proxy.Unreachable as exc:
         return Response(f"{exc}\n", status_code=502, media_type="text/plain")
 
@@ -334,15 +340,7 @@ async def origin_http(request: Request) -> Response:
     if token is not None:
         return await run_in_threadpool(_exchange, bk, request, ns, name, token)
     path = _own_path(f"{ns}/{name}", request.path_params.get("path", ""))
-    try:
-        return await _app_http(ns, name, path, request, bk, cached=True, sandboxed=False)
-    except proxy.Unreachable as exc:
-        if _anon.pop((ns, name), None) is None or request.method not in ("GET", "HEAD"):
-            return Response(f"{exc}\n", status_code=502, media_type="text/plain")
-    try:
-        return await _app_http(ns, name, path, request, bk, cached=False, sandboxed=False)
-    except proxy.Unreachable as exc:
-        return Response(f"{exc}\n", status_code=502, media_type="text/plain")
+    return await _proxied(ns, name, path, request, bk, sandboxed=False)
 
 
 def _exchange(bk, request: Request, ns: str, name: str, token: str) -> Response:  # noqa: ANN001
