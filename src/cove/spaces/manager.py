@@ -221,8 +221,9 @@ class SpaceManager:
                 .where(Repo.type == "space", Repo.namespace.not_in(SKIP_NAMESPACES))).all()
         now = time.time()
         running = []
+        present = {r[0] for r in rows}
         with self.lock:
-            gone = [s for pk, s in self.slots.items() if pk not in {r[0] for r in rows} and not s.busy]
+            gone = [s for pk, s in self.slots.items() if pk not in present and not s.busy]
             for s in gone:
                 del self.slots[s.repo_pk]
         for s in gone:  # the Space was deleted
