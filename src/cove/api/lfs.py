@@ -234,14 +234,19 @@ def _load_upload_data(bk, token: str) -> tuple[Any, dict]:  # noqa: ANN001
     return repo, data
 
 
+def _load_upload(bk, token: str) -> tuple[Any, str, int]:  # noqa: ANN001
+    """An upload whose bytes come through Cove's own routes (not a native one: its parts go to the store)."""
+    repo, data = _load_upload_data(bk, token)
+    if "u" in data:
+        raise BadRequest("This upload's parts go to the object store's part URLs")
+    return repo, data["o"], data["s"]
+
+
 @router.put("/lfs/objects/{token}")
 async def put_object(token: str, request: Request, bk: Bk) -> Response:
     import asyncio
 
-    repo, data = _load_upload_data(bk, token)
-    if "u" in data:
-        raise BadRequest("This upload's parts go to the object store's part URLs")
-    oid, size = data["o"], data["s"]
+    repo, oid, size = _load_upload(bk, token)
     body = _Body(request, asyncio.get_running_loop())
 
     def run() -> None:
@@ -256,10 +261,7 @@ async def put_object(token: str, request: Request, bk: Bk) -> Response:
 async def put_part(token: str, n: int, request: Request, bk: Bk) -> Response:
     import asyncio
 
-    repo, data = _load_upload_data(bk, token)
-    if "u" in data:
-        raise BadRequest("This upload's parts go to the object store's part URLs")
-    oid, size = data["o"], data["s"]
+    repo, oid, size = _load_upload(bk, token)
     n_parts, chunk = uploads.part_count(size), uploads.part_size(size)
     if not 1 <= n <= n_parts:
         raise BadRequest(f"Part number must be between 1 and {n_parts}")
