@@ -92,22 +92,23 @@ def cancel_invitation(db: Session, actor: Actor, org: str, user: str) -> None:
     db.delete(inv)
 
 
+def _invitations(named, where, db: Session) -> list[tuple[str, str, str]]:  # noqa: ANN001
+    """(name of the namespace `named` points at, role, invited by) of the invitations `where` selects, by name."""
+    rows = db.execute(select(Namespace.name, OrgInvitation.role, OrgInvitation.invited_by)
+                      .join(OrgInvitation, named == Namespace.id).where(where).order_by(Namespace.name))
+    return [(n, r, b) for n, r, b in rows]
+
+
 def invitations_of_org(db: Session, org: Namespace) -> list[tuple[str, str, str]]:
     """Pending invitations of an org: (user, role, invited by), by user name."""
-    rows = db.execute(select(Namespace.name, OrgInvitation.role, OrgInvitation.invited_by)
-                      .join(OrgInvitation, OrgInvitation.user_id == Namespace.id)
-                      .where(OrgInvitation.org_id == org.id).order_by(Namespace.name))
-    return [(n, r, b) for n, r, b in rows]
+    return _invitations(OrgInvitation.user_id, OrgInvitation.org_id == org.id, db)
 
 
 def invitations_for(db: Session, actor: Actor) -> list[tuple[str, str, str]]:
     """The signed-in user's pending invitations: (org, role, invited by), by org name."""
     if actor.anonymous or actor.user_id is None:
         return []
-    rows = db.execute(select(Namespace.name, OrgInvitation.role, OrgInvitation.invited_by)
-                      .join(OrgInvitation, OrgInvitation.org_id == Namespace.id)
-                      .where(OrgInvitation.user_id == actor.user_id).order_by(Namespace.name))
-    return [(n, r, b) for n, r, b in rows]
+    return _invitations(OrgInvitation.org_id, OrgInvitation.user_id == actor.user_id, db)
 
 
 def answer_invitation(db: Session, actor: Actor, org: str, *, accept: bool) -> str | None:
@@ -127,4 +128,3 @@ def answer_invitation(db: Session, actor: Actor, org: str, *, accept: bool) -> s
         return None
     accounts.add_member(db, ns.name, actor.name or "", role=role)
     return role
-
