@@ -51,9 +51,10 @@ def domain(settings: Settings) -> tuple[str, str] | None:
     if not value:
         return None
     host, _, port = value.partition(":")
+    public = httpx.URL(settings.public_endpoint)
     if not port:
-        port = str(httpx.URL(settings.public_endpoint).port or "")
-    public_host = httpx.URL(settings.public_endpoint).host
+        port = str(public.port or "")
+    public_host = public.host
     if public_host == host or public_host.endswith("." + host):
         return None  # Cove's own host would be taken for a Space's: refused (`install` says so)
     return host, f":{port}" if port else ""
