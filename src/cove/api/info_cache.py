@@ -44,12 +44,6 @@ class _Answer:
     body: bytes
 
 
-def _head(bk, storage_key: str) -> str | None:  # noqa: ANN001
-    """The default branch's commit, from git."""
-    head = getattr(bk.repos, "head", None)
-    return head(storage_key) if head is not None else bk.repos.resolve(storage_key, "main")
-
-
 class InfoCache:
     """See the module doc. `serve` runs first for every GET (`cove.app.CoveApp`); `_info` calls `remember`."""
 
@@ -79,7 +73,7 @@ class InfoCache:
             return None
         found = self._answers.get(key)
         if (found is None or found.gen != gen or (found.deadline is not None and time.time() >= found.deadline)
-                or _head(self.bk, found.storage_key) != found.head):
+                or self.bk.repos.head(found.storage_key) != found.head):
             scope.setdefault("state", {})["cove.info_ticket"] = (self, key, gen)
             return None
         await send({"type": "http.response.start", "status": 200,
