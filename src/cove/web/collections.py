@@ -56,14 +56,12 @@ def _item_view(e: svc.Entry) -> dict:
 def writable_collections(request: Request) -> list[dict]:
     """For a repo page's "Add to collection" form: the collections the visitor may add items to."""
     v = visitor(request)
-    if v.actor.anonymous:
+    if v.actor.anonymous or not v.actor.can_write:
         return []
     bk: Backends = request.app.state.backends
     with bk.db.session() as db:
         names = [v.actor.name] + [o.name for o, role in accounts.orgs_of(db, v.actor.user_id)
                                   if role in ("write", "admin")]
-        if not v.actor.can_write:
-            return []
         rows = svc.listing(db, v.actor, svc.Listing(owners=names, items=[], search=None, sort=None),
                            offset=0, limit=LISTED)
         return [{"slug": svc.slug_of(c), "title": c.title, "owner": c.namespace.name} for c in rows]
