@@ -81,11 +81,15 @@ class Changes:
         info.pop(_WROTE, None)
         bump = info.pop("cove.changes.bump", None)
         if bump is not None:  # committed by this process: seen here before the writer's request answers
-            with self._lock:
-                if bump == "d":
-                    self._downloads += 1
-                else:
-                    self._writes += 1
+            self._bump(bump)
+
+    def _bump(self, payload: str) -> None:
+        """One commit seen: of download counts only (payload `d`), or of other data."""
+        with self._lock:
+            if payload == "d":
+                self._downloads += 1
+            else:
+                self._writes += 1
 
     # -- readers ---------------------------------------------------------------------------------------
 
@@ -126,11 +130,7 @@ class Changes:
                     warned = False
                     while not self._stop.is_set():
                         for note in conn.notifies(timeout=1.0):
-                            with self._lock:
-                                if note.payload == "d":
-                                    self._downloads += 1
-                                else:
-                                    self._writes += 1
+                            self._bump(note.payload)
             except Exception as exc:  # noqa: BLE001 - no caching until the listener is back
                 if not warned:  # once per outage
                     log.warning("database change listener: %s; answer caches off until it reconnects", exc)
