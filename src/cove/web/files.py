@@ -253,6 +253,19 @@ def _file_diff(bk: Backends, key: str, parent: str | None, sha: str, status: str
     return FileDiff(path, status, [], note=f"Binary or large file: {_describe(old)} → {_describe(new)}")
 
 
+def _diffs(bk: Backends, view, key: str, a: str | None, b: str, changed: list[tuple[str, str]],  # noqa: ANN001
+           renames: list[tuple[str, str]]) -> tuple[list[FileDiff], dict[str, int]]:
+    """A commit's or comparison's file diffs (renames first, then the first `MAX_DIFF_FILES` of `changed`, in
+    one `MAX_DIFF_BYTES` budget) and the lines they add and remove."""
+    budget = [MAX_DIFF_BYTES]
+    diffs = [FileDiff(new, "renamed", [], note=f"Renamed from {old}, unchanged") for old, new in renames]
+    diffs += [_file_diff(bk, key, a, b, status, path, view.may_read(path), budget)
+              for status, path in changed[:MAX_DIFF_FILES]]
+    stats = {"added": sum(1 for d in diffs for r in d.rows if r[0] == "add"),
+             "removed": sum(1 for d in diffs for r in d.rows if r[0] == "del")}
+    return diffs, stats
+
+
 def commit_page(repo_type: str, request: Request, ns: str, name: str, sha: str) -> Response:
     """`/{ns}/{name}/commit/{sha}`: a commit and its diff against its first parent."""
     _, view = open_repo(request, repo_type, ns, name)
@@ -268,14 +281,7 @@ def commit_page(repo_type: str, request: Request, ns: str, name: str, sha: str) 
         tree = bk.repos.list_tree(key, full, recursive=True) or []
         changed = [("added", e.path) for e in tree if e.type == "file"]
     changed.sort(key=lambda c: c[1])
-    budget = [MAX_DIFF_BYTES]
-    diffs = [FileDiff(new, "renamed", [], note=f"Renamed from {old}, unchanged") for old, new in renames]
-    diffs += [_file_diff(bk, key, parent, full, status, path, view.may_read(path), budget)
-              for status, path in changed[:MAX_DIFF_FILES]]
-    stats = {
-        "added": sum(1 for d in diffs for r in d.rows if r[0] == "add"),
-        "removed": sum(1 for d in diffs for r in d.rows if r[0] == "del"),
-    }
+    diffs, stats = _diffs(bk, view, key, parent, full, changed, renames)
     return render_page(request, "commit.html", title=f"{info.title} · {view.repo_id}", view=view, tab="files",
                        info=info, parent=parent, diffs=diffs, stats=stats,
                        more_files=max(0, len(changed) - MAX_DIFF_FILES))

@@ -1,6 +1,6 @@
 """Compare two revisions (`/{repo}/compare/A...B`) and blame a text file (`/{repo}/blame/{rev}/{path}`).
 
-Diffs are the commit page's (`files._file_diff`): gated files are listed without being read, large files are
+Diffs are the commit page's (`files._diffs`): gated files are listed without being read, large files are
 described rather than diffed, and the bytes read for one page are bounded (`MAX_DIFF_BYTES`).
 """
 
@@ -14,7 +14,7 @@ from cove.errors import BadRequest
 from cove.services import compare, files
 from cove.services.paths import clean_path
 from cove.web import gitviews
-from cove.web.files import MAX_DIFF_BYTES, MAX_DIFF_FILES, FileDiff, _as_text, _file_diff, _rev_and_path
+from cove.web.files import MAX_DIFF_FILES, _as_text, _diffs, _rev_and_path
 from cove.web.render import page, q, qpath
 from cove.web.repo import open_repo
 
@@ -40,12 +40,7 @@ def compare_page(repo_type: str, request: Request, ns: str, name: str, spec: str
     key = view.repo.storage_key
     changed, renames = gitviews.pair_renames(bk, key, a, b, bk.repos.diff_paths(key, a, b))
     changed.sort(key=lambda c: c[1])
-    budget = [MAX_DIFF_BYTES]
-    diffs = [FileDiff(new, "renamed", [], note=f"Renamed from {old}, unchanged") for old, new in renames]
-    diffs += [_file_diff(bk, key, a, b, status, path, view.may_read(path), budget)
-              for status, path in changed[:MAX_DIFF_FILES]]
-    stats = {"added": sum(1 for d in diffs for r in d.rows if r[0] == "add"),
-             "removed": sum(1 for d in diffs for r in d.rows if r[0] == "del")}
+    diffs, stats = _diffs(bk, view, key, a, b, changed, renames)
     revs = [*view.branches, *view.tags]
     return page(request, "compare.html", title=f"{base}...{head} · {view.repo_id}", view=view, tab="files",
                 base=base, head=head, a=a, b=b, diffs=diffs, stats=stats, revs=revs,
