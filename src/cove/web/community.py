@@ -19,7 +19,7 @@ from cove.api import discussions as api
 from cove.backends import Backends
 from cove.errors import BadRequest, Unauthorized
 from cove.web import cards, gitviews
-from cove.web.files import MAX_DIFF_BYTES, MAX_DIFF_FILES, FileDiff, _file_diff
+from cove.web.files import MAX_DIFF_FILES, _diffs
 from cove.web.render import PLURALS, page
 from cove.web.repo import open_repo
 from cove.web.sessions import check_csrf
@@ -123,10 +123,7 @@ def _pr_diff(bk: Backends, view, num: int, merged: str | None) -> tuple[list, in
         return [], 0
     changed, renames = gitviews.pair_renames(bk, key, base, head, bk.repos.diff_paths(key, base, head))
     changed.sort(key=lambda c: c[1])
-    budget = [MAX_DIFF_BYTES]
-    diffs = [FileDiff(new, "renamed", [], note=f"Renamed from {old}, unchanged") for old, new in renames]
-    diffs += [_file_diff(bk, key, base, head, status, path, view.may_read(path), budget)
-              for status, path in changed[:MAX_DIFF_FILES]]
+    diffs, _ = _diffs(bk, view, key, base, head, changed, renames)
     return diffs, max(0, len(changed) - MAX_DIFF_FILES)
 
 
