@@ -38,6 +38,13 @@ def free_port() -> int:
             return port
 
 
+def _close(isolation: list) -> None:
+    """Close an app's network namespace fd and forwarders (`LocalApp.isolation`)."""
+    for item in isolation:
+        with contextlib.suppress(OSError):
+            os.close(item) if isinstance(item, int) else item.close()
+
+
 class LocalApp(RunningApp):
     def __init__(self, proc: subprocess.Popen, port: int, sha: str, strip_prefix: bool, workdir: Path,
                  log: Log, isolation: list | None = None) -> None:
@@ -69,9 +76,7 @@ class LocalApp(RunningApp):
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
-        for item in self.isolation:
-            with contextlib.suppress(OSError):
-                os.close(item) if isinstance(item, int) else item.close()
+        _close(self.isolation)
         self.isolation = []
         with contextlib.suppress(ProcessLookupError, PermissionError):  # what its group left behind
             os.killpg(self.proc.pid, signal.SIGKILL)
@@ -179,9 +184,7 @@ class LocalRunner(Runner):
                 raise
         except BaseException:
             into.close()
-            for item in isolation:
-                with contextlib.suppress(OSError):
-                    os.close(item) if isinstance(item, int) else item.close()
+            _close(isolation)
             raise
         return LocalApp(proc, port, spec.sha, strip, workdir, log, isolation)
 
