@@ -183,7 +183,7 @@ def text_rows(fmt: str, handles: list[Callable[[], BinaryIO]], offset: int, limi
                     return _json_array(fh, offset, limit)
                 kept, n, more = _lines(fh, skip, limit - len(out.rows), budget)
                 if kept:
-                    _parse(fmt, b"".join(kept), out)
+                    _parse_jsonl(b"".join(kept), out)
         seen += n
         if more or budget[0] < 0:
             out.more = True
@@ -271,13 +271,9 @@ def _first_byte(fh: BinaryIO) -> bytes:
     return head[:1]
 
 
-def _parse(fmt: str, data: bytes, out: Rows) -> None:
+def _parse_jsonl(data: bytes, out: Rows) -> None:
     try:
-        if fmt == "jsonl":
-            table = pajson.read_json(io.BytesIO(data))
-        else:
-            table = pacsv.read_csv(io.BytesIO(data), parse_options=pacsv.ParseOptions(
-                delimiter="\t" if fmt == "tsv" else ","))
+        table = pajson.read_json(io.BytesIO(data))
     except (pa.ArrowInvalid, ValueError) as exc:
         out.error = f"Could not parse the file: {exc}"
         return
