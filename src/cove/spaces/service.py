@@ -86,10 +86,15 @@ def wake(db: Session, repo: Repo) -> bool:
 MAX_SLEEP = 10 * 365 * 86400
 
 
-def set_sleep_time(db: Session, repo: Repo, seconds: object) -> None:
+def _check_sleep(seconds: object, field: str) -> None:
+    """400 unless `seconds` is None, -1 (never sleep) or 0..`MAX_SLEEP`."""
     if seconds is not None and (not isinstance(seconds, int) or isinstance(seconds, bool) or seconds < -1
                                 or seconds > MAX_SLEEP):
-        raise BadRequest(f"'seconds' must be a number of seconds up to {MAX_SLEEP} (or -1: never sleep)")
+        raise BadRequest(f"'{field}' must be a number of seconds up to {MAX_SLEEP} (or -1: never sleep)")
+
+
+def set_sleep_time(db: Session, repo: Repo, seconds: object) -> None:
+    _check_sleep(seconds, "seconds")
     st = state(db, repo)
     st.sleep_time = 0 if seconds == -1 else seconds
 
@@ -169,9 +174,7 @@ def duplicate_settings(body: dict) -> tuple[list[dict], list[dict], object]:
                 _text(i["description"], "description", 2000)
         out.append(items)
     sleep = body.get("sleepTimeSeconds")
-    if sleep is not None and (not isinstance(sleep, int) or isinstance(sleep, bool) or sleep < -1
-                              or sleep > MAX_SLEEP):
-        raise BadRequest(f"'sleepTimeSeconds' must be a number of seconds up to {MAX_SLEEP} (or -1: never sleep)")
+    _check_sleep(sleep, "sleepTimeSeconds")
     return out[0], out[1], sleep
 
 
