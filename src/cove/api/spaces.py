@@ -176,12 +176,16 @@ def _proxy_actor(bk, conn) -> Any:  # noqa: ANN001
     return actor
 
 
+def _space_pk(bk, ns: str, name: str) -> int | None:  # noqa: ANN001
+    with bk.db.session() as db:
+        return db.scalar(select(Repo.id).where(Repo.type == "space", Repo.namespace == ns, Repo.name == name))
+
+
 def _lookup(bk, conn, ns: str, name: str) -> tuple[Repo, SpaceState | None]:  # noqa: ANN001
     actor = _proxy_actor(bk, conn)
     cookie = conn.cookies.get(origin.APP_COOKIE)
     if actor.anonymous and cookie and conn.scope.get("cove_space_origin"):
-        with bk.db.session() as db:  # the app cookie of the Space's own host: its Cove session's user
-            pk = db.scalar(select(Repo.id).where(Repo.type == "space", Repo.namespace == ns, Repo.name == name))
+        pk = _space_pk(bk, ns, name)  # the app cookie of the Space's own host: its Cove session's user
         actor = (origin.cookie_actor(bk, cookie, pk) if pk is not None else None) or actor
     with bk.db.session() as db:
         repo = access.readable_repo(db, actor, "space", f"{ns}/{name}")
@@ -348,8 +352,7 @@ def _exchange(bk, request: Request, ns: str, name: str, token: str) -> Response:
     the token. A token that is not valid for a reader of this Space: the Space is missing."""
     from cove.errors import RepoNotFound
 
-    with bk.db.session() as db:
-        pk = db.scalar(select(Repo.id).where(Repo.type == "space", Repo.namespace == ns, Repo.name == name))
+    pk = _space_pk(bk, ns, name)
     cookie = origin.cookie_from_sign(bk.settings, token, pk) if pk is not None else None
     actor = origin.cookie_actor(bk, cookie, pk) if cookie else None
     if actor is None:
