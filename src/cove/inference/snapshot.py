@@ -96,14 +96,17 @@ KEEP_COMMITS = 3
 
 def prune(bk: Backends, repo_pk: int, keep: int = KEEP_COMMITS) -> None:
     """Remove this repo's folders but the `keep` most recently used (and temp folders over an hour old)."""
-    folder = root(bk) / str(repo_pk)
+    aged: list[tuple[float, Path]] = []
     try:
-        done = [p for p in folder.iterdir() if not p.name.startswith(".")]
-        stale = [p for p in folder.iterdir() if p.name.startswith(".") and time.time() - p.stat().st_mtime > 3600]
+        for p in (root(bk) / str(repo_pk)).iterdir():
+            with contextlib.suppress(FileNotFoundError):  # removed meanwhile by another prune
+                aged.append((p.stat().st_mtime, p))
     except OSError:
         return
-    done.sort(key=lambda p: p.stat().st_mtime, reverse=True)
-    for p in done[keep:] + stale:
+    now = time.time()
+    done = sorted((a for a in aged if not a[1].name.startswith(".")), key=lambda a: a[0], reverse=True)
+    stale = [a for a in aged if a[1].name.startswith(".") and now - a[0] > 3600]
+    for _, p in done[keep:] + stale:
         shutil.rmtree(p, ignore_errors=True)
 
 
