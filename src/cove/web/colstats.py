@@ -10,7 +10,6 @@ and floats, `BINS` equal-width bins between the sample's min and max, counted by
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import BinaryIO
@@ -18,7 +17,6 @@ from typing import BinaryIO
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 from cove.web import datafiles
@@ -195,28 +193,14 @@ def _parquet_sample(handles: list[Callable[[], BinaryIO]], columns: list[str], r
 
 def text_stats(fmt: str, handles: list[Callable[[], BinaryIO]], sample_rows: int = SAMPLE_ROWS) -> SplitStats:
     parts: list[pa.Table] = []
-    got, more = 0, False
-    budget = [datafiles.MAX_TEXT_BYTES]
-    for i, open_file in enumerate(handles):
-        if got >= sample_rows:
-            more = True
-            break
-        if fmt in ("csv", "tsv"):
-            rows = datafiles.Rows()
-            table, file_more = datafiles.csv_table(open_file, fmt, sample_rows - got, budget, rows)
-            if rows.error:
-                return SplitStats(error=rows.error)
-        else:
-            with open_file() as fh:
-                kept, _, file_more = datafiles._lines(fh, 0, sample_rows - got, budget)
-            table = pajson.read_json(io.BytesIO(b"".join(kept))) if kept else None
-        if table is not None:
-            parts.append(table)
-            got += table.num_rows
-        if file_more:
-            more = True
-            break
-        more = i + 1 < len(handles) and got >= sample_rows
+    more = False
+    try:
+        for table, left in datafiles.text_tables(fmt, handles, sample_rows):
+            if table.num_columns:
+                parts.append(table)
+            more = more or left
+    except datafiles.Unparsable as exc:
+        return SplitStats(error=str(exc))
     if not parts:
         return SplitStats()
     return _from_table(pa.concat_tables(parts, promote_options="permissive"), exact=not more)

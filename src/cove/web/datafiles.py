@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -160,6 +160,34 @@ def _lines(fh: BinaryIO, skip: int, take: int, budget: list[int]) -> tuple[list[
             kept.append(line if line.endswith(b"\n") else line + b"\n")
         n += 1
     return kept, n, False
+
+
+class Unparsable(ValueError):
+    """A data file that does not parse (its message says why)."""
+
+
+def text_tables(fmt: str, handles: list[Callable[[], BinaryIO]], max_rows: int) -> Iterator[tuple[pa.Table, bool]]:
+    """The first `max_rows` records of CSV/TSV/JSON Lines files within `MAX_TEXT_BYTES`, a table per file: (the
+    table, whether records were left unread, in its file or after it). A CSV file that does not parse raises
+    `Unparsable`."""
+    budget = [MAX_TEXT_BYTES]
+    for i, open_file in enumerate(handles):
+        if fmt in ("csv", "tsv"):
+            rows = Rows()
+            table, more = csv_table(open_file, fmt, max_rows, budget, rows)
+            if rows.error:
+                raise Unparsable(rows.error)
+        else:
+            with open_file() as fh:
+                kept, _, more = _lines(fh, 0, max_rows, budget)
+            table = pajson.read_json(io.BytesIO(b"".join(kept))) if kept else None
+        max_rows -= table.num_rows if table is not None else 0
+        stop = more or max_rows <= 0 or budget[0] < 0
+        left = more or (stop and i + 1 < len(handles))
+        if table is not None or left:
+            yield (table if table is not None else pa.table({})), left
+        if stop:
+            return
 
 
 def text_rows(fmt: str, handles: list[Callable[[], BinaryIO]], offset: int, limit: int) -> Rows:

@@ -11,15 +11,13 @@ large split for a rare string.
 
 from __future__ import annotations
 
-import io
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 from cove.web import datafiles
@@ -120,34 +118,12 @@ def _parquet(handles: list[Callable[[], BinaryIO]], query: str, offset: int, lim
     return out
 
 
-def _text_tables(fmt: str, handles: list[Callable[[], BinaryIO]], max_rows: int) -> Iterator[tuple[pa.Table, bool]]:
-    """(a file's first records as a table, whether records were left unread), file by file, in the byte budget."""
-    budget = [datafiles.MAX_TEXT_BYTES]
-    for open_file in handles:
-        if fmt in ("csv", "tsv"):
-            rows = datafiles.Rows()
-            table, more = datafiles.csv_table(open_file, fmt, max_rows, budget, rows)
-            if rows.error:
-                raise ValueError(rows.error)
-        else:
-            with open_file() as fh:
-                kept, _, more = datafiles._lines(fh, 0, max_rows, budget)
-            table = pajson.read_json(io.BytesIO(b"".join(kept))) if kept else None
-        if table is not None:
-            yield table, more
-            max_rows -= table.num_rows
-        if more or max_rows <= 0 or budget[0] < 0:
-            if not more:
-                yield pa.table({}), True
-            return
-
-
 def _text(fmt: str, handles: list[Callable[[], BinaryIO]], query: str, offset: int, limit: int,
           max_scanned: int) -> Matches:
     out = Matches(complete=True)
     found = 0
     base = 0
-    for table, more in _text_tables(fmt, handles, max_scanned):
+    for table, more in datafiles.text_tables(fmt, handles, max_scanned):
         if more:
             out.complete = False
         if table.num_columns == 0:
