@@ -17,6 +17,7 @@ from prometheus_client import Counter
 
 from cove.api.ranges import BlobFileResponse, SpanStreamingResponse, parse_range
 from cove.api.shapes import PLURAL, PREFIX, entry_json
+from cove.bounded import BoundedDict
 from cove.db.changes import changes_for
 from cove.deps import Bk, CurrentActor, repo_type_of, token_from_header
 from cove.errors import BadRequest
@@ -318,12 +319,8 @@ class _Ticket:
     def remember_get(self, ns: str, rev: str, sha: str, storage_key: str, local: str, headers: dict[str, str],
                      media_type: str) -> None:
         """A GET of a local LFS file answered 200 (not counted, not refused): `serve_get` may send it again."""
-        cache = self.cache
-        with cache._lock:
-            if len(cache._gets) >= cache.MAX_ENTRIES:
-                cache._gets.clear()
-            cache._gets[self.key] = _KnownGet(self.gen, self.deadline, storage_key, rev, sha, local, dict(headers),
-                                              media_type)
+        self.cache._gets.put(self.key, _KnownGet(self.gen, self.deadline, storage_key, rev, sha, local,
+                                                 dict(headers), media_type))
 
 
 @dataclass(frozen=True)
@@ -366,9 +363,10 @@ class HeadCache:
         url = getattr(getattr(bk.db, "engine", None), "url", None)
         db = url.database if url is not None and url.get_backend_name() == "sqlite" else None
         self._db_path = db if db and db != ":memory:" and not db.startswith("file:") else None
-        self._known: dict[tuple, _Known] = {}
-        self._answers: dict[tuple, tuple] = {}  # key → (commit, gen, local blob path or None, raw headers)
-        self._gets: dict[tuple, _KnownGet] = {}  # GET /resolve of local LFS files (`serve_get`)
+        self._known: BoundedDict[tuple, _Known] = BoundedDict(self.MAX_ENTRIES)
+        #: key → (commit, gen, local blob path or None, raw headers)
+        self._answers: BoundedDict[tuple, tuple] = BoundedDict(self.MAX_ENTRIES)
+        self._gets: BoundedDict[tuple, _KnownGet] = BoundedDict(self.MAX_ENTRIES)  # GET /resolve of local LFS files
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self._gen: tuple[int, int] | None = None
@@ -454,7 +452,9 @@ class HeadCache:
         self._gets.clear()
 
     @staticmethod
-    def _key(scope) -> tuple | None:  # noqa: ANN001
+    def request_key(scope) -> tuple | None:  # noqa: ANN001
+        """The answer caches' key for a request: (path, query, Authorization); None (take the full route) for a
+        cookie or a `%`-encoded path."""
         raw = scope.get("raw_path")
         if raw is not None and b"%" in raw:
             return None
@@ -468,7 +468,7 @@ class HeadCache:
 
     async def serve(self, scope, send, request_id: bytes) -> bool:  # noqa: ANN001
         """Answer a HEAD from what is known; False (and a ticket to remember the answer) otherwise."""
-        key = self._key(scope)
+        key = self.request_key(scope)
         if key is None:
             return False
         gen = self.generation()
@@ -499,7 +499,7 @@ class HeadCache:
         (`BlobFileResponse`). A request that may count a download (`X-HF-Download-Counter`) takes the full route."""
         if "/resolve/" not in scope["path"]:
             return None
-        key = self._key(scope)
+        key = self.request_key(scope)
         if key is None or any(k == b"x-hf-download-counter" for k, _ in scope["headers"]):
             return None
         gen = self.generation()
@@ -530,9 +530,7 @@ class HeadCache:
         return sent
 
     def put(self, key: tuple, known: _Known) -> None:
-        if len(self._known) >= self.MAX_ENTRIES:
-            self._known.clear()
-        self._known[key] = known
+        self._known.put(key, known)
 
     @staticmethod
     def ticket(request: Request, db, repo, path: str) -> _Ticket | None:  # noqa: ANN001
@@ -574,9 +572,7 @@ class HeadCache:
         headers = _file_headers(bk, k.repo_type, k.ns, k.name, k.path, sha, entry, loc, k.private)
         headers["Content-Length"] = str(entry.size)
         raw = Response(status_code=200, headers=headers, media_type=_media_type(k.path)).raw_headers
-        if len(self._answers) >= self.MAX_ENTRIES:
-            self._answers.clear()
-        self._answers[key] = (sha, k.gen, local, raw)
+        self._answers.put(key, (sha, k.gen, local, raw))
         return raw
 
 

@@ -22,13 +22,14 @@ holds: a caller who may not read the repo never had a 200 kept for it.
 from __future__ import annotations
 
 import re
-import threading
 import time
 from collections.abc import Hashable
 from dataclasses import dataclass
 
 from starlette.requests import Request
 from starlette.responses import Response
+
+from cove.bounded import BoundedDict
 
 INFO_PATH = re.compile(r"/api/(?:models|datasets)/[^/]+/[^/]+")
 ROUTE = "/api/{plural}/{ns}/{name}"
@@ -52,11 +53,10 @@ class InfoCache:
     def __init__(self, head_cache) -> None:  # noqa: ANN001 - cove.api.files.HeadCache
         self.head_cache = head_cache
         self.bk = head_cache.bk
-        self._answers: dict[tuple, _Answer] = {}
-        self._lock = threading.Lock()
+        self._answers: BoundedDict[tuple, _Answer] = BoundedDict(self.MAX_ENTRIES)
 
     def _generation(self) -> Hashable | None:
-        if self.head_cache.tally._pending:
+        if self.head_cache.tally.has_pending():
             return None  # counts to write first: the full route flushes them
         return self.head_cache.generation(downloads=True)
 
@@ -65,7 +65,7 @@ class InfoCache:
         the answer) otherwise."""
         if not INFO_PATH.fullmatch(scope["path"]):
             return None
-        key = self.head_cache._key(scope)
+        key = self.head_cache.request_key(scope)
         if key is None:
             return None
         gen = self._generation()
@@ -97,7 +97,4 @@ class InfoCache:
         if not any(k == b"x-content-type-options" for k, _ in headers):
             headers.append((b"x-content-type-options", b"nosniff"))  # as RequestIdMiddleware adds it
         answer = _Answer(gen, deadline, repo.storage_key, head, headers, bytes(response.body))
-        with cache._lock:
-            if len(cache._answers) >= cache.MAX_ENTRIES:
-                cache._answers.clear()
-            cache._answers[key] = answer
+        cache._answers.put(key, answer)

@@ -87,6 +87,11 @@ class Tally:
         with self._lock:
             return sum(self._pending.values())
 
+    def has_pending(self) -> bool:
+        """Any counts not yet written? Without the lock (a dict's truth is read atomically): the answer caches'
+        per-request check."""
+        return bool(self._pending)
+
     def flush(self) -> int:
         """Add what is pending to the database in one transaction; on failure it stays pending. Returns the
         downloads written."""
@@ -153,7 +158,7 @@ def maybe_count(bk: Any, repo: Repo, path: str, *, head: bool, counter_header: s
 def flush_for_read(bk: Any) -> None:  # noqa: ANN401
     """Before answering with download numbers: this process's counts are written (no-op when none)."""
     t = bk.__dict__.get("_download_tally")
-    if t is not None and t._pending:
+    if t is not None and t.has_pending():
         t.flush_quietly()
 
 
