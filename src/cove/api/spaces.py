@@ -176,18 +176,17 @@ def _proxy_actor(bk, conn) -> Any:  # noqa: ANN001
     return actor
 
 
-def _space_pk(bk, ns: str, name: str) -> int | None:  # noqa: ANN001
-    with bk.db.session() as db:
-        return db.scalar(select(Repo.id).where(Repo.type == "space", Repo.namespace == ns, Repo.name == name))
+def _space_pk(db, ns: str, name: str) -> int | None:  # noqa: ANN001
+    return db.scalar(select(Repo.id).where(Repo.type == "space", Repo.namespace == ns, Repo.name == name))
 
 
 def _lookup(bk, conn, ns: str, name: str) -> tuple[Repo, SpaceState | None]:  # noqa: ANN001
     actor = _proxy_actor(bk, conn)
     cookie = conn.cookies.get(origin.APP_COOKIE)
-    if actor.anonymous and cookie and conn.scope.get("cove_space_origin"):
-        pk = _space_pk(bk, ns, name)  # the app cookie of the Space's own host: its Cove session's user
-        actor = (origin.cookie_actor(bk, cookie, pk) if pk is not None else None) or actor
-    with bk.db.session() as db:
+    with bk.db.session() as db:  # one session: the app cookie's visitor, the Space, its state
+        if actor.anonymous and cookie and conn.scope.get("cove_space_origin"):
+            pk = _space_pk(db, ns, name)  # the app cookie of the Space's own host: its Cove session's user
+            actor = (origin.cookie_actor(db, bk.settings, cookie, pk) if pk is not None else None) or actor
         repo = access.readable_repo(db, actor, "space", f"{ns}/{name}")
         now = time.monotonic()
         if now - _visits.get(repo.id, 0) > 30:
@@ -352,12 +351,12 @@ def _exchange(bk, request: Request, ns: str, name: str, token: str) -> Response:
     the token. A token that is not valid for a reader of this Space: the Space is missing."""
     from cove.errors import RepoNotFound
 
-    pk = _space_pk(bk, ns, name)
-    cookie = origin.cookie_from_sign(bk.settings, token, pk) if pk is not None else None
-    actor = origin.cookie_actor(bk, cookie, pk) if cookie else None
-    if actor is None:
-        raise RepoNotFound()
     with bk.db.session() as db:
+        pk = _space_pk(db, ns, name)
+        cookie = origin.cookie_from_sign(bk.settings, token, pk) if pk is not None else None
+        actor = origin.cookie_actor(db, bk.settings, cookie, pk) if cookie else None
+        if actor is None:
+            raise RepoNotFound()
         access.readable_repo(db, actor, "space", f"{ns}/{name}")
     query = "&".join(p for p in request.url.query.split("&") if not p.startswith(origin.SIGN_PARAM + "="))
     target = "/" + request.url.path.lstrip("/") + (f"?{query}" if query else "")  # never //other-host

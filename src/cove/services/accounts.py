@@ -227,7 +227,12 @@ def revoke_token(db: Session, user: str, name_or_id: str) -> None:
 
 
 def actor_for_token(db: Session, secret: str) -> Actor | None:
-    row = db.scalar(select(Token).where(Token.token_hash == hash_token(secret)))
+    return actor_for_token_hash(db, hash_token(secret))
+
+
+def actor_for_token_hash(db: Session, token_hash: str) -> Actor | None:
+    """`actor_for_token` by the token's hash (what a browser session signed in with a token is known by)."""
+    row = db.scalar(select(Token).where(Token.token_hash == token_hash))
     now = utcnow()
     if row is None or (row.expires_at is not None and row.expires_at <= now):
         return None  # an expired token is refused exactly as an unknown one

@@ -25,10 +25,11 @@ import time
 
 import httpx
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from cove.backends import Backends
-from cove.db.tables import Namespace, Repo, Token, WebSession
-from cove.services.accounts import Actor, actor_for_user
+from cove.db.tables import Repo
+from cove.services.accounts import Actor
 from cove.settings import Settings
 
 #: The cookie the app's host sets for a private Space's visitor (never Cove's session cookie).
@@ -136,28 +137,15 @@ def cookie_from_sign(settings: Settings, token: str | None, repo_pk: int) -> str
     return _sign(settings, {"k": "cookie", "r": repo_pk, "s": data["s"]}, COOKIE_TTL)
 
 
-def cookie_actor(bk: Backends, value: str | None, repo_pk: int) -> Actor | None:
+def cookie_actor(db: Session, settings: Settings, value: str | None, repo_pk: int) -> Actor | None:
     """The visitor an app cookie stands for: its Cove session, while that still exists (a password session, or a
-    token signed in with), else None."""
-    from cove.web.sessions import MAX_AGE
+    token signed in with: `cove.web.sessions.actor_for_ref`), else None. Looked up in the caller's `db`."""
+    from cove.web.sessions import actor_for_ref
 
-    data = _verify(bk.settings, value, "cookie")
+    data = _verify(settings, value, "cookie")
     if data is None or data.get("r") != repo_pk or not isinstance(data.get("s"), str):
         return None
-    ref = data["s"]
-    from cove.db.tables import utcnow
-
-    with bk.db.session() as db:
-        row = db.get(WebSession, ref)
-        if row is not None:
-            user = db.get(Namespace, row.user_id)
-            if user is None or utcnow() - row.created_at > MAX_AGE:
-                return None
-            return actor_for_user(db, user)
-        tok = db.scalar(select(Token).where(Token.token_hash == ref))
-        if tok is None or (tok.expires_at is not None and tok.expires_at <= utcnow()):
-            return None
-        return Actor(tok.user.id, tok.user.name, tok.role, tok.name, tok.user.is_admin)
+    return actor_for_ref(db, data["s"])
 
 
 def cookie_header(settings: Settings, value: str, secure_ok: bool) -> str:

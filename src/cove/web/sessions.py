@@ -23,13 +23,14 @@ from urllib.parse import urlsplit
 from fastapi import Request
 from fastapi.responses import Response
 from sqlalchemy import delete
+from sqlalchemy.orm import Session
 
 from cove.backends import Backends
 from cove.db.tables import Namespace, WebSession, utcnow
 from cove.deps import client_host, resolve_actor
 from cove.errors import Forbidden, HubError, TooManyRequests
 from cove.services import throttle
-from cove.services.accounts import ANONYMOUS, TOKEN_PREFIX, Actor, actor_for_token, actor_for_user
+from cove.services.accounts import ANONYMOUS, TOKEN_PREFIX, Actor, actor_for_token, actor_for_token_hash, actor_for_user
 
 SESSION_COOKIE = "cove_session"
 CSRF_COOKIE = "cove_csrf"
@@ -88,16 +89,29 @@ def _session(bk: Backends, raw: str | None, client: str | None = None) -> tuple[
                 return None
             mac = hmac.new(bk.settings.signing_secret.encode(), b"csrf:" + _hash(raw).encode(), "sha256")
             return actor, mac.hexdigest()[:32]
-        row = db.get(WebSession, _hash(raw))
-        if row is None:
-            return None
-        if utcnow() - row.created_at > MAX_AGE:
-            db.delete(row)
-            return None
-        user = db.get(Namespace, row.user_id)
-        if user is None:
-            return None
-        return actor_for_user(db, user), row.csrf
+        return _password_session(db, _hash(raw))
+
+
+def _password_session(db: Session, ref: str) -> tuple[Actor, str] | None:
+    """(actor, CSRF token) of the password session stored as `ref` (its cookie's hash), or None: unknown, its
+    user gone, or older than `MAX_AGE` (then deleted)."""
+    row = db.get(WebSession, ref)
+    if row is None:
+        return None
+    if utcnow() - row.created_at > MAX_AGE:
+        db.delete(row)
+        return None
+    user = db.get(Namespace, row.user_id)
+    if user is None:
+        return None
+    return actor_for_user(db, user), row.csrf
+
+
+def actor_for_ref(db: Session, ref: str) -> Actor | None:
+    """Who the session whose cookie hashes to `ref` signs in, while it lasts: a password session's user, or the
+    access token the cookie holds (a session signed in with a token); None once signed out, expired or revoked."""
+    found = _password_session(db, ref)
+    return found[0] if found is not None else actor_for_token_hash(db, ref)
 
 
 def visitor(request: Request) -> Visitor:
