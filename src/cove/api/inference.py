@@ -19,7 +19,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from cove.api.inference_front import InferenceFront
+from cove.api.inference_front import InferenceFront, wait_for_model
 from cove.deps import Bk, CurrentActor, client_host
 from cove.errors import BadRequest, HubError, PayloadTooLarge
 from cove.inference import GENERATIVE
@@ -63,10 +63,6 @@ async def _body(request: Request, bk) -> dict:  # noqa: ANN001
 
 def _who(actor: Actor, request: Request) -> str:
     return f"user:{actor.user_id}" if actor.user_id is not None else f"ip:{client_host(request)}"
-
-
-def _wait(request: Request) -> bool:
-    return request.headers.get("x-wait-for-model", "true").lower() != "false"
 
 
 def _pick_task(task: str, routed: bool, inputs: Any, params: dict) -> str:
@@ -115,7 +111,7 @@ async def _infer(ns: str, name: str, task: str | None, request: Request, bk, act
         with engine.user_slot(who):
             result = await engine.run(target.key, target.path, "batch",
                                       {"task": chosen, "item": {"inputs": inputs, "parameters": params}},
-                                      wait=_wait(request), info=info)
+                                      wait=wait_for_model(request.scope), info=info)
         if "cove.inference_ticket" in request.scope.get("state", {}) and actor.user_id is not None:
             await run_in_threadpool(InferenceFront.remember, request, bk, target, task is not None, who)
         return JSONResponse(result, headers={**headers, "X-Inference-Batch": str(info.get("batch", 1))})
@@ -159,7 +155,7 @@ async def _generation(engine: Engine, target: service.Target, request: Request, 
     try:
         events = await engine.generate(target.key, target.path, {
             **source, "parameters": p, "max_new_tokens": engine.settings.inference_max_new_tokens},
-            wait=_wait(request))
+            wait=wait_for_model(request.scope))
         first = await anext(events)
     except BaseException:
         engine.leave(who)
@@ -393,7 +389,8 @@ async def embeddings(request: Request, bk: Bk, actor: CurrentActor) -> Response:
     target = await run_in_threadpool(service.target, bk, actor, repo_id, revision, "feature-extraction")
     engine = _engine(request)
     with engine.user_slot(_who(actor, request)):
-        result = await engine.run(target.key, target.path, "embed", {"texts": texts}, wait=_wait(request))
+        result = await engine.run(target.key, target.path, "embed", {"texts": texts},
+                                  wait=wait_for_model(request.scope))
     vectors, n_tokens = result["vectors"], result["tokens"]
     dims = body.get("dimensions")
     if isinstance(dims, int) and dims > 0:

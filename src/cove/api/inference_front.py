@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from typing import Any
 from prometheus_client import Counter
 from starlette.requests import Request
 
+from cove.bounded import BoundedDict
 from cove.errors import HubError
 from cove.inference import GENERATIVE
 
@@ -57,8 +57,8 @@ class _Known:
     routed: bool  # the task came from the URL
 
 
-def _wait(scope: dict) -> bool:
-    """`X-Wait-For-Model: false` asks for a 503 while the model loads."""
+def wait_for_model(scope: dict) -> bool:
+    """`X-Wait-For-Model: false` asks for a 503 while the model loads (here and in `cove.api.inference`)."""
     return not any(k == b"x-wait-for-model" and v.strip().lower() == b"false" for k, v in scope["headers"])
 
 
@@ -71,8 +71,7 @@ class InferenceFront:
         self.head_cache = head_cache
         self.bk = head_cache.bk
         self.engine = engine
-        self._known: dict[tuple, _Known] = {}
-        self._lock = threading.Lock()
+        self._known: BoundedDict[tuple, _Known] = BoundedDict(self.MAX_ENTRIES)
 
     @staticmethod
     def claims(scope: dict) -> bool:
@@ -81,7 +80,7 @@ class InferenceFront:
     async def serve(self, scope: dict, full: Callable[[Callable, Callable], Awaitable[None]], request_id: bytes,
                     receive: Callable, send: Callable) -> None:
         """Answer from what is kept, or hand the request (its body replayed) to `full`."""
-        key = self.head_cache._key(scope)
+        key = self.head_cache.request_key(scope)
         gen = self.head_cache.generation() if key is not None else None
         known = self._known.get(key) if gen is not None else None
         if known is None or not self._valid(known, gen):
@@ -169,7 +168,7 @@ class InferenceFront:
         try:
             with engine.user_slot(k.who):
                 result = await engine.run(t.key, t.path, "batch", {"task": chosen, "item": item},
-                                          wait=_wait(scope), info=info)
+                                          wait=wait_for_model(scope), info=info)
         except HubError as exc:  # as the app's handler answers it
             from cove.app import error_response
 
@@ -197,7 +196,4 @@ class InferenceFront:
             ok, deadline = token_deadline(db, key[2])
         if not ok:
             return
-        with front._lock:
-            if len(front._known) >= front.MAX_ENTRIES:
-                front._known.clear()
-            front._known[key] = _Known(gen, deadline, who, target, routed)
+        front._known.put(key, _Known(gen, deadline, who, target, routed))
