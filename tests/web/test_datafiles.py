@@ -259,3 +259,30 @@ def test_numeric_histograms_over_the_sample():
     assert [(lo, c) for lo, _, c in by["small"].hist] == [(0, 3334), (1, 3333), (2, 3333)]  # one bin per value
     assert by["i"].exact  # nulls and min/max from the footers; the histogram over the sample (here: all rows)
 
+
+
+def test_one_page_parses_each_parquet_footer_once():
+    """The viewer's rows, column statistics and search of one split share its files (`datafiles.Opener`): each
+    footer is read and parsed once per page, not once per reader."""
+    from cove.web import colstats, rowsearch
+
+    data = _parquet(20_000, 100)  # 200 row groups: a footer of many KB
+    tail_reads = []
+
+    def rng(start: int, end: int) -> bytes:
+        if end >= len(data):
+            tail_reads.append(start)
+        return data[start:end]
+
+    def open_file() -> io.BufferedReader:
+        return io.BufferedReader(datafiles.RangeReader(len(data), rng), buffer_size=4096)
+
+    with open_file() as fh:
+        pq.ParquetFile(fh)
+    one_parse = len(tail_reads)  # the footer's length, then the footer
+    split = [datafiles.Opener(open_file)]
+    rows = datafiles.parquet_rows(split, offset=0, limit=25)
+    stats = colstats.split_stats("parquet", split, sample_rows=300)
+    found = rowsearch.search("parquet", split, "row 7 ", 0, 5)
+    assert rows.total == 20_000 and stats.total == 20_000 and found.rows[0][0] == 7
+    assert len(tail_reads) == 2 * one_parse  # the one above, and the page's

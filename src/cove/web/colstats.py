@@ -17,7 +17,6 @@ from typing import BinaryIO
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from cove.web import datafiles
 
@@ -120,7 +119,7 @@ def parquet_stats(handles: list[Callable[[], BinaryIO]], sample_rows: int = SAMP
     total = 0
     for open_file in handles:
         with open_file() as fh:
-            pf = pq.ParquetFile(fh)
+            pf = datafiles.parquet_file(open_file, fh)
             schema = schema or pf.schema_arrow
             meta = pf.metadata
             total += meta.num_rows
@@ -176,7 +175,7 @@ def _parquet_sample(handles: list[Callable[[], BinaryIO]], columns: list[str], r
     got = 0
     for open_file in handles:
         with open_file() as fh:
-            pf = pq.ParquetFile(fh)
+            pf = datafiles.parquet_file(open_file, fh)
             groups, n = [], 0
             for g in range(pf.metadata.num_row_groups):
                 if got + n >= rows:

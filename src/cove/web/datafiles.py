@@ -85,6 +85,27 @@ def open_entry(bk: Backends, repo: Repo, entry: Entry) -> BinaryIO:
     return io.BufferedReader(raw, buffer_size=1 << 20)  # type: ignore[return-value]
 
 
+class Opener:
+    """Opens one data file, as often as asked; a parquet file's footer, once parsed (`parquet_file`), is kept for
+    the next opening, so a page that reads a split several ways (rows, statistics) parses each footer once."""
+
+    def __init__(self, open_file: Callable[[], BinaryIO]) -> None:
+        self._open = open_file
+        self.parquet_meta: pq.FileMetaData | None = None
+
+    def __call__(self) -> BinaryIO:
+        return self._open()
+
+
+def parquet_file(open_file: Callable[[], BinaryIO], fh: BinaryIO) -> pq.ParquetFile:
+    """`fh` (opened by `open_file`) as a parquet file, with the footer an `Opener` kept (else parsed, and kept)."""
+    meta = open_file.parquet_meta if isinstance(open_file, Opener) else None
+    pf = pq.ParquetFile(fh, metadata=meta)
+    if isinstance(open_file, Opener) and meta is None:
+        open_file.parquet_meta = pf.metadata
+    return pf
+
+
 @dataclass
 class Rows:
     columns: list[tuple[str, str]] = field(default_factory=list)  # (name, type)
@@ -118,7 +139,7 @@ def parquet_rows(handles: list[Callable[[], BinaryIO]], offset: int, limit: int)
     seen = 0
     for open_file in handles:
         with open_file() as fh:
-            pf = pq.ParquetFile(fh)
+            pf = parquet_file(open_file, fh)
             meta = pf.metadata
             if not out.columns:
                 out.columns = [(f.name, str(f.type)) for f in pf.schema_arrow]

@@ -18,7 +18,6 @@ from typing import BinaryIO
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from cove.web import datafiles
 
@@ -83,7 +82,7 @@ def _parquet(handles: list[Callable[[], BinaryIO]], query: str, offset: int, lim
     began = time.monotonic()
     for open_file in handles:
         with open_file() as fh:
-            pf = pq.ParquetFile(fh)
+            pf = datafiles.parquet_file(open_file, fh)
             schema = pf.schema_arrow
             if not out.columns:
                 out.columns = [(f.name, str(f.type)) for f in schema]

@@ -92,15 +92,19 @@ def discover(meta: dict, entries: list[Entry]) -> list[Config]:
     return [Config("default", splits)] if splits else []
 
 
-def _opened(bk: Backends, repo, split: Split) -> tuple[str | None, list[Callable[[], BinaryIO]]]:  # noqa: ANN001
-    """The split's one file format (None when it mixes formats) and an opener per file."""
+Opened = tuple[str | None, list[Callable[[], BinaryIO]]]
+
+
+def opened(bk: Backends, repo, split: Split) -> Opened:  # noqa: ANN001
+    """The split's one file format (None when it mixes formats) and an `Opener` per file: one request's reads of
+    the split share them (each parquet footer is parsed once)."""
     formats = {datafiles.format_of(e.path) for e in split.files}
     fmt = formats.pop() if len(formats) == 1 else None
-    return fmt, [lambda e=e: datafiles.open_entry(bk, repo, e) for e in split.files]
+    return fmt, [datafiles.Opener(lambda e=e: datafiles.open_entry(bk, repo, e)) for e in split.files]
 
 
-def read_page(bk: Backends, repo, split: Split, offset: int, limit: int) -> datafiles.Rows:  # noqa: ANN001
-    fmt, handles = _opened(bk, repo, split)
+def read_page(split: Opened, offset: int, limit: int) -> datafiles.Rows:
+    fmt, handles = split
     if fmt is None:
         return datafiles.Rows(error="This split mixes file formats; the viewer shows one format per split")
     try:
@@ -111,11 +115,10 @@ def read_page(bk: Backends, repo, split: Split, offset: int, limit: int) -> data
         return datafiles.Rows(error=f"Could not read this split: {exc}")
 
 
-def search_split(bk: Backends, repo, split: Split, query: str, offset: int, limit: int,  # noqa: ANN001
-                 start: int = 0) -> rowsearch.Matches:
+def search_split(split: Opened, query: str, offset: int, limit: int, start: int = 0) -> rowsearch.Matches:
     """The rows of a split whose text columns contain `query` (`rowsearch`: text columns first, whole rows for
     the page only)."""
-    fmt, handles = _opened(bk, repo, split)
+    fmt, handles = split
     if fmt is None:
         return rowsearch.Matches(error="This split mixes file formats")
     try:
@@ -124,9 +127,9 @@ def search_split(bk: Backends, repo, split: Split, query: str, offset: int, limi
         return rowsearch.Matches(error=f"Could not search this split: {exc}")
 
 
-def split_stats(bk: Backends, repo, split: Split) -> colstats.SplitStats:  # noqa: ANN001
+def split_stats(split: Opened) -> colstats.SplitStats:
     """Column statistics of a split (`colstats`): footers and a sample, never the whole split unless small."""
-    fmt, handles = _opened(bk, repo, split)
+    fmt, handles = split
     if fmt is None:
         return colstats.SplitStats(error="This split mixes file formats")
     try:
@@ -164,6 +167,7 @@ def viewer_page(request: Request, ns: str, name: str) -> Response:
     query = (qp.get("q") or "").strip()[:rowsearch.MAX_QUERY]
     if split is not None:
         gated = datafiles.Rows(error="This dataset is gated: ask for access on its card to see its rows.")
+        files = opened(bk, repo, split)
         if not view.has_files:
             rows = gated
         elif query:
@@ -171,11 +175,11 @@ def viewer_page(request: Request, ns: str, name: str) -> Response:
                 start = max(0, int(qp.get("from", "0")))
             except ValueError:
                 start = 0
-            rows = search_split(bk, repo, split, query, p * PAGE_ROWS, PAGE_ROWS, start)
+            rows = search_split(files, query, p * PAGE_ROWS, PAGE_ROWS, start)
         else:
-            rows = read_page(bk, repo, split, p * PAGE_ROWS, PAGE_ROWS)
+            rows = read_page(files, p * PAGE_ROWS, PAGE_ROWS)
         if qp.get("stats") == "1" and view.has_files:
-            stats = split_stats(bk, repo, split)
+            stats = split_stats(files)
     return page(request, "viewer.html", title=f"Viewer · {view.repo_id}", view=view, tab="viewer",
                 configs=configs, config=config, split=split, rows=rows, p=p, page_rows=PAGE_ROWS, stats=stats,
                 query=query,
