@@ -143,6 +143,20 @@ class Fleet:
         with ThreadPoolExecutor(len(which) or 1) as pool:
             list(pool.map(lambda i: _wait(self.direct(i), self.procs[i], self.log(i), 120), which))
 
+    def wait_in_rotation(self, i: int, timeout: float = 30) -> None:
+        """Wait until the balancer sends requests to process `i` again, as a rolling restart waits for a health
+        check before stopping the next process: nginx keeps a process it saw refuse a connection out of rotation
+        for `fail_timeout`, and stopping the other one meanwhile leaves no live upstream (502)."""
+        port, deadline = self.ports[i], time.monotonic() + timeout
+        while True:
+            mark = self.mark()
+            httpx.get(f"{self.endpoint}/api/models", params={"limit": 1}, timeout=10)
+            if any(self.port_of(h) == port and h.status < 500 for h in self.hits(mark)):
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"process {i} not back in the balancer's rotation after {timeout} s")
+            time.sleep(0.2)
+
     def kill(self, i: int) -> None:
         """SIGKILL process i, as a crash or an OOM kill would: no clean-up of any kind."""
         proc = self.procs[i]
@@ -222,6 +236,12 @@ class Fleet:
         if self.nginx is not None and self.nginx.poll() is None:
             self.nginx.terminate()
             self.nginx.wait(10)
+        keep = os.environ.get("FLEET_KEEP_LOGS")
+        if keep:
+            dest = Path(keep) / self.root.name
+            dest.mkdir(parents=True, exist_ok=True)
+            for f in [*self.root.glob("cove-*.log"), *(self.root / "nginx").glob("*.log")]:
+                shutil.copy(f, dest / f.name)
         shutil.rmtree(self.root, ignore_errors=True)  # the shared volume, logs, nginx's folder
 
 

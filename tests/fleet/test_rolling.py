@@ -100,6 +100,7 @@ def test_rolling_upgrade_old_and_new_processes_on_one_schema(old_fleet, tmp_path
         for i in range(2):
             fleet.stop(i)  # SIGTERM: uvicorn finishes what it has in flight; nginx sends new requests elsewhere
             fleet.start(i, PYTHONPATH="")  # this code: migrates the schema forward while the other serves
+            fleet.wait_in_rotation(i)  # the balancer's health check sees it before the next one stops
             if i == 0:  # old and new side by side, on the new schema
                 assert len(_versions(fleet)) == 2
                 data = os.urandom(1_500_000)
