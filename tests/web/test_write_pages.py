@@ -371,6 +371,25 @@ def test_profile_likes_and_storage(alice_web, bob_web, anon_web, api, repo_facto
             alice_web.post(f"/{repo_id}/like", data={"csrf_token": token})
 
 
+def test_a_liked_repo_made_private_leaves_the_likers_profile(alice_web, bob_web, anon_web, api, repo_factory):
+    """Private == missing on a profile's likes (paged in SQL, newest first): a repo bob liked that its owner then made
+    private is not listed to bob, nor to the anonymous; its owner, who may read it, still sees it there."""
+    first, later = repo_factory("web-liked-a"), repo_factory("web-liked-b")
+    token = _form(bob_web, "/new")
+    for repo_id in (first, later):
+        assert bob_web.post(f"/{repo_id}/like", data={"csrf_token": token}).status_code == 303
+
+    def likes_of(web: httpx.Client) -> str:
+        return web.get("/bob").text.split('id="likes"')[1].split("</p>")[0]
+
+    shown = likes_of(bob_web)
+    assert later in shown and shown.index(later) < shown.index(first)  # newest first
+    api.update_repo_settings(first, private=True)
+    for web in (bob_web, anon_web):
+        assert first not in likes_of(web) and later in likes_of(web)
+    assert first in likes_of(alice_web) and later in likes_of(alice_web)
+
+
 def test_renamed_files_show_as_renames(anon_web, api, repo_factory):
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete
 

@@ -8,7 +8,7 @@ was really inserted (or deleted).
 from __future__ import annotations
 
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from cove.db.tables import Like, Namespace, Repo, utcnow
 from cove.services import access
@@ -49,6 +49,17 @@ def likers(db: Session, repo: Repo) -> list[tuple[str, str]]:
     q = (select(Namespace.name, Namespace.fullname).join(Like, Like.user_id == Namespace.id)
          .where(Like.repo_pk == repo.id))
     return [(n, f or n) for n, f in db.execute(q)]
+
+
+def liked_page(db: Session, actor: Actor, user: str, limit: int) -> list[Repo]:
+    """The newest `limit` likes of `user` among the repos `actor` may see (`search.visible`, in SQL: a private
+    repo the actor cannot read is missing, and is never read only to be dropped)."""
+    from cove.services.search import visible
+
+    liker = aliased(Namespace)  # `visible` reads Namespace in a subquery of its own: not correlated with this one
+    q = (select(Repo).join(Like, Like.repo_pk == Repo.id).join(liker, liker.id == Like.user_id)
+         .where(func.lower(liker.name) == user.lower()).order_by(Like.created_at.desc(), Repo.id.desc()))
+    return list(db.scalars(visible(q, db, actor).limit(limit)))
 
 
 def liked_by(db: Session, user: str) -> list[tuple[Repo, object]]:

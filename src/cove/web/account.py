@@ -170,9 +170,9 @@ def person_page(request: Request, ns: str) -> Response:
         liked: list = []
         if who.kind == "user":
             related = [(o.name, role) for o, role in accounts.orgs_of(db, who.id)]
-            # Likes, as on the Hub's profile: only repos this visitor may see, newest first.
-            found = sorted(likes.liked_by(db, who.name), key=lambda rc: rc[1], reverse=True)
-            liked = [(r.type, r.repo_id) for r, _ in found if access.can_read(db, v.actor, r)][:PER_TYPE]
+            # Likes, as on the Hub's profile: only repos this visitor may see, newest first (paged in SQL).
+            found = likes.liked_page(db, v.actor, who.name, PER_TYPE)
+            liked = [(r.type, r.repo_id) for r in found if access.can_read(db, v.actor, r)]
         else:
             related = [(u.name, role) for u, role in accounts.members_of(db, who.id)]
         db.expunge(who)
