@@ -126,7 +126,7 @@ def test_filters_author_and_search(api, repo_factory, acme, three, marker) -> No
     anon = HfApi(endpoint=ENDPOINT, token=False)
     assert secret not in _ids(anon.list_models(filter=marker))
     r = httpx.get(f"{ENDPOINT}/api/models", params={"filter": marker})
-    assert r.headers["X-Total-Count"] == "4"
+    assert len(r.json()) == 4 and "X-Total-Count" not in r.headers  # no total: the Hub sends none
 
 
 def test_likes_and_date_sorts(api, bob_api, alice, bob, repo_factory, three, marker) -> None:

@@ -66,9 +66,6 @@ def _listing(
         rows = search.page(db, actor, q, offset=cursor, limit=page_size + 1,
                            cache=search.cache_of(request.app, pages=True),
                            generation=search.generation_of(request.app, downloads=True))
-        gen = search.generation_of(request.app)
-        count = search.cache_of(request.app).get(gen, ("count", repr(q), search.actor_key(actor)),
-                                                 lambda: search.count(db, actor, q))
         items = []
         for repo in rows[:page_size]:
             siblings = _siblings(bk, repo) if full or (expand and "siblings" in expand) else None
@@ -78,7 +75,9 @@ def _listing(
             if config and repo.config and not expand:
                 item["config"] = repo.config
             items.append(item)
-    headers = {"X-Total-Count": str(count)}
+    # No total: the Hub sends none and no client reads one (huggingface_hub pages by `Link`); a count would
+    # read every match of a common term, the one cost of a listing that grows with the hub.
+    headers = {}
     if len(rows) > page_size:  # `limit` is the page size; the client stops reading after `limit` items
         params = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
         params.append(("cursor", str(cursor + page_size)))

@@ -74,19 +74,36 @@ def _fts(db: Session) -> bool:
     return found
 
 
-#: A term with at most this many full-text hits drives the query from the index (its hits are read, then
-#: sorted); a more common one is matched while the sort index is walked, which stops after a page.
-RARE_HITS = 1000
+#: The probe reads a term's newest this many full-text hits (FTS5 reads posting lists newest first and stops).
+PROBE_HITS = 32
+#: Reading and sorting one hit costs about this many times walking one row of the sort index (SQLite, measured
+#: at 100k repos).
+HIT_COST = 3
 
 
-def _substring(db: Session, term: str, full_text: bool, all_hits: bool = False):  # noqa: ANN202
+def _index_drives(db: Session, hits: Select, want: int) -> bool:
+    """Should the full-text index drive a page of `want` rows (read every hit, sort them), rather than a walk
+    of the sort order's index that matches row by row and stops after `want` matches? The probe reads the
+    term's `PROBE_HITS` newest hits: fewer are all of them; else the ids they span estimate the term's hits h
+    among n repos. The index costs about `HIT_COST * h` row reads, the walk about `want * n / h`: the cheaper
+    wins, so a first search reads at most about sqrt(HIT_COST * want * n) rows, a term matching a share of
+    the repos about `want / share` rows at any size, and the probe reads `PROBE_HITS` hits, not all."""
+    newest = list(db.scalars(hits.order_by(literal_column("rowid").desc()).limit(PROBE_HITS)))
+    if len(newest) < PROBE_HITS:
+        return True
+    n = db.scalar(select(func.max(Repo.id))) or 0  # the rows' count, near enough, from the primary key's end
+    h = PROBE_HITS * n / max(1, n - newest[-1] + 1)
+    return HIT_COST * h * h <= want * n
+
+
+def _substring(db: Session, term: str, full_text: bool, all_hits: bool = False, want: int = 21):  # noqa: ANN202
     """(clause, rare): repos whose id (or, with `full_text`, card text) contains `term`, case-insensitively
     (the Hub's search), and whether the index should drive the query.
 
     SQLite: a quoted-phrase MATCH on the trigram FTS5 index is exactly a substring match (terms of 3+
     characters); for a rare term the clause is that MATCH. A common term (or a short one) is matched with
-    LIKE while walking the sort order's index: with many matches a page is found after few rows, so either
-    way a page reads at most about `RARE_HITS` rows, whatever the number of repos. PostgreSQL: LIKE on the
+    LIKE while walking the sort order's index: with many matches a page (`want` rows) is found after few
+    rows (`_index_drives` picks the cheaper by the term's estimated hits). PostgreSQL: LIKE on the
     same expressions as the pg_trgm GIN indexes of migration 0014, and its planner picks. `all_hits` (a
     count, which reads every match anyway): the index, whatever the term's frequency."""
     if "\x00" in term:  # no id or card holds NUL (and FTS5 and PostgreSQL refuse it in a query): no match
@@ -99,16 +116,17 @@ def _substring(db: Session, term: str, full_text: bool, all_hits: bool = False):
         phrase = '"' + term.replace('"', '""') + '"'
         match = literal_column("repo_search").op("MATCH")(f"{'full_text' if full_text else 'id_text'} : {phrase}")
         hits = select(literal_column("rowid")).select_from(table("repo_search")).where(match)
-        if all_hits or db.scalar(select(func.count()).select_from(hits.limit(RARE_HITS + 1).subquery())) <= RARE_HITS:
+        if all_hits or _index_drives(db, hits, want):
             return Repo.id.in_(hits), True
     return column.contains(term, autoescape=True), False
 
 
-def build(db: Session, actor: Actor, query: Query, *, all_hits: bool = False) -> Select:
+def build(db: Session, actor: Actor, query: Query, *, all_hits: bool = False, want: int = 21) -> Select:
+    """The query's statement, for a page of `want` rows (offset + limit) or, with `all_hits`, every match."""
     clauses, rare = [], False
     for term in query.search:
         if term:
-            clause, is_rare = _substring(db, term.lower(), query.full_text, all_hits)
+            clause, is_rare = _substring(db, term.lower(), query.full_text, all_hits, want)
             clauses.append(clause)
             rare = rare or is_rare
     # A rare term's hits drive the query: `+type` keeps SQLite from walking a (type, ...) index instead.
@@ -146,7 +164,7 @@ def page(db: Session, actor: Actor, query: Query, *, offset: int, limit: int,
     fresh: list[list[Repo]] = []
 
     def run() -> list[int]:
-        fresh.append(list(db.scalars(build(db, actor, query).offset(offset).limit(limit))))
+        fresh.append(list(db.scalars(build(db, actor, query, want=offset + limit).offset(offset).limit(limit))))
         return [r.id for r in fresh[0]]
 
     if cache is None:
