@@ -95,3 +95,22 @@ def test_public_endpoint_and_redirect_switch(s3_server, aws_env, tmp_path) -> No
     off = S3BlobStore(bucket=store.bucket, endpoint_url=s3_server.endpoint, tmp_dir=tmp_path, redirect=False)
     assert off.url(KEY) is None
     assert off.presigned_url(KEY).startswith(s3_server.endpoint)
+
+
+def test_native_completion_heads_the_object_only_on_a_retry(s3_store: S3BlobStore) -> None:
+    """The completion's ETag comes from the store's answer, and the verified copy knows its size: no HEAD;
+    a retry (the upload already completed) reads the ETag with one at most."""
+    heads: list[str] = []
+    s3_store.client.meta.events.register("provide-client-params.s3.HeadObject",
+                                         lambda params, **_: heads.append(params["Key"]))
+    staging = "lfs-staging/one"
+    upload_id = s3_store.start_multipart(staging)
+    part = s3_store.client.upload_part(Bucket=s3_store.bucket, Key=s3_store._obj(staging), UploadId=upload_id,
+                                       PartNumber=1, Body=DATA)
+    etag = s3_store.complete_multipart(staging, upload_id, [(1, part["ETag"])])
+    assert etag == s3_store.client.get_object(Bucket=s3_store.bucket, Key=s3_store._obj(staging))["ETag"]
+    s3_store.copy(staging, KEY, if_match=etag, size=len(DATA))
+    assert heads == []
+    assert s3_store.client.get_object(Bucket=s3_store.bucket, Key=s3_store._obj(KEY))["Body"].read() == DATA
+    assert s3_store.complete_multipart(staging, upload_id, [(1, part["ETag"])]) == etag  # a retry
+    assert heads in ([], [s3_store._obj(staging)])  # moto answers a completed upload's completion again, as AWS

@@ -375,20 +375,15 @@ def complete_native(db: Session, bk: Backends, repo: Repo, oid: str, size: int, 
     blobs, key = bk.blobs, f"lfs/{oid}"
     try:
         try:
-            blobs.complete_multipart(staging, upload_id, parts)
+            etag = blobs.complete_multipart(staging, upload_id, parts)  # mostly the store's answer: no HEAD
         except BlobVerificationError:
             blobs.abort_multipart(staging, upload_id)  # parts it never got: the client starts again
             raise
-        except KeyError:
+        except KeyError:  # unknown, or completed and cleaned up by a concurrent completion
             if _holds_verified(db, bk, repo, oid, size):
                 return staging
             blobs.abort_multipart(staging, upload_id)  # some stores answer so for parts they never got
             raise BadRequest("This upload is unknown or expired: start it again") from None
-        etag = blobs.etag(staging)
-        if etag is None:  # completed and cleaned up by a concurrent completion
-            if _holds_verified(db, bk, repo, oid, size):
-                return staging
-            raise BadRequest("This upload is unknown or expired: start it again")
         digest, total = hashlib.sha256(), 0
         try:
             for block in _prefetched(blobs.iter_range(staging, 0, size + 1, _VERIFY_BLOCK)):
@@ -406,7 +401,7 @@ def complete_native(db: Session, bk: Backends, repo: Repo, oid: str, size: int, 
         if digest.hexdigest() != oid:
             raise BlobVerificationError("sha256 of the body does not match the object id")
         if not blobs.exists(key):
-            blobs.copy(staging, key, if_match=etag)  # the verified bytes, server-side
+            blobs.copy(staging, key, if_match=etag, size=size)  # the verified bytes, server-side
     except BlobVerificationError as exc:
         blobs.delete(staging)
         raise BadRequest(f"Object {oid} rejected: {exc}") from exc

@@ -260,32 +260,39 @@ class S3BlobStore:
             params["ContentLength"] = length
         return self._signer.generate_presigned_url("upload_part", Params=params, ExpiresIn=expires)
 
-    def complete_multipart(self, key: str, upload_id: str, parts: list[tuple[int, str]]) -> bool:
-        """``CompleteMultipartUpload`` with the client's (number, ETag) pairs. True when this call completed it,
-        False when the upload is gone but ``key`` exists (completed before: a retry). ``KeyError`` when the
-        upload is unknown and nothing is stored; ``BlobVerificationError`` for parts the store does not have."""
+    def complete_multipart(self, key: str, upload_id: str, parts: list[tuple[int, str]]) -> str:
+        """``CompleteMultipartUpload`` with the client's (number, ETag) pairs; the assembled object's ETag: from
+        the store's answer when this call completed it (no HEAD), from one HEAD when the upload is gone but
+        ``key`` exists (completed before: a retry). ``KeyError`` when the upload is unknown and nothing is
+        stored; ``BlobVerificationError`` for parts the store does not have."""
         from botocore.exceptions import ClientError
 
         body = {"Parts": [{"PartNumber": n, "ETag": etag} for n, etag in parts]}
         try:
-            self.client.complete_multipart_upload(Bucket=self.bucket, Key=self._obj(key), UploadId=upload_id,
-                                                  MultipartUpload=body)
+            done = self.client.complete_multipart_upload(Bucket=self.bucket, Key=self._obj(key),
+                                                         UploadId=upload_id, MultipartUpload=body)
         except ClientError as exc:
             code = _code(exc)
             if code in ("InvalidPart", "InvalidPartOrder", "EntityTooSmall", "MalformedXML"):
                 raise BlobVerificationError(f"the store refused the parts ({code})") from None
             if code == "NoSuchUpload":
-                if self.exists(key):
-                    return False
-                raise KeyError(key) from None
-            raise
-        return True
+                done = {}
+            else:
+                raise
+        etag = done.get("ETag") or self.etag(key)  # a retry, or a store that leaves it out: one HEAD
+        if etag is None:
+            raise KeyError(key)
+        return str(etag)
 
     def abort_multipart(self, key: str, upload_id: str) -> None:
+        self._abort(self._obj(key), upload_id)
+
+    def _abort(self, obj: str, upload_id: str) -> None:
+        """``AbortMultipartUpload`` of the object ``obj`` (the prefix included); one already gone is fine."""
         from botocore.exceptions import ClientError
 
         try:
-            self.client.abort_multipart_upload(Bucket=self.bucket, Key=self._obj(key), UploadId=upload_id)
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=obj, UploadId=upload_id)
         except ClientError as exc:
             if _code(exc) != "NoSuchUpload":
                 raise
@@ -300,7 +307,7 @@ class S3BlobStore:
         for page in paginator.paginate(Bucket=self.bucket, Prefix=f"{self.prefix}{namespace}/"):
             for up in page.get("Uploads") or []:
                 if up["Initiated"].timestamp() < cutoff:
-                    self.client.abort_multipart_upload(Bucket=self.bucket, Key=up["Key"], UploadId=up["UploadId"])
+                    self._abort(up["Key"], up["UploadId"])
                     n += 1
         return n
 
@@ -328,16 +335,19 @@ class S3BlobStore:
                 return None
             raise
 
-    def copy(self, src: str, dst: str, *, if_match: str | None = None) -> None:
+    def copy(self, src: str, dst: str, *, if_match: str | None = None, size: int | None = None) -> None:
         """Server-side copy (no byte passes through Cove). ``if_match``: only if ``src`` still has that ETag
-        (the bytes that were verified); else ``BlobVerificationError``."""
+        (the bytes that were verified); else ``BlobVerificationError``. ``size``: ``src``'s, when the caller
+        knows it (spares a HEAD)."""
         from botocore.exceptions import ClientError
 
         source = {"Bucket": self.bucket, "Key": self._obj(src)}
         extra = {"CopySourceIfMatch": if_match} if if_match else {}
         try:
-            size = self.stat(src)
-            if size is not None and size.size > 5 << 30:  # CopyObject's limit: a managed multipart copy
+            if size is None:
+                info = self.stat(src)
+                size = info.size if info is not None else 0
+            if size > 5 << 30:  # CopyObject's limit: a managed multipart copy
                 self.client.copy(source, self.bucket, self._obj(dst), ExtraArgs=extra or None, Config=self._transfer)
             else:
                 self.client.copy_object(Bucket=self.bucket, Key=self._obj(dst), CopySource=source, **extra)
@@ -399,8 +409,7 @@ class _MultipartWriter:
         if self._upload_id is not None:
             # Best effort: a lifecycle rule or `abort_stale_multipart` removes what is left.
             with contextlib.suppress(Exception):
-                self._store.client.abort_multipart_upload(Bucket=self._store.bucket, Key=self._obj,
-                                                          UploadId=self._upload_id)
+                self._store._abort(self._obj, self._upload_id)
 
 
 class _RangedReader(io.RawIOBase):
