@@ -116,8 +116,8 @@ def _pr_diff(bk: Backends, view, num: int, merged: str | None) -> tuple[list, in
         target = info.parents[0]
     if head is None or target is None:
         return [], 0
-    git = bk.repos.repo(key)
-    mb = git.merge_base(head, target)
+    with gitviews.intact(key):
+        mb = bk.repos.repo(key).merge_base(head, target)
     base = str(mb) if mb is not None else None
     if base is None:
         return [], 0

@@ -13,12 +13,14 @@ import itertools
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import pygit2
 
 from cove.backends import Backends
+from cove.storage.git_repos import GitObjectMissing
 
 #: Blame looks this many first-parent commits back; older lines are attributed to the last one looked at.
 BLAME_DEPTH = 1000
@@ -32,12 +34,25 @@ _lock = threading.Lock()
 _CACHE_SIZE = 512
 
 
+@contextmanager
+def intact(key: str) -> Iterator[None]:
+    """Direct pygit2 reads of repo `key`: an object missing or unreadable (pygit2's KeyError, or GitError "Unable
+    to read tree") is `GitObjectMissing`, as the storage layer's reads make it: the page then says the repo's
+    storage is damaged (`RepoStorageDamaged`) instead of failing with a traceback."""
+    try:
+        yield
+    except (KeyError, pygit2.GitError) as err:
+        raise GitObjectMissing(key, str(err).strip("'\"")) from None
+
+
 def cached(key: tuple, compute: Callable[[], Any]) -> Any:
+    """`compute()`, kept under `key` (its second item: the repo's storage key), its git reads `intact`."""
     with _lock:
         if key in _cache:
             _cache.move_to_end(key)
             return _cache[key]
-    value = compute()
+    with intact(key[1]):
+        value = compute()
     with _lock:
         _cache[key] = value
         while len(_cache) > _CACHE_SIZE:
