@@ -159,6 +159,17 @@ def _alive(pid: int) -> bool:
     return pid > 0
 
 
+def _lock_file(root: Path, name: str, flags: int) -> int:
+    """`os.open` of `<repo>/cove-locks/<name>`; the folder is made only when it is missing (its first use, or a
+    repo restored without it), not on every ref update."""
+    path = root / "cove-locks" / name
+    try:
+        return os.open(path, flags, 0o644)
+    except FileNotFoundError:
+        path.parent.mkdir(exist_ok=True)  # the repo itself missing still raises FileNotFoundError
+        return os.open(path, flags, 0o644)
+
+
 class RefConflict(Exception):
     """The ref moved between read and update (compare-and-swap failed)."""
 
@@ -267,9 +278,7 @@ class GitRepoStore:
             os.close(fd)
 
     def _maintenance_fd(self, key: str) -> int:
-        folder = self.path(key) / "cove-locks"
-        folder.mkdir(exist_ok=True)
-        return os.open(folder / "maintenance", os.O_RDWR | os.O_CREAT, 0o644)
+        return _lock_file(self.path(key), "maintenance", os.O_RDWR | os.O_CREAT)
 
     def create(self, key: str, *, author: str, message: str = "initial commit",
                files: dict[str, bytes] | None = None) -> str:
@@ -305,8 +314,7 @@ class GitRepoStore:
         with _ref_locks_guard:
             lock = _ref_locks.setdefault(name, threading.Lock())
         with lock, self.writing(key):
-            folder = self.path(key) / "cove-locks"
-            fd = os.open(folder / name, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = _lock_file(self.path(key), name, os.O_RDWR | os.O_CREAT)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
                 yield
@@ -344,9 +352,12 @@ class GitRepoStore:
         target = root / ref
         lock = root / f"{ref}.lock"
         folder = root / "cove-locks"  # outside refs/: nothing here is ever read as a ref
-        folder.mkdir(exist_ok=True)
         owner = folder / f"owner-{uuid.uuid4().hex}"
-        owner.write_text(_OWNER)
+        fd = _lock_file(root, owner.name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        try:
+            os.write(fd, _OWNER.encode())
+        finally:
+            os.close(fd)
         try:
             if not lock.parent.is_dir():  # a ref only in packed-refs may have no folder of its own yet
                 lock.parent.mkdir(parents=True, exist_ok=True)
@@ -386,8 +397,7 @@ class GitRepoStore:
         if reason is None:
             return False
         folder = root / "cove-locks"
-        folder.mkdir(exist_ok=True)
-        fd = os.open(folder / "clearing", os.O_RDWR | os.O_CREAT, 0o644)
+        fd = _lock_file(root, "clearing", os.O_RDWR | os.O_CREAT)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             try:
