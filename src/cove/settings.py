@@ -282,6 +282,9 @@ class Settings(BaseSettings):
     #: How a mirrored file's bytes are fetched from the upstream: ``curl`` (a curl subprocess writes them to the
     #: temp file; this process only hashes), ``httpx`` (received in Python), ``auto``: curl when on PATH.
     mirror_fetcher: str = "auto"
+    #: After a first read of a file the upstream serves over Xet (its HEAD names an X-Xet-Hash), chunk the stored
+    #: bytes into this Cove's own Xet CAS in the background, so Xet clients then read it over Xet (same hash).
+    mirror_xet: bool = True
 
     @cached_property
     def public_endpoint(self) -> str:

@@ -471,8 +471,11 @@ def test_discussions_and_pr_refs_are_mirrored(hubs, tmp_path):
     api.comment_discussion(repo_id, talk.num, "Later")
     api.change_discussion_status(repo_id, talk.num, "closed")
     time.sleep(TTL + 0.5)
-    mir.model_info(repo_id)  # a read by branch past the TTL: refs and discussions checked
-    details = mir.get_discussion_details(repo_id, talk.num)
+    mir.model_info(repo_id)  # a read by branch past the TTL: refs checked, the discussions copied after it
+    deadline = time.monotonic() + 30
+    while (details := mir.get_discussion_details(repo_id, talk.num)).status != "closed" and \
+            time.monotonic() < deadline:
+        time.sleep(0.2)
     assert details.status == "closed"
     assert [c.content for c in details.events if c.type == "comment"] == ["First words", "A reply", "Later"]
     hubs["discussed"] = (repo_id, talk.num)

@@ -3,9 +3,12 @@
 A read of a repo Cove does not hold (`access.readable_repo` misses) fetches it from `COVE_MIRROR_UPSTREAM`
 when the policy allows: its git history by a real ``git fetch`` of the upstream's smart-HTTP repo into an
 ordinary bare repo (same commit ids), an ordinary `Repo` row marked by a `MirroredRepo` row (read-only here).
-LFS/Xet file contents come later, on first read (`cove.services.mirror_lfs`). Branch heads are checked again
-after `COVE_MIRROR_TTL`; tags and shas never. When the upstream cannot be reached, a circuit breaker keeps it
-untried for `COVE_MIRROR_RETRY_AFTER` seconds: what was fetched is served, what was not answers as a miss.
+LFS/Xet file contents come later, on first read (`cove.services.mirror_lfs`). Branch heads (and the refs that
+move as they do: ``refs/pr/N``, ``refs/convert/*``) are checked again after `COVE_MIRROR_TTL`; tags and shas
+never. The upstream's discussions are copied off the request path (a background thread per process), so a
+read waits on the ref check at most, never on discussions. When the upstream cannot be reached, a circuit
+breaker keeps it untried for `COVE_MIRROR_RETRY_AFTER` seconds: what was fetched is served, what was not answers
+as a miss.
 The upstream token stays here: it is sent to the upstream only, by this module and `mirror_lfs`.
 """
 
@@ -25,6 +28,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -41,11 +45,14 @@ PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/"}
 PLURAL = {"model": "models", "dataset": "datasets", "space": "spaces"}
 MARKER = "cove-mirror"  # in the bare repo: JSON {type, id, upstream}; its presence makes a storage key a mirror
 STAMP = "cove-mirror-checked"  # in the bare repo: its mtime is when the branch heads were last checked
+TALK = "cove-mirror-discussions"  # in the bare repo: its mtime is when the discussions were last copied
 #: In a duplicate of a mirror: JSON {type, id, upstream}, the upstream repo its LFS objects not stored yet come from.
 LFS_SOURCE = "cove-mirror-lfs"
 _SHA = re.compile(r"[0-9a-f]{40}")
-#: The upstream refs a mirror copies: branches, tags and pull requests' refs/pr/N (same commit ids).
-MIRRORED_REFS = ("refs/heads/", "refs/tags/", "refs/pr/")
+#: The upstream refs a mirror copies: branches, tags, pull requests' refs/pr/N and the Hub's conversions
+#: (refs/convert/parquet, ...), same commit ids. All but tags move, and are checked again after the TTL.
+MIRRORED_REFS = ("refs/heads/", "refs/tags/", "refs/pr/", "refs/convert/")
+REFSPECS = tuple(f"+{p}*:{p}*" for p in MIRRORED_REFS)
 
 _bk: Backends | None = None
 _down_until = 0.0  # the circuit breaker: time.monotonic() before which the upstream is not tried
@@ -55,6 +62,8 @@ _sources: dict[str, dict | None] = {}  # storage key -> its LFS source (`lfs_sou
 _locks: dict[str, threading.Lock] = {}
 _locks_guard = threading.Lock()
 _misses: dict[tuple[str, str], float] = {}  # (type, lower id) -> time.monotonic() until which it is a known miss
+_talk_pool: ThreadPoolExecutor | None = None  # off the request path: discussion copies, Xet chunking
+_talk_queued: set[str] = set()  # storage keys whose discussion copy is queued or running in this process
 
 
 class Unreachable(Exception):
@@ -200,14 +209,21 @@ def pull_through(db: Session, repo_type: str, repo_id: str) -> Repo | None:
     miss = (repo_type, repo_id.lower())
     if _misses.get(miss, 0.0) > time.monotonic():
         return None  # the upstream had none a moment ago (a typo, a crawler): not asked again until the TTL
+    made = None
     try:
         with single(bk, f"repo\0{repo_type}\0{repo_id.lower()}"), bk.db.session() as own:
-            if access.find_repo(own, repo_type, repo_id) is None and mirror_repo(own, bk, repo_type, repo_id) is None:
-                if len(_misses) > 10_000:
-                    _misses.clear()
-                _misses[miss] = time.monotonic() + bk.settings.mirror_ttl
+            if access.find_repo(own, repo_type, repo_id) is None:
+                made = mirror_repo(own, bk, repo_type, repo_id)
+                if made is None:
+                    if len(_misses) > 10_000:
+                        _misses.clear()
+                    _misses[miss] = time.monotonic() + bk.settings.mirror_ttl
+                else:
+                    made = (made.id, made.storage_key)
     except Unreachable as exc:
         raise RepoNotFound(unreachable_message(bk)) from exc
+    if made is not None:  # committed: the discussions follow in the background
+        discussions_later(bk, *made)
     return access.find_repo(db, repo_type, repo_id)
 
 
@@ -223,7 +239,8 @@ def upstream_info(bk: Backends, repo_type: str, repo_id: str) -> dict | None:
 
 
 def mirror_repo(db: Session, bk: Backends, repo_type: str, repo_id: str) -> Repo | None:
-    """Create the local mirror of an upstream repo (git history fetched, contents left for first reads)."""
+    """Create the local mirror of an upstream repo (git history fetched, contents left for first reads). Its
+    discussions are not copied here: the caller does, once `db` is committed (`copy_discussions`)."""
     from cove.services import repos
 
     info = upstream_info(bk, repo_type, repo_id)
@@ -256,13 +273,13 @@ def mirror_repo(db: Session, bk: Backends, repo_type: str, repo_id: str) -> Repo
     db.flush()
     db.add(MirroredRepo(repo_pk=repo.id, upstream=shown_upstream(bk), synced_at=utcnow()))
     repos.reindex(db, bk, repo, bk.repos.resolve(key, "main"))
-    _copy_discussions(db, bk, repo)
     log.info("mirror: %s %s fetched from %s", repo_type, canonical, shown_upstream(bk))
     return repo
 
 
 def fetch(bk: Backends, key: str, repo_type: str, repo_id: str) -> None:
-    """``git fetch`` the upstream's branches, tags and pull requests' refs into the bare repo `key` (pruned)."""
+    """``git fetch`` the upstream's branches, tags, pull requests' and conversions' refs into the bare repo `key`
+    (pruned)."""
     url = f"{upstream(bk)}/{PREFIX[repo_type]}{repo_id}.git"
     env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_LFS_SKIP_SMUDGE": "1",
            "GIT_HTTP_LOW_SPEED_LIMIT": "1", "GIT_HTTP_LOW_SPEED_TIME": "30"}
@@ -271,8 +288,7 @@ def fetch(bk: Backends, key: str, repo_type: str, repo_id: str) -> None:
                    GIT_CONFIG_VALUE_0=f"Authorization: Bearer {bk.settings.mirror_token}")
     if not available():
         raise Unreachable(url)
-    cmd = ["git", "--git-dir", str(bk.repos.path(key)), "fetch", "--quiet", "--prune", "--no-tags", url,
-           "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*", "+refs/pr/*:refs/pr/*"]
+    cmd = ["git", "--git-dir", str(bk.repos.path(key)), "fetch", "--quiet", "--prune", "--no-tags", url, *REFSPECS]
     try:
         with bk.repos.writing(key):  # a writer, as commits and pushes: git maintenance waits (services.git_maintenance)
             r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=3600)
@@ -337,16 +353,22 @@ def _checked_age(bk: Backends, key: str) -> float:
         return float("inf")
 
 
+def _moves(bk: Backends, key: str, rev: str) -> bool:
+    """Whether `rev` names a ref that moves upstream: a branch, ``refs/pr/N``, ``refs/convert/*``."""
+    if rev.startswith(("refs/pr/", "refs/convert/")):
+        return True
+    return not _SHA.fullmatch(rev) and bk.repos.is_branch(key, rev.removeprefix("refs/heads/"))
+
+
 def needs_check(bk: Backends, key: str, rev: str) -> bool:
-    """Whether resolving `rev` of storage key `key` should first ask the upstream: a mirror's branch past the
-    TTL, or a revision it does not know (a new branch, tag or commit). A known sha or tag: never."""
+    """Whether resolving `rev` of storage key `key` should first ask the upstream: a mirror's branch (or PR or
+    conversion ref) past the TTL, or a revision it does not know (a new ref or commit). A known sha or tag:
+    never."""
     if not enabled(bk) or marker(bk, key) is None:
         return False
     if bk.repos.resolve(key, rev) is None:
         return True
-    if _SHA.fullmatch(rev) or not bk.repos.is_branch(key, rev.removeprefix("refs/heads/")):
-        return False
-    return _checked_age(bk, key) > bk.settings.mirror_ttl
+    return _moves(bk, key, rev) and _checked_age(bk, key) > bk.settings.mirror_ttl
 
 
 def refresh(bk: Backends, repo: Repo, rev: str) -> None:
@@ -360,7 +382,7 @@ def refresh(bk: Backends, repo: Repo, rev: str) -> None:
 
 
 def _advertised(bk: Backends, repo_type: str, repo_id: str) -> dict[str, str]:
-    """The upstream's branches, tags (peeled) and refs/pr/N from its smart-HTTP ref advertisement."""
+    """The upstream's refs a mirror copies (tags peeled) from its smart-HTTP ref advertisement."""
     url = f"{upstream(bk)}/{PREFIX[repo_type]}{repo_id}.git/info/refs"
     r = get(bk, url, params={"service": "git-upload-pack"})
     if r.status_code != 200:
@@ -379,9 +401,11 @@ def _advertised(bk: Backends, repo_type: str, repo_id: str) -> dict[str, str]:
     return refs
 
 
-def sync_repo(bk: Backends, repo_pk: int, key: str, *, force: bool, min_age: float | None = None) -> bool:
-    """Bring a mirror's branches, tags and refs/pr/N up to the upstream's (a ref advertisement first: ``git
-    fetch`` only when something moved), and its discussions. True when refs changed; the index follows main."""
+def sync_repo(bk: Backends, repo_pk: int, key: str, *, force: bool, min_age: float | None = None,
+              wait_discussions: bool = False) -> bool:
+    """Bring a mirror's refs up to the upstream's (a ref advertisement first: ``git fetch`` only when something
+    moved). True when refs changed; the index follows main. Its discussions are copied after, in the background
+    unless `wait_discussions` (the scheduled and CLI syncs): a reader never waits on them."""
     m = marker(bk, key)
     if m is None:
         return False
@@ -397,10 +421,10 @@ def sync_repo(bk: Backends, repo_pk: int, key: str, *, force: bool, min_age: flo
                 fetch(bk, key, m["type"], m["id"])
         except (Unreachable, Refused):
             return False
-    # past the lock: readers waiting on it may hold database connections, this needs one
-    with bk.db.session() as db:
-        if (repo := db.get(Repo, repo_pk)) is not None:
-            _copy_discussions(db, bk, repo)
+    if wait_discussions:  # past the lock: readers waiting on it may hold database connections, this needs one
+        copy_discussions(bk, repo_pk, key)
+    else:
+        discussions_later(bk, repo_pk, key)
     if theirs == ours:
         return False
     from cove.services import repos
@@ -415,17 +439,114 @@ def sync_repo(bk: Backends, repo_pk: int, key: str, *, force: bool, min_age: flo
     return True
 
 
-def _copy_discussions(db: Session, bk: Backends, repo: Repo) -> None:
-    """The upstream's discussions of a mirror, copied (`mirror_discussions`); a failure leaves the last copy."""
+# -- discussions: copied off the request path --------------------------------------------------------------
+
+
+def _talk_age(bk: Backends, key: str) -> float:
+    try:
+        return time.time() - (bk.repos.path(key) / TALK).stat().st_mtime
+    except OSError:
+        return float("inf")
+
+
+def copy_discussions(bk: Backends, repo_pk: int, key: str) -> bool:
+    """Copy the upstream's discussions of a mirror (`mirror_discussions`) unless copied within the TTL (by this
+    or another process: one copy at a time per repo); a failure leaves the last copy. True when copied now."""
     from cove.services import mirror_discussions
 
-    try:
-        with db.begin_nested():  # a failure rolls back this copy only
-            mirror_discussions.sync(db, bk, repo)
-    except Unreachable:
-        pass
-    except Exception:  # noqa: BLE001 - the git history is what a mirror must have; discussions follow later
-        log.exception("mirror: copying the discussions of %s %s failed", repo.type, repo.repo_id)
+    with single(bk, f"talk\0{key}"):
+        if _talk_age(bk, key) <= bk.settings.mirror_ttl or not available():
+            return False
+        try:
+            with bk.db.session() as db:
+                if (repo := db.get(Repo, repo_pk)) is None:
+                    return False
+                mirror_discussions.sync(db, bk, repo)
+        except (Unreachable, Refused):
+            return False
+        except Exception:  # noqa: BLE001 - the git history is what a mirror must have; discussions follow later
+            log.exception("mirror: copying the discussions of %s failed", key)
+            return False
+        (bk.repos.path(key) / TALK).touch()
+        return True
+
+
+def discussions_later(bk: Backends, repo_pk: int, key: str) -> None:
+    """Queue a copy of a mirror's discussions in this process's background thread (once per repo at a time)."""
+    with _locks_guard:
+        if key in _talk_queued:
+            return
+        _talk_queued.add(key)
+
+    def run() -> None:
+        try:
+            copy_discussions(bk, repo_pk, key)
+        finally:
+            with _locks_guard:
+                _talk_queued.discard(key)
+
+    _background(run)
+
+
+def discussions_read(bk: Backends, repo: Repo) -> bool:
+    """Before a mirror's discussions are read here: the first read waits for their first copy (True: it was
+    made now, in another session); later reads answer from the copy at once, and queue a fresh one past the
+    TTL (served as last copied meanwhile, as offline)."""
+    if not enabled(bk) or marker(bk, repo.storage_key) is None:
+        return False
+    age = _talk_age(bk, repo.storage_key)
+    if age == float("inf"):
+        copy_discussions(bk, repo.id, repo.storage_key)
+        return True
+    if age > bk.settings.mirror_ttl:
+        discussions_later(bk, repo.id, repo.storage_key)
+    return False
+
+
+# -- Xet: an upstream Xet file, after its first read, served over Xet here too --------------------------------
+
+
+def _background(job) -> None:  # noqa: ANN001
+    global _talk_pool
+    with _locks_guard:
+        if _talk_pool is None:
+            _talk_pool = ThreadPoolExecutor(2, thread_name_prefix="cove-mirror-background")
+    _talk_pool.submit(job)
+
+
+def xet_later(bk: Backends, repo_pk: int, oid: str, sha: str | None, path: str | None) -> None:
+    """After the first read of a mirror's file has stored it (`mirror_lfs`): when the upstream serves that file
+    over Xet, chunk the stored bytes into this Cove's Xet CAS in the background (`COVE_MIRROR_XET`), so that
+    `HEAD` then carries the upstream's own `X-Xet-Hash` and Xet clients read it over Xet here too. Until then
+    (and for a file the upstream serves as classic LFS) `HEAD` names no Xet hash: clients use plain HTTP."""
+    if sha is None or path is None or not bk.settings.mirror_xet:
+        return
+
+    def run() -> None:
+        from urllib.parse import quote
+
+        from cove.services.xet_maintenance import convert_lfs_object
+
+        m = None
+        try:
+            with bk.db.session() as db:
+                if (repo := db.get(Repo, repo_pk)) is not None:
+                    m = lfs_source(bk, repo.storage_key)
+            if m is None or not available():
+                return
+            url = f"{upstream(bk)}/{PREFIX[m['type']]}{m['id']}/resolve/{sha}/{quote(path)}"
+            theirs = client(bk).head(url, follow_redirects=False).headers.get("x-xet-hash")
+            if not theirs:
+                return  # the upstream serves it as classic LFS: so does the mirror
+            ours = convert_lfs_object(bk, repo_pk=repo_pk, oid=oid)
+            if ours != theirs:
+                log.warning("mirror: %s chunked here to Xet hash %s, the upstream's is %s", path, ours, theirs)
+        except httpx.TransportError:
+            return
+        except Exception:  # noqa: BLE001 - the file is served over plain HTTP as before
+            log.exception("mirror: serving %s of %s over Xet failed", path, m)
+
+    _background(run)
 
 
 # -- marks, read-only, listing, the schedule ----------------------------------------------------------------
@@ -493,17 +614,23 @@ def sync(bk: Backends, only: str | None = None) -> list[str]:
     for pat in pats:
         try:
             for repo_type, repo_id in _upstream_ids(bk, pat):
+                made = None
                 with bk.db.session() as db:
                     if access.find_repo(db, repo_type, repo_id) is not None:
                         continue
                     with single(bk, f"repo\0{repo_type}\0{repo_id.lower()}"):
-                        if access.find_repo(db, repo_type, repo_id) is None and mirror_repo(db, bk, repo_type,
-                                                                                           repo_id):
-                            done.append(qualified(repo_type, repo_id))
+                        if access.find_repo(db, repo_type, repo_id) is None and (
+                                repo := mirror_repo(db, bk, repo_type, repo_id)) is not None:
+                            made = (repo.id, repo.storage_key)
+                            db.commit()
+                if made is not None:
+                    done.append(qualified(repo_type, repo_id))
+                    copy_discussions(bk, *made)
         except Unreachable:
             return done
         for pk, key, name in local:
-            if fnmatch.fnmatchcase(name.lower(), pat.lower()) and sync_repo(bk, pk, key, force=True):
+            if fnmatch.fnmatchcase(name.lower(), pat.lower()) and sync_repo(bk, pk, key, force=True,
+                                                                          wait_discussions=True):
                 done.append(name)
             if not available():
                 return done

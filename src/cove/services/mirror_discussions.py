@@ -76,6 +76,7 @@ def sync(db: Session, bk: Backends, repo: Repo) -> int:
         if r.status_code != 200:
             continue
         _store(db, repo, d, item, r.json())
+        db.commit()  # one discussion at a time: no write lock held across upstream requests; a cut copy resumes
         changed += 1
     if changed:
         log.info("mirror: %d discussions of %s %s copied from the upstream", changed, repo.type, repo.repo_id)

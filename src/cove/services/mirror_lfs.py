@@ -242,6 +242,7 @@ def _fetch(bk: Backends, p: Pending, sha: str | None, path: str | None, flight: 
                 with open(part, "rb") as fh:
                     bk.blobs.put_verified(key, fh, sha256=p.oid, size=p.size)
             _record(bk, p)
+            mirror.xet_later(bk, p.repo_pk, p.oid, sha, path)  # an upstream Xet file: served over Xet here too
     except mirror.Unreachable:
         flight.error = mirror.unreachable_message(bk, "File not found")
     except Exception as exc:  # noqa: BLE001 - every reader is told, none hangs
