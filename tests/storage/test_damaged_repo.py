@@ -37,6 +37,7 @@ def test_a_missing_git_object_is_a_clear_error_not_a_traceback(tmp_path: Path):
         files = subprocess.run(["git", f"--git-dir={git_dir}", "show", f"{head}:sub/f.txt"], capture_output=True,
                                text=True, check=False).stdout
         if files == "dora/broken\n":
+            broken_head = head
             tree = subprocess.run(["git", f"--git-dir={git_dir}", "rev-parse", f"{head}^{{tree}}"],
                                   capture_output=True, text=True, check=True).stdout.strip()
             (git_dir / "objects" / tree[:2] / tree[2:]).unlink()
@@ -54,7 +55,8 @@ def test_a_missing_git_object_is_a_clear_error_not_a_traceback(tmp_path: Path):
             message = r.headers["X-Error-Message"]
             assert "damaged" in message and "cove fsck" in message and "dora/broken" in message
         # The web pages too, those that read git through pygit2 themselves (a folder's history: `web.gitviews`).
-        for page in ("/dora/broken", "/dora/broken/tree/main", "/dora/broken/commits/main/sub"):
+        for page in ("/dora/broken", "/dora/broken/tree/main", "/dora/broken/commits/main/sub",
+                     f"/dora/broken/commit/{broken_head}"):
             r = httpx.get(f"{srv.endpoint}{page}", headers={"Authorization": f"Bearer {token}"})
             assert r.status_code == 500 and r.headers["X-Error-Code"] == "RepoStorageDamaged"
         intact = [f.path for f in api.list_repo_tree("dora/fine", recursive=True)]

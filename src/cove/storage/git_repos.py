@@ -636,7 +636,8 @@ class GitRepoStore:
     def diff_paths(self, key: str, a: str, b: str) -> list[tuple[str, str]]:
         """(status, path) for every file that differs between commits ``a`` and ``b``."""
         repo = self.repo(key)
-        diff = repo.diff(repo[a].peel(pygit2.Commit), repo[b].peel(pygit2.Commit))
+        # Their trees, peeled here: a missing tree is then pygit2's KeyError (`_intact`), not a TypeError.
+        diff = repo.diff(repo[a].peel(pygit2.Tree), repo[b].peel(pygit2.Tree))
         status = {pygit2.enums.DeltaStatus.ADDED: "added", pygit2.enums.DeltaStatus.DELETED: "removed"}
         out = []
         for d in diff.deltas:
