@@ -8,8 +8,10 @@ An app's 127.0.0.1 is then private: it can reach neither another Space's app nor
 - `Forwarder` out: a listener inside the namespace on 127.0.0.1:<Cove's port>, relayed to Cove itself, so
   ``HF_ENDPOINT`` works for the app.
 
-Sockets belong to the namespace of the thread that creates them; Cove creates each inside-namespace socket in a
-short-lived thread that has entered the app's namespace (`setns`), and uses it from anywhere afterwards.
+Sockets belong to the namespace of the thread that creates them, for good: Cove creates each inside-namespace
+socket in a thread that has entered the app's namespace (`setns`) and uses it from anywhere afterwards (connects
+it, relays on it). The app's listener is made by a one-off thread; the connections into the app are made by
+`Connector`'s one long-lived thread in the namespace, not a new thread per connection.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import socket
 import struct
 import threading
 from collections.abc import Callable
+from concurrent.futures import BrokenExecutor, ThreadPoolExecutor
 
 CLONE_NEWNET = 0x40000000
 _SIOCGIFFLAGS, _SIOCSIFFLAGS, _IFF_UP = 0x8913, 0x8914, 0x1
@@ -42,15 +45,20 @@ def enter_new_netns() -> None:
         fcntl.ioctl(s, _SIOCSIFFLAGS, struct.pack(_IFREQ, b"lo", flags | _IFF_UP))
 
 
+def _setns(ns_fd: int) -> None:
+    """Move the calling thread (only it) into the network namespace `ns_fd`."""
+    if _libc().setns(ns_fd, CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"setns: {os.strerror(err)}")
+
+
 def in_netns(ns_fd: int, make: Callable[[], socket.socket]) -> socket.socket:
     """`make()` run in a thread that entered the namespace `ns_fd`: the socket it returns lives there."""
     out: list[socket.socket | BaseException] = []
 
     def run() -> None:
         try:
-            if _libc().setns(ns_fd, CLONE_NEWNET) != 0:
-                err = ctypes.get_errno()
-                raise OSError(err, f"setns: {os.strerror(err)}")
+            _setns(ns_fd)
             out.append(make())
         except BaseException as exc:  # noqa: BLE001 - handed to the caller
             out.append(exc)
@@ -123,17 +131,46 @@ class Forwarder:
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
         self.sock.close()
+        close = getattr(self.connect, "close", None)
+        if close is not None:
+            close()
 
 
-def connector(ns_fd: int | None, host: str, port: int) -> Callable[[], socket.socket]:
-    """A function connecting to host:port, from inside the namespace `ns_fd` (None: Cove's own)."""
+class Connector:
+    """Connects to host:port from inside the namespace `ns_fd` (None: Cove's own). Only a socket's creation needs
+    the namespace: one long-lived thread that entered it makes them (entered now, while `ns_fd` is surely open),
+    the caller connects. `close()` ends that thread (while it lives, it holds the namespace)."""
 
-    def make() -> socket.socket:
-        return socket.create_connection((host, port), timeout=10)
+    def __init__(self, ns_fd: int | None, host: str, port: int) -> None:
+        self.address = (host, port)
+        self._family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._maker: ThreadPoolExecutor | None = None
+        if ns_fd is not None:
+            self._maker = ThreadPoolExecutor(1, "space-netns", initializer=_setns, initargs=(ns_fd,))
+            self._maker.submit(lambda: None)
 
-    def connect() -> socket.socket:
-        s = make() if ns_fd is None else in_netns(ns_fd, make)
+    def __call__(self) -> socket.socket:
+        if self._maker is None:
+            s = socket.create_connection(self.address, timeout=10)
+        else:
+            try:
+                s = self._maker.submit(socket.socket, self._family, socket.SOCK_STREAM).result()
+            except (BrokenExecutor, RuntimeError) as exc:  # setns failed, or closed
+                raise OSError(f"no socket in the app's namespace: {exc}") from exc
+            try:
+                s.settimeout(10)
+                s.connect(self.address)
+            except OSError:
+                s.close()
+                raise
         s.settimeout(None)
         return s
 
-    return connect
+    def close(self) -> None:
+        if self._maker is not None:
+            self._maker.shutdown(wait=False)
+
+
+def connector(ns_fd: int | None, host: str, port: int) -> Connector:
+    """Connects to host:port, from inside the namespace `ns_fd` (None: Cove's own); see `Connector`."""
+    return Connector(ns_fd, host, port)
