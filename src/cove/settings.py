@@ -279,8 +279,10 @@ class Settings(BaseSettings):
     mirror_connect_timeout: float = 3.0
     #: Seconds between syncs of the repos `cove mirror add` patterns name (0: no schedule).
     mirror_sync_interval: float = 600.0
-    #: How a mirrored file's bytes are fetched from the upstream: ``curl`` (a curl subprocess writes them to the
-    #: temp file; this process only hashes), ``httpx`` (received in Python), ``auto``: curl when on PATH.
+    #: How a mirrored file's bytes are fetched from the upstream: ``splice`` (a plain-HTTP URL moved socket -> pipe
+    #: -> temp file by ``os.splice``, Linux; anything else as ``auto`` without it), ``curl`` (a curl subprocess
+    #: writes them to the temp file; this process only hashes), ``httpx`` (received in Python), ``auto``: splice
+    #: for plain HTTP, else curl when on PATH, else httpx.
     mirror_fetcher: str = "auto"
     #: After a first read of a file the upstream serves over Xet (its HEAD names an X-Xet-Hash), chunk the stored
     #: bytes into this Cove's own Xet CAS in the background, so Xet clients then read it over Xet (same hash).

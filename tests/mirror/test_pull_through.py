@@ -508,15 +508,17 @@ def test_a_duplicate_of_a_mirror_is_writable_and_has_every_file(hubs, tmp_path):
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="no curl: first reads use httpx")
 def test_curl_gets_the_token_on_stdin_never_in_argv(hubs, model, tmp_path):
-    """First reads run curl (COVE_MIRROR_FETCHER=auto); a wrapper in front of the real curl records its argv
-    (what `ps` shows every user) and its stdin: the token and the URL are only in the latter."""
+    """First reads run curl (COVE_MIRROR_FETCHER=curl: `auto` splices a plain-HTTP upstream without curl); a wrapper
+    in front of the real curl records its argv (what `ps` shows every user) and its stdin: the token and the URL
+    are only in the latter."""
     wrap = tmp_path / "bin"
     wrap.mkdir()
     log = tmp_path / "curl"
     (wrap / "curl").write_text(f"#!/bin/sh\nprintf '%s\\n' \"$@\" >> {log}.argv\n"
                                f"tee -a {log}.stdin | {shutil.which('curl')} \"$@\"\n")
     (wrap / "curl").chmod(0o755)
-    srv = start_server(tmp_path / "m", free_port(), PATH=f"{wrap}:{os.environ['PATH']}", **hubs["env"])
+    srv = start_server(tmp_path / "m", free_port(), PATH=f"{wrap}:{os.environ['PATH']}",
+                       **{**hubs["env"], "COVE_MIRROR_FETCHER": "curl"})
     try:
         r = httpx.get(f"{srv.endpoint}/{model['id']}/resolve/{model['main']}/weights.bin", timeout=60)
         assert r.status_code == 200 and r.content == model["files"]["weights.bin"]

@@ -37,6 +37,8 @@ _FETCH_CHUNK = 4 << 20
 _WAKE_AT = 4 << 20
 #: Fetched blocks waiting to be written and hashed, at most (4 x 4 MiB).
 _BEHIND = 4
+#: Redirects a spliced fetch follows (as curl's --max-redirs).
+_MAX_REDIRECTS = 10
 
 
 @dataclass(frozen=True)
@@ -227,12 +229,8 @@ def _fetch(bk: Backends, p: Pending, sha: str | None, path: str | None, flight: 
             headers = {"Accept-Encoding": "identity", **headers}
             fd, name = tempfile.mkstemp(dir=_tmp_dir(bk), prefix=f"mirror-{p.oid[:16]}-")
             part = Path(name)
-            curl = mirror_fetch.curl_path(bk.settings.mirror_fetcher)
-            if curl is not None:
-                os.close(fd)
-                digest = _receive_curl(bk, curl, url, headers, part, p, path, flight)
-            else:
-                digest = _receive_httpx(bk, url, headers, fd, part, p, path, flight)
+            os.close(fd)
+            digest = _receive(bk, url, headers, part, p, path, flight)
             if flight.written != p.size or digest.hexdigest() != p.oid:
                 raise BlobVerificationError(f"the upstream's bytes for {path} do not hash to {p.oid}")
             publish = getattr(bk.blobs, "publish_file", None)
@@ -261,6 +259,65 @@ def _upstream_origin(bk: Backends, url: str) -> bool:
     """Whether `url` is on the upstream's origin (the only one the upstream token is sent to)."""
     a, b = httpx.URL(url), httpx.URL(mirror.upstream(bk))
     return (a.scheme, a.host, a.port) == (b.scheme, b.host, b.port)
+
+
+def _receive(bk: Backends, url: str, headers: dict[str, str], part: Path, p: Pending, path: str | None,
+             flight: _Flight) -> hashlib._Hash:
+    """The bytes into `part` by the fetcher `COVE_MIRROR_FETCHER` names: ``auto``/``splice`` splice a plain-HTTP
+    URL (`mirror_fetch.splice_into`, its redirects followed here: headers meant for one origin never go to
+    another), and hand anything else (``https://``) to curl, or to httpx without curl."""
+    fetcher = bk.settings.mirror_fetcher
+    for _ in range(_MAX_REDIRECTS + 1):
+        if fetcher not in ("auto", "splice") or not mirror_fetch.can_splice(url):
+            break
+        try:
+            return _receive_splice(bk, url, headers, part, p, path, flight)
+        except mirror_fetch.Redirected as exc:
+            if _origin(exc.location) != _origin(url):
+                headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+            url = exc.location
+    else:
+        raise mirror.Unreachable(f"the upstream redirected more than {_MAX_REDIRECTS} times for {path}")
+    curl = mirror_fetch.curl_path("auto" if fetcher == "splice" else fetcher)
+    if curl is not None:
+        return _receive_curl(bk, curl, url, headers, part, p, path, flight)
+    return _receive_httpx(bk, url, headers, os.open(part, os.O_WRONLY), part, p, path, flight)
+
+
+def _origin(url: str) -> tuple[str, str | None, int | None]:
+    u = httpx.URL(url)
+    return u.scheme, u.host, u.port
+
+
+def _receive_splice(bk: Backends, url: str, headers: dict[str, str], part: Path, p: Pending, path: str | None,
+                    flight: _Flight) -> hashlib._Hash:
+    """The bytes into `part` by `mirror_fetch.splice_into` (plain HTTP, zero-copy): readers see each block once
+    it is written and hashed. `mirror_fetch.Redirected` for a redirect."""
+    global upstream_fetches
+    sent = {"User-Agent": "cove-mirror", **headers}
+    if bk.settings.mirror_token and _upstream_origin(bk, url):
+        sent["Authorization"] = f"Bearer {bk.settings.mirror_token}"
+    with flight.cond:
+        flight.part = part
+
+    def on_bytes(n: int) -> None:
+        with flight.cond:
+            flight.started = True
+            flight.advance(n)
+
+    upstream_fetches += 1
+    try:
+        return mirror_fetch.splice_into(url, sent, part, p.size, on_bytes=on_bytes,
+                                        connect_timeout=bk.settings.mirror_connect_timeout)
+    except mirror_fetch.HttpStatus as exc:
+        if exc.status >= 500:
+            mirror.trip(bk)
+        raise mirror.Unreachable(f"the upstream answered {exc.status} for {path}") from exc
+    except mirror_fetch.TransportFailed as exc:  # refused, timed out, stalled, or cut mid-way
+        mirror.trip(bk)
+        raise mirror.Unreachable(str(exc)) from exc
+    except mirror_fetch.TooLarge as exc:
+        raise BlobVerificationError(str(exc)) from exc
 
 
 def _receive_curl(bk: Backends, curl: str, url: str, headers: dict[str, str], part: Path, p: Pending,
