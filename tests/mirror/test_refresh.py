@@ -6,6 +6,7 @@ discussion requests (as a slow upstream would) until the test lets them through.
 from __future__ import annotations
 
 import io
+import json
 import subprocess
 import tempfile
 import threading
@@ -51,7 +52,8 @@ def hubs():
     proxy.hold, proxy.held = None, []
     threading.Thread(target=proxy.serve_forever, daemon=True).start()
     env = {"COVE_MIRROR_UPSTREAM": f"http://127.0.0.1:{proxy.server_address[1]}", "COVE_MIRROR_TTL": str(TTL),
-           "COVE_MIRROR_CONNECT_TIMEOUT": "2", "COVE_MIRROR_ALLOW": f"{NAME}/*,datasets/{NAME}/*"}
+           "COVE_MIRROR_CONNECT_TIMEOUT": "2", "COVE_MIRROR_ALLOW": f"{NAME}/*,datasets/{NAME}/*",
+           "COVE_MIRROR_SYNC_INTERVAL": "2"}
     mir = start_server(root / "mirror", free_port(), **env)
     try:
         yield {"up": up, "mirror": mir, "proxy": proxy, "api": HfApi(endpoint=up.endpoint, token=token)}
@@ -201,3 +203,22 @@ def test_an_upstream_xet_file_is_served_over_xet_after_its_first_read(hubs, tmp_
     assert fetched() == seen  # the mirror's own CAS answered, not the upstream
     r = httpx.get(f"{end}/{repo_id}/resolve/main/w.bin", headers={"Range": "bytes=10-19"})
     assert r.status_code == 206 and r.content == data[10:20]  # plain HTTP readers: as before
+
+
+def test_added_patterns_are_mirrored_and_followed_on_the_schedule(hubs):
+    """`cove mirror add PATTERN --no-sync`: the server's schedule (COVE_MIRROR_SYNC_INTERVAL) mirrors what the
+    pattern names and follows its branch, with no read of it at all."""
+    api, data = hubs["api"], hubs["mirror"].data
+    repo_id = f"{NAME}/sched-{uuid.uuid4().hex[:6]}"
+    api.create_repo(repo_id)
+    first = api.upload_file(path_or_fileobj=b"1\n", path_in_repo="a.txt", repo_id=repo_id).oid
+    _cove(data, "mirror", "add", f"{NAME}/sched-*", "--no-sync")
+
+    def synced() -> str | None:
+        repos = json.loads(_cove(data, "mirror", "list", "--json"))["repos"]
+        return next((r["sha"] for r in repos if r["repo"] == repo_id), None)
+
+    assert _until(lambda: synced() == first, 30)
+    second = api.upload_file(path_or_fileobj=b"2\n", path_in_repo="a.txt", repo_id=repo_id).oid
+    assert _until(lambda: synced() == second, 30)
+    _cove(data, "mirror", "remove", f"{NAME}/sched-*")

@@ -62,7 +62,7 @@ _sources: dict[str, dict | None] = {}  # storage key -> its LFS source (`lfs_sou
 _locks: dict[str, threading.Lock] = {}
 _locks_guard = threading.Lock()
 _misses: dict[tuple[str, str], float] = {}  # (type, lower id) -> time.monotonic() until which it is a known miss
-_talk_pool: ThreadPoolExecutor | None = None  # off the request path: discussion copies, Xet chunking
+_pools: dict[str, ThreadPoolExecutor] = {}  # off the request path: "talk" (discussion copies), "xet" (chunking)
 _talk_queued: set[str] = set()  # storage keys whose discussion copy is queued or running in this process
 
 
@@ -485,7 +485,7 @@ def discussions_later(bk: Backends, repo_pk: int, key: str) -> None:
             with _locks_guard:
                 _talk_queued.discard(key)
 
-    _background(run)
+    _background("talk", run)
 
 
 def discussions_read(bk: Backends, repo: Repo) -> bool:
@@ -506,12 +506,13 @@ def discussions_read(bk: Backends, repo: Repo) -> bool:
 # -- Xet: an upstream Xet file, after its first read, served over Xet here too --------------------------------
 
 
-def _background(job) -> None:  # noqa: ANN001
-    global _talk_pool
+def _background(pool: str, job) -> None:  # noqa: ANN001
+    """Run `job` in this process's background pool `pool`: two threads for discussion copies, one for Xet
+    chunking (at most one core's worth of it, and never in the way of the copies)."""
     with _locks_guard:
-        if _talk_pool is None:
-            _talk_pool = ThreadPoolExecutor(2, thread_name_prefix="cove-mirror-background")
-    _talk_pool.submit(job)
+        if pool not in _pools:
+            _pools[pool] = ThreadPoolExecutor(2 if pool == "talk" else 1, thread_name_prefix=f"cove-mirror-{pool}")
+    _pools[pool].submit(job)
 
 
 def xet_later(bk: Backends, repo_pk: int, oid: str, sha: str | None, path: str | None) -> None:
@@ -546,7 +547,7 @@ def xet_later(bk: Backends, repo_pk: int, oid: str, sha: str | None, path: str |
         except Exception:  # noqa: BLE001 - the file is served over plain HTTP as before
             log.exception("mirror: serving %s of %s over Xet failed", path, m)
 
-    _background(run)
+    _background("xet", run)
 
 
 # -- marks, read-only, listing, the schedule ----------------------------------------------------------------
