@@ -7,7 +7,6 @@ import posixpath
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit
 
-import markdown
 import nh3
 
 from cove.services.card_meta import read_card
@@ -80,6 +79,8 @@ def sanitize(html: str, *, attribute_filter=None) -> str:  # noqa: ANN001
 
 def render_markdown(text: str, *, base: str = "", rev: str = "main") -> tuple[str, list[str]]:
     """Markdown (tables, fenced code with highlighting) → sanitized HTML, and the repo images it shows."""
+    import markdown  # imported on the first card rendered: off the start-up path
+
     md = markdown.Markdown(extensions=["tables", "fenced_code", "codehilite", "sane_lists", "toc"],
                            extension_configs={"codehilite": {"guess_lang": False, "css_class": "highlight"}})
     raw = md.convert(text)

@@ -11,7 +11,6 @@ import functools
 import threading
 from typing import Annotated
 
-import markdown
 from fastapi import Form, Request
 from fastapi.responses import RedirectResponse, Response
 
@@ -73,6 +72,8 @@ def render_comment(raw: str, base: str) -> str:
     per thread, reset between comments, and the results cached: a thread of hundreds renders fast."""
     md = getattr(_local, "md", None)
     if md is None:
+        import markdown  # on the first comment rendered: off the start-up path
+
         md = _local.md = markdown.Markdown(extensions=["tables", "fenced_code", "sane_lists"])
     md.reset()
     rewrite, _ = cards._resolver(base, "main")

@@ -17,13 +17,20 @@ from fastapi.responses import FileResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cove.errors import HubError, NotFound, Unauthorized
-from cove.web import account, community, files, history, listing, manage, orgs, repo, sessions, viewer, write
+from cove.web import account, community, files, history, listing, manage, orgs, repo, sessions, write
 from cove.web import collections as collection_pages
 from cove.web.render import page
 
 STATIC = Path(__file__).parent / "static"
 _STATIC_TYPES = {".css": "text/css", ".js": "text/javascript", ".svg": "image/svg+xml", ".png": "image/png",
                  ".ico": "image/x-icon"}
+
+
+def _viewer_page(request: Request, ns: str, name: str) -> Response:
+    """`cove.web.viewer.viewer_page`, imported on the first viewer request: pyarrow and numpy stay off start-up."""
+    from cove.web import viewer
+
+    return viewer.viewer_page(request, ns, name)
 
 
 def _mark_web(request: Request) -> None:
@@ -103,7 +110,7 @@ router.add_api_route("/logout", account.logout, methods=["POST"])
 router.add_api_route("/settings/tokens", account.tokens_page, methods=READ)
 router.add_api_route("/settings/tokens", account.create_token, methods=["POST"])
 router.add_api_route("/settings/tokens/revoke", account.revoke_token, methods=["POST"])
-router.add_api_route("/datasets/{ns}/{name}/viewer", viewer.viewer_page, methods=READ)
+router.add_api_route("/datasets/{ns}/{name}/viewer", _viewer_page, methods=READ)
 router.add_api_route("/settings/storage", account.storage_page, methods=READ)
 router.add_api_route("/organizations/{org}/settings/storage", account.storage_page, methods=READ)
 router.add_api_route("/organizations/new", orgs.new_org_form, methods=READ)

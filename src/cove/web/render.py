@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from cove.api.shapes import PREFIX
 from cove.web import sessions
@@ -91,17 +91,23 @@ def with_query(request: Request, **changes: object) -> str:
     return request.url.path + ("?" + urlencode(params) if params else "")
 
 
-env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]),
-                  trim_blocks=True, lstrip_blocks=True)
-env.filters.update(filesize=filesize, number=number, ago=ago, iso=iso, q=q, qpath=qpath)
-env.globals.update(repo_path=repo_path, PLURALS=PLURALS, with_query=with_query, task_of=task_of)
+@functools.cache
+def env():  # noqa: ANN201 - jinja2.Environment
+    """The templates' environment, made on the first page (jinja2 stays off the start-up path)."""
+    from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+    e = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]),
+                    trim_blocks=True, lstrip_blocks=True)
+    e.filters.update(filesize=filesize, number=number, ago=ago, iso=iso, q=q, qpath=qpath)
+    e.globals.update(repo_path=repo_path, PLURALS=PLURALS, with_query=with_query, task_of=task_of)
+    return e
 
 
 def page(request: Request, template: str, *, status: int = 200, title: str | None = None,
          **ctx: object) -> HTMLResponse:
     v = sessions.visitor(request)
     settings = request.app.state.settings
-    html = env.get_template(template).render(request=request, me=v.actor, csrf=v.csrf, title=title,
+    html = env().get_template(template).render(request=request, me=v.actor, csrf=v.csrf, title=title,
                                              endpoint=settings.public_endpoint, **ctx)
     resp = HTMLResponse(html, status_code=status)
     secure_headers(resp)
