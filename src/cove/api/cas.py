@@ -20,9 +20,7 @@ from cove.api.ranges import BlobFileResponse
 from cove.deps import Bk, CurrentActor
 from cove.errors import BadRequest, HubError, NotFound, PayloadTooLarge
 from cove.services import access, scans, xet, xet_grants, xet_shards
-from cove.xet import shard as shard_format
-from cove.xet import tokens
-from cove.xet import xorb as xorb_format
+from cove.xet import tokens  # the shard and xorb formats (numpy) are imported where used: off start-up
 
 router = APIRouter()
 P = xet.CAS_PREFIX
@@ -112,6 +110,7 @@ class _CountedBody:
 
 @router.post(P + "/v1/xorbs/{prefix}/{xorb_hash}")
 async def upload_xorb(prefix: str, xorb_hash: str, request: Request, bk: Bk, authorization: Authorization = None):
+    from cove.xet import xorb as xorb_format
     claims = await run_in_threadpool(_claims, bk, authorization, write=True)
     length = request.headers.get("content-length", "")
     h = xet.check_xorb_upload(bk, prefix=prefix, xorb_hex=xorb_hash, length=int(length) if length.isdigit() else None)
@@ -216,6 +215,7 @@ async def upload_shard_v2(request: Request, bk: Bk, authorization: Authorization
 
 async def _read_shard(request: Request, claims: tokens.XetClaims) -> tempfile.SpooledTemporaryFile:
     """The shard body, spooled (to disk past 256 KiB): validation reads it one section at a time."""
+    from cove.xet import shard as shard_format
     return await _spool_body(request, shard_format.MAX_SHARD_LEN, "shard_bytes_received", xet.repo_key(claims))
 
 

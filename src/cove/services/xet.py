@@ -13,7 +13,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -33,10 +33,13 @@ from cove.errors import (
 )
 from cove.services import access
 from cove.services.accounts import Actor
-from cove.xet import hashes, reconstruct, shard, tokens, xorb
+from cove.xet import hashes, tokens
 from cove.xet.errors import XetFormatError
-from cove.xet.shard import FileTerm
-from cove.xet.xorb import ChunkTable
+
+if TYPE_CHECKING:  # the formats need numpy: each function imports them on first use, off `cove serve`'s start-up
+    from cove.xet import reconstruct, shard, xorb
+    from cove.xet.shard import FileTerm
+    from cove.xet.xorb import ChunkTable
 
 FETCH_TTL = 3600
 DEDUP_KEY_TTL = 14 * 24 * 3600
@@ -225,6 +228,7 @@ def xorb_exists(bk: Backends, xorb_hex: str) -> bool:
 
 def check_xorb_upload(bk: Backends, *, prefix: str, xorb_hex: str, length: int | None) -> str:
     """Cheap checks before reading a xorb body."""
+    from cove.xet import xorb
     _check_prefix(prefix, XORB_PREFIXES)
     h = _xorb_hex(xorb_hex)
     if length is not None and length > xorb.MAX_XORB_SERIALIZED:
@@ -254,6 +258,7 @@ def store_xorb(bk: Backends, claims: tokens.XetClaims, *, xorb_hex: str, body: B
     Returns False only when the caller's scope already had this xorb. A xorb stored for another scope is
     verified all the same and answered as inserted, so the answer reveals nothing.
     """
+    from cove.xet import xorb
     ensure_tables(bk)
     h = _xorb_hex(xorb_hex)
     with bk.db.session() as db:
@@ -299,6 +304,7 @@ def put_xorb_streaming(bk: Backends, xorb_hex: str, body: BinaryIO, *, length: i
     chunk is decoded and hashed on the way, and the object appears only when the whole body is valid (the
     multipart upload is completed then, aborted otherwise). No temp file, no staging key, one pass.
     A xorb already stored is verified all the same; nothing is written. Scope is the caller's business."""
+    from cove.xet import xorb
     ensure_tables(bk)
     h = _xorb_hex(xorb_hex)
     sink = None if xorb_exists(bk, h) else bk.blobs.writer(f"xorbs/{h}")  # type: ignore[attr-defined]
@@ -323,6 +329,7 @@ def put_xorb_streaming(bk: Backends, xorb_hex: str, body: BinaryIO, *, length: i
 
 
 def _record_xorb(bk: Backends, h: str, info: xorb.XorbInfo) -> None:
+    from cove.xet import xorb
     row = XetXorb(hash=h, stored_size=info.total_len, unpacked_size=info.uncompressed_len,
                   num_chunks=len(info.chunks), chunk_table=xorb.pack_chunk_table(info.chunks))
     try:
@@ -408,6 +415,7 @@ class ChunkTables:
         self.tables: OrderedDict[bytes, ChunkTable] = OrderedDict()
 
     def __call__(self, raw: bytes) -> ChunkTable:
+        from cove.xet import xorb
         table = self.tables.get(raw)
         if table is not None:
             self.tables.move_to_end(raw)
@@ -490,6 +498,7 @@ def dedup_shard(bk: Backends, claims: tokens.XetClaims, *, prefix: str, chunk_he
     Whether the chunk is known is decided before this returns; the shard itself is produced as it is sent,
     one xorb's table at a time.
     """
+    from cove.xet import shard
     ensure_tables(bk)
     if not claims.can_write:  # a read token can come from anyone who reads one public repo of the namespace
         raise Forbidden("Global dedup answers need a CAS write token")
@@ -519,6 +528,7 @@ def dedup_shard(bk: Backends, claims: tokens.XetClaims, *, prefix: str, chunk_he
 
 def _dedup_entry(name: str, row: XetXorb) -> shard.XorbEntry:
     """A stored xorb as a shard xorb entry, serialized from its packed chunk table."""
+    from cove.xet import shard, xorb
     return shard.XorbEntry(hashes.hex_to_hash(name), xorb.unpack_chunk_table(row.chunk_table), row.stored_size)
 
 
@@ -572,6 +582,7 @@ class FileRecord:
 
 
 def file_record(bk: Backends, xet_hex: str) -> FileRecord | None:
+    from cove.xet import shard
     ensure_tables(bk)
     key = (str(bk.db.engine.url), xet_hex.lower())
     cached = _files_lru.get(key)
@@ -601,6 +612,7 @@ def readable_file(bk: Backends, claims: tokens.XetClaims, file_hex: str) -> File
 
 
 def _plan(bk: Backends, record: FileRecord, start: int, end: int) -> reconstruct.Plan:
+    from cove.xet import reconstruct
     with bk.db.session() as db:
         try:
             return reconstruct.plan_range(record.terms, ChunkTables(db, shared=True), start, end, record.size)
@@ -766,6 +778,7 @@ def stream_file(bk: Backends, xet_hex: str, start: int, end: int) -> Iterator[by
 
     The caller checks repo access. ``start < end <= size`` is required; use :func:`parse_range`.
     """
+    from cove.xet import reconstruct
     record = file_record(bk, xet_hex)
     if record is None:
         raise XetNotFound(f"Xet file {xet_hex} is not registered")

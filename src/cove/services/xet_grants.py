@@ -22,7 +22,7 @@ from cove.db.xet_tables import XetStagedUpload
 from cove.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge, PreconditionFailed
 from cove.services import xet
 from cove.storage.interfaces import BlobVerificationError
-from cove.xet import tokens, xorb
+from cove.xet import tokens  # xorb (numpy) where used: off start-up
 
 GRANT_TTL = 3600
 _GRANT_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -53,6 +53,7 @@ def create_grant(bk: Backends, claims: tokens.XetClaims, *, prefix: str, xorb_he
 
 def check_upload(bk: Backends, *, xorb_hex: str, grant_id: str, n: str, repo: str, exp: str, sig: str) -> int:
     """Validate a grant URL (403 when bad or expired; 412 when already done); return the body length."""
+    from cove.xet import xorb
     try:
         h = xet.check_xorb_upload(bk, prefix="default", xorb_hex=xorb_hex, length=None)
         length, expiry = int(n), int(exp)

@@ -7,7 +7,7 @@ import hashlib
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -29,8 +29,11 @@ from cove.services.xet import (
     scope_of,
     stream_file,
 )
-from cove.xet import hashes, shard, tokens
+from cove.xet import hashes, tokens
 from cove.xet.errors import XetFormatError
+
+if TYPE_CHECKING:  # the shard format needs numpy: imported where used, off `cove serve`'s start-up
+    from cove.xet import shard
 
 
 @dataclass
@@ -49,6 +52,7 @@ def _validate_shard(db: Session, reader: shard.ShardReader, namespace: str) -> _
     file's leaves into the merkle hash, so memory does not grow with the size of the files a shard describes.
     A xorb outside the namespace's scope that fails a check is reported exactly as an unknown one.
     """
+    from cove.xet import shard
     tables = ChunkTables(db)
     scoped = set(db.scalars(select(XetXorbScope.xorb_hash).where(XetXorbScope.namespace == namespace)))
     checked = _Checked(reader.files())
@@ -113,6 +117,7 @@ def register_shard(bk: Backends, claims: tokens.XetClaims, body: BinaryIO, *, sh
     holder may write to the repo; any other reader's (a pull request's upload) is hashed here first, since a
     row the repo holds is what a later upload of that sha256, to any branch, would be served from.
     """
+    from cove.xet import shard
     ensure_tables(bk)
     size = body.seek(0, io.SEEK_END)
     if size > shard.MAX_SHARD_LEN:
@@ -175,6 +180,7 @@ def _index_shard(
     trusted: bool,
 ) -> tuple[bool, str, set[str], list[tuple[str, int, str]]]:
     """Validate and index; with `trusted` unset, the files' sha256 claims are returned instead of recorded."""
+    from cove.xet import shard
     with bk.db.session() as db:
         repo = db.get(Repo, claims.repo_pk)
         if repo is None:
