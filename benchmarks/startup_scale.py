@@ -6,15 +6,19 @@ floor of the mandated stack), and the bare cost of `python -c "import fastapi, s
     python benchmarks/startup_scale.py [--sizes 1000 100000] [--repeats 5] [--src OLD/src] [--before-src OLD/src]
                                        [--label after]
 
-`--before-src` also times `cove serve` from that source (the code before a change) on the same data, in the
-same rounds. Repos are seeded through the database layer (perf16_common.seed_repos), not HTTP. Target:
-`cove serve` at 100k repos answers within 1.5x the bare app's start-up. Writes
-benchmarks/results/startup-scale[-LABEL].json.
+Every process runs with a bytecode cache (`PYTHONPYCACHEPREFIX` in the run's folder, written by the untimed
+first starts), as an installed package has its `.pyc` files; `cove_serve_nopyc_*` is the same start-up with
+`PYTHONDONTWRITEBYTECODE=1` and no cache for Cove's own source (every module compiled at each start, as in
+a checkout where nothing may write bytecode). `--before-src` also times `cove serve` from that source (the
+code before a change) on the same data, in the same rounds. Repos are seeded through the database layer
+(perf16_common.seed_repos), not HTTP. Target: `cove serve` at 100k repos answers within 1.5x the bare app's
+start-up. Writes benchmarks/results/startup-scale[-LABEL].json.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import tempfile
 import time
@@ -70,9 +74,13 @@ REFERENCES = {
 }
 
 
-def cove_start(data: Path, src: str | None) -> float:
+def cove_start(data: Path, src: str | None, pyc: bool = True) -> float:
     port = free_port()
-    return until_answer([PY, "-m", "cove", "serve", "--log-level", "warning"], env_for(data, port, src),
+    env = env_for(data, port, src)
+    if not pyc:
+        env.pop("PYTHONPYCACHEPREFIX", None)
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+    return until_answer([PY, "-m", "cove", "serve", "--log-level", "warning"], env,
                         f"http://127.0.0.1:{port}/api/models?limit=1")
 
 
@@ -91,6 +99,8 @@ def main() -> None:
     ap.add_argument("--label", default="")
     a = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="cove-bench16-start-"))
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)  # every child: bytecode cached, as installed
+    os.environ["PYTHONPYCACHEPREFIX"] = str(root / "pyc")
     res: dict = {"src": a.src or "this checkout", "before_src": a.before_src, "loadavg_start": loadavg(),
                  "sizes": a.sizes, "runs": []}
     datas = {}
@@ -103,6 +113,8 @@ def main() -> None:
         print(f"seeded {n} repos in {time.perf_counter() - t0:.1f} s", flush=True)
         cove_start(data, a.src)  # the first start after seeding (migrations, caches) is not timed
         datas[n] = data
+    for ref in REFERENCES.values():
+        ref()  # untimed: writes their bytecode
     if a.before_src:
         for data in datas.values():
             cove_start(data, a.before_src)  # its first start is not timed either
@@ -112,6 +124,8 @@ def main() -> None:
             run[k] = ref()
         for n, data in datas.items():
             run[f"cove_serve_{n}_s"] = cove_start(data, a.src)
+            if n == max(a.sizes):
+                run[f"cove_serve_nopyc_{n}_s"] = cove_start(data, a.src, pyc=False)
             if a.before_src:
                 run[f"cove_serve_before_{n}_s"] = cove_start(data, a.before_src)
             run[f"cove_user_list_{n}_s"] = admin(data, a.src)

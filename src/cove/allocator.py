@@ -10,7 +10,6 @@ server's resident memory crept up with the size of a Xet upload or download. Two
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import sys
 
@@ -23,7 +22,7 @@ def limit_arenas(arenas: int = ARENAS) -> bool:
     if not sys.platform.startswith("linux") or "MALLOC_ARENA_MAX" in os.environ:
         return False
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc = ctypes.CDLL(None)  # the process's own symbols, libc's among them (find_library forks ldconfig)
         mallopt = libc.mallopt
     except (OSError, AttributeError):
         return False
