@@ -422,7 +422,7 @@ def sync_repo(bk: Backends, repo_pk: int, key: str, *, force: bool, min_age: flo
         except (Unreachable, Refused):
             return False
     if wait_discussions:  # past the lock: readers waiting on it may hold database connections, this needs one
-        copy_discussions(bk, repo_pk, key)
+        copy_discussions(bk, repo_pk, key, force=force)
     else:
         discussions_later(bk, repo_pk, key)
     if theirs == ours:
@@ -449,13 +449,14 @@ def _talk_age(bk: Backends, key: str) -> float:
         return float("inf")
 
 
-def copy_discussions(bk: Backends, repo_pk: int, key: str) -> bool:
+def copy_discussions(bk: Backends, repo_pk: int, key: str, *, force: bool = False) -> bool:
     """Copy the upstream's discussions of a mirror (`mirror_discussions`) unless copied within the TTL (by this
-    or another process: one copy at a time per repo); a failure leaves the last copy. True when copied now."""
+    or another process: one copy at a time per repo) and not `force`; a failure leaves the last copy. True
+    when copied now."""
     from cove.services import mirror_discussions
 
     with single(bk, f"talk\0{key}"):
-        if _talk_age(bk, key) <= bk.settings.mirror_ttl or not available():
+        if (not force and _talk_age(bk, key) <= bk.settings.mirror_ttl) or not available():
             return False
         try:
             with bk.db.session() as db:
