@@ -133,3 +133,34 @@ def test_postgres_first_search_walks_the_sort_index_for_a_common_term(pg_hub, so
     got, plans = _first_page(pg_hub, RARE, sort)  # a rare term: the walk finds too few, the trigram index serves
     assert 0 < len(got) < 21
     assert any("ix_repos_id_trgm" in p for p in plans), plans
+
+
+def test_a_repeated_listing_reads_no_repo_rows_and_sees_changes_at_once(tmp_path) -> None:  # noqa: ANN001
+    """A repeated `/api/models` page answers its kept body (no rows read, nothing serialized again) while the
+    database is unchanged; a new repo or a repo made private shows at once."""
+    from fastapi.testclient import TestClient
+
+    from cove.app import create_app
+    from cove.services import accounts, repos
+    from cove.services.accounts import Actor
+
+    settings = Settings(data=tmp_path, secret="s", scan_interval=0)
+    bk = build_backends(settings)
+    upgrade(bk)
+    with bk.db.session() as db:
+        user = accounts.add_user(db, "sam")
+        actor = Actor(user_id=user.id, name="sam", role="write")
+        for name in ("bert-one", "bert-two", "gpt-three"):
+            repos.create(db, bk, actor, repo_type="model", namespace="sam", name=name)
+    with TestClient(create_app(settings, bk)) as client:
+        for url in ("/api/models?search=bert&limit=20", "/api/models?limit=2"):
+            first = client.get(url)
+            with _statements(bk) as seen:
+                again = client.get(url)
+            assert again.json() == first.json() and again.headers.get("link") == first.headers.get("link")
+            assert not [s for s, _ in seen if "FROM repos" in s], seen
+        with bk.db.session() as db:
+            repos.create(db, bk, actor, repo_type="model", namespace="sam", name="bert-four")
+            db.execute(Repo.__table__.update().where(Repo.name == "bert-one").values(private=True))
+        got = client.get("/api/models?search=bert&limit=20").json()
+        assert sorted(m["id"] for m in got) == ["sam/bert-four", "sam/bert-two"]

@@ -6,7 +6,7 @@ from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from cove.api.shapes import repo_info_json
 from cove.deps import Bk, CurrentActor
@@ -16,6 +16,8 @@ from cove.services import downloads, search
 router = APIRouter()
 DEFAULT_PAGE = 1000
 MAX_PAGE = 1000
+#: Pages of up to this many items keep their rendered body per database generation (`search.generation_of`).
+CACHED_PAGE = 100
 ListQ = Annotated[list[str] | None, Query()]
 
 
@@ -48,7 +50,7 @@ def _listing(
     cursor,
     gated,
     config: bool = False,
-) -> JSONResponse:
+) -> Response:
     page_size = min(limit or DEFAULT_PAGE, MAX_PAGE)
     q = search.Query(
         repo_type=repo_type,
@@ -62,27 +64,36 @@ def _listing(
         gated=gated,
     )
     downloads.flush_for_read(bk)  # this process's counts, shown at once
-    with bk.db.session() as db:
-        rows = search.page(db, actor, q, offset=cursor, limit=page_size + 1,
-                           cache=search.cache_of(request.app, pages=True),
-                           generation=search.generation_of(request.app, downloads=True))
-        items = []
-        for repo in rows[:page_size]:
-            siblings = _siblings(bk, repo) if full or (expand and "siblings" in expand) else None
-            item = repo_info_json(
-                repo, sha=repo.sha, siblings=siblings, expand=expand, full=bool(full), card=bool(card_data or full)
-            )
-            if config and repo.config and not expand:
-                item["config"] = repo.config
-            items.append(item)
-    # No total: the Hub sends none and no client reads one (huggingface_hub pages by `Link`); a count would
-    # read every match of a common term, the one cost of a listing that grows with the hub.
-    headers = {}
-    if len(rows) > page_size:  # `limit` is the page size; the client stops reading after `limit` items
-        params = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
-        params.append(("cursor", str(cursor + page_size)))
-        headers["Link"] = f'<{bk.settings.public_endpoint}/api/{plural}?{urlencode(params)}>; rel="next"'
-    return JSONResponse(items, headers=headers)
+    gen, cache = search.generation_of(request.app, downloads=True), search.cache_of(request.app, pages=True)
+
+    def render() -> tuple[bytes, dict[str, str]]:
+        with bk.db.session() as db:
+            rows = search.page(db, actor, q, offset=cursor, limit=page_size + 1, cache=cache, generation=gen)
+            items = []
+            for repo in rows[:page_size]:
+                siblings = _siblings(bk, repo) if full or (expand and "siblings" in expand) else None
+                item = repo_info_json(
+                    repo, sha=repo.sha, siblings=siblings, expand=expand, full=bool(full),
+                    card=bool(card_data or full)
+                )
+                if config and repo.config and not expand:
+                    item["config"] = repo.config
+                items.append(item)
+        # No total: the Hub sends none and no client reads one (huggingface_hub pages by `Link`); a count would
+        # read every match of a common term, the one cost of a listing that grows with the hub.
+        headers = {}
+        if len(rows) > page_size:  # `limit` is the page size; the client stops reading after `limit` items
+            params = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
+            params.append(("cursor", str(cursor + page_size)))
+            headers["Link"] = f'<{bk.settings.public_endpoint}/api/{plural}?{urlencode(params)}>; rel="next"'
+        return JSONResponse(items).body, headers
+
+    if page_size > CACHED_PAGE:
+        body, headers = render()
+    else:  # a repeated listing: its body, while nothing it shows changed (a commit, a privacy switch, a count flush)
+        key = ("body", plural, tuple(request.query_params.multi_items()), search.actor_key(actor))
+        body, headers = cache.get(gen, key, render)
+    return Response(body, media_type="application/json", headers=dict(headers))
 
 
 def _siblings(bk, repo) -> list[dict]:  # noqa: ANN001
@@ -113,7 +124,7 @@ def _make(repo_type: str, plural: str):  # noqa: ANN202
         config: bool = False,
         models: ListQ = None,
         datasets: ListQ = None,
-    ) -> JSONResponse:
+    ) -> Response:
         # list_spaces(models=..., datasets=...): spaces that use them, as `model:`/`dataset:` tags.
         filter = [*(filter or []), *(f"model:{m}" for m in models or []), *(f"dataset:{d}" for d in datasets or [])]
         return _listing(
