@@ -1,6 +1,6 @@
 """`cove serve` imports only what its first answer needs (issue 16 item 2): the libraries that a few routes use
-(the dataset viewer's pyarrow and numpy, the pages' jinja2 and markdown) load on their first use, and Alembic
-only when a migration runs."""
+(the dataset viewer's pyarrow and numpy, Xet's numpy, the pages' jinja2 and markdown, preupload's pathspec and
+regex) load on their first use, and Alembic only when a migration runs."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from pathlib import Path
 from tests.conftest import SERVER_ENV, free_port
 
 #: Imported by `cove serve` only once a route that needs them runs (or a migration, for alembic).
-LAZY = ("numpy", "pyarrow", "jinja2", "markdown", "alembic", "pandas", "huggingface_hub", "datasets",
-        "transformers", "torch")
+LAZY = ("numpy", "pyarrow", "jinja2", "markdown", "pathspec", "regex", "alembic", "pandas", "huggingface_hub",
+        "datasets", "transformers", "torch")
 
 #: `cove serve` as the CLI runs it, up to its first answer: uvicorn.run replaced by loading the same app
 #: string, running its lifespan and one listing request; then the top-level modules present.

@@ -10,9 +10,8 @@ import time
 from collections.abc import Iterable
 from contextlib import nullcontext
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import pathspec
-import regex
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -35,6 +34,10 @@ from cove.services.discussions import MAX_TITLE, open_discussion
 from cove.services.paths import clean_path
 from cove.settings import Settings
 from cove.storage.git_repos import ZERO, FileOp, RefConflict, lfs_pointer, parse_lfs_pointer
+
+if TYPE_CHECKING:  # imported where used (preupload's pattern checks): off `cove serve`'s start-up
+    import pathspec
+    import regex
 
 LFS_SIZE_THRESHOLD = 10 * 1024 * 1024
 _HEX_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -63,6 +66,8 @@ class CommitResult:
 
 
 def _lfs_spec(bk: Backends, repo: Repo, sha: str) -> pathspec.PathSpec:
+    import pathspec
+
     e = bk.repos.entry(repo.storage_key, sha, ".gitattributes")
     patterns: list[str] = []
     if e and e.type == "file" and not e.is_lfs:
@@ -76,6 +81,9 @@ def _lfs_spec(bk: Backends, repo: Repo, sha: str) -> pathspec.PathSpec:
 def _ignore_rules(bk: Backends, repo: Repo, sha: str, git_ignore: str | None) -> list[tuple[regex.Pattern, bool]]:
     """The repo's `.gitignore` at `sha` (bounded) followed by the client's `gitIgnore`, as (regex, include)
     rules: the last rule that matches a path decides, as in git."""
+    import pathspec
+    import regex
+
     lines: list[str] = []
     e = bk.repos.entry(repo.storage_key, sha, ".gitignore")
     if e and e.type == "file" and not e.is_lfs:
