@@ -27,9 +27,13 @@ from pathlib import Path
 from perf16_common import HERE, PY, cove, env_for, free_port, loadavg, median, seed_repos, stop, write_json
 
 
-def until_answer(cmd: list[str], env: dict, url: str, cwd: str | None = None, timeout: float = 900) -> float:
-    """Seconds from spawning `cmd` to the first HTTP answer on `url` (polled every 10 ms)."""
+def until_answer(cmd: list[str], env: dict, url: str, cwd: str | None = None,
+                 timeout: float = 900) -> tuple[float, float]:
+    """Seconds from spawning `cmd` to the first HTTP answer on `url` (polled every 10 ms), and the CPU seconds
+    the process (and its children) had used by then: the start-up's own work, which other jobs on a loaded
+    machine inflate far less than the wall time."""
     import httpx
+    import psutil
 
     t0 = time.perf_counter()
     log = Path(tempfile.mkstemp(prefix="cove-bench16-", suffix=".log")[1])
@@ -41,7 +45,10 @@ def until_answer(cmd: list[str], env: dict, url: str, cwd: str | None = None, ti
                 raise RuntimeError(f"{cmd} exited {proc.returncode}: {log.read_text()[-2000:]}")
             try:
                 if httpx.get(url, timeout=1).status_code < 500:
-                    return time.perf_counter() - t0
+                    wall = time.perf_counter() - t0
+                    me = psutil.Process(proc.pid)
+                    cpu = sum(p.cpu_times().user + p.cpu_times().system for p in [me, *me.children(recursive=True)])
+                    return wall, cpu
             except httpx.HTTPError:
                 time.sleep(0.01)
         raise RuntimeError(f"{cmd} did not answer in {timeout} s")
@@ -49,7 +56,7 @@ def until_answer(cmd: list[str], env: dict, url: str, cwd: str | None = None, ti
         stop(proc)
 
 
-def app_start(app: str) -> float:
+def app_start(app: str) -> tuple[float, float]:
     """Spawn to first answer of `uvicorn APP` (a reference app in benchmarks/)."""
     port = free_port()
     env = env_for(Path("/nonexistent"), port)
@@ -57,11 +64,15 @@ def app_start(app: str) -> float:
                         env, f"http://127.0.0.1:{port}/", cwd=str(HERE))
 
 
-def run_s(code: str) -> float:
-    """Spawn to exit of `python -c CODE`."""
+def run_s(code: str) -> tuple[float, float]:
+    """Spawn to exit of `python -c CODE`, and its CPU seconds."""
     t0 = time.perf_counter()
-    subprocess.run([PY, "-c", code], check=True, cwd=str(HERE))
-    return time.perf_counter() - t0
+    proc = subprocess.Popen([PY, "-c", code], cwd=str(HERE))
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise RuntimeError(f"python -c {code!r} exited {proc.returncode}")
+    return time.perf_counter() - t0, usage.ru_utime + usage.ru_stime
 
 
 #: The references, each timed once per round: spawn to first answer (or to exit, for the imports).
@@ -74,7 +85,7 @@ REFERENCES = {
 }
 
 
-def cove_start(data: Path, src: str | None, pyc: bool = True) -> float:
+def cove_start(data: Path, src: str | None, pyc: bool = True) -> tuple[float, float]:
     port = free_port()
     env = env_for(data, port, src)
     if not pyc:
@@ -120,14 +131,18 @@ def main() -> None:
             cove_start(data, a.before_src)  # its first start is not timed either
     for _ in range(a.repeats):  # interleaved
         run: dict = {"loadavg": loadavg()}
+
+        def put(key: str, measured: tuple[float, float]) -> None:
+            run[key], run[key[:-2] + "_cpu_s"] = measured  # noqa: B023 - called at once
+
         for k, ref in REFERENCES.items():
-            run[k] = ref()
+            put(k, ref())
         for n, data in datas.items():
-            run[f"cove_serve_{n}_s"] = cove_start(data, a.src)
+            put(f"cove_serve_{n}_s", cove_start(data, a.src))
             if n == max(a.sizes):
-                run[f"cove_serve_nopyc_{n}_s"] = cove_start(data, a.src, pyc=False)
+                put(f"cove_serve_nopyc_{n}_s", cove_start(data, a.src, pyc=False))
             if a.before_src:
-                run[f"cove_serve_before_{n}_s"] = cove_start(data, a.before_src)
+                put(f"cove_serve_before_{n}_s", cove_start(data, a.before_src))
             run[f"cove_user_list_{n}_s"] = admin(data, a.src)
         res["runs"].append(run)
         print({k: round(v, 3) for k, v in run.items() if isinstance(v, float)}, flush=True)
@@ -135,19 +150,25 @@ def main() -> None:
     res["median_s"] = {k: median([r[k] for r in res["runs"]]) for k in keys}
     res["range_s"] = {k: [min(r[k] for r in res["runs"]), max(r[k] for r in res["runs"])] for k in keys}
     med = res["median_s"]
-    serve = {k: v for k, v in med.items() if k.startswith("cove_serve")}
+    serve = {k: v for k, v in med.items() if k.startswith("cove_serve") and not k.endswith("_cpu_s")}
+    serve_cpu = {k: v for k, v in med.items() if k.startswith("cove_serve") and k.endswith("_cpu_s")}
     for ref in ("bare_uvicorn_s", "fastapi_hello_s", "stack_hello_s"):
         res[f"ratio_vs_{ref[:-2]}"] = {k: v / med[ref] for k, v in serve.items()}
+        res[f"cpu_ratio_vs_{ref[:-2]}"] = {k: v / med[ref[:-2] + "_cpu_s"] for k, v in serve_cpu.items()}
     res["ratio_vs_bare"] = res["ratio_vs_bare_uvicorn"]
     # The mandated stack alone, against the target: importing FastAPI + SQLAlchemy (less the interpreter's own
     # start) next to 1.5x the whole bare uvicorn start-up.
     res["stack_import_s"] = med["import_fastapi_sqlalchemy_s"] - med["python_s"]
     res["target_s"] = 1.5 * med["bare_uvicorn_s"]
+    res["stack_import_cpu_s"] = med["import_fastapi_sqlalchemy_cpu_s"] - med["python_cpu_s"]
+    res["target_cpu_s"] = 1.5 * med["bare_uvicorn_cpu_s"]
     out = write_json(f"startup-scale{'-' + a.label if a.label else ''}.json", res)
     print(f"medians {med}")
     print(f"cove serve / bare uvicorn {res['ratio_vs_bare']} (target <= 1.5 at 100k); / FastAPI hello "
           f"{res['ratio_vs_fastapi_hello']}; / FastAPI+SQLAlchemy hello {res['ratio_vs_stack_hello']}; "
           f"importing FastAPI+SQLAlchemy alone {res['stack_import_s']:.3f} s vs the target {res['target_s']:.3f} s; "
+          f"CPU: / bare {res['cpu_ratio_vs_bare_uvicorn']}, / stack hello {res['cpu_ratio_vs_stack_hello']}, "
+          f"import {res['stack_import_cpu_s']:.3f} vs target {res['target_cpu_s']:.3f} s; "
           f"load {res['loadavg_start']} -> {res['loadavg_end']}; {out}")
 
 
