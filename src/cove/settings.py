@@ -279,6 +279,9 @@ class Settings(BaseSettings):
     mirror_connect_timeout: float = 3.0
     #: Seconds between syncs of the repos `cove mirror add` patterns name (0: no schedule).
     mirror_sync_interval: float = 600.0
+    #: Seconds a scheduled sync pass holds the fleet's lease without renewing it (the pass renews it as it runs):
+    #: one process of a fleet syncs at a time, and one that died mid-pass frees the schedule after this.
+    mirror_sync_lease_ttl: float = 120.0
     #: How a mirrored file's bytes are fetched from the upstream: ``splice`` (a plain-HTTP URL moved socket -> pipe
     #: -> temp file by ``os.splice``, Linux; anything else as ``auto`` without it), ``curl`` (a curl subprocess
     #: writes them to the temp file; this process only hashes), ``httpx`` (received in Python), ``auto``: splice

@@ -27,7 +27,7 @@ import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit, urlunsplit
 
@@ -36,9 +36,11 @@ import pygit2
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from cove import lifespan
 from cove.backends import Backends
 from cove.db.tables import MirroredRepo, MirrorPattern, Repo, utcnow
 from cove.errors import BadRequest, Forbidden, RepoNotFound
+from cove.services import leases
 
 log = logging.getLogger("cove.mirror")
 PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/"}
@@ -49,6 +51,8 @@ TALK = "cove-mirror-discussions"  # in the bare repo: its mtime is when the disc
 #: In a duplicate of a mirror: JSON {type, id, upstream}, the upstream repo its LFS objects not stored yet come from.
 LFS_SOURCE = "cove-mirror-lfs"
 _SHA = re.compile(r"[0-9a-f]{40}")
+#: The lease (`cove.services.leases`) that makes the `cove mirror add` schedule run in one process of a fleet.
+SYNC_JOB = "mirror-sync"
 #: The upstream refs a mirror copies: branches, tags, pull requests' refs/pr/N and the Hub's conversions
 #: (refs/convert/parquet, ...), same commit ids. All but tags move, and are checked again after the TTL.
 MIRRORED_REFS = ("refs/heads/", "refs/tags/", "refs/pr/", "refs/convert/")
@@ -603,9 +607,10 @@ def _upstream_ids(bk: Backends, pattern: str) -> list[tuple[str, str]]:
     return [(repo_type, i) for i in ids if fnmatch.fnmatchcase(i.lower(), rest.lower())]
 
 
-def sync(bk: Backends, only: str | None = None) -> list[str]:
+def sync(bk: Backends, only: str | None = None, *, going: Callable[[], bool] | None = None) -> list[str]:
     """Mirror and bring up to date the repos the `cove mirror add` patterns name (or `only`); returns what
-    changed. An unreachable upstream ends the pass early, quietly."""
+    changed. An unreachable upstream ends the pass early, quietly; so does `going()` turning False (checked
+    before each repo: the scheduled pass lost its lease, or the process is stopping)."""
     from cove.services import access
 
     done: list[str] = []
@@ -616,6 +621,8 @@ def sync(bk: Backends, only: str | None = None) -> list[str]:
     for pat in pats:
         try:
             for repo_type, repo_id in _upstream_ids(bk, pat):
+                if going is not None and not going():
+                    return done
                 made = None
                 with bk.db.session() as db:
                     if access.find_repo(db, repo_type, repo_id) is not None:
@@ -631,6 +638,8 @@ def sync(bk: Backends, only: str | None = None) -> list[str]:
         except Unreachable:
             return done
         for pk, key, name in local:
+            if going is not None and not going():
+                return done
             if fnmatch.fnmatchcase(name.lower(), pat.lower()) and sync_repo(bk, pk, key, force=True,
                                                                           wait_discussions=True):
                 done.append(name)
@@ -639,20 +648,68 @@ def sync(bk: Backends, only: str | None = None) -> list[str]:
     return done
 
 
+def sync_once(bk: Backends, *, stop: threading.Event | None = None, due: bool = True) -> list[str] | None:
+    """One scheduled pass (`sync`) if this process wins the fleet's lease on the schedule (None: another process
+    holds it, or the next pass is not due yet). While the pass runs a heartbeat renews the claim every quarter
+    of `mirror_sync_lease_ttl`, so a long ``git fetch`` keeps it; a process that dies mid-pass renews no more,
+    and another takes the job over once the claim runs out. The next pass is due `mirror_sync_interval` after
+    this one ends; a pass cut short (lease lost, `stop` set) leaves it due now, for whichever process is next."""
+    s = bk.settings
+    holder = leases.holder_name()
+    if not leases.claim(bk.db, SYNC_JOB, holder, ttl=s.mirror_sync_lease_ttl, due=due):
+        return None
+    ended, held = threading.Event(), [True]
+
+    def beat() -> None:
+        while not ended.wait(s.mirror_sync_lease_ttl / 4):
+            try:
+                held[0] = held[0] and leases.renew(bk.db, SYNC_JOB, holder, ttl=s.mirror_sync_lease_ttl)
+            except Exception:  # noqa: BLE001 - a database hiccup: the next beat tries again before the claim ends
+                log.exception("mirror: renewing the sync lease failed")
+            if not held[0]:
+                log.warning("mirror: the scheduled sync lost its lease; ending the pass")
+                return
+
+    def going() -> bool:
+        return held[0] and not (stop is not None and stop.is_set())
+
+    heart = threading.Thread(target=beat, name="cove-mirror-sync-lease", daemon=True)
+    heart.start()
+    began, done, whole = time.monotonic(), None, False
+    try:
+        done = sync(bk, going=going)
+        whole = going()
+        return done
+    finally:
+        ended.set()
+        heart.join(10)
+        report = None if done is None else {"changed": done, "seconds": round(time.monotonic() - began, 3),
+                                            "whole": whole}
+        leases.release(bk.db, SYNC_JOB, holder, next_in=s.mirror_sync_interval if whole else None, report=report)
+
+
 def run_with(app, bk: Backends) -> None:  # noqa: ANN001
-    """Install the miss hook for this process and, with an upstream and patterns, sync on a schedule."""
+    """Install the miss hook for this process and, with an upstream, run the `cove mirror add` schedule: every
+    few seconds (half the interval, 30 s at most) look whether the fleet's next pass is due and, if this
+    process wins the lease, run it (`sync_once`) — one process of a fleet syncs at a time, once per interval."""
     install(bk)
     interval = bk.settings.mirror_sync_interval
     if not enabled(bk) or interval <= 0:
         return
-    stop = threading.Event()
+    poll = min(interval / 2, 30.0)
 
-    def loop() -> None:
-        while not stop.wait(interval):
-            try:
-                sync(bk)
-            except Exception:  # noqa: BLE001 - the schedule goes on
-                log.exception("mirror: scheduled sync failed")
+    @contextlib.asynccontextmanager
+    async def syncing(_a):  # noqa: ANN001, ANN202
+        stop = threading.Event()
 
-    threading.Thread(target=loop, name="cove-mirror-sync", daemon=True).start()
-    app.state.mirror_stop = stop
+        def loop() -> None:
+            while not stop.wait(poll):
+                try:
+                    sync_once(bk, stop=stop)
+                except Exception:  # noqa: BLE001 - the schedule goes on
+                    log.exception("mirror: scheduled sync failed")
+
+        async with lifespan.thread_running("cove-mirror-sync", loop, stop):
+            yield
+
+    lifespan.alongside(app, syncing)
