@@ -151,11 +151,8 @@ def _info(plural: str, repo_id: str, revision: str | None, expand: list[str] | N
 @router.get("/api/users/{user}/likes")
 def user_likes(user: str, bk: Bk, actor: CurrentActor) -> list[dict]:
     with bk.db.session() as db:
-        out = []
-        for repo, created in likes.liked_by(db, user):
-            if access.can_read(db, actor, repo):
-                out.append({"createdAt": iso(created), "repo": {"name": repo.repo_id, "type": repo.type}})
-        return out
+        return [{"createdAt": iso(created), "repo": {"name": repo.repo_id, "type": repo.type}}
+                for repo, created in likes.liked_by(db, actor, user)]
 
 
 @router.get("/api/{plural}/{ns}/{name}")

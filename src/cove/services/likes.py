@@ -7,7 +7,9 @@ was really inserted (or deleted).
 
 from __future__ import annotations
 
-from sqlalchemy import delete, func, select, update
+from typing import Any
+
+from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.orm import Session, aliased
 
 from cove.db.tables import Like, Namespace, Repo, utcnow
@@ -51,18 +53,22 @@ def likers(db: Session, repo: Repo) -> list[tuple[str, str]]:
     return [(n, f or n) for n, f in db.execute(q)]
 
 
-def liked_page(db: Session, actor: Actor, user: str, limit: int) -> list[Repo]:
-    """The newest `limit` likes of `user` among the repos `actor` may see (`search.visible`, in SQL: a private
-    repo the actor cannot read is missing, and is never read only to be dropped)."""
+def _liked(db: Session, actor: Actor, user: str, *cols: Any) -> Select:  # noqa: ANN401
+    """`cols` of the repos `user` liked, newest like first, among those `actor` may see (`search.visible`, in SQL:
+    a private repo the actor cannot read is missing, and is never read only to be dropped)."""
     from cove.services.search import visible
 
     liker = aliased(Namespace)  # `visible` reads Namespace in a subquery of its own: not correlated with this one
-    q = (select(Repo).join(Like, Like.repo_pk == Repo.id).join(liker, liker.id == Like.user_id)
+    q = (select(Repo, *cols).join(Like, Like.repo_pk == Repo.id).join(liker, liker.id == Like.user_id)
          .where(func.lower(liker.name) == user.lower()).order_by(Like.created_at.desc(), Repo.id.desc()))
-    return list(db.scalars(visible(q, db, actor).limit(limit)))
+    return visible(q, db, actor)
 
 
-def liked_by(db: Session, user: str) -> list[tuple[Repo, object]]:
-    q = (select(Repo, Like.created_at).join(Like, Like.repo_pk == Repo.id)
-         .join(Namespace, Namespace.id == Like.user_id).where(func.lower(Namespace.name) == user.lower()))
-    return [(r, c) for r, c in db.execute(q)]
+def liked_page(db: Session, actor: Actor, user: str, limit: int) -> list[Repo]:
+    """The newest `limit` likes of `user` among the repos `actor` may see (the web profile)."""
+    return list(db.scalars(_liked(db, actor, user).limit(limit)))
+
+
+def liked_by(db: Session, actor: Actor, user: str) -> list[tuple[Repo, object]]:
+    """Every like of `user` with its time, as `liked_page` orders and filters them (the API listing)."""
+    return [(r, c) for r, c in db.execute(_liked(db, actor, user, Like.created_at))]
