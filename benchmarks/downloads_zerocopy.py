@@ -102,12 +102,17 @@ def main(argv: list[str] | None = None) -> int:
                     f"single_{k}_{rep}")
                 sent = big_size * a.gets
                 single[k].append({"MBps": sent / wall / 1e6, "cpu_s_per_GiB": cpu * (1 << 30) / sent,
-                                  "wall_s": wall})
+                                  "wall_s": wall, "load1": os.getloadavg()[0]})
             for k in order:
                 pid = targets[k][1]
+                client0 = time.process_time()
                 out, _, cpu = cpu_around(pid, lambda k=k: load_get(url[k] + "small.bin", a.connections, a.duration),
                                          f"get4_{k}_{rep}")
                 out["cpu_ms_per_request"] = cpu * 1000 / max(out["requests"], 1)
+                # The load generator's own CPU (Python, on the same 2 cores): when it nears `duration`, the
+                # client, not the server, sets the req/s.
+                out["client_cpu_s"] = time.process_time() - client0
+                out["load1"] = os.getloadavg()[0]
                 many[k].append(out)
             log(f"rep {rep + 1}/{a.reps}: " + ", ".join(
                 f"{k} {single[k][-1]['MBps']:.0f} MB/s {single[k][-1]['cpu_s_per_GiB']:.2f} s/GiB "
