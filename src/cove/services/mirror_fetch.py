@@ -142,6 +142,8 @@ def fetch_into(curl: str, url: str, headers: dict[str, str], part: Path, size: i
 _PIPE = 1 << 20
 #: F_SETPIPE_SZ (Linux; ``fcntl`` names it only from Python 3.10 on some builds).
 _SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+#: Bytes received between two wakeups of the hashing thread (readers see bytes once hashed).
+_HASH_AT = 2 << 20
 #: Seconds a receive may wait for the next byte before the transfer counts as stalled (as curl's speed limit).
 _STALL = 60.0
 _REDIRECTS = {301, 302, 303, 307, 308}
@@ -167,7 +169,8 @@ class _Hasher:
     def wrote(self, n: int) -> None:
         with self.cond:
             self.written += n
-            self.cond.notify()
+            if self.written - self.hashed >= _HASH_AT:  # one wakeup per `_HASH_AT`, not per splice
+                self.cond.notify()
 
     def finish(self) -> hashlib._Hash:
         """Once every byte is written: wait until all are hashed; the digest."""
@@ -185,7 +188,7 @@ class _Hasher:
             with open(self.part, "rb", buffering=0) as src:
                 while True:
                     with self.cond:
-                        self.cond.wait_for(lambda: self.written > self.hashed or self.ended)
+                        self.cond.wait_for(lambda: self.written - self.hashed >= _HASH_AT or self.ended)
                         avail, ended = self.written - self.hashed, self.ended
                     if not avail:
                         if ended:

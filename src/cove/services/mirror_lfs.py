@@ -62,6 +62,8 @@ class _Flight:
     written: int = 0
     started: bool = False  # bytes are coming (`part` set), or the blob is stored (`stored`), or `error`
     stored: bool = False
+    #: Every byte is in `part` and hashed right: readers may have the last byte (storing it may still be going on).
+    verified: bool = False
     done: bool = False
     error: str | None = None
     #: Readers on an event loop waiting for ``written`` to reach an offset: (offset, loop, future).
@@ -101,8 +103,8 @@ class Tail:
         """Under `flight.cond`: how far this read may go now."""
         flight = self.flight
         ready = min(flight.written, self.end)
-        if ready == self.size and not (flight.done and flight.error is None):
-            ready -= 1  # the last byte waits for the hash check
+        if ready == self.size and not (flight.verified or (flight.done and flight.error is None)):
+            ready -= 1  # the last byte waits for the hash check (not for the fsync and rename that store it)
         return ready
 
     def __iter__(self) -> Iterator[bytes]:
@@ -196,6 +198,11 @@ def fetch_now(db: Session, bk: Backends, repo: Repo, oid: str, size: int) -> boo
         return False
     for _ in read(bk, p, None, None, 0, size):  # the last byte comes only once the whole object hashed right
         pass
+    with _guard:
+        flight = _flights.get(oid)
+    if flight is not None:  # hashed right; the fetch may still be storing it (fsync, rename, row)
+        with flight.cond:
+            flight.cond.wait_for(lambda: flight.done)
     if not bk.blobs.exists(f"lfs/{oid}"):
         raise EntryNotFound(f"File not found: fetching LFS object {oid} from the upstream hub failed")
     return True
@@ -233,6 +240,9 @@ def _fetch(bk: Backends, p: Pending, sha: str | None, path: str | None, flight: 
             digest = _receive(bk, url, headers, part, p, path, flight)
             if flight.written != p.size or digest.hexdigest() != p.oid:
                 raise BlobVerificationError(f"the upstream's bytes for {path} do not hash to {p.oid}")
+            with flight.cond:  # the readers' last byte now: the fsync of the whole file below can take seconds
+                flight.verified = True
+                flight.advance()
             publish = getattr(bk.blobs, "publish_file", None)
             if publish is not None:
                 publish(key, part)
