@@ -142,7 +142,7 @@ def fetch_into(curl: str, url: str, headers: dict[str, str], part: Path, size: i
 _PIPE = 1 << 20
 #: F_SETPIPE_SZ (Linux; ``fcntl`` names it only from Python 3.10 on some builds).
 _SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
-#: Bytes received between two wakeups of the hashing thread (readers see bytes once hashed).
+#: Bytes received between two wakeups of the hashing thread, and between two announcements to readers.
 _HASH_AT = 2 << 20
 #: Seconds a receive may wait for the next byte before the transfer counts as stalled (as curl's speed limit).
 _STALL = 60.0
@@ -155,13 +155,15 @@ def can_splice(url: str) -> bool:
 
 
 class _Hasher:
-    """Hashes `part` as another thread reports bytes written to it, in large reads (hashlib and unbuffered
-    reads release the GIL); calls `on_bytes(n)` once each further `n` bytes are written *and* hashed."""
+    """Hashes `part` on a thread of its own as the receiving thread reports bytes written to it, in large reads
+    (hashlib and unbuffered reads release the GIL). `on_bytes(n)` is called by the receiving thread once each
+    further `n` bytes (`_HASH_AT` at a time, and the rest at the end) are in the file: readers are not held back
+    by the hash, which covers the whole object and so vouches for no byte before the last (`finish`)."""
 
     def __init__(self, part: Path, on_bytes: Callable[[int], None]) -> None:
         self.part, self.on_bytes, self.digest = part, on_bytes, hashlib.sha256()
         self.cond = threading.Condition()
-        self.written, self.hashed, self.ended = 0, 0, False
+        self.written, self.hashed, self.ended, self.told = 0, 0, False, 0
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, daemon=True, name="cove-mirror-hash")
         self.thread.start()
@@ -171,12 +173,20 @@ class _Hasher:
             self.written += n
             if self.written - self.hashed >= _HASH_AT:  # one wakeup per `_HASH_AT`, not per splice
                 self.cond.notify()
+        if self.written - self.told >= _HASH_AT:
+            self._tell()
+
+    def _tell(self) -> None:
+        n, self.told = self.written - self.told, self.written
+        if n:
+            self.on_bytes(n)
 
     def finish(self) -> hashlib._Hash:
-        """Once every byte is written: wait until all are hashed; the digest."""
+        """Once every byte is written: tell the rest, wait until all are hashed; the digest."""
         with self.cond:
             self.ended = True
             self.cond.notify()
+        self._tell()
         self.thread.join()
         if self.error is not None:
             raise self.error
@@ -199,7 +209,6 @@ class _Hasher:
                         raise OSError("the temp file is shorter than what was written to it")
                     self.digest.update(buf[:n])
                     self.hashed += n
-                    self.on_bytes(n)
         except BaseException as exc:  # noqa: BLE001 - raised by `finish` in the receiving thread
             self.error = exc
 
@@ -232,7 +241,7 @@ def _write_all(fd: int, data: bytes | memoryview) -> None:
 def splice_into(url: str, headers: dict[str, str], part: Path, size: int, *, connect_timeout: float,
                 on_bytes: Callable[[int], None]) -> hashlib._Hash:
     """GET the ``http://`` `url` into the existing empty file `part`; returns the sha256 of what came.
-    `on_bytes(n)` is called as each further `n` bytes are in the file and hashed. `Redirected` for a redirect
+    `on_bytes(n)` is called as each further `n` bytes are in the file. `Redirected` for a redirect
     (nothing written; the caller decides where the token may go), `HttpStatus` for another status than 200,
     `TransportFailed` when the upstream could not be reached, stalled, or cut the body, `TooLarge` past `size`.
     Exactly the `headers` given are sent (and Host)."""

@@ -302,7 +302,8 @@ def _origin(url: str) -> tuple[str, str | None, int | None]:
 def _receive_splice(bk: Backends, url: str, headers: dict[str, str], part: Path, p: Pending, path: str | None,
                     flight: _Flight) -> hashlib._Hash:
     """The bytes into `part` by `mirror_fetch.splice_into` (plain HTTP, zero-copy): readers see each block once
-    it is written and hashed. `mirror_fetch.Redirected` for a redirect."""
+    it is written (hashed meanwhile; the last byte waits for the check). `mirror_fetch.Redirected` for a
+    redirect."""
     global upstream_fetches
     sent = {"User-Agent": "cove-mirror", **headers}
     if bk.settings.mirror_token and _upstream_origin(bk, url):
