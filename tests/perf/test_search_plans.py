@@ -141,17 +141,10 @@ def test_a_repeated_listing_reads_no_repo_rows_and_sees_changes_at_once(tmp_path
     from fastapi.testclient import TestClient
 
     from cove.app import create_app
-    from cove.services import accounts, repos
-    from cove.services.accounts import Actor
+    from cove.services import repos
+    from tests.perf.test_startup_and_search import sam_hub
 
-    settings = Settings(data=tmp_path, secret="s", scan_interval=0)
-    bk = build_backends(settings)
-    upgrade(bk)
-    with bk.db.session() as db:
-        user = accounts.add_user(db, "sam")
-        actor = Actor(user_id=user.id, name="sam", role="write")
-        for name in ("bert-one", "bert-two", "gpt-three"):
-            repos.create(db, bk, actor, repo_type="model", namespace="sam", name=name)
+    settings, bk, actor = sam_hub(tmp_path)
     with TestClient(create_app(settings, bk)) as client:
         for url in ("/api/models?search=bert&limit=20", "/api/models?limit=2"):
             first = client.get(url)
@@ -164,3 +157,23 @@ def test_a_repeated_listing_reads_no_repo_rows_and_sees_changes_at_once(tmp_path
             db.execute(Repo.__table__.update().where(Repo.name == "bert-one").values(private=True))
         got = client.get("/api/models?search=bert&limit=20").json()
         assert sorted(m["id"] for m in got) == ["sam/bert-four", "sam/bert-two"]
+
+
+def test_a_listing_page_longer_than_the_kept_bound_is_rendered_each_time(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    """Kept listing bodies are bounded in size (any query string makes a new key): a page over
+    `CACHED_BODY_BYTES` reads its rows again, a shorter one does not."""
+    from fastapi.testclient import TestClient
+
+    from cove.api import search as api_search
+    from cove.app import create_app
+    from tests.perf.test_startup_and_search import sam_hub
+
+    settings, bk, _ = sam_hub(tmp_path)
+    with TestClient(create_app(settings, bk)) as client:
+        short = len(client.get("/api/models?limit=1").content)
+        monkeypatch.setattr(api_search, "CACHED_BODY_BYTES", short)
+        for url, read_again in (("/api/models?limit=1", False), ("/api/models?limit=3", True)):
+            first = client.get(url)
+            with _statements(bk) as seen:
+                assert client.get(url).content == first.content
+            assert bool([s for s, _ in seen if "FROM repos" in s]) is read_again, (url, seen)

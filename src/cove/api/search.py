@@ -16,8 +16,11 @@ from cove.services import downloads, search
 router = APIRouter()
 DEFAULT_PAGE = 1000
 MAX_PAGE = 1000
-#: Pages of up to this many items keep their rendered body per database generation (`search.generation_of`).
+#: Pages of up to this many items keep their rendered body per database generation (`search.generation_of`),
+#: when it is at most `CACHED_BODY_BYTES` long: the kept bodies (at most `search.BODIES`) stay within a bound
+#: (32 MiB) whatever query strings are sent; a longer page (every file of each repo listed) is rendered each time.
 CACHED_PAGE = 100
+CACHED_BODY_BYTES = 64 << 10
 ListQ = Annotated[list[str] | None, Query()]
 
 
@@ -92,7 +95,8 @@ def _listing(
         body, headers = render()
     else:  # a repeated listing: its body, while nothing it shows changed (a commit, a privacy switch, a count flush)
         key = ("body", plural, tuple(request.query_params.multi_items()), search.actor_key(actor))
-        body, headers = cache.get(gen, key, render)
+        body, headers = search.cache_of(request.app, bodies=True).get(
+            gen, key, render, keep=lambda answer: len(answer[0]) <= CACHED_BODY_BYTES)
     return Response(body, media_type="application/json", headers=dict(headers))
 
 

@@ -236,12 +236,15 @@ class GenerationCache:
 
     MAX = 4096
 
-    def __init__(self) -> None:
+    def __init__(self, max_entries: int = MAX) -> None:
+        self.max_entries = max_entries
         self._gen: Hashable = None
         self._values: dict[Hashable, object] = {}
         self._lock = threading.Lock()
 
-    def get(self, generation: Hashable | None, key: Hashable, compute: Callable[[], T]) -> T:
+    def get(self, generation: Hashable | None, key: Hashable, compute: Callable[[], T],
+            keep: Callable[[T], bool] | None = None) -> T:
+        """`compute()`'s value for `key` in `generation`, kept (unless `keep(value)` says not) for the next call."""
         if generation is None:
             return compute()
         with self._lock:
@@ -250,9 +253,11 @@ class GenerationCache:
             if key in self._values:
                 return self._values[key]  # type: ignore[return-value]
         value = compute()
+        if keep is not None and not keep(value):
+            return value
         with self._lock:
             if generation == self._gen:
-                if len(self._values) >= self.MAX:
+                if len(self._values) >= self.max_entries:
                     self._values.clear()
                 self._values[key] = value
         return value
@@ -276,12 +281,17 @@ def generation_of(app, downloads: bool = False) -> Hashable | None:  # noqa: ANN
         return None
 
 
-def cache_of(app, pages: bool = False) -> GenerationCache:  # noqa: ANN001
+#: The API listing's rendered pages kept (`cache_of(bodies=True)`): fewer than ids or counts, as each is a body.
+BODIES = 512
+
+
+def cache_of(app, pages: bool = False, *, bodies: bool = False) -> GenerationCache:  # noqa: ANN001
     """The app's cache of counts and facets; with `pages`, of pages' repo ids (valid for another generation:
-    `generation_of(app, downloads=True)`)."""
-    name = "search_page_cache" if pages else "search_cache"
+    `generation_of(app, downloads=True)`); with `bodies`, of the API listing's rendered pages (same generation,
+    a store of their own, so that they never push the ids out)."""
+    name = "search_body_cache" if bodies else "search_page_cache" if pages else "search_cache"
     found = getattr(app.state, name, None)
     if found is None:
-        found = GenerationCache()
+        found = GenerationCache(BODIES if bodies else GenerationCache.MAX)
         setattr(app.state, name, found)
     return found
