@@ -33,6 +33,19 @@ def _hub(tmp_path, stale: int):  # noqa: ANN202
     return settings, bk
 
 
+def sam_hub(tmp_path, names: tuple[str, ...] = ("bert-one", "bert-two", "gpt-three")):  # noqa: ANN001, ANN201
+    """(settings, backends, sam): a migrated hub in `tmp_path` whose user sam owns the model repos `names`."""
+    settings = Settings(data=tmp_path, secret="s", scan_interval=0)
+    bk = build_backends(settings)
+    upgrade(bk)
+    with bk.db.session() as db:
+        user = accounts.add_user(db, "sam")
+        actor = Actor(user_id=user.id, name="sam", role="write")
+        for name in names:
+            repos.create(db, bk, actor, repo_type="model", namespace="sam", name=name)
+    return settings, bk, actor
+
+
 def _startup_statements(settings, bk) -> int:  # noqa: ANN001
     """SQL statements from the database check of `cove serve` to its first answer (`ensure_metric_spaces`,
     the app, its lifespan), the background healer held back."""
@@ -70,14 +83,7 @@ TERMS = ["bert", "BERT", "t_b", "t-b", "_", "__", "%", "y_z", "tiny.", "y.g", "g
 
 @pytest.fixture(scope="module")
 def named(tmp_path_factory):  # noqa: ANN201
-    settings = Settings(data=tmp_path_factory.mktemp("hub"), secret="s", scan_interval=0)
-    bk = build_backends(settings)
-    upgrade(bk)
-    with bk.db.session() as db:
-        user = accounts.add_user(db, "sam")
-        actor = Actor(user_id=user.id, name="sam", role="write")
-        for name in NAMES:
-            repos.create(db, bk, actor, repo_type="model", namespace="sam", name=name)
+    _, bk, _ = sam_hub(tmp_path_factory.mktemp("hub"), tuple(NAMES))
     return bk
 
 
@@ -94,14 +100,7 @@ def test_search_is_a_case_insensitive_substring_match_on_the_id(named, term):
 
 
 def test_a_repeated_search_reads_its_page_by_id_and_sees_changes_at_once(tmp_path):
-    settings = Settings(data=tmp_path, secret="s", scan_interval=0)
-    bk = build_backends(settings)
-    upgrade(bk)
-    with bk.db.session() as db:
-        user = accounts.add_user(db, "sam")
-        actor = Actor(user_id=user.id, name="sam", role="write")
-        for name in ("bert-one", "bert-two", "gpt-three"):
-            repos.create(db, bk, actor, repo_type="model", namespace="sam", name=name)
+    settings, bk, actor = sam_hub(tmp_path)
     seen: list[str] = []
 
     def listener(_conn, _cursor, statement, *_args) -> None:  # noqa: ANN001, ANN002
