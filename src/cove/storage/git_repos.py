@@ -186,15 +186,23 @@ _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
 
+@contextmanager
+def intact(key: str, errors: tuple[type[Exception], ...] = (KeyError,)) -> Iterator[None]:
+    """pygit2 reads of repo `key`: its KeyError (or one of `errors`) for an object that should be there is
+    `GitObjectMissing`."""
+    try:
+        yield
+    except errors as err:  # pygit2's NotFoundError is a KeyError too
+        raise GitObjectMissing(key, str(err).strip("'\"")) from None
+
+
 def _intact(method: Callable[_P, _R]) -> Callable[_P, _R]:
-    """A read by (store, key, …): pygit2's KeyError for an object that should be there is `GitObjectMissing`."""
+    """A read by (store, key, …), `intact`."""
 
     @wraps(method)
     def read(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-        try:
+        with intact(str(args[1])):
             return method(*args, **kwargs)
-        except KeyError as err:  # pygit2's NotFoundError is one too
-            raise GitObjectMissing(str(args[1]), str(err).strip("'\"")) from None
 
     return read
 

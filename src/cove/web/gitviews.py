@@ -13,14 +13,14 @@ import itertools
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
 import pygit2
 
 from cove.backends import Backends
-from cove.storage.git_repos import GitObjectMissing
+from cove.storage import git_repos
 
 #: Blame looks this many first-parent commits back; older lines are attributed to the last one looked at.
 BLAME_DEPTH = 1000
@@ -34,15 +34,11 @@ _lock = threading.Lock()
 _CACHE_SIZE = 512
 
 
-@contextmanager
-def intact(key: str) -> Iterator[None]:
+def intact(key: str) -> AbstractContextManager[None]:
     """Direct pygit2 reads of repo `key`: an object missing or unreadable (pygit2's KeyError, or GitError "Unable
-    to read tree") is `GitObjectMissing`, as the storage layer's reads make it: the page then says the repo's
-    storage is damaged (`RepoStorageDamaged`) instead of failing with a traceback."""
-    try:
-        yield
-    except (KeyError, pygit2.GitError) as err:
-        raise GitObjectMissing(key, str(err).strip("'\"")) from None
+    to read tree") is `GitObjectMissing`, as the storage layer's reads make it (`git_repos.intact`): the page
+    then says the repo's storage is damaged (`RepoStorageDamaged`) instead of failing with a traceback."""
+    return git_repos.intact(key, (KeyError, pygit2.GitError))
 
 
 def cached(key: tuple, compute: Callable[[], Any]) -> Any:
