@@ -35,7 +35,7 @@ class _Proxy(http.server.ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, port: int, target: str) -> None:
+    def __init__(self, port: int, target: str, handler: type[http.server.BaseHTTPRequestHandler] | None = None) -> None:
         self.target = target
         self.counts: Counter[str] = Counter()
         self.tamper: set[str] = set()  # paths whose body gets its first byte flipped
@@ -43,7 +43,21 @@ class _Proxy(http.server.ThreadingHTTPServer):
         self.auth: list[tuple[str, str | None]] = []  # (path, Authorization) of every request
         self.lock = threading.Lock()
         self.client = httpx.Client(timeout=120)
-        super().__init__(("127.0.0.1", port), _Forward)
+        super().__init__(("127.0.0.1", port), handler or _Forward)
+
+    @classmethod
+    def running(cls, target: str, handler: type[http.server.BaseHTTPRequestHandler] | None = None,
+                **state: object) -> _Proxy:
+        """A proxy to `target` on a free port, serving in a daemon thread; `state`: attributes its handler reads."""
+        proxy = cls(free_port(), target, handler)
+        for name, value in state.items():
+            setattr(proxy, name, value)
+        threading.Thread(target=proxy.serve_forever, daemon=True).start()
+        return proxy
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
 
 
 class _Forward(http.server.BaseHTTPRequestHandler):
@@ -91,23 +105,25 @@ def _cove(data: Path, *args: str, **env: str) -> str:
                           capture_output=True, text=True, check=True).stdout.strip()
 
 
+def _upstream(root: Path, user: str):  # noqa: ANN202 - (the running server, a write token of `user`'s)
+    """The upstream hub: `cove serve` in `root/up` with the user `user`."""
+    up = start_server(root / "up", free_port())
+    _cove(up.data, "user", "add", user)
+    return up, _cove(up.data, "token", "create", user, "--role", "write")
+
+
 @pytest.fixture(scope="module")
 def hubs():
     root = Path(tempfile.mkdtemp(prefix="cove-mirror-"))
-    up = start_server(root / "up", free_port())
-    _cove(up.data, "user", "add", NAME)
-    token = _cove(up.data, "token", "create", NAME, "--role", "write")
-    proxy = _Proxy(free_port(), up.endpoint)
-    threading.Thread(target=proxy.serve_forever, daemon=True).start()
-    proxy_url = f"http://127.0.0.1:{proxy.server_address[1]}"
-    cdn = _Proxy(free_port(), up.endpoint)  # another origin serving the upstream's bytes
-    threading.Thread(target=cdn.serve_forever, daemon=True).start()
-    env = {"COVE_MIRROR_UPSTREAM": proxy_url, "COVE_MIRROR_TTL": str(TTL), "COVE_MIRROR_RETRY_AFTER": "30",
+    up, token = _upstream(root, NAME)
+    proxy = _Proxy.running(up.endpoint)
+    cdn = _Proxy.running(up.endpoint)  # another origin serving the upstream's bytes
+    env = {"COVE_MIRROR_UPSTREAM": proxy.url, "COVE_MIRROR_TTL": str(TTL), "COVE_MIRROR_RETRY_AFTER": "30",
            "COVE_MIRROR_CONNECT_TIMEOUT": "2", "COVE_MIRROR_TOKEN": token,
            "COVE_MIRROR_ALLOW": f"{NAME}/*,datasets/{NAME}/*"}
     mir = start_server(root / "mirror", free_port(), **env)
     state = {"up": up, "mirror": mir, "proxy": proxy, "token": token, "root": root, "env": env, "cdn": cdn,
-             "cdn_url": f"http://127.0.0.1:{cdn.server_address[1]}"}
+             "cdn_url": cdn.url}
     try:
         yield state
     finally:

@@ -20,7 +20,7 @@ import pytest
 from huggingface_hub import HfApi, get_hf_file_metadata, hf_hub_download, hf_hub_url
 
 from tests.conftest import free_port, start_server, stop_server
-from tests.mirror.test_pull_through import _cove, _Forward, _Proxy
+from tests.mirror.test_pull_through import _cove, _Forward, _Proxy, _upstream
 
 NAME = f"rf{uuid.uuid4().hex[:6]}"
 TTL = 3
@@ -44,14 +44,9 @@ class _Held(_Forward):
 @pytest.fixture(scope="module")
 def hubs():
     root = Path(tempfile.mkdtemp(prefix="cove-mirror-refresh-"))
-    up = start_server(root / "up", free_port())
-    _cove(up.data, "user", "add", NAME)
-    token = _cove(up.data, "token", "create", NAME, "--role", "write")
-    proxy = _Proxy(free_port(), up.endpoint)
-    proxy.RequestHandlerClass = _Held
-    proxy.hold, proxy.held = None, []
-    threading.Thread(target=proxy.serve_forever, daemon=True).start()
-    env = {"COVE_MIRROR_UPSTREAM": f"http://127.0.0.1:{proxy.server_address[1]}", "COVE_MIRROR_TTL": str(TTL),
+    up, token = _upstream(root, NAME)
+    proxy = _Proxy.running(up.endpoint, _Held, hold=None, held=[])
+    env = {"COVE_MIRROR_UPSTREAM": proxy.url, "COVE_MIRROR_TTL": str(TTL),
            "COVE_MIRROR_CONNECT_TIMEOUT": "2", "COVE_MIRROR_ALLOW": f"{NAME}/*,datasets/{NAME}/*",
            "COVE_MIRROR_SYNC_INTERVAL": "2"}
     mir = start_server(root / "mirror", free_port(), **env)

@@ -18,7 +18,7 @@ import pytest
 from huggingface_hub import HfApi
 
 from tests.conftest import free_port, start_server, stop_server
-from tests.mirror.test_pull_through import _cove, _Forward, _Proxy
+from tests.mirror.test_pull_through import _cove, _Forward, _Proxy, _upstream
 
 NAME = f"sf{uuid.uuid4().hex[:6]}"
 INTERVAL = 2.0
@@ -44,18 +44,13 @@ class _Noted(_Forward):
 @pytest.fixture(scope="module")
 def fleet():
     root = Path(tempfile.mkdtemp(prefix="cove-mirror-fleet-"))
-    up = start_server(root / "up", free_port())
-    _cove(up.data, "user", "add", NAME)
-    token = _cove(up.data, "token", "create", NAME, "--role", "write")
+    up, token = _upstream(root, NAME)
     api = HfApi(endpoint=up.endpoint, token=token)
     repo_id = f"{NAME}/m-{uuid.uuid4().hex[:6]}"
     api.create_repo(repo_id)
     api.upload_file(path_or_fileobj=b"a\n", path_in_repo="a.txt", repo_id=repo_id)
-    proxy = _Proxy(free_port(), up.endpoint)
-    proxy.RequestHandlerClass = _Noted
-    proxy.checks, proxy.hold = [], None
-    threading.Thread(target=proxy.serve_forever, daemon=True).start()
-    env = {"COVE_MIRROR_UPSTREAM": f"http://127.0.0.1:{proxy.server_address[1]}", "COVE_MIRROR_TTL": "3600",
+    proxy = _Proxy.running(up.endpoint, _Noted, checks=[], hold=None)
+    env = {"COVE_MIRROR_UPSTREAM": proxy.url, "COVE_MIRROR_TTL": "3600",
            "COVE_MIRROR_CONNECT_TIMEOUT": "2", "COVE_MIRROR_SYNC_INTERVAL": str(INTERVAL),
            "COVE_MIRROR_SYNC_LEASE_TTL": str(LEASE_TTL)}
     data = root / "mirror"
