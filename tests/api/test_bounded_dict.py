@@ -18,12 +18,27 @@ def test_full_drops_the_oldest_only():
     assert d == {"a": 1}
 
 
+def test_a_byte_budget_drops_the_oldest_and_keeps_nothing_larger():
+    d = BoundedDict(100, max_bytes=10)
+    for i in range(4):
+        d.put(i, str(i), size=4)
+    assert d == {2: "2", 3: "3"} and d.bytes == 8
+    d.put(3, "three", size=6)  # replacing an entry counts its new size only
+    assert d == {2: "2", 3: "three"} and d.bytes == 10
+    d.put(4, "4", size=1)
+    assert d == {3: "three", 4: "4"} and d.bytes == 7
+    d.put("huge", "x", size=11)  # over the whole budget: not kept, nothing dropped for it
+    assert d == {3: "three", 4: "4"} and d.bytes == 7
+    d.clear()
+    assert d.bytes == 0
+
+
 def test_concurrent_puts_stay_bounded():
     d = BoundedDict(50)
 
     def fill(base: int) -> None:
         for i in range(2000):
-            d.put((base, i), i)
+            d.put((base, i), i, size=1)
             if i % 500 == 0:
                 d.clear()
 
@@ -32,7 +47,7 @@ def test_concurrent_puts_stay_bounded():
         t.start()
     for t in threads:
         t.join()
-    assert 0 < len(d) <= 50
+    assert 0 < len(d) <= 50 and d.bytes == len(d)
 
 
 def test_request_key_is_public():

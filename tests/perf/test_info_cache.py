@@ -80,3 +80,25 @@ def test_repeated_repo_info_runs_no_statement_and_sees_every_change(tmp_path):
         with bk.db.session() as db:  # a revoked token is refused at once
             accounts.revoke_token(db, "sam", "write-token")
         assert client.get(url, headers=auth).status_code == 401
+
+
+def test_answers_over_the_byte_budget_are_not_kept(tmp_path, monkeypatch):
+    """The kept bodies are bounded in bytes (any query string makes a key): one over the budget takes the full
+    route again."""
+    from cove.api.info_cache import InfoCache
+
+    monkeypatch.setattr(InfoCache, "MAX_BYTES", 10)
+    settings = Settings(data=tmp_path, secret="s", scan_interval=0)
+    bk = build_backends(settings)
+    upgrade(bk)
+    with bk.db.session() as db:
+        accounts.add_user(db, "sam")
+        _, sam = accounts.create_token(db, "sam", role="write")
+    statements: list[str] = []
+    with TestClient(create_app(settings, bk)) as client:
+        auth = {"Authorization": f"Bearer {sam}"}
+        assert client.post("/api/repos/create", json={"name": "m"}, headers=auth).status_code == 200
+        first = client.get("/api/models/sam/m")
+        event.listen(bk.db.engine, "before_cursor_execute", lambda *_a: statements.append("x"))
+        assert client.get("/api/models/sam/m").content == first.content
+    assert statements

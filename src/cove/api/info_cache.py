@@ -49,11 +49,14 @@ class InfoCache:
     """See the module doc. `serve` runs first for every GET (`cove.app.CoveApp`); `_info` calls `remember`."""
 
     MAX_ENTRIES = 10_000
+    #: The kept bodies' bytes at most: the key holds the query string, so a client can make any number of keys,
+    #: and a body lists every file of its repo.
+    MAX_BYTES = 64 << 20
 
     def __init__(self, head_cache) -> None:  # noqa: ANN001 - cove.api.files.HeadCache
         self.head_cache = head_cache
         self.bk = head_cache.bk
-        self._answers: BoundedDict[tuple, _Answer] = BoundedDict(self.MAX_ENTRIES)
+        self._answers: BoundedDict[tuple, _Answer] = BoundedDict(self.MAX_ENTRIES, self.MAX_BYTES)
 
     def _generation(self) -> Hashable | None:
         if self.head_cache.tally.has_pending():
@@ -97,4 +100,4 @@ class InfoCache:
         if not any(k == b"x-content-type-options" for k, _ in headers):
             headers.append((b"x-content-type-options", b"nosniff"))  # as RequestIdMiddleware adds it
         answer = _Answer(gen, deadline, repo.storage_key, head, headers, bytes(response.body))
-        cache._answers.put(key, answer)
+        cache._answers.put(key, answer, len(answer.body))
