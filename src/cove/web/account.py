@@ -12,7 +12,7 @@ from cove.backends import Backends
 from cove.db.tables import Namespace
 from cove.deps import client_host
 from cove.errors import Forbidden, NotFound, TooManyRequests
-from cove.services import access, accounts, likes, search, throttle, usage
+from cove.services import accounts, likes, search, throttle, usage
 from cove.web import sessions
 from cove.web.render import page
 
@@ -170,9 +170,8 @@ def person_page(request: Request, ns: str) -> Response:
         liked: list = []
         if who.kind == "user":
             related = [(o.name, role) for o, role in accounts.orgs_of(db, who.id)]
-            # Likes, as on the Hub's profile: only repos this visitor may see, newest first (paged in SQL).
-            found = likes.liked_page(db, v.actor, who.name, PER_TYPE)
-            liked = [(r.type, r.repo_id) for r in found if access.can_read(db, v.actor, r)]
+            # Likes, as on the Hub's profile: only repos this visitor may see (`search.visible`, in SQL), newest first.
+            liked = [(r.type, r.repo_id) for r in likes.liked_page(db, v.actor, who.name, PER_TYPE)]
         else:
             related = [(u.name, role) for u, role in accounts.members_of(db, who.id)]
         db.expunge(who)
