@@ -168,7 +168,9 @@ class _Body:
 
     A hop to the event loop gathers the body's chunks (uvicorn hands ~64 KiB at a time) up to 4 MiB ahead:
     ~256 hops per GiB whatever the reader's block size (each hop is a loop wake-up and a thread wake-up).
-    Reads are cut from the gathered chunks: each byte is copied once at most."""
+    ``readinto`` copies the gathered chunks straight into the caller's buffer (the blob file's aligned
+    buffer: each received byte is copied once in Python); ``read`` cuts from them (a consumed prefix of the
+    first chunk is skipped by an offset, not sliced off)."""
 
     _AHEAD = 4 << 20
 
@@ -176,7 +178,8 @@ class _Body:
         self._it = request.stream().__aiter__()
         self._loop = loop
         self._chunks: deque[bytes] = deque()
-        self._have = 0
+        self._skip = 0  # bytes of the first chunk already consumed
+        self._have = 0  # bytes gathered, not yet consumed
         self._done = False
 
     async def _gather(self, want: int) -> list[bytes]:
@@ -192,7 +195,7 @@ class _Body:
                 have += len(chunk)
         return chunks
 
-    def read(self, n: int = -1) -> bytes:
+    def _fill(self, n: int) -> None:
         import asyncio
 
         if (n < 0 or self._have < n) and not self._done:
@@ -200,26 +203,46 @@ class _Body:
             for chunk in asyncio.run_coroutine_threadsafe(self._gather(want), self._loop).result():
                 self._chunks.append(chunk)
                 self._have += len(chunk)
+
+    def readinto(self, buf) -> int:  # noqa: ANN001
+        """Fill `buf` (a writable buffer) from the body; 0 at its end."""
+        out = memoryview(buf).cast("B")
+        self._fill(len(out))
+        pos = 0
+        while pos < len(out) and self._chunks:
+            head = self._chunks[0]
+            take = min(len(head) - self._skip, len(out) - pos)
+            out[pos:pos + take] = memoryview(head)[self._skip:self._skip + take]
+            pos += take
+            self._skip += take
+            if self._skip == len(head):
+                self._chunks.popleft()
+                self._skip = 0
+        self._have -= pos
+        return pos
+
+    def read(self, n: int = -1) -> bytes:
+        self._fill(n)
         if n < 0 or n >= self._have:
-            out = b"".join(self._chunks)
-            self._chunks.clear()
-            self._have = 0
-            return out
-        first = self._chunks[0]
-        if len(first) == n:
+            n = self._have
+        if n == 0:
+            return b""
+        head = self._chunks[0]
+        if self._skip == 0 and len(head) == n:
+            self._chunks.popleft()
             self._have -= n
-            return self._chunks.popleft()
-        parts, left = [], n
-        while left:
-            chunk = self._chunks.popleft()
-            if len(chunk) > left:
-                parts.append(chunk[:left])
-                self._chunks.appendleft(chunk[left:])
-                break
-            parts.append(chunk)
-            left -= len(chunk)
-        self._have -= n
-        return b"".join(parts)
+            return head
+        if len(head) - self._skip >= n:
+            out = head[self._skip:self._skip + n]
+            self._skip += n
+            if self._skip == len(head):
+                self._chunks.popleft()
+                self._skip = 0
+            self._have -= n
+            return out
+        buf = bytearray(n)
+        self.readinto(buf)
+        return bytes(buf)
 
 
 def _load_upload_data(bk, token: str) -> tuple[Any, dict]:  # noqa: ANN001

@@ -9,7 +9,6 @@ its own repo and nowhere else, until the server has hashed the Xet file (`confir
 from __future__ import annotations
 
 import hashlib
-import os
 import queue
 import secrets
 import shutil
@@ -27,6 +26,7 @@ from cove.db.tables import LfsObject, Repo
 from cove.errors import BadRequest, HubError, NotFound
 from cove.services import access, gating
 from cove.services.accounts import Actor
+from cove.storage.direct import BlobFile
 from cove.storage.interfaces import BlobVerificationError
 
 MULTIPART_THRESHOLD = 64 * 1024 * 1024
@@ -146,6 +146,15 @@ def store_object(db: Session, bk: Backends, repo: Repo, oid: str, size: int, str
     adopt(db, repo, oid, size, verified=True)
 
 
+def _read_into(stream: BinaryIO):  # noqa: ANN202
+    """``readinto`` for a stream that only has ``read``."""
+    def readinto(buf: memoryview) -> int:
+        block = stream.read(len(buf))
+        buf[: len(block)] = block
+        return len(block)
+    return readinto
+
+
 def part_size(size: int) -> int:
     """Bytes per part of a multipart upload of `size` bytes: at most `MAX_PARTS` parts."""
     return max(PART_SIZE, -(-size // MAX_PARTS))
@@ -203,24 +212,27 @@ class MultipartUpload:
     def put_part(self, n: int, stream: BinaryIO, expected: int, offset: int) -> str:
         state, hashing = self._claim(n)
         (self.dir / f"{n:05d}").unlink(missing_ok=True)
-        fd = os.open(self.data, os.O_WRONLY | os.O_CREAT, 0o600)
-        total, ok = 0, False
+        out = BlobFile(self.data, offset=offset)  # in place, past the page cache (fsync'd once, at completion)
+        ok = False
         try:
-            while block := stream.read(1 << 20):
-                if total + len(block) > expected:
+            readinto = getattr(stream, "readinto", None) or _read_into(stream)
+            while room := out.free()[: expected + 1 - out.size]:
+                got = readinto(room)
+                if got and hashing:
+                    state.digest.update(room[:got])
+                del room
+                if not got:
+                    break
+                if out.size + got > expected:
                     raise BadRequest(f"Part {n} is larger than {expected} bytes")
-                if hashing:
-                    state.digest.update(block)
-                view, pos = memoryview(block), offset + total
-                while view:
-                    written = os.pwrite(fd, view, pos)
-                    view, pos = view[written:], pos + written
-                total += len(block)
-            if total != expected:
-                raise BadRequest(f"Part {n} has {total} bytes, expected {expected}")
+                out.advance(got)
+            room = None  # no view of the buffer outlives it
+            if out.size != expected:
+                raise BadRequest(f"Part {n} has {out.size} bytes, expected {expected}")
+            out.close(sync=False)
             ok = True
         finally:
-            os.close(fd)
+            out.abort()
             if state is not None:
                 with _hashing_lock:
                     state.busy.discard(n)

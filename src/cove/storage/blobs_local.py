@@ -10,12 +10,73 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from cove.storage.direct import BlobFile
 from cove.storage.interfaces import BlobInfo, BlobVerificationError
 
-# Writes copy 256 KiB at a time: a server holds one such buffer per upload in flight, and hf_xet keeps
-# many xorb uploads in flight. Reads for responses stay at 1 MiB (fewer thread-pool hops per GiB sent).
-_COPY_CHUNK = 256 << 10
+# Writes go through one 1 MiB aligned buffer per upload in flight (`BlobFile`: O_DIRECT, no page-cache copy).
+# Reads for responses stay at 1 MiB (fewer thread-pool hops per GiB sent).
 _READ_CHUNK = 1 << 20
+
+
+def _receive(stream: BinaryIO, out: BlobFile, digest: hashlib._Hash | None, size: int | None) -> None:
+    """Copy `stream` into `out` (read straight into its buffer when the stream has ``readinto``), hashing each
+    filled piece once; more than `size` bytes is refused."""
+    readinto = getattr(stream, "readinto", None)
+    while True:
+        if readinto is not None:
+            room = out.free()
+            try:
+                n = readinto(room)
+            except NotImplementedError:  # a RawIOBase that only has `read`
+                readinto = None
+                del room
+                continue
+            if n and digest is not None:
+                digest.update(room[:n])
+            del room
+            if not n:
+                return
+            out.advance(n)
+        else:
+            block = stream.read(len(out.free()))
+            if not block:
+                return
+            n = len(block)
+            if digest is not None:
+                digest.update(block)
+            out.write(block)
+        if size is not None and out.size > size:
+            raise BlobVerificationError(f"body is larger than the announced size {size}")
+
+
+class LocalWriter:
+    """`LocalBlobStore.writer`: bytes written once into a temp file; the blob appears only on `commit`."""
+
+    def __init__(self, store: LocalBlobStore, key: str) -> None:
+        self._dest = store._path(key)
+        fd, self._tmp = tempfile.mkstemp(dir=store.tmp)
+        os.close(fd)
+        self._out = BlobFile(self._tmp)
+
+    @property
+    def size(self) -> int:
+        return self._out.size
+
+    def write(self, data: bytes) -> None:
+        self._out.write(data)
+
+    def commit(self) -> None:
+        try:
+            self._out.close()
+            self._dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(self._tmp, self._dest)
+        except BaseException:
+            self.abort()
+            raise
+
+    def abort(self) -> None:
+        self._out.abort()
+        Path(self._tmp).unlink(missing_ok=True)
 
 
 class LocalBlobStore:
@@ -45,33 +106,30 @@ class LocalBlobStore:
         self, key: str, stream: BinaryIO, *, sha256: str | None = None, size: int | None = None
     ) -> BlobInfo:
         dest = self._path(key)
-        digest = hashlib.sha256()
-        total = 0
+        digest = hashlib.sha256() if sha256 is not None else None
         fd, tmp_name = tempfile.mkstemp(dir=self.tmp)
+        os.close(fd)
+        out = BlobFile(tmp_name)
         try:
-            with os.fdopen(fd, "wb") as out:
-                while True:
-                    block = stream.read(_COPY_CHUNK)
-                    if not block:
-                        break
-                    total += len(block)
-                    if size is not None and total > size:
-                        raise BlobVerificationError(f"body is larger than the announced size {size}")
-                    if sha256 is not None:
-                        digest.update(block)
-                    out.write(block)
-                out.flush()
-                os.fsync(out.fileno())
+            _receive(stream, out, digest, size)
+            out.close()
+            total = out.size
             if size is not None and total != size:
                 raise BlobVerificationError(f"body has {total} bytes, expected {size}")
-            if sha256 is not None and digest.hexdigest() != sha256:
+            if digest is not None and digest.hexdigest() != sha256:
                 raise BlobVerificationError("sha256 of the body does not match the object id")
             dest.parent.mkdir(parents=True, exist_ok=True)
             os.replace(tmp_name, dest)
         except BaseException:
+            out.abort()
             Path(tmp_name).unlink(missing_ok=True)
             raise
         return BlobInfo(key, total)
+
+    def writer(self, key: str) -> LocalWriter:
+        """A sink that writes `key`'s bytes once, to a temp file that becomes the blob on ``commit()`` (fsync,
+        rename); ``abort()`` leaves nothing. The caller verifies what it writes (`xet.put_xorb_streaming`)."""
+        return LocalWriter(self, key)
 
     def publish_file(self, key: str, path: str | Path) -> BlobInfo:
         """Move a complete local file, already verified by the caller, under `key`: fsync, then one rename
