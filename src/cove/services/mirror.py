@@ -63,7 +63,7 @@ _down_until = 0.0  # the circuit breaker: time.monotonic() before which the upst
 _client: httpx.Client | None = None
 _markers: dict[str, dict | None] = {}  # storage key -> marker (a key never changes between mirror and not)
 _sources: dict[str, dict | None] = {}  # storage key -> its LFS source (`lfs_source`)
-_locks: dict[str, threading.Lock] = {}
+_locks: dict[int, threading.Lock] = {}  # lock slot (`single`) -> its thread lock
 _locks_guard = threading.Lock()
 _misses: dict[tuple[str, str], float] = {}  # (type, lower id) -> time.monotonic() until which it is a known miss
 _pools: dict[str, ThreadPoolExecutor] = {}  # off the request path: "talk" (discussion copies), "xet" (chunking)
@@ -175,15 +175,33 @@ def allowed(db: Session, bk: Backends, repo_type: str, repo_id: str) -> bool:
 # -- locks: one fetch at a time per name, in this process and across processes ----------------------------
 
 
+def _slot(bk: Backends, name: str) -> int:
+    """The lock slot of `name`: one of `COVE_MIRROR_LOCK_SLOTS`, by hash (the same in every process)."""
+    digest = hashlib.sha1(name.encode(), usedforsecurity=False).digest()
+    return int.from_bytes(digest[:8], "big") % max(1, bk.settings.mirror_lock_slots)
+
+
+def _slot_file(bk: Backends, slot: int) -> int:
+    """`os.open` of the lock file of `slot` under ``<data>/mirror-locks``; the folder made only when missing."""
+    path = bk.settings.data / "mirror-locks" / f"{slot:05d}"
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+
+
 @contextlib.contextmanager
 def single(bk: Backends, name: str) -> Iterator[None]:
-    digest = hashlib.sha1(name.encode(), usedforsecurity=False).hexdigest()
+    """Hold `name` (one fetch of a repo, its refs, its discussions, an LFS object) in this process and across
+    processes. Names share a fixed set of slots (a thread lock and an ``flock``'ed file each), so the names a
+    reader can make up (every missing repo id) never grow either: two names in one slot only wait on each other.
+    Never nested (two names held at once could deadlock on a shared slot)."""
+    slot = _slot(bk, name)
     with _locks_guard:
-        lock = _locks.setdefault(digest, threading.Lock())
+        lock = _locks.setdefault(slot, threading.Lock())
     with lock:
-        folder = bk.settings.data / "mirror-locks"
-        folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(folder / digest, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = _slot_file(bk, slot)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield

@@ -1,0 +1,95 @@
+"""What a mirror keeps bounded (issue 18, review): the lock files names that miss leave behind, how long the first
+discussions read waits on the background copy, and how often a failing copy is tried again. Two `cove serve`
+processes; the mirror's upstream is a proxy in front of the other that can hold, or garble, the upstream's
+discussion requests."""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+from huggingface_hub import HfApi
+from huggingface_hub.errors import RepositoryNotFoundError
+
+from tests.conftest import free_port, start_server, stop_server
+from tests.mirror.test_pull_through import _Forward, _Proxy, _upstream
+
+NAME = f"mb{uuid.uuid4().hex[:6]}"
+TTL = 4  # so a failed discussion copy is tried again after min(TTL, 30) = 4 s
+SLOTS = 4  # COVE_MIRROR_LOCK_SLOTS of the mirror
+WAIT = 1.0  # COVE_MIRROR_DISCUSSIONS_WAIT of the mirror
+
+
+class _Talk(_Forward):
+    """Discussion requests: held while the proxy's `hold` is set, answered with a body that is not JSON while
+    its `garble` is true; everything else forwarded."""
+
+    def _go(self) -> None:
+        srv = self.server
+        if "/discussions" in self.path:
+            hold: threading.Event | None = getattr(srv, "hold", None)
+            if hold is not None:
+                hold.wait(120)
+            if getattr(srv, "garble", False):
+                with srv.lock:  # type: ignore[attr-defined]
+                    srv.counts[self.path.split("?")[0]] += 1  # type: ignore[attr-defined]
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", "8")
+                self.end_headers()
+                self.wfile.write(b"not json")
+                return
+        super()._go()
+
+    do_GET = do_POST = do_HEAD = _go
+
+
+@pytest.fixture(scope="module")
+def hubs():
+    root = Path(tempfile.mkdtemp(prefix="cove-mirror-bounds-"))
+    up, token = _upstream(root, NAME)
+    proxy = _Proxy.running(up.endpoint, _Talk, hold=None, garble=False)
+    env = {"COVE_MIRROR_UPSTREAM": proxy.url, "COVE_MIRROR_TTL": str(TTL), "COVE_MIRROR_CONNECT_TIMEOUT": "2",
+           "COVE_MIRROR_ALLOW": f"{NAME}/*", "COVE_MIRROR_LOCK_SLOTS": str(SLOTS),
+           "COVE_MIRROR_DISCUSSIONS_WAIT": str(WAIT), "COVE_MIRROR_SYNC_INTERVAL": "0"}
+    mir = start_server(root / "mirror", free_port(), **env)
+    try:
+        yield {"up": up, "mirror": mir, "proxy": proxy, "api": HfApi(endpoint=up.endpoint, token=token)}
+    finally:
+        if proxy.hold is not None:
+            proxy.hold.set()
+        stop_server(mir.proc)
+        stop_server(up.proc)
+        proxy.shutdown()
+
+
+def _until(check, seconds: float = 30.0):  # noqa: ANN001, ANN202
+    deadline = time.monotonic() + seconds
+    while not (got := check()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return got
+
+
+def _repo_with_talk(api: HfApi, titles: list[str]) -> str:
+    repo_id = f"{NAME}/t-{uuid.uuid4().hex[:6]}"
+    api.create_repo(repo_id)
+    api.upload_file(path_or_fileobj=b"a\n", path_in_repo="a.txt", repo_id=repo_id)
+    for title in titles:
+        api.create_discussion(repo_id, title=title)
+    return repo_id
+
+
+def test_names_that_miss_leave_a_bounded_number_of_lock_files(hubs):
+    """30 repo ids the policy allows and the upstream lacks: each misses (404), and the mirror's lock files stay
+    within its lock slots. Before, every name left a lock file (and a thread lock) for good."""
+    mir = HfApi(endpoint=hubs["mirror"].endpoint, token=False)
+    for i in range(30):
+        with pytest.raises(RepositoryNotFoundError):
+            mir.model_info(f"{NAME}/missing-{i}-{uuid.uuid4().hex[:6]}")
+    locks = [p.name for p in (Path(hubs["mirror"].data) / "mirror-locks").iterdir()]
+    assert 0 < len(locks) <= SLOTS, locks
