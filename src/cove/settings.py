@@ -280,6 +280,9 @@ class Settings(BaseSettings):
     #: Lock slots of the mirror (a thread lock and a file under ``<data>/mirror-locks`` each): one fetch of a name
     #: (a repo, its refs, an LFS object) at a time, names hashed into this fixed set. The same in every process.
     mirror_lock_slots: int = 1024
+    #: Seconds the first discussions read of a new mirror waits for their first copy from the upstream (made in
+    #: the background) before it answers with what is stored so far.
+    mirror_discussions_wait: float = 3.0
     #: Seconds between syncs of the repos `cove mirror add` patterns name (0: no schedule).
     mirror_sync_interval: float = 600.0
     #: Seconds a scheduled sync pass holds the fleet's lease without renewing it (the pass renews it as it runs):

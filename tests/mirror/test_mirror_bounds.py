@@ -93,3 +93,27 @@ def test_names_that_miss_leave_a_bounded_number_of_lock_files(hubs):
             mir.model_info(f"{NAME}/missing-{i}-{uuid.uuid4().hex[:6]}")
     locks = [p.name for p in (Path(hubs["mirror"].data) / "mirror-locks").iterdir()]
     assert 0 < len(locks) <= SLOTS, locks
+
+
+def test_the_first_discussions_read_waits_a_bounded_time(hubs):
+    """The upstream holds its discussion requests: the first discussions read of a new mirror answers within
+    COVE_MIRROR_DISCUSSIONS_WAIT (with what is stored: nothing yet), and the discussions appear once the upstream
+    answers, on the API and on the Community page. Before, that read waited for the whole first copy."""
+    api, proxy, end = hubs["api"], hubs["proxy"], hubs["mirror"].endpoint
+    repo_id = _repo_with_talk(api, ["First question", "Second question"])
+    proxy.hold = threading.Event()
+    try:
+        assert httpx.get(f"{end}/api/models/{repo_id}", timeout=60).status_code == 200  # mirrored now
+        began = time.monotonic()
+        r = httpx.get(f"{end}/api/models/{repo_id}/discussions", timeout=WAIT + 10)
+        took = time.monotonic() - began
+        assert r.status_code == 200 and r.json()["discussions"] == []
+        assert took < WAIT + 5, took
+    finally:
+        proxy.hold.set()
+        proxy.hold = None
+    mir = HfApi(endpoint=end, token=False)
+    assert _until(lambda: {d.title for d in mir.get_repo_discussions(repo_id)} == {"First question",
+                                                                                   "Second question"})
+    page = httpx.get(f"{end}/{repo_id}/discussions", timeout=30)
+    assert page.status_code == 200 and "Second question" in page.text

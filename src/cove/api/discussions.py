@@ -37,7 +37,7 @@ def list_discussions(plural: str, ns: str, name: str, bk: Bk, actor: CurrentActo
                      author: Annotated[str | None, Query(max_length=96)] = None) -> dict:
     with bk.db.session() as db:
         repo = access.readable_repo(db, actor, repo_type_of(plural), f"{ns}/{name}")
-        if mirror.discussions_read(bk, repo):
+        if mirror.discussions_read(bk, repo, db):
             db.commit()  # copied just now in another session: read it
         where = [Discussion.repo_pk == repo.id]
         if type != "all":
@@ -97,7 +97,7 @@ def get_discussion(plural: str, ns: str, name: str, num: int, bk: Bk, actor: Cur
                    diff: Annotated[bool, Query()] = False) -> dict:
     with bk.db.session() as db:
         repo = access.readable_repo(db, actor, repo_type_of(plural), f"{ns}/{name}")
-        if mirror.discussions_read(bk, repo):
+        if mirror.discussions_read(bk, repo, db):
             db.commit()  # copied just now in another session: read it
         d = _discussion(db, repo, num)
         return _details(bk, db, repo, d, with_diff=diff)

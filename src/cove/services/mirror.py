@@ -67,7 +67,7 @@ _locks: dict[int, threading.Lock] = {}  # lock slot (`single`) -> its thread loc
 _locks_guard = threading.Lock()
 _misses: dict[tuple[str, str], float] = {}  # (type, lower id) -> time.monotonic() until which it is a known miss
 _pools: dict[str, ThreadPoolExecutor] = {}  # off the request path: "talk" (discussion copies), "xet" (chunking)
-_talk_queued: set[str] = set()  # storage keys whose discussion copy is queued or running in this process
+_talk_queued: dict[str, threading.Event] = {}  # storage key -> set when its queued (or running) copy ends
 
 
 class Unreachable(Exception):
@@ -494,36 +494,44 @@ def copy_discussions(bk: Backends, repo_pk: int, key: str, *, force: bool = Fals
         return True
 
 
-def discussions_later(bk: Backends, repo_pk: int, key: str) -> None:
-    """Queue a copy of a mirror's discussions in this process's background thread (once per repo at a time)."""
+def discussions_later(bk: Backends, repo_pk: int, key: str) -> threading.Event:
+    """Queue a copy of a mirror's discussions in this process's background thread (once per repo at a time);
+    the event is set when that copy ends."""
     with _locks_guard:
-        if key in _talk_queued:
-            return
-        _talk_queued.add(key)
+        if (done := _talk_queued.get(key)) is not None:
+            return done
+        done = _talk_queued[key] = threading.Event()
 
     def run() -> None:
         try:
             copy_discussions(bk, repo_pk, key)
         finally:
             with _locks_guard:
-                _talk_queued.discard(key)
+                _talk_queued.pop(key, None)
+            done.set()
 
     _background("talk", run)
+    return done
 
 
-def discussions_read(bk: Backends, repo: Repo) -> bool:
-    """Before a mirror's discussions are read here: the first read waits for their first copy (True: it was
-    made now, in another session); later reads answer from the copy at once, and queue a fresh one past the
-    TTL (served as last copied meanwhile, as offline)."""
+def discussions_read(bk: Backends, repo: Repo, db: Session | None = None) -> bool:
+    """Before a mirror's discussions are read here (API and pages): past the TTL, a fresh copy is queued in the
+    background, and the reader answers from what is stored (as last copied, as offline). Only the first read
+    of a mirror never copied waits for that copy, `COVE_MIRROR_DISCUSSIONS_WAIT` seconds at most, after ending
+    `db`'s transaction (no connection held meanwhile); True: the copy ended meanwhile (read it in a new
+    transaction)."""
     if not enabled(bk) or marker(bk, repo.storage_key) is None:
         return False
-    age = _talk_age(bk, repo.storage_key)
-    if age == float("inf"):
-        copy_discussions(bk, repo.id, repo.storage_key)
-        return True
-    if age > bk.settings.mirror_ttl:
-        discussions_later(bk, repo.id, repo.storage_key)
-    return False
+    pk, key = repo.id, repo.storage_key
+    age = _talk_age(bk, key)
+    if age <= bk.settings.mirror_ttl or not available():
+        return False
+    done = discussions_later(bk, pk, key)
+    if age != float("inf") or bk.settings.mirror_discussions_wait <= 0:
+        return False
+    if db is not None:
+        db.commit()
+    return done.wait(bk.settings.mirror_discussions_wait)
 
 
 # -- Xet: an upstream Xet file, after its first read, served over Xet here too --------------------------------

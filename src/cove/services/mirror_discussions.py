@@ -67,6 +67,7 @@ def sync(db: Session, bk: Backends, repo: Repo) -> int:
     have = {d.num: d for d in db.scalars(select(Discussion).where(Discussion.repo_pk == repo.id))}
     marks = {ev.discussion_pk: ev.data.get(_MARK) for ev in db.scalars(select(DiscussionEvent).where(
         DiscussionEvent.discussion_pk.in_([d.id for d in have.values()]), DiscussionEvent.type == "opening"))}
+    db.commit()  # no connection held across the upstream requests below
     changed = 0
     for item in listed:
         d = have.get(item["num"])
