@@ -101,11 +101,19 @@ class _CountedBody:
 
     def read(self, n: int = -1) -> bytes:
         data = self._body.read(n)
-        self.total += len(data)
-        xet.count(self._counter, len(data), repo=self._repo)
+        self._add(len(data))
+        return data
+
+    def readinto(self, buf) -> int:  # noqa: ANN001
+        n = self._body.readinto(buf)
+        self._add(n)
+        return n
+
+    def _add(self, n: int) -> None:
+        self.total += n
+        xet.count(self._counter, n, repo=self._repo)
         if self.total > self._limit:
             raise PayloadTooLarge(f"Body larger than {self._limit} bytes")
-        return data
 
 
 @router.post(P + "/v1/xorbs/{prefix}/{xorb_hash}")

@@ -6,6 +6,7 @@ No FastAPI here. Functions take the backends and already-read bodies (or spooled
 
 from __future__ import annotations
 
+import io
 import os
 import secrets
 import threading
@@ -285,17 +286,30 @@ def store_xorb(bk: Backends, claims: tokens.XetClaims, *, xorb_hex: str, body: B
     return True
 
 
-class _Tee:
-    """A reader that hands every byte it reads to ``sink`` too (the store's multipart writer)."""
+class _Tee(io.RawIOBase):
+    """A raw reader that hands every byte it reads to ``sink`` too (the store's writer). Read through an
+    ``io.BufferedReader``: the parser's small reads (record headers, ~64 KiB payloads) are served in C from
+    1 MiB blocks, and the sink gets 1 MiB writes."""
 
     def __init__(self, src: BinaryIO, sink: object) -> None:
+        super().__init__()
         self.src, self.sink = src, sink
 
-    def read(self, n: int = -1) -> bytes:
-        data = self.src.read(n)
-        if data and self.sink is not None:
-            self.sink.write(data)  # type: ignore[attr-defined]
-        return data
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:  # noqa: ANN001
+        view = memoryview(b).cast("B")
+        readinto = getattr(self.src, "readinto", None)
+        if readinto is not None:
+            n = readinto(view)
+        else:
+            data = self.src.read(len(view))
+            n = len(data)
+            view[:n] = data
+        if n and self.sink is not None:
+            self.sink.write(view[:n])  # type: ignore[attr-defined]
+        return n
 
 
 def put_xorb_streaming(bk: Backends, xorb_hex: str, body: BinaryIO, *, length: int | None = None,
@@ -309,7 +323,8 @@ def put_xorb_streaming(bk: Backends, xorb_hex: str, body: BinaryIO, *, length: i
     h = _xorb_hex(xorb_hex)
     sink = None if xorb_exists(bk, h) else bk.blobs.writer(f"xorbs/{h}")  # type: ignore[attr-defined]
     try:
-        info = xorb.parse_xorb(_Tee(body, sink), expected_hash=hashes.hex_to_hash(h))  # type: ignore[arg-type]
+        reader = io.BufferedReader(_Tee(body, sink), 1 << 20)
+        info = xorb.parse_xorb(reader, expected_hash=hashes.hex_to_hash(h))  # type: ignore[arg-type]
         if length is not None and info.total_len != length:
             raise XetFormatError(f"body has {info.total_len} bytes, expected {length}")
         if sink is not None:
