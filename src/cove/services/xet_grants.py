@@ -1,10 +1,10 @@
 """Xorb upload grants: the client asks for a grant, PUTs the body to its URL, then commits the grant.
 
-The grant URL is a signed Cove route. On local storage it stages the body under
-``xorb-staging/<xorb>-<grant>``; the commit validates it exactly like a direct upload and publishes it
-under ``xorbs/<xorb>`` by a rename. On an object store the body is validated while it streams to
-``xorbs/<xorb>`` itself (`store_direct`: no staging object, no read back) and the commit only adds the
-xorb to the caller's scope.
+The grant URL is a signed Cove route. On the local disk and on an object store (both have
+``blobs.writer``) the body is validated while it streams to ``xorbs/<xorb>`` itself (`store_direct`: no
+staging object, no read back) and the commit only adds the xorb to the caller's scope. A blob store
+without a writer stages the body under ``xorb-staging/<xorb>-<grant>``; the commit then validates it
+exactly like a direct upload and publishes it under ``xorbs/<xorb>`` by a rename.
 """
 
 from __future__ import annotations
