@@ -117,3 +117,25 @@ def test_the_first_discussions_read_waits_a_bounded_time(hubs):
                                                                                    "Second question"})
     page = httpx.get(f"{end}/{repo_id}/discussions", timeout=30)
     assert page.status_code == 200 and "Second question" in page.text
+
+
+def test_a_failed_discussion_copy_backs_off(hubs):
+    """The upstream's discussion list is not JSON: the copy fails, and the reads that follow answer from what is
+    stored without asking the upstream again until min(TTL, 30 s) has passed; then a read copies them. Before,
+    each read tried the copy again at once (one upstream request per read)."""
+    api, proxy, end = hubs["api"], hubs["proxy"], hubs["mirror"].endpoint
+    repo_id = _repo_with_talk(api, ["Garbled at first"])
+    listing = f"/api/models/{repo_id}/discussions"
+    proxy.garble = True
+    try:
+        assert httpx.get(f"{end}/api/models/{repo_id}", timeout=60).status_code == 200  # the copy is queued
+        assert _until(lambda: proxy.counts[listing] >= 1)
+        time.sleep(0.5)  # the failure is recorded
+        for _ in range(5):
+            r = httpx.get(f"{end}{listing}", timeout=30)
+            assert r.status_code == 200 and r.json()["discussions"] == []
+        assert proxy.counts[listing] <= 2, proxy.counts[listing]
+    finally:
+        proxy.garble = False
+    mir = HfApi(endpoint=end, token=False)
+    assert _until(lambda: [d.title for d in mir.get_repo_discussions(repo_id)] == ["Garbled at first"], 30)

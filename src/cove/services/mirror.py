@@ -48,6 +48,7 @@ PLURAL = {"model": "models", "dataset": "datasets", "space": "spaces"}
 MARKER = "cove-mirror"  # in the bare repo: JSON {type, id, upstream}; its presence makes a storage key a mirror
 STAMP = "cove-mirror-checked"  # in the bare repo: its mtime is when the branch heads were last checked
 TALK = "cove-mirror-discussions"  # in the bare repo: its mtime is when the discussions were last copied
+TALK_FAILED = "cove-mirror-discussions-failed"  # in the bare repo: its mtime is when copying them last failed
 #: In a duplicate of a mirror: JSON {type, id, upstream}, the upstream repo its LFS objects not stored yet come from.
 LFS_SOURCE = "cove-mirror-lfs"
 _SHA = re.compile(r"[0-9a-f]{40}")
@@ -464,33 +465,43 @@ def sync_repo(bk: Backends, repo_pk: int, key: str, *, force: bool, min_age: flo
 # -- discussions: copied off the request path --------------------------------------------------------------
 
 
-def _talk_age(bk: Backends, key: str) -> float:
+def _talk_age(bk: Backends, key: str, stamp: str = TALK) -> float:
     try:
-        return time.time() - (bk.repos.path(key) / TALK).stat().st_mtime
+        return time.time() - (bk.repos.path(key) / stamp).stat().st_mtime
     except OSError:
         return float("inf")
 
 
+def _backing_off(bk: Backends, key: str) -> bool:
+    """Whether the last copy of a mirror's discussions failed (in any process) less than min(TTL, 30 s) ago."""
+    return _talk_age(bk, key, TALK_FAILED) <= min(bk.settings.mirror_ttl, 30.0)
+
+
 def copy_discussions(bk: Backends, repo_pk: int, key: str, *, force: bool = False) -> bool:
     """Copy the upstream's discussions of a mirror (`mirror_discussions`) unless copied within the TTL (by this
-    or another process: one copy at a time per repo) and not `force`; a failure leaves the last copy. True
-    when copied now."""
+    or another process: one copy at a time per repo), or a copy failed less than min(TTL, 30 s) ago, and not
+    `force`; a failure leaves the last copy, and its time (`TALK_FAILED`). True when copied now."""
     from cove.services import mirror_discussions
 
+    path = bk.repos.path(key)
     with single(bk, f"talk\0{key}"):
-        if (not force and _talk_age(bk, key) <= bk.settings.mirror_ttl) or not available():
+        if not force and (_talk_age(bk, key) <= bk.settings.mirror_ttl or _backing_off(bk, key)):
+            return False
+        if not available():
             return False
         try:
             with bk.db.session() as db:
                 if (repo := db.get(Repo, repo_pk)) is None:
                     return False
                 mirror_discussions.sync(db, bk, repo)
-        except (Unreachable, Refused):
+        except Exception as exc:  # noqa: BLE001 - the git history is what a mirror must have; discussions follow later
+            if not isinstance(exc, Unreachable | Refused):
+                log.exception("mirror: copying the discussions of %s failed", key)
+            with contextlib.suppress(OSError):
+                (path / TALK_FAILED).touch()
             return False
-        except Exception:  # noqa: BLE001 - the git history is what a mirror must have; discussions follow later
-            log.exception("mirror: copying the discussions of %s failed", key)
-            return False
-        (bk.repos.path(key) / TALK).touch()
+        (path / TALK).touch()
+        (path / TALK_FAILED).unlink(missing_ok=True)
         return True
 
 
@@ -519,12 +530,12 @@ def discussions_read(bk: Backends, repo: Repo, db: Session | None = None) -> boo
     background, and the reader answers from what is stored (as last copied, as offline). Only the first read
     of a mirror never copied waits for that copy, `COVE_MIRROR_DISCUSSIONS_WAIT` seconds at most, after ending
     `db`'s transaction (no connection held meanwhile); True: the copy ended meanwhile (read it in a new
-    transaction)."""
+    transaction). A copy that failed is not tried again for min(TTL, 30 s)."""
     if not enabled(bk) or marker(bk, repo.storage_key) is None:
         return False
     pk, key = repo.id, repo.storage_key
     age = _talk_age(bk, key)
-    if age <= bk.settings.mirror_ttl or not available():
+    if age <= bk.settings.mirror_ttl or _backing_off(bk, key) or not available():
         return False
     done = discussions_later(bk, pk, key)
     if age != float("inf") or bk.settings.mirror_discussions_wait <= 0:
