@@ -5,6 +5,8 @@ discussion requests."""
 
 from __future__ import annotations
 
+import json
+import re
 import tempfile
 import threading
 import time
@@ -27,7 +29,8 @@ WAIT = 1.0  # COVE_MIRROR_DISCUSSIONS_WAIT of the mirror
 
 class _Talk(_Forward):
     """Discussion requests: held while the proxy's `hold` is set, answered with a body that is not JSON while
-    its `garble` is true; everything else forwarded."""
+    its `garble` is true, with a NUL and a lone surrogate put into every title and comment while its `poison` is
+    true; everything else forwarded."""
 
     def _go(self) -> None:
         srv = self.server
@@ -44,7 +47,28 @@ class _Talk(_Forward):
                 self.end_headers()
                 self.wfile.write(b"not json")
                 return
+            if getattr(srv, "poison", False) and self.command == "GET":
+                self._poisoned()
+                return
         super()._go()
+
+    def _poisoned(self) -> None:
+        srv = self.server
+        body = srv.client.get(srv.target + self.path).json()  # type: ignore[attr-defined]
+        bad = " \x00\ud800!"
+        for d in body.get("discussions", []):
+            d["title"] += bad
+        if re.search(r"/discussions/\d+$", self.path.split("?")[0]):
+            body["title"] += bad
+            for e in body.get("events", []):
+                if e.get("type") == "comment":
+                    e["data"]["latest"]["raw"] += bad
+        data = json.dumps(body).encode()  # ASCII: "\u0000", "\ud800"
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
     do_GET = do_POST = do_HEAD = _go
 
@@ -53,7 +77,7 @@ class _Talk(_Forward):
 def hubs():
     root = Path(tempfile.mkdtemp(prefix="cove-mirror-bounds-"))
     up, token = _upstream(root, NAME)
-    proxy = _Proxy.running(up.endpoint, _Talk, hold=None, garble=False)
+    proxy = _Proxy.running(up.endpoint, _Talk, hold=None, garble=False, poison=False)
     env = {"COVE_MIRROR_UPSTREAM": proxy.url, "COVE_MIRROR_TTL": str(TTL), "COVE_MIRROR_CONNECT_TIMEOUT": "2",
            "COVE_MIRROR_ALLOW": f"{NAME}/*", "COVE_MIRROR_LOCK_SLOTS": str(SLOTS),
            "COVE_MIRROR_DISCUSSIONS_WAIT": str(WAIT), "COVE_MIRROR_SYNC_INTERVAL": "0"}
@@ -139,3 +163,20 @@ def test_a_failed_discussion_copy_backs_off(hubs):
         proxy.garble = False
     mir = HfApi(endpoint=end, token=False)
     assert _until(lambda: [d.title for d in mir.get_repo_discussions(repo_id)] == ["Garbled at first"], 30)
+
+
+def test_upstream_text_a_database_refuses_is_cleaned(hubs):
+    """Upstream discussion titles and comments holding a NUL (PostgreSQL refuses it) and a lone surrogate (no
+    encoder takes it): copied without them, so one such comment does not stop the copy of every later one.
+    Before, storing it raised and the discussions never appeared."""
+    api, proxy, end = hubs["api"], hubs["proxy"], hubs["mirror"].endpoint
+    repo_id = _repo_with_talk(api, ["Odd text"])
+    proxy.poison = True
+    try:
+        assert httpx.get(f"{end}/api/models/{repo_id}", timeout=60).status_code == 200
+        mir = HfApi(endpoint=end, token=False)
+        assert _until(lambda: [d.title for d in mir.get_repo_discussions(repo_id)] == ["Odd text ?!"], 20)
+        details = mir.get_discussion_details(repo_id, 1)
+        assert details.title == "Odd text ?!"
+    finally:
+        proxy.poison = False

@@ -27,6 +27,23 @@ _PAGES = 200  # 50 a page: at most 10,000 discussions per repo are mirrored
 _MARK = "mirror"  # in the opening event's data: the upstream's [title, status, numComments] when copied
 
 
+def _text(value: object) -> str:
+    """`value` as text a database can hold: no NUL (PostgreSQL refuses it), no lone surrogate (a JSON escape
+    such as ``\\ud800``, which no encoder takes): one bad comment upstream must not stop every later copy."""
+    return str(value).replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+
+
+def _clean(value: object) -> object:
+    """A JSON value (an event's data) with every string in it made `_text`."""
+    if isinstance(value, str):
+        return _text(value)
+    if isinstance(value, dict):
+        return {_text(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    return value
+
+
 def _when(value: object) -> datetime:
     try:
         return datetime.fromisoformat(str(value).replace("Z", "+00:00")).astimezone(UTC).replace(tzinfo=None)
@@ -36,18 +53,19 @@ def _when(value: object) -> datetime:
 
 def _name(event: dict) -> str:
     author = event.get("author")
-    return str((author or {}).get("name") or "deleted")[:96] if isinstance(author, dict) else "deleted"
+    return _text((author or {}).get("name") or "deleted")[:96] if isinstance(author, dict) else "deleted"
 
 
 def _raw(event: dict) -> tuple[str, bool]:
     """A comment event's text (its latest version) and whether it is hidden."""
     data = event.get("data") if isinstance(event.get("data"), dict) else {}
     latest = data.get("latest") if isinstance(data.get("latest"), dict) else {}
-    return str(latest.get("raw") or data.get("raw") or ""), bool(data.get("hidden"))
+    return _text(latest.get("raw") or data.get("raw") or ""), bool(data.get("hidden"))
 
 
 def _fingerprint(item: dict) -> list:
-    return [str(item.get("title") or ""), str(item.get("status") or ""), item.get("numComments")]
+    count = item.get("numComments")
+    return [_text(item.get("title") or ""), _text(item.get("status") or ""), count if isinstance(count, int) else None]
 
 
 def sync(db: Session, bk: Backends, repo: Repo) -> int:
@@ -95,7 +113,7 @@ def _store(db: Session, repo: Repo, d: Discussion | None, item: dict, details: d
     else:
         db.execute(delete(DiscussionEvent).where(DiscussionEvent.discussion_pk == d.id))
     status = str(details.get("status") or "open")
-    d.title = str(details.get("title") or "")[:300]
+    d.title = _text(details.get("title") or "")[:300]
     d.status = status if status in _STATUSES else "open"
     d.author = _name(details)
     d.is_pull_request = bool(details.get("isPullRequest"))
@@ -112,7 +130,7 @@ def _store(db: Session, repo: Repo, d: Discussion | None, item: dict, details: d
             raw, hide = _raw(e)
             data: dict = {"raw": raw, "hidden": hide}
         else:
-            data = dict(e.get("data") or {}) if isinstance(e.get("data"), dict) else {}
+            data = _clean(e.get("data")) if isinstance(e.get("data"), dict) else {}  # type: ignore[assignment]
         db.add(DiscussionEvent(discussion_pk=d.id, type=kind, author=_name(e), data=data,
                                created_at=_when(e.get("createdAt"))))
     db.flush()
