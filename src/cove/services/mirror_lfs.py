@@ -10,12 +10,13 @@ lock per oid across processes (a reader in another process waits for the blob in
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import os
 import queue
 import tempfile
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
@@ -281,7 +282,7 @@ def _receive(bk: Backends, url: str, headers: dict[str, str], part: Path, p: Pen
         if fetcher not in ("auto", "splice") or not mirror_fetch.can_splice(url):
             break
         try:
-            return _receive_splice(bk, url, headers, part, p, path, flight)
+            return _receive_native(bk, mirror_fetch.splice_into, url, headers, part, p, path, flight)
         except mirror_fetch.Redirected as exc:
             if _origin(exc.location) != _origin(url):
                 headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
@@ -290,7 +291,8 @@ def _receive(bk: Backends, url: str, headers: dict[str, str], part: Path, p: Pen
         raise mirror.Unreachable(f"the upstream redirected more than {_MAX_REDIRECTS} times for {path}")
     curl = mirror_fetch.curl_path("auto" if fetcher == "splice" else fetcher)
     if curl is not None:
-        return _receive_curl(bk, curl, url, headers, part, p, path, flight)
+        return _receive_native(bk, functools.partial(mirror_fetch.fetch_into, curl), url, headers, part, p, path,
+                               flight)
     return _receive_httpx(bk, url, headers, os.open(part, os.O_WRONLY), part, p, path, flight)
 
 
@@ -299,11 +301,11 @@ def _origin(url: str) -> tuple[str, str | None, int | None]:
     return u.scheme, u.host, u.port
 
 
-def _receive_splice(bk: Backends, url: str, headers: dict[str, str], part: Path, p: Pending, path: str | None,
-                    flight: _Flight) -> hashlib._Hash:
-    """The bytes into `part` by `mirror_fetch.splice_into` (plain HTTP, zero-copy): readers see each block once
-    it is written (hashed meanwhile; the last byte waits for the check). `mirror_fetch.Redirected` for a
-    redirect."""
+def _receive_native(bk: Backends, fetch: Callable[..., hashlib._Hash], url: str, headers: dict[str, str],
+                    part: Path, p: Pending, path: str | None, flight: _Flight) -> hashlib._Hash:
+    """The bytes into `part` by `fetch` (`mirror_fetch.splice_into`, plain HTTP and zero-copy, or a bound
+    `mirror_fetch.fetch_into` of curl): readers see each block once it is written (hashed meanwhile; the last
+    byte waits for the check). `mirror_fetch.Redirected` for a redirect of the spliced fetch."""
     global upstream_fetches
     sent = {"User-Agent": "cove-mirror", **headers}
     if bk.settings.mirror_token and _upstream_origin(bk, url):
@@ -318,43 +320,12 @@ def _receive_splice(bk: Backends, url: str, headers: dict[str, str], part: Path,
 
     upstream_fetches += 1
     try:
-        return mirror_fetch.splice_into(url, sent, part, p.size, on_bytes=on_bytes,
-                                        connect_timeout=bk.settings.mirror_connect_timeout)
+        return fetch(url, sent, part, p.size, on_bytes=on_bytes, connect_timeout=bk.settings.mirror_connect_timeout)
     except mirror_fetch.HttpStatus as exc:
         if exc.status >= 500:
             mirror.trip(bk)
         raise mirror.Unreachable(f"the upstream answered {exc.status} for {path}") from exc
     except mirror_fetch.TransportFailed as exc:  # refused, timed out, stalled, or cut mid-way
-        mirror.trip(bk)
-        raise mirror.Unreachable(str(exc)) from exc
-    except mirror_fetch.TooLarge as exc:
-        raise BlobVerificationError(str(exc)) from exc
-
-
-def _receive_curl(bk: Backends, curl: str, url: str, headers: dict[str, str], part: Path, p: Pending,
-                  path: str | None, flight: _Flight) -> hashlib._Hash:
-    """The bytes into `part` by curl (`mirror_fetch`): readers see each block once it is written and hashed."""
-    global upstream_fetches
-    sent = {"User-Agent": "cove-mirror", **headers}
-    if bk.settings.mirror_token and _upstream_origin(bk, url):
-        sent["Authorization"] = f"Bearer {bk.settings.mirror_token}"
-    with flight.cond:
-        flight.part = part
-
-    def on_bytes(n: int) -> None:
-        with flight.cond:
-            flight.started = True
-            flight.advance(n)
-
-    upstream_fetches += 1
-    try:
-        return mirror_fetch.fetch_into(curl, url, sent, part, p.size, on_bytes=on_bytes,
-                                       connect_timeout=bk.settings.mirror_connect_timeout)
-    except mirror_fetch.HttpStatus as exc:
-        if exc.status >= 500:
-            mirror.trip(bk)
-        raise mirror.Unreachable(f"the upstream answered {exc.status} for {path}") from exc
-    except mirror_fetch.TransportFailed as exc:  # refused, timed out, or cut mid-way
         mirror.trip(bk)
         raise mirror.Unreachable(str(exc)) from exc
     except mirror_fetch.TooLarge as exc:
