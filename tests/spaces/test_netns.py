@@ -51,7 +51,7 @@ def test_one_namespace_thread_makes_every_connection(monkeypatch: pytest.MonkeyP
             socket.create_connection(("127.0.0.1", port), timeout=2).close()
         ns_fd = os.open(f"/proc/{app.pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         try:
-            connect = netns.connector(ns_fd, "127.0.0.1", port)
+            connect = netns.Connector(ns_fd, "127.0.0.1", port)
             for i in range(5):
                 with connect() as s:
                     s.sendall(b"hi %d" % i)

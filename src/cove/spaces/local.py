@@ -175,8 +175,8 @@ class LocalRunner(Runner):
                 ns_fd = os.open(f"/proc/{proc.pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
                 isolation.append(ns_fd)
                 out = netns.in_netns(ns_fd, lambda: netns.listener("127.0.0.1", inside_port))
-                isolation.append(netns.Forwarder(out, netns.connector(None, cove_host, s.port), f"space-out-{port}"))
-                isolation.append(netns.Forwarder(into, netns.connector(ns_fd, "127.0.0.1", port), f"space-in-{port}"))
+                isolation.append(netns.Forwarder(out, netns.Connector(None, cove_host, s.port), f"space-out-{port}"))
+                isolation.append(netns.Forwarder(into, netns.Connector(ns_fd, "127.0.0.1", port), f"space-in-{port}"))
             except BaseException:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)

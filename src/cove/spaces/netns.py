@@ -169,8 +169,3 @@ class Connector:
     def close(self) -> None:
         if self._maker is not None:
             self._maker.shutdown(wait=False)
-
-
-def connector(ns_fd: int | None, host: str, port: int) -> Connector:
-    """Connects to host:port, from inside the namespace `ns_fd` (None: Cove's own); see `Connector`."""
-    return Connector(ns_fd, host, port)
