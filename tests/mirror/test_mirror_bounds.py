@@ -20,6 +20,7 @@ from huggingface_hub.errors import RepositoryNotFoundError
 
 from tests.conftest import free_port, start_server, stop_server
 from tests.mirror.test_pull_through import _Forward, _Proxy, _upstream
+from tests.mirror.test_refresh import _until
 
 NAME = f"mb{uuid.uuid4().hex[:6]}"
 TTL = 4  # so a failed discussion copy is tried again after min(TTL, 30) = 4 s
@@ -90,13 +91,6 @@ def hubs():
         stop_server(mir.proc)
         stop_server(up.proc)
         proxy.shutdown()
-
-
-def _until(check, seconds: float = 30.0):  # noqa: ANN001, ANN202
-    deadline = time.monotonic() + seconds
-    while not (got := check()) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    return got
 
 
 def _repo_with_talk(api: HfApi, titles: list[str]) -> str:
